@@ -1,0 +1,117 @@
+"""The `od-guard` command.
+
+Exit codes (stable, for CI):
+  0  ok: the command ran and found nothing to report against;
+  1  findings: `diff` found differences;
+  2  bad input or usage: a typed od_guard error (missing path, corrupt file ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from od_guard import __version__
+from od_guard import errors
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, but usage errors become typed od_guard errors (exit 2)."""
+
+  def error(self, message: str):
+    raise errors.UsageError(f"{self.prog}: {message}.", received=" ".join(sys.argv[1:]),
+                            fix=f"See `{self.prog} --help`.")
+
+
+def _depth(value: str) -> int:
+  try:
+    n = int(value)
+  except ValueError:
+    n = 0
+  if n < 1:
+    raise argparse.ArgumentTypeError(f"--depth must be a whole number >= 1, got {value!r}")
+  return n
+
+
+def _print_json(payload: dict) -> None:
+  json.dump(payload, sys.stdout, indent=2, sort_keys=False)
+  sys.stdout.write("\n")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+  from od_guard import inventory, inventory_text
+  inv = inventory.read_inventory(args.path)
+  if args.json:
+    _print_json(inv.to_dict(depth=args.depth, with_variables=args.variables))
+  else:
+    print(inventory_text.render_inventory(inv, depth=args.depth))
+  return EXIT_OK
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+  from od_guard import checkpoint_diff, inventory, inventory_text
+  d = checkpoint_diff.diff(inventory.read_inventory(args.a),
+                           inventory.read_inventory(args.b))
+  if args.json:
+    _print_json(d.to_dict())
+  else:
+    print(inventory_text.render_diff(d))
+  return EXIT_OK if d.identical else EXIT_FINDINGS
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="od-guard", description=(
+      "Check checkpoints before training starts on the wrong weights."))
+  parser.add_argument("--version", action="version", version=f"od_guard {__version__}")
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  p = sub.add_parser("inspect", help="list a checkpoint's contents from its metadata",
+                     description="List a checkpoint's saved values (names, shapes, "
+                     "dtypes, sizes) grouped by prefix, without reading tensor values.")
+  p.add_argument("path", help="checkpoint prefix, .index/.data file, directory, SavedModel "
+                 "directory, Keras .weights.h5/.h5/.keras file, or a tf.io.gfile URI")
+  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.inventory/1)")
+  p.add_argument("--depth", type=_depth, default=3, help="prefix depth of the tree (default 3)")
+  p.add_argument("--variables", action="store_true",
+                 help="with --json: include every saved value, not only the totals")
+  p.set_defaults(func=_cmd_inspect)
+
+  p = sub.add_parser("diff", help="compare two checkpoints by key, shape and dtype",
+                     description="Compare two checkpoints: keys added, removed, and "
+                     "changed in shape or dtype. Exit 1 when they differ.")
+  p.add_argument("a")
+  p.add_argument("b")
+  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.diff/1)")
+  p.set_defaults(func=_cmd_diff)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the command; returns its exit code."""
+  try:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+  except errors.OdGuardError as e:
+    json_mode = argv is not None and "--json" in argv or argv is None and "--json" in sys.argv
+    if json_mode:
+      _print_json(e.to_dict())
+    print(f"od-guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
+    return e.exit_code
+  except KeyboardInterrupt:
+    print("od-guard: interrupted", file=sys.stderr)
+    return 130
+
+
+def run() -> None:
+  """Console-script entry point."""
+  sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,328 @@
+"""Pure-Python reader for TensorFlow's tensor-bundle index (``<prefix>.index``).
+
+The index of a TF checkpoint is a LevelDB-format sorted table. Its values are
+``BundleEntryProto`` messages (one per saved tensor) plus, under the empty key,
+a ``BundleHeaderProto``. Reading it needs no TensorFlow: this module decodes the
+table and the two small protos by hand, so that listing a checkpoint costs
+milliseconds instead of the seconds TensorFlow takes to import.
+
+Only metadata is read. Tensor values are never touched, except for the one
+string tensor that holds the object graph (see `read_string_scalar`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+from typing import BinaryIO, Iterator
+
+from od_guard import errors
+from od_guard import fileio
+
+_MAGIC = 0xDB4775248B80FB57
+_FOOTER_SIZE = 48
+_BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked CRC32C.
+_NO_COMPRESSION = 0
+_SNAPPY_COMPRESSION = 1
+
+# tensorflow/core/framework/types.proto, DataType enum (the values that occur in
+# checkpoints). Reference types (value + 100) are mapped to their base type.
+DTYPE_NAMES: dict[int, str] = {
+    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16",
+    6: "int8", 7: "string", 8: "complex64", 9: "int64", 10: "bool",
+    11: "qint8", 12: "quint8", 13: "qint32", 14: "bfloat16", 15: "qint16",
+    16: "quint16", 17: "uint16", 18: "complex128", 19: "float16",
+    20: "resource", 21: "variant", 22: "uint32", 23: "uint64",
+    24: "float8_e5m2", 25: "float8_e4m3fn", 29: "int4", 30: "uint4",
+}
+DTYPE_SIZES: dict[str, int] = {
+    "float32": 4, "float64": 8, "int32": 4, "uint8": 1, "int16": 2,
+    "int8": 1, "complex64": 8, "int64": 8, "bool": 1, "qint8": 1,
+    "quint8": 1, "qint32": 4, "bfloat16": 2, "qint16": 2, "quint16": 2,
+    "uint16": 2, "complex128": 16, "float16": 2, "uint32": 4, "uint64": 8,
+    "float8_e5m2": 1, "float8_e4m3fn": 1,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleEntry:
+  """One saved tensor, as the index describes it.
+
+  Attributes:
+    key: the checkpoint key (``tf.train.list_variables`` name).
+    dtype: numpy-style dtype name, e.g. ``"float32"``.
+    shape: the tensor's shape.
+    shard_id: which ``.data-NNNNN-of-MMMMM`` file holds the bytes.
+    offset: byte offset of the tensor in that shard.
+    size: number of bytes the tensor takes in that shard.
+    sliced: True for a partitioned variable (saved as slices).
+  """
+
+  key: str
+  dtype: str
+  shape: tuple[int, ...]
+  shard_id: int
+  offset: int
+  size: int
+  sliced: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleHeader:
+  num_shards: int
+  big_endian: bool
+  version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleIndex:
+  header: BundleHeader
+  entries: tuple[BundleEntry, ...]
+
+
+def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
+  return errors.CorruptCheckpointError(
+      f"The checkpoint index {path!r} is damaged: {detail}.",
+      received=f"{path} ({_size_text(path)})",
+      fix=("Copy the checkpoint again from its source (an interrupted copy or "
+           "download leaves a truncated index), or point at another checkpoint."),
+  )
+
+
+def _size_text(path: str) -> str:
+  try:
+    return f"{fileio.getsize(path):,} bytes"
+  except OSError:
+    return "size unknown"
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+  result = 0
+  shift = 0
+  while True:
+    b = buf[pos]
+    pos += 1
+    result |= (b & 0x7F) << shift
+    if not b & 0x80:
+      return result, pos
+    shift += 7
+    if shift > 63:
+      raise ValueError("varint too long")
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
+  """Yields (field number, wire type, value) of a serialized protobuf."""
+  pos = 0
+  end = len(buf)
+  while pos < end:
+    tag, pos = _varint(buf, pos)
+    field, wire = tag >> 3, tag & 7
+    if wire == 0:
+      value, pos = _varint(buf, pos)
+    elif wire == 2:
+      n, pos = _varint(buf, pos)
+      value = buf[pos:pos + n]
+      if len(value) != n:
+        raise ValueError("length-delimited field runs past the end")
+      pos += n
+    elif wire == 5:
+      value = buf[pos:pos + 4]
+      pos += 4
+    elif wire == 1:
+      value = buf[pos:pos + 8]
+      pos += 8
+    else:
+      raise ValueError(f"unsupported wire type {wire}")
+    yield field, wire, value
+
+
+def _decode_shape(buf: bytes) -> tuple[int, ...]:
+  dims = []
+  for field, _, value in _fields(buf):
+    if field == 2:  # repeated Dim dim
+      size = 0
+      for f, _, v in _fields(value):
+        if f == 1:
+          size = v
+      if size >= 1 << 63:  # int64 -1 for unknown dimensions.
+        size -= 1 << 64
+      dims.append(size)
+  return tuple(dims)
+
+
+def _decode_entry(key: str, buf: bytes) -> BundleEntry:
+  dtype = 0
+  shape: tuple[int, ...] = ()
+  shard_id = offset = size = 0
+  sliced = False
+  for field, _, value in _fields(buf):
+    if field == 1:
+      dtype = value
+    elif field == 2:
+      shape = _decode_shape(value)
+    elif field == 3:
+      shard_id = value
+    elif field == 4:
+      offset = value
+    elif field == 5:
+      size = value
+    elif field == 7:
+      sliced = True
+  if dtype > 100:
+    dtype -= 100
+  return BundleEntry(key=key, dtype=DTYPE_NAMES.get(dtype, f"dtype_{dtype}"),
+                     shape=shape, shard_id=shard_id, offset=offset, size=size,
+                     sliced=sliced)
+
+
+def _decode_header(buf: bytes) -> BundleHeader:
+  num_shards = 0
+  big_endian = False
+  version = 0
+  for field, _, value in _fields(buf):
+    if field == 1:
+      num_shards = value
+    elif field == 2:
+      big_endian = value == 1
+    elif field == 3:
+      for f, _, v in _fields(value):
+        if f == 1:
+          version = v
+  return BundleHeader(num_shards=num_shards, big_endian=big_endian,
+                      version=version)
+
+
+def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
+  if offset + size + _BLOCK_TRAILER_SIZE > file_size:
+    raise ValueError(
+        f"a block at bytes {offset}..{offset + size} lies past the end of the "
+        f"{file_size}-byte file")
+  f.seek(offset)
+  raw = f.read(size + _BLOCK_TRAILER_SIZE)
+  kind = raw[size]
+  data = raw[:size]
+  if kind == _NO_COMPRESSION:
+    return data
+  if kind == _SNAPPY_COMPRESSION:
+    import cramjam  # Imported here: only compressed blocks need it.
+    return bytes(cramjam.snappy.decompress_raw(data))
+  raise ValueError(f"unknown block compression type {kind}")
+
+
+def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
+  if len(block) < 4:
+    raise ValueError("a block is shorter than its restart count")
+  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+  limit = len(block) - 4 - 4 * num_restarts
+  if limit < 0:
+    raise ValueError("a block's restart array does not fit in the block")
+  pos = 0
+  key = b""
+  while pos < limit:
+    shared, pos = _varint(block, pos)
+    non_shared, pos = _varint(block, pos)
+    value_len, pos = _varint(block, pos)
+    if shared > len(key) or pos + non_shared + value_len > limit:
+      raise ValueError("a block entry runs past the end of its block")
+    key = key[:shared] + block[pos:pos + non_shared]
+    pos += non_shared
+    yield key, block[pos:pos + value_len]
+    pos += value_len
+
+
+def read_index(path: str) -> BundleIndex:
+  """Reads a tensor-bundle index file.
+
+  Args:
+    path: the ``<prefix>.index`` file.
+
+  Returns:
+    The header and every entry, in key order.
+
+  Raises:
+    CorruptCheckpointError: the file is truncated or not a LevelDB table of
+      bundle entries.
+    NotACheckpointError: the file is empty or carries no table magic at all.
+  """
+  with fileio.open_binary(path) as f:
+    f.seek(0, os.SEEK_END)
+    file_size = f.tell()
+    if file_size == 0:
+      raise errors.NotACheckpointError(
+          f"The checkpoint index {path!r} is empty.",
+          received=f"{path} (0 bytes)",
+          fix=("An empty index is left by a save that was interrupted or a copy "
+               "that failed; copy or save the checkpoint again."))
+    if file_size < _FOOTER_SIZE:
+      raise _corrupt(path, f"it has {file_size} bytes, fewer than the "
+                     f"{_FOOTER_SIZE}-byte footer every index ends with")
+    f.seek(file_size - _FOOTER_SIZE)
+    footer = f.read(_FOOTER_SIZE)
+    (magic,) = struct.unpack_from("<Q", footer, _FOOTER_SIZE - 8)
+    if magic != _MAGIC:
+      raise _corrupt(path, "it does not end with the table magic number "
+                     "(the file is truncated, or is not a checkpoint index)")
+    try:
+      pos = 0
+      _, pos = _varint(footer, pos)  # metaindex offset
+      _, pos = _varint(footer, pos)  # metaindex size
+      index_offset, pos = _varint(footer, pos)
+      index_size, pos = _varint(footer, pos)
+      index_block = _read_block(f, file_size, index_offset, index_size)
+      header = None
+      entries = []
+      for _, handle in _block_entries(index_block):
+        offset, p = _varint(handle, 0)
+        size, _ = _varint(handle, p)
+        block = _read_block(f, file_size, offset, size)
+        for key, value in _block_entries(block):
+          if not key:
+            header = _decode_header(value)
+          else:
+            entries.append(_decode_entry(key.decode("utf-8"), value))
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
+      raise _corrupt(path, str(e) or type(e).__name__) from e
+    except Exception as e:  # cramjam raises its own DecompressionError.
+      if type(e).__name__ == "DecompressionError":
+        raise _corrupt(path, f"a compressed block does not decompress ({e})") from e
+      raise
+  if header is None:
+    raise _corrupt(path, "it has no bundle header entry")
+  return BundleIndex(header=header, entries=tuple(entries))
+
+
+def shard_path(prefix: str, shard_id: int, num_shards: int) -> str:
+  """Returns the data-shard file name TensorFlow uses for a shard."""
+  return f"{prefix}.data-{shard_id:05d}-of-{num_shards:05d}"
+
+
+def read_string_scalar(prefix: str, entry: BundleEntry,
+                       num_shards: int) -> bytes:
+  """Reads a scalar DT_STRING tensor (such as the object graph) from its shard.
+
+  A string tensor is stored as the varint lengths of its elements, a 4-byte
+  checksum of those lengths, then the bytes of the elements.
+
+  Raises:
+    CorruptCheckpointError: the shard is shorter than the index says.
+  """
+  path = shard_path(prefix, entry.shard_id, num_shards)
+  with fileio.open_binary(path) as f:
+    f.seek(entry.offset)
+    raw = f.read(entry.size)
+  if len(raw) != entry.size:
+    raise errors.CorruptCheckpointError(
+        f"The data shard {path!r} is shorter than its index says.",
+        received=(f"{path} ({_size_text(path)}); the index places "
+                  f"{entry.key!r} at bytes {entry.offset}..{entry.offset + entry.size}"),
+        fix="Copy the checkpoint's data shard again from its source.")
+  try:
+    length, pos = _varint(raw, 0)
+  except IndexError as e:
+    raise _corrupt(path, f"the string tensor {entry.key!r} is unreadable") from e
+  pos += 4  # masked CRC32C of the length varints.
+  value = raw[pos:pos + length]
+  if len(value) != length:
+    raise _corrupt(path, f"the string tensor {entry.key!r} is truncated")
+  return value

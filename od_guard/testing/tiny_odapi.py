@@ -1,0 +1,159 @@
+"""Tiny Object Detection API set-ups: shrunk zoo configs, synthetic TFRecords,
+models built and saved by the OD API itself.
+
+A zoo config is kept as published except for what makes it small and local:
+image size, number of classes, batch size, steps, input paths, and bfloat16
+(TPU-only) turned off. Config handling needs only protobuf; building a model or
+writing TFRecords imports TensorFlow and the OD API (with `odapi_compat`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from od_guard import fileio
+
+
+def _pipeline_pb2():
+  from object_detection.protos import pipeline_pb2  # protobuf only, no TF.
+  return pipeline_pb2
+
+
+def load_pipeline_config(path: str):
+  """Parses a pipeline.config strictly with the OD API's own protos."""
+  from google.protobuf import text_format
+  config = _pipeline_pb2().TrainEvalPipelineConfig()
+  with open(path, encoding="utf-8") as f:
+    text_format.Merge(f.read(), config)
+  return config
+
+
+def meta_architecture(config) -> str:
+  return config.model.WhichOneof("model")
+
+
+def shrink_pipeline_config(
+    config,
+    *,
+    image_size: int = 64,
+    num_classes: int = 3,
+    batch_size: int = 2,
+    num_steps: int = 2,
+    train_record: str | None = None,
+    label_map: str | None = None,
+    fine_tune_checkpoint: str | None = None,
+    fine_tune_checkpoint_type: str | None = None,
+):
+  """Returns a copy of `config` made small enough to build and train on a CPU."""
+  small = _pipeline_pb2().TrainEvalPipelineConfig()
+  small.CopyFrom(config)
+  arch = getattr(small.model, meta_architecture(small))
+  arch.num_classes = num_classes
+  arch.image_resizer.Clear()
+  arch.image_resizer.fixed_shape_resizer.height = image_size
+  arch.image_resizer.fixed_shape_resizer.width = image_size
+  if meta_architecture(small) == "faster_rcnn":
+    arch.first_stage_max_proposals = min(arch.first_stage_max_proposals or 300, 16)
+    arch.second_stage_batch_size = min(arch.second_stage_batch_size or 64, 8)
+  train = small.train_config
+  train.batch_size = batch_size
+  train.num_steps = num_steps
+  train.use_bfloat16 = False
+  del train.data_augmentation_options[:]
+  if train.HasField("optimizer"):
+    # Zoo schedules warm up over thousands of steps; a constant rate keeps
+    # a two-step run meaningful.
+    opt_name = train.optimizer.WhichOneof("optimizer")
+    opt = getattr(train.optimizer, opt_name)
+    opt.learning_rate.Clear()
+    opt.learning_rate.constant_learning_rate.learning_rate = 0.001
+  if fine_tune_checkpoint is not None:
+    train.fine_tune_checkpoint = fine_tune_checkpoint
+  if fine_tune_checkpoint_type is not None:
+    train.fine_tune_checkpoint_type = fine_tune_checkpoint_type
+  for reader in [small.train_input_reader, *small.eval_input_reader]:
+    if label_map is not None:
+      reader.label_map_path = label_map
+    if train_record is not None:
+      reader.tf_record_input_reader.ClearField("input_path")
+      reader.tf_record_input_reader.input_path.append(train_record)
+  return small
+
+
+def write_pipeline_config(config, path: str) -> str:
+  from google.protobuf import text_format
+  fileio.atomic_write_text(path, text_format.MessageToString(config))
+  return path
+
+
+def write_label_map(path: str, num_classes: int) -> str:
+  items = "".join(f'item {{\n  id: {i}\n  name: "class_{i}"\n}}\n'
+                  for i in range(1, num_classes + 1))
+  fileio.atomic_write_text(path, items)
+  return path
+
+
+def write_synthetic_tfrecord(path: str, *, num_examples: int = 4, image_size: int = 64,
+                             num_classes: int = 3, seed: int = 0) -> str:
+  """Writes TFRecords of random images, each with one box, in the OD API's format."""
+  import numpy as np
+  import tensorflow as tf
+  rng = np.random.default_rng(seed)
+
+  def feature(values, kind):
+    if kind == "bytes":
+      return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    if kind == "float":
+      return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with tf.io.TFRecordWriter(path) as writer:
+    for i in range(num_examples):
+      image = rng.integers(0, 255, (image_size, image_size, 3), dtype=np.uint8)
+      encoded = tf.io.encode_png(image).numpy()
+      x0, y0 = rng.uniform(0.05, 0.45, 2)
+      x1, y1 = x0 + rng.uniform(0.2, 0.5), y0 + rng.uniform(0.2, 0.5)
+      label = int(i % num_classes) + 1
+      example = tf.train.Example(features=tf.train.Features(feature={
+          "image/height": feature([image_size], "int"),
+          "image/width": feature([image_size], "int"),
+          "image/filename": feature([f"synthetic_{i}.png".encode()], "bytes"),
+          "image/source_id": feature([str(i).encode()], "bytes"),
+          "image/encoded": feature([encoded], "bytes"),
+          "image/format": feature([b"png"], "bytes"),
+          "image/object/bbox/xmin": feature([x0], "float"),
+          "image/object/bbox/xmax": feature([min(x1, 0.99)], "float"),
+          "image/object/bbox/ymin": feature([y0], "float"),
+          "image/object/bbox/ymax": feature([min(y1, 0.99)], "float"),
+          "image/object/class/text": feature([f"class_{label}".encode()], "bytes"),
+          "image/object/class/label": feature([label], "int"),
+      }))
+      writer.write(example.SerializeToString())
+  return path
+
+
+def build_model(config, *, is_training: bool = True):
+  """Builds the detection model of `config` and creates its variables.
+
+  The variables come from one forward pass on a zero image of the configured
+  size; no input pipeline is needed.
+  """
+  from od_guard import odapi_compat
+  odapi_compat.apply()
+  import tensorflow as tf
+  from object_detection.builders import model_builder
+  model = model_builder.build(model_config=config.model, is_training=is_training)
+  resizer = getattr(config.model, meta_architecture(config)).image_resizer
+  size = resizer.fixed_shape_resizer
+  image = tf.zeros([1, size.height, size.width, 3], tf.float32)
+  preprocessed, shapes = model.preprocess(image)
+  model.predict(preprocessed, shapes)
+  return model
+
+
+def save_detection_checkpoint(model, directory: str) -> str:
+  """Saves `model` the way model_main_tf2 does (root object 'model'); returns the prefix."""
+  import tensorflow as tf
+  ckpt = tf.train.Checkpoint(model=model)
+  return ckpt.save(os.path.join(directory, "ckpt"))

@@ -1,0 +1,171 @@
+"""Checkpoints written by TensorFlow itself, once per test session.
+
+Every fixture here writes a real checkpoint with real TensorFlow / Keras / the
+OD API: nothing is mocked. The expensive ones are session-scoped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+REALWORLD = SHARED / "realworld"
+USER_CKPTS = REALWORLD / "user_checkpoints"
+ZOO = REALWORLD / "zoo_configs"
+SIGN_LANGUAGE = USER_CKPTS / "sign_language_ssd_mobilenet_v2_fpnlite_320"
+BITEWING = USER_CKPTS / "bitewing_efficientdet_d0"
+
+HAS_ODAPI = importlib.util.find_spec("object_detection") is not None
+
+
+def keras3_available() -> bool:
+  try:
+    import keras
+  except ImportError:
+    return False
+  return int(keras.__version__.split(".")[0]) >= 3
+
+
+def run_cli(*args: str, check_tf: bool = False, env: dict | None = None,
+            launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+  """Runs `od-guard ARGS` in a fresh interpreter, as a user would.
+
+  With check_tf, the process also reports on stderr's last line whether
+  TensorFlow got imported.
+  """
+  code = ("import sys\nfrom od_guard import cli\nrc = cli.main(sys.argv[1:])\n")
+  if check_tf:
+    code += "print('TF_IMPORTED=' + str('tensorflow' in sys.modules), file=sys.stderr)\n"
+  code += "sys.exit(rc)\n"
+  full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+  return subprocess.run([*(launcher or []), sys.executable, "-c", code, *args],
+                        capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def tf_listing(prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
+  """What TensorFlow itself says a checkpoint holds: key -> (shape, dtype)."""
+  import tensorflow as tf
+  reader = tf.train.load_checkpoint(prefix)
+  dtypes = reader.get_variable_to_dtype_map()
+  return {name: (tuple(shape), dtypes[name].name)
+          for name, shape in tf.train.list_variables(prefix)}
+
+
+@pytest.fixture(scope="session")
+def tf():
+  import tensorflow
+  return tensorflow
+
+
+@pytest.fixture(scope="session")
+def keras_tf_checkpoint(tmp_path_factory, tf):
+  """A tf.keras/tf-keras model trained one step, saved with tf.train.Checkpoint
+  together with its optimizer (so the checkpoint has slots and bookkeeping)."""
+  import numpy as np
+  import tf_keras as keras
+  directory = tmp_path_factory.mktemp("keras_tf_ckpt")
+  inputs = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
+  x = keras.layers.BatchNormalization(name="stem_bn")(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  outputs = keras.layers.Dense(3, name="class.head/logits")(x)
+  model = keras.Model(inputs, outputs)
+  model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+  model.fit(np.zeros((2, 8, 8, 3)), np.zeros((2, 3)), verbose=0)
+  ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+  return ckpt.save(str(directory / "ckpt"))
+
+
+@pytest.fixture(scope="session")
+def tf1_checkpoint(tmp_path_factory, tf):
+  """A TF1 name-based checkpoint, written by tf.compat.v1.train.Saver in graph mode."""
+  directory = tmp_path_factory.mktemp("tf1_ckpt")
+  v1 = tf.compat.v1
+  with tf.Graph().as_default():
+    with v1.variable_scope("FeatureExtractor/MobilenetV2/Conv"):
+      w = v1.get_variable("weights", [3, 3, 3, 8])
+    with v1.variable_scope("BoxPredictor_0/ClassPredictor"):
+      c = v1.get_variable("weights", [1, 1, 8, 12])
+    global_step = v1.train.get_or_create_global_step()
+    loss = tf.reduce_sum(w) + tf.reduce_sum(c)
+    train_op = v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, global_step=global_step)
+    saver = v1.train.Saver()
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      sess.run(train_op)
+      return saver.save(sess, str(directory / "model.ckpt"), global_step=global_step)
+
+
+@pytest.fixture(scope="session")
+def saved_model_dir(tmp_path_factory, tf):
+  directory = tmp_path_factory.mktemp("saved_model") / "export"
+
+  class Head(tf.Module):
+    def __init__(self):
+      super().__init__()
+      self.kernel = tf.Variable(tf.zeros([4, 2]), name="kernel")
+      self.bias = tf.Variable(tf.zeros([2]), name="bias")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def __call__(self, x):
+      return tf.matmul(x, self.kernel) + self.bias
+
+  tf.saved_model.save(Head(), str(directory))
+  return str(directory)
+
+
+@pytest.fixture(scope="session")
+def keras2_h5(tmp_path_factory, tf):
+  """A Keras 2 HDF5 weights file (tf-keras `save_weights('x.h5')`)."""
+  import tf_keras as keras
+  directory = tmp_path_factory.mktemp("keras2_h5")
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"),
+                            keras.layers.Dense(2, name="d2")])
+  path = str(directory / "weights.h5")
+  model.save_weights(path)
+  return path
+
+
+@pytest.fixture(scope="session")
+def keras3_files(tmp_path_factory, tf):
+  """A Keras 3 `.weights.h5` and `.keras` of the same model (Keras 3 only)."""
+  if not keras3_available():
+    pytest.skip("Keras 3 is the modern environment's; this one has Keras 2")
+  import keras
+  import numpy as np
+  directory = tmp_path_factory.mktemp("keras3")
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"),
+                            keras.layers.BatchNormalization(name="bn"),
+                            keras.layers.Dense(2, name="d2")])
+  model.compile(optimizer="adam", loss="mse")
+  model.fit(np.zeros((2, 4)), np.zeros((2, 2)), verbose=0)
+  weights = str(directory / "model.weights.h5")
+  archive = str(directory / "model.keras")
+  model.save_weights(weights)
+  model.save(archive)
+  return weights, archive
+
+
+@pytest.fixture(scope="session")
+def odapi_checkpoint(tmp_path_factory):
+  """An OD API SSD MobileNet V2 FPNLite model from the zoo config, shrunk to
+  64x64 and 3 classes, built by the OD API's model builder and saved the way
+  model_main_tf2 saves (root object 'model')."""
+  if not HAS_ODAPI:
+    pytest.skip("the OD API is the odapi environment's")
+  from od_guard.testing import tiny_odapi
+  config = tiny_odapi.load_pipeline_config(
+      str(ZOO / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config"))
+  small = tiny_odapi.shrink_pipeline_config(config, image_size=64, num_classes=3)
+  model = tiny_odapi.build_model(small)
+  directory = tmp_path_factory.mktemp("odapi_ckpt")
+  return tiny_odapi.save_detection_checkpoint(model, str(directory))
