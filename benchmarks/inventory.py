@@ -1,0 +1,148 @@
+"""Benchmark: reading a checkpoint's inventory with od_guard versus TensorFlow.
+
+Writes a ~2 GB TF2 checkpoint with ~50,000 variables, then measures, alternating
+round by round:
+  (a) the whole `od-guard inspect --json PATH` process;
+  (b) a whole process doing `import tensorflow; tf.train.list_variables(PATH)`;
+  (c) a full `tf.train.Checkpoint(...).restore(PATH)` of the same variables, timed
+      in-process after imports and variable creation (run in its own process so
+      that its peak RSS is its own).
+Prints one JSON line: median times, ratios b/a and c/a, peak RSS of each.
+Targets: b/a >= 20, c/a >= 100, od-guard peak RSS < 100 MB.
+
+Usage: python benchmarks/inventory.py [--variables 50000] [--gigabytes 2] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# The model: `blocks` blocks of `per_block` variables, each of `width` floats,
+# tracked as model/blocks/<i>/<j> like a real layered model.
+_BUILD = """
+import tensorflow as tf
+class Block(tf.Module):
+  def __init__(self, n, width):
+    super().__init__()
+    self.kernels = [tf.Variable(tf.zeros([width]), name=f"k{j}") for j in range(n)]
+class Net(tf.Module):
+  def __init__(self, blocks, n, width):
+    super().__init__()
+    self.blocks = [Block(n, width) for _ in range(blocks)]
+"""
+
+_WRITE = _BUILD + """
+import sys
+blocks, n, width, prefix = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+net = Net(blocks, n, width)
+for b in net.blocks:
+  for v in b.kernels:
+    v.assign(tf.random.uniform([width]))
+print(tf.train.Checkpoint(model=net).save(prefix))
+"""
+
+_RESTORE = _BUILD + """
+import json, resource, sys, time
+blocks, n, width, prefix = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+net = Net(blocks, n, width)
+t = time.perf_counter()
+tf.train.Checkpoint(model=net).restore(prefix).assert_consumed()
+elapsed = time.perf_counter() - t
+print(json.dumps({"seconds": elapsed}))
+"""
+
+_LIST = """
+import sys
+import tensorflow as tf
+print(len(tf.train.list_variables(sys.argv[1])))
+"""
+
+
+def _run(argv: list[str], env: dict) -> tuple[float, float, str]:
+  """Runs a process; returns (wall seconds, peak RSS in MB, stdout)."""
+  t = time.perf_counter()
+  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+  out = proc.stdout.read()
+  _, status, usage = os.wait4(proc.pid, 0)
+  elapsed = time.perf_counter() - t
+  proc.returncode = os.waitstatus_to_exitcode(status)
+  if proc.returncode != 0:
+    raise SystemExit(f"benchmark step failed ({proc.returncode}): {' '.join(argv[:4])}")
+  return elapsed, usage.ru_maxrss / 1024, out.decode()
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--variables", type=int, default=50_000)
+  parser.add_argument("--gigabytes", type=float, default=2.0)
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+  args = parser.parse_args()
+
+  per_block = 100
+  blocks = max(1, args.variables // per_block)
+  width = int(args.gigabytes * 1e9 / 4 / (blocks * per_block))
+  env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+  workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="od_guard_bench_"))
+  workdir.mkdir(parents=True, exist_ok=True)
+  try:
+    print(f"writing {blocks * per_block:,} variables x {width:,} floats "
+          f"({blocks * per_block * width * 4 / 1e9:.2f} GB) to {workdir} ...",
+          file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    _, _, out = _run([sys.executable, "-c", _WRITE, str(blocks), str(per_block), str(width),
+                      str(workdir / "ckpt")], env)
+    prefix = out.strip().splitlines()[-1]
+    print(f"written in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    size = sum(p.stat().st_size for p in workdir.iterdir())
+
+    times = {"a": [], "b": [], "c": []}
+    rss = {"a": 0.0, "b": 0.0, "c": 0.0}
+    for r in range(args.rounds):
+      secs, peak, _ = _run([sys.executable, "-m", "od_guard", "inspect", "--json", prefix], env)
+      times["a"].append(secs)
+      rss["a"] = max(rss["a"], peak)
+      secs, peak, _ = _run([sys.executable, "-c", _LIST, prefix], env)
+      times["b"].append(secs)
+      rss["b"] = max(rss["b"], peak)
+      _, peak, out = _run([sys.executable, "-c", _RESTORE, str(blocks), str(per_block),
+                           str(width), prefix], env)
+      times["c"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+      rss["c"] = max(rss["c"], peak)
+      print(f"round {r + 1}/{args.rounds}: a={times['a'][-1]:.3f}s b={times['b'][-1]:.2f}s "
+            f"c={times['c'][-1]:.2f}s", file=sys.stderr, flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(json.dumps({
+        "benchmark": "inventory",
+        "variables": blocks * per_block,
+        "checkpoint_bytes": size,
+        "rounds": args.rounds,
+        "inspect_seconds": round(med["a"], 4),
+        "tf_list_variables_process_seconds": round(med["b"], 3),
+        "tf_restore_seconds": round(med["c"], 3),
+        "ratio_list_over_inspect": round(med["b"] / med["a"], 1),
+        "ratio_restore_over_inspect": round(med["c"] / med["a"], 1),
+        "inspect_peak_rss_mb": round(rss["a"], 1),
+        "tf_list_variables_peak_rss_mb": round(rss["b"], 1),
+        "tf_restore_peak_rss_mb": round(rss["c"], 1),
+        "targets_met": med["b"] / med["a"] >= 20 and med["c"] / med["a"] >= 100
+                       and rss["a"] < 100,
+    }))
+  finally:
+    if args.workdir is None:
+      shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  main()
