@@ -24,7 +24,8 @@ rm -rf "$venv"
 quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 quiet "$venv/bin/python" -m pip install -q --upgrade pip
 quiet "$venv/bin/python" -m pip install -q -r "$constraints"
-quiet "$venv/bin/python" -m pip install -q --no-deps -e .
+# compat mode: a plain .pth entry, no import-hook finder to load at start-up.
+quiet "$venv/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
 "$venv/bin/python" -m pip check
 echo "$want" > "$stamp"
 echo "[$name] ready"

@@ -12,6 +12,8 @@ Faster R-CNN's two stages. Anything else is ``other``.
 
 from __future__ import annotations
 
+import functools
+
 BACKBONE = "backbone"
 NECK = "neck"
 BOX_HEAD = "box_head"
@@ -47,6 +49,27 @@ _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# Leaf names of variables (and list indices): they never carry a component, so
+# paths that end in one are classified by their parent, which many variables
+# share (cached).
+_LEAVES = frozenset({
+    "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance",
+    "depthwise_kernel", "pointwise_kernel", "weights", "biases", "embeddings",
+    "scale", "offset", "variance", "mean",
+})
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _classify_lowered(lowered: str) -> str:
+  for component, fragments in _RULES:
+    if any(f in lowered for f in fragments):
+      return component
+  return OTHER
+
+
+_BY_HEAD: dict[str, str] = {}
+
+
 def classify(path: str) -> str:
   """Returns the component of a model variable, given its path.
 
@@ -56,8 +79,10 @@ def classify(path: str) -> str:
   Returns:
     One of BACKBONE, NECK, BOX_HEAD, CLASS_HEAD, OTHER.
   """
-  lowered = path.lower()
-  for component, fragments in _RULES:
-    if any(f in lowered for f in fragments):
-      return component
-  return OTHER
+  head, _, leaf = path.rpartition("/")
+  if head and (leaf in _LEAVES or leaf.isdigit()):
+    component = _BY_HEAD.get(head)
+    if component is None:
+      component = _BY_HEAD[head] = _classify_lowered(head.lower() + "/")
+    return component
+  return _classify_lowered(path.lower())

@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from od_guard import checkpoint_path
 from od_guard import components
 from od_guard import errors
 from od_guard import fileio
+from od_guard import object_graph as object_graph_lib
 from od_guard import tensor_bundle
 
 SCHEMA = "od_guard.inventory/1"
@@ -41,8 +42,15 @@ SHARDS_MISSING = "missing"
 SHARDS_NOT_APPLICABLE = "n/a"
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+# How much of the object graph to read.
+OBJECT_GRAPH_NONE = "none"
+OBJECT_GRAPH_SUMMARY = "summary"
+OBJECT_GRAPH_FULL = "full"
 _ATTRIBUTES = "/.ATTRIBUTES/"
 _SLOT = "/.OPTIMIZER_SLOT/"
+_SLOT_MARK = ".OPTIMIZER_SLOT"
+_OPTIMIZER_ROOTS = frozenset({"optimizer", "_optimizer", "optimizer_state"})
 _ESCAPE = re.compile(r"\.(.)")
 _BOOKKEEPING_NAMES = frozenset({
     "save_counter", "step", "global_step", "iterations", "iter", "epoch",
@@ -67,13 +75,17 @@ def split_key(key: str) -> tuple[tuple[str, ...], str]:
   """
   head, sep, attribute = key.rpartition(_ATTRIBUTES)
   if not sep:
-    return tuple(unescape(c) for c in key.split("/")), ""
+    head, attribute = key, ""
+  if "." not in head:  # nothing escaped: the common case
+    return tuple(head.split("/")), attribute
   return tuple(unescape(c) for c in head.split("/")), attribute
 
 
-@dataclasses.dataclass(frozen=True)
-class Variable:
+class Variable(NamedTuple):
   """One saved value.
+
+  A NamedTuple rather than a dataclass: checkpoints hold tens of thousands of
+  values and this record is built for each.
 
   Attributes:
     key: the key in the checkpoint (`tf.train.list_variables` name, or the
@@ -103,7 +115,7 @@ class Variable:
     return math.prod(self.shape) if self.shape else 1
 
   def to_dict(self) -> dict:
-    d = dataclasses.asdict(self)
+    d = self._asdict()
     d["shape"] = list(self.shape)
     d["num_params"] = self.num_params
     return d
@@ -115,22 +127,33 @@ class Totals:
   params: int = 0
   bytes: int = 0
 
-  def add(self, v: Variable) -> "Totals":
-    return Totals(self.tensors + 1, self.params + v.num_params, self.bytes + v.nbytes)
-
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
 
 
+def sum_by(variables: Iterable[Variable], key) -> dict:
+  """Totals of `variables` grouped by key(variable), in one pass."""
+  acc: dict = {}
+  for v in variables:
+    k = key(v)
+    a = acc.get(k)
+    if a is None:
+      a = acc[k] = [0, 0, 0]
+    a[0] += 1
+    a[1] += math.prod(v.shape) if v.shape else 1
+    a[2] += v.nbytes
+  return {k: Totals(*a) for k, a in acc.items()}
+
+
 @dataclasses.dataclass(frozen=True)
-class ObjectGraphSummary:
-  """What the object graph says, when it could be read."""
+class Summary:
+  """Totals of an inventory: overall, per kind, per component (model values
+  only), and per path prefix."""
 
-  num_nodes: int
-  root_children: tuple[str, ...]
-
-  def to_dict(self) -> dict:
-    return {"num_nodes": self.num_nodes, "root_children": list(self.root_children)}
+  totals: Totals
+  by_kind: dict[str, Totals]
+  by_component: dict[str, Totals]
+  groups: list[tuple[str, Totals]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +169,8 @@ class Inventory:
     missing_shards: the data-shard files that are absent.
     object_graph: a summary of the object graph, or None where it is absent
       (TF1, Keras files) or unreadable (missing data shard).
-    object_graph_proto: the parsed `TrackableObjectGraph`, or None.
+    object_graph_proto: the parsed `TrackableObjectGraph` when read with
+      OBJECT_GRAPH_FULL, else None.
     num_shards: data shards the index names (0 for Keras files).
     notes: facts worth telling the user (how the path resolved, what could
       not be read).
@@ -157,7 +181,7 @@ class Inventory:
   variables: tuple[Variable, ...]
   data_shards: str
   missing_shards: tuple[str, ...] = ()
-  object_graph: ObjectGraphSummary | None = None
+  object_graph: object_graph_lib.ObjectGraphSummary | None = None
   object_graph_proto: object | None = dataclasses.field(default=None, compare=False, repr=False)
   num_shards: int = 0
   notes: tuple[str, ...] = ()
@@ -173,36 +197,57 @@ class Inventory:
     return {v.key: v for v in self.variables}
 
   def totals(self, variables: Iterable[Variable] | None = None) -> Totals:
-    t = Totals()
-    for v in self.variables if variables is None else variables:
-      t = t.add(v)
-    return t
+    if variables is None:
+      return self.summarize().totals
+    return sum_by(variables, lambda v: None).get(None, Totals())
 
   def totals_by_kind(self) -> dict[str, Totals]:
-    out = {k: Totals() for k in KINDS}
-    for v in self.variables:
-      out[v.kind] = out[v.kind].add(v)
-    return out
+    return self.summarize().by_kind
 
   def totals_by_component(self) -> dict[str, Totals]:
     """Totals of model values per detector component (empty ones left out)."""
-    out: dict[str, Totals] = {}
-    for v in self.variables:
-      if v.kind == MODEL:
-        out[v.component] = out.get(v.component, Totals()).add(v)
-    return {c: out[c] for c in components.ALL if c in out}
+    return self.summarize().by_component
 
-  def groups(self, depth: int, kinds: Sequence[str] = KINDS) -> list[tuple[str, Totals]]:
+  def groups(self, depth: int) -> list[tuple[str, Totals]]:
     """Totals per path prefix of `depth` components, in path order."""
-    out: dict[str, Totals] = {}
+    return self.summarize(depth).groups
+
+  def summarize(self, depth: int = 1) -> "Summary":
+    """All totals in one pass over the variables."""
+    acc: dict[tuple[str, str, str], list[int]] = {}
+    prod = math.prod
     for v in self.variables:
-      if v.kind in kinds:
-        prefix = "/".join(v.path.split("/")[:depth])
-        out[prefix] = out.get(prefix, Totals()).add(v)
-    return sorted(out.items())
+      key = (v.kind, v.component, "/".join(v.path.split("/", depth)[:depth]))
+      a = acc.get(key)
+      if a is None:
+        a = acc[key] = [0, 0, 0]
+      a[0] += 1
+      a[1] += prod(v.shape) if v.shape else 1
+      a[2] += v.nbytes
+
+    def fold(select) -> dict:
+      out: dict = {}
+      for key, a in acc.items():
+        k = select(key)
+        if k is None:
+          continue
+        b = out.setdefault(k, [0, 0, 0])
+        b[0] += a[0]
+        b[1] += a[1]
+        b[2] += a[2]
+      return {k: Totals(*b) for k, b in out.items()}
+
+    by_kind = fold(lambda k: k[0])
+    by_component = fold(lambda k: k[1] if k[0] == MODEL else None)
+    return Summary(
+        totals=fold(lambda k: "all").get("all", Totals()),
+        by_kind={k: by_kind.get(k, Totals()) for k in KINDS},
+        by_component={c: by_component[c] for c in components.ALL if c in by_component},
+        groups=sorted(fold(lambda k: k[2]).items()))
 
   def to_dict(self, *, depth: int = 3, with_variables: bool = False) -> dict:
     """The JSON form (schema ``od_guard.inventory/1``, see docs/json_schema.md)."""
+    summary = self.summarize(depth)
     d = {
         "schema": SCHEMA,
         "given": self.resolved.given,
@@ -214,19 +259,17 @@ class Inventory:
         "num_shards": self.num_shards,
         "object_graph": self.object_graph.to_dict() if self.object_graph else None,
         "notes": list(self.notes),
-        "totals": self.totals().to_dict(),
-        "totals_by_kind": {k: t.to_dict() for k, t in self.totals_by_kind().items()},
-        "components": {c: t.to_dict() for c, t in self.totals_by_component().items()},
-        "groups": [{"prefix": p, **t.to_dict()} for p, t in self.groups(depth)],
+        "totals": summary.totals.to_dict(),
+        "totals_by_kind": {k: t.to_dict() for k, t in summary.by_kind.items()},
+        "components": {c: t.to_dict() for c, t in summary.by_component.items()},
+        "groups": [{"prefix": p, **t.to_dict()} for p, t in summary.groups],
     }
     if with_variables:
       d["variables"] = [v.to_dict() for v in self.variables]
     return d
 
 
-def _nbytes(shape: tuple[int, ...], dtype: str, stored: int | None = None) -> int:
-  if stored is not None and (stored or dtype not in tensor_bundle.DTYPE_SIZES):
-    return stored
+def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
   return (math.prod(shape) if shape else 1) * tensor_bundle.DTYPE_SIZES.get(dtype, 0)
 
 
@@ -249,7 +292,7 @@ def _classify_tf2(path: tuple[str, ...], key: str, shape: tuple[int, ...],
   if _SLOT in key:
     primary = key.split(_SLOT, 1)[0]
     return OPTIMIZER_SLOT, "/".join(unescape(c) for c in primary.split("/"))
-  if path and path[0] in ("optimizer", "_optimizer", "optimizer_state"):
+  if path and path[0] in _OPTIMIZER_ROOTS:
     return _optimizer_kind(path[-1], shape, dtype), ""
   if len(path) == 1 and path[0] in _BOOKKEEPING_NAMES:
     return BOOKKEEPING, ""
@@ -272,24 +315,8 @@ def _is_object_based(keys: Iterable[str]) -> bool:
   return any(k == OBJECT_GRAPH_KEY or _ATTRIBUTES in k for k in keys)
 
 
-def _read_object_graph(prefix: str, entry: tensor_bundle.BundleEntry,
-                       num_shards: int):
-  from tensorboard.compat.proto import trackable_object_graph_pb2  # Protobuf only, no TF.
-  from google.protobuf import message
-  raw = tensor_bundle.read_string_scalar(prefix, entry, num_shards)
-  graph = trackable_object_graph_pb2.TrackableObjectGraph()
-  try:
-    graph.ParseFromString(raw)
-  except message.DecodeError as e:
-    raise errors.CorruptCheckpointError(
-        f"The object graph in {prefix!r} does not decode.",
-        received=f"{len(raw):,} bytes at offset {entry.offset}",
-        fix="Copy the checkpoint's data shard again from its source.") from e
-  return graph
-
-
 def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
-                        read_object_graph: bool) -> Inventory:
+                        object_graph: str) -> Inventory:
   prefix = resolved.path
   index_path = prefix + ".index"
   if not fileio.exists(index_path):
@@ -316,24 +343,38 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
     fmt = TF2_OBJECT_BASED if object_based else TF1_NAME_BASED
   names = frozenset(keys)
   variables = []
+  append = variables.append
+  classify = components.classify
   graph_entry = None
+  # The hot loop of `od-guard inspect`: kept free of helper calls for the
+  # common TF2 key, '<path>/.ATTRIBUTES/VARIABLE_VALUE' with nothing escaped.
   for e in index.entries:
-    if e.key == OBJECT_GRAPH_KEY:
+    key = e.key
+    if key == OBJECT_GRAPH_KEY:
       graph_entry = e
       continue
     if object_based:
-      path_parts, attribute = split_key(e.key)
-      kind, slot_of = _classify_tf2(path_parts, e.key, e.shape, e.dtype)
-      path = "/".join(path_parts)
+      head, sep, attribute = key.rpartition(_ATTRIBUTES)
+      if sep and "." not in head and _SLOT_MARK not in head:
+        path = head
+        root = head.split("/", 1)[0]
+        if root in _OPTIMIZER_ROOTS:
+          kind = _optimizer_kind(head.rsplit("/", 1)[-1], e.shape, e.dtype)
+        elif root == head and root in _BOOKKEEPING_NAMES:
+          kind = BOOKKEEPING
+        else:
+          kind = MODEL
+        slot_of = ""
+      else:
+        path_parts, attribute = split_key(key)
+        kind, slot_of = _classify_tf2(path_parts, key, e.shape, e.dtype)
+        path = "/".join(path_parts)
     else:
       attribute = ""
-      path = e.key
-      kind, slot_of = _classify_tf1(e.key, names)
-    component = components.classify(path) if kind == MODEL else ""
-    variables.append(Variable(
-        key=e.key, path=path, attribute=attribute, kind=kind, component=component,
-        shape=e.shape, dtype=e.dtype, nbytes=_nbytes(e.shape, e.dtype, e.size),
-        slot_of=slot_of))
+      path = key
+      kind, slot_of = _classify_tf1(key, names)
+    append(Variable(key, path, attribute, kind, classify(path) if kind == MODEL else "",
+                    e.shape, e.dtype, e.size or _nbytes(e.shape, e.dtype), slot_of))
   summary = None
   proto = None
   if missing:
@@ -341,12 +382,11 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
         "data shard missing: " + ", ".join(fileio.basename(m) for m in missing)
         + "; names, shapes and dtypes come from the index, but tensor values and "
         "the object graph cannot be checked")
-  elif graph_entry is not None and read_object_graph:
-    proto = _read_object_graph(prefix, graph_entry, num_shards)
-    root = proto.nodes[0] if proto.nodes else None
-    summary = ObjectGraphSummary(
-        num_nodes=len(proto.nodes),
-        root_children=tuple(c.local_name for c in root.children) if root else ())
+  elif graph_entry is not None and object_graph != OBJECT_GRAPH_NONE:
+    raw = tensor_bundle.read_string_scalar(prefix, graph_entry, num_shards)
+    summary = object_graph_lib.summarize(raw, prefix)
+    if object_graph == OBJECT_GRAPH_FULL:
+      proto = object_graph_lib.parse(raw, prefix)
   if fmt == TF1_NAME_BASED:
     notes.append("TF1 name-based checkpoint (no object graph): TF2 code restores it "
                  "only by variable name")
@@ -355,12 +395,15 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
                    object_graph_proto=proto, num_shards=num_shards, notes=tuple(notes))
 
 
-def read_inventory(path: str, *, read_object_graph: bool = True) -> Inventory:
+def read_inventory(path: str, *, object_graph: str = "summary") -> Inventory:
   """Reads a checkpoint's inventory from its metadata.
 
   Args:
     path: anything `checkpoint_path.resolve` accepts.
-    read_object_graph: parse the TF2 object graph when the data shard is there.
+    object_graph: how much of a TF2 object graph to read when the data shard
+      is there: OBJECT_GRAPH_NONE, OBJECT_GRAPH_SUMMARY (node count and root
+      children; the default) or OBJECT_GRAPH_FULL (also the parsed message in
+      `Inventory.object_graph_proto`, which matching needs).
 
   Returns:
     The inventory.
@@ -370,7 +413,7 @@ def read_inventory(path: str, *, read_object_graph: bool = True) -> Inventory:
   """
   resolved = checkpoint_path.resolve(path)
   if resolved.container == checkpoint_path.TF_CHECKPOINT:
-    return _read_tf_checkpoint(resolved, read_object_graph)
+    return _read_tf_checkpoint(resolved, object_graph)
   from od_guard import keras_weights  # h5py is only needed for Keras files.
   fmt, records = keras_weights.read(resolved.path, resolved.container)
   variables = tuple(

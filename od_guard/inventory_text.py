@@ -35,11 +35,12 @@ def _totals_text(t: inventory.Totals) -> str:
 
 def _tree_lines(inv: inventory.Inventory, depth: int) -> list[str]:
   """A tree of path prefixes down to `depth`, numbered siblings folded."""
+  split = [(v, tuple(v.path.split("/"))) for v in inv.variables]
   nodes: dict[tuple[str, ...], inventory.Totals] = {}
-  for v in inv.variables:
-    parts = tuple(v.path.split("/"))
-    for d in range(1, min(depth, len(parts)) + 1):
-      nodes[parts[:d]] = nodes.get(parts[:d], inventory.Totals()).add(v)
+  for d in range(1, depth + 1):
+    at_depth = [(v, parts[:d]) for v, parts in split if len(parts) >= d]
+    lookup = {id(v): key for v, key in at_depth}
+    nodes.update(inventory.sum_by((v for v, _ in at_depth), lambda v: lookup[id(v)]))
   lines: list[str] = []
 
   def walk(parent: tuple[str, ...]) -> None:
@@ -56,11 +57,9 @@ def _tree_lines(inv: inventory.Inventory, depth: int) -> list[str]:
       else:
         stem = label.split("{", 1)[0]
         members = [c for c in children if c.startswith(stem) and c[len(stem):].isdigit()]
-        total = inventory.Totals()
-        for c in members:
-          t = nodes[parent + (c,)]
-          total = inventory.Totals(total.tensors + t.tensors, total.params + t.params,
-                                   total.bytes + t.bytes)
+        parts = [nodes[parent + (c,)] for c in members]
+        total = inventory.Totals(sum(t.tensors for t in parts), sum(t.params for t in parts),
+                                 sum(t.bytes for t in parts))
         lines.append(f"  {indent}{label:<{max(1, 60 - len(indent))}} {_totals_text(total)}")
 
   walk(())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 from od_guard import errors
 from od_guard import fileio
@@ -45,9 +45,11 @@ DTYPE_SIZES: dict[str, int] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class BundleEntry:
+class BundleEntry(NamedTuple):
   """One saved tensor, as the index describes it.
+
+  A NamedTuple rather than a dataclass: indexes hold tens of thousands of
+  entries and this record is built for each.
 
   Attributes:
     key: the checkpoint key (``tf.train.list_variables`` name).
@@ -93,7 +95,7 @@ def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
 def _size_text(path: str) -> str:
   try:
     return f"{fileio.getsize(path):,} bytes"
-  except OSError:
+  except Exception:  # pylint: disable=broad-except  # only decorates a message
     return "size unknown"
 
 
@@ -111,10 +113,24 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
       raise ValueError("varint too long")
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
-  """Yields (field number, wire type, value) of a serialized protobuf."""
-  pos = 0
-  end = len(buf)
+def _skip(buf: bytes, pos: int, wire: int) -> int:
+  if wire == 0:
+    return _varint(buf, pos)[1]
+  if wire == 2:
+    n, pos = _varint(buf, pos)
+    return pos + n
+  if wire == 5:
+    return pos + 4
+  if wire == 1:
+    return pos + 8
+  raise ValueError(f"unsupported wire type {wire}")
+
+
+def fields(buf: bytes, pos: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+  """Yields (field number, wire type, value, position after it) of a
+  serialized protobuf. For a length-delimited field, value is its start and
+  the next position is its end."""
+  end = len(buf) if end is None else end
   while pos < end:
     tag, pos = _varint(buf, pos)
     field, wire = tag >> 3, tag & 7
@@ -122,71 +138,180 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
       value, pos = _varint(buf, pos)
     elif wire == 2:
       n, pos = _varint(buf, pos)
-      value = buf[pos:pos + n]
-      if len(value) != n:
-        raise ValueError("length-delimited field runs past the end")
+      value = pos
       pos += n
-    elif wire == 5:
-      value = buf[pos:pos + 4]
-      pos += 4
-    elif wire == 1:
-      value = buf[pos:pos + 8]
-      pos += 8
+      if pos > end:
+        raise ValueError("length-delimited field runs past the end")
     else:
-      raise ValueError(f"unsupported wire type {wire}")
-    yield field, wire, value
+      value = pos
+      pos = _skip(buf, pos, wire)
+    yield field, wire, value, pos
 
 
-def _decode_shape(buf: bytes) -> tuple[int, ...]:
+def _decode_shape(buf: bytes, pos: int, end: int) -> tuple[int, ...]:
   dims = []
-  for field, _, value in _fields(buf):
-    if field == 2:  # repeated Dim dim
+  while pos < end:
+    tag = buf[pos]
+    pos += 1
+    if tag == 0x12:  # repeated Dim dim = 2
+      n = buf[pos]
+      pos += 1
+      if n & 0x80:
+        n, pos = _varint(buf, pos - 1)
+      stop = pos + n
       size = 0
-      for f, _, v in _fields(value):
-        if f == 1:
-          size = v
+      while pos < stop:
+        t = buf[pos]
+        pos += 1
+        if t == 0x08:
+          size = buf[pos]
+          pos += 1
+          if size & 0x80:
+            size, pos = _varint(buf, pos - 1)
+        else:
+          pos = _skip(buf, pos, t & 7)
       if size >= 1 << 63:  # int64 -1 for unknown dimensions.
         size -= 1 << 64
       dims.append(size)
+    else:
+      if tag & 0x80:
+        tag, pos = _varint(buf, pos - 1)
+      pos = _skip(buf, pos, tag & 7)
   return tuple(dims)
 
 
-def _decode_entry(key: str, buf: bytes) -> BundleEntry:
+def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
+  """Decodes a BundleEntryProto (hand-rolled: its tags are single bytes)."""
   dtype = 0
   shape: tuple[int, ...] = ()
   shard_id = offset = size = 0
   sliced = False
-  for field, _, value in _fields(buf):
-    if field == 1:
-      dtype = value
-    elif field == 2:
-      shape = _decode_shape(value)
-    elif field == 3:
-      shard_id = value
-    elif field == 4:
-      offset = value
-    elif field == 5:
-      size = value
-    elif field == 7:
+  while pos < end:
+    tag = buf[pos]
+    pos += 1
+    if tag == 0x08:
+      dtype, pos = _varint(buf, pos)
+    elif tag == 0x12:
+      n, pos = _varint(buf, pos)
+      shape = _decode_shape(buf, pos, pos + n)
+      pos += n
+    elif tag == 0x18:
+      shard_id, pos = _varint(buf, pos)
+    elif tag == 0x20:
+      offset, pos = _varint(buf, pos)
+    elif tag == 0x28:
+      size, pos = _varint(buf, pos)
+    elif tag == 0x35:  # fixed32 crc32c
+      pos += 4
+    elif tag == 0x3A:  # repeated TensorSliceProto slices
       sliced = True
+      n, pos = _varint(buf, pos)
+      pos += n
+    else:
+      if tag & 0x80:
+        tag, pos = _varint(buf, pos - 1)
+      pos = _skip(buf, pos, tag & 7)
+  if pos != end:
+    raise ValueError(f"the entry for {key!r} runs past its end")
   if dtype > 100:
     dtype -= 100
-  return BundleEntry(key=key, dtype=DTYPE_NAMES.get(dtype, f"dtype_{dtype}"),
-                     shape=shape, shard_id=shard_id, offset=offset, size=size,
-                     sliced=sliced)
+  return BundleEntry(key, DTYPE_NAMES.get(dtype, f"dtype_{dtype}"), shape, shard_id,
+                     offset, size, sliced)
+
+
+def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | None:
+  """Decodes every entry of a data block into `entries`; returns the header
+  if the block holds it.
+
+  The fast path covers the layout TF writes for an unsliced tensor, in field
+  order: dtype (1 byte), shape, shard_id (optional), offset, size, crc32c,
+  nothing after. The (dtype, shape) part repeats across entries with equal
+  shapes, so it is decoded once per distinct byte string. Any other layout
+  goes through the general decoder.
+  """
+  header = None
+  append = entries.append
+  make = BundleEntry
+  # The table-block walk of `_block_entries`, inlined: this loop runs once per
+  # saved tensor.
+  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+  limit = len(block) - 4 - 4 * num_restarts
+  if limit < 0:
+    raise ValueError("a block's restart array does not fit in the block")
+  q = 0
+  key = b""
+  while q < limit:
+    shared = block[q]
+    non_shared = block[q + 1]
+    value_len = block[q + 2]
+    if shared | non_shared | value_len < 0x80:
+      q += 3
+    else:
+      shared, q = _varint(block, q)
+      non_shared, q = _varint(block, q)
+      value_len, q = _varint(block, q)
+    if shared > len(key) or q + non_shared + value_len > limit:
+      raise ValueError("a block entry runs past the end of its block")
+    key = key[:shared] + block[q:q + non_shared]
+    pos = q + non_shared
+    end = q = pos + value_len
+    if not key:
+      header = _decode_header(block[pos:end])
+      continue
+    name = key.decode("utf-8")
+    # dtype tag + 1-byte value, shape tag + 1-byte length.
+    if block[pos] == 0x08 and block[pos + 2] == 0x12 and block[pos + 3] < 0x80 \
+        and block[pos + 1] < 0x80:
+      stop = pos + 4 + block[pos + 3]
+      prefix = block[pos:stop]
+      known = cache.get(prefix)
+      if known is None:
+        d = block[pos + 1]
+        known = cache[prefix] = (DTYPE_NAMES.get(d - 100 if d > 100 else d, f"dtype_{d}"),
+                                 _decode_shape(block, pos + 4, stop))
+      p = stop
+      shard_id = 0
+      if block[p] == 0x18:
+        shard_id, p = _varint(block, p + 1)
+      if block[p] == 0x20:
+        # Two varints, decoded inline: this runs once per saved tensor.
+        b = block[p + 1]
+        offset = b & 0x7F
+        p += 2
+        shift = 7
+        while b & 0x80:
+          b = block[p]
+          offset |= (b & 0x7F) << shift
+          shift += 7
+          p += 1
+        if block[p] == 0x28:
+          b = block[p + 1]
+          size = b & 0x7F
+          p += 2
+          shift = 7
+          while b & 0x80:
+            b = block[p]
+            size |= (b & 0x7F) << shift
+            shift += 7
+            p += 1
+          if block[p] == 0x35 and p + 5 == end:
+            append(make(name, known[0], known[1], shard_id, offset, size, False))
+            continue
+    append(_decode_entry(name, block, pos, end))
+  return header
 
 
 def _decode_header(buf: bytes) -> BundleHeader:
   num_shards = 0
   big_endian = False
   version = 0
-  for field, _, value in _fields(buf):
+  for field, _, value, stop in fields(buf):
     if field == 1:
       num_shards = value
     elif field == 2:
       big_endian = value == 1
     elif field == 3:
-      for f, _, v in _fields(value):
+      for f, _, v, _ in fields(buf, value, stop):
         if f == 1:
           version = v
   return BundleHeader(num_shards=num_shards, big_endian=big_endian,
@@ -210,7 +335,8 @@ def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
   raise ValueError(f"unknown block compression type {kind}")
 
 
-def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
+def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
+  """Yields (key, value start, value end) of each entry of a table block."""
   if len(block) < 4:
     raise ValueError("a block is shorter than its restart count")
   (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
@@ -220,14 +346,20 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
   pos = 0
   key = b""
   while pos < limit:
-    shared, pos = _varint(block, pos)
-    non_shared, pos = _varint(block, pos)
-    value_len, pos = _varint(block, pos)
+    shared = block[pos]
+    non_shared = block[pos + 1]
+    value_len = block[pos + 2]
+    if shared | non_shared | value_len < 0x80:  # the usual: three 1-byte varints
+      pos += 3
+    else:
+      shared, pos = _varint(block, pos)
+      non_shared, pos = _varint(block, pos)
+      value_len, pos = _varint(block, pos)
     if shared > len(key) or pos + non_shared + value_len > limit:
       raise ValueError("a block entry runs past the end of its block")
     key = key[:shared] + block[pos:pos + non_shared]
     pos += non_shared
-    yield key, block[pos:pos + value_len]
+    yield key, pos, pos + value_len
     pos += value_len
 
 
@@ -243,7 +375,8 @@ def read_index(path: str) -> BundleIndex:
   Raises:
     CorruptCheckpointError: the file is truncated or not a LevelDB table of
       bundle entries.
-    NotACheckpointError: the file is empty or carries no table magic at all.
+    NotACheckpointError: the file is empty.
+    UnreadableFileError: the file cannot be opened.
   """
   with fileio.open_binary(path) as f:
     f.seek(0, os.SEEK_END)
@@ -271,16 +404,13 @@ def read_index(path: str) -> BundleIndex:
       index_size, pos = _varint(footer, pos)
       index_block = _read_block(f, file_size, index_offset, index_size)
       header = None
-      entries = []
-      for _, handle in _block_entries(index_block):
-        offset, p = _varint(handle, 0)
-        size, _ = _varint(handle, p)
+      entries: list[BundleEntry] = []
+      cache: dict = {}
+      for _, start, _ in _block_entries(index_block):
+        offset, p = _varint(index_block, start)
+        size, _ = _varint(index_block, p)
         block = _read_block(f, file_size, offset, size)
-        for key, value in _block_entries(block):
-          if not key:
-            header = _decode_header(value)
-          else:
-            entries.append(_decode_entry(key.decode("utf-8"), value))
+        header = _decode_entries(block, entries, cache) or header
     except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
       raise _corrupt(path, str(e) or type(e).__name__) from e
     except Exception as e:  # cramjam raises its own DecompressionError.

@@ -13,7 +13,7 @@ from od_guard import inventory
 
 
 def test_tf2_checkpoint_format_and_object_graph(keras_tf_checkpoint):
-  inv = inventory.read_inventory(keras_tf_checkpoint)
+  inv = inventory.read_inventory(keras_tf_checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
   assert inv.format == inventory.TF2_OBJECT_BASED
   assert inv.data_shards == inventory.SHARDS_PRESENT
   assert set(inv.object_graph.root_children) == {"model", "optimizer", "save_counter"}
@@ -28,7 +28,7 @@ def test_every_key_tf_lists_is_in_the_inventory(keras_tf_checkpoint):
 
 
 def test_object_graph_attributes_name_existing_keys(keras_tf_checkpoint):
-  inv = inventory.read_inventory(keras_tf_checkpoint)
+  inv = inventory.read_inventory(keras_tf_checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
   keys = set(inv.by_key())
   graph_keys = {a.checkpoint_key for n in inv.object_graph_proto.nodes for a in n.attributes}
   assert graph_keys == keys
@@ -101,6 +101,15 @@ def test_keras2_h5(keras2_h5):
   assert inv.format == inventory.KERAS2_HDF5
   assert sorted(v.shape for v in inv.variables) == [(2,), (3,), (3, 2), (4, 3)]
   assert all(v.kind == inventory.MODEL for v in inv.variables)
+
+
+def test_default_read_summarizes_the_object_graph_without_parsing_it(keras_tf_checkpoint):
+  inv = inventory.read_inventory(keras_tf_checkpoint)
+  full = inventory.read_inventory(keras_tf_checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
+  assert inv.object_graph_proto is None
+  assert inv.object_graph == full.object_graph
+  assert inventory.read_inventory(keras_tf_checkpoint,
+                                  object_graph=inventory.OBJECT_GRAPH_NONE).object_graph is None
 
 
 def test_keras3_weights_and_archive_agree(keras3_files):

@@ -8,7 +8,8 @@ from conftest import tf_listing
 from od_guard import inventory
 from od_guard import tensor_bundle
 
-FIXTURES = ["keras_tf_checkpoint", "tf1_checkpoint", "odapi_checkpoint"]
+FIXTURES = ["keras_tf_checkpoint", "tf1_checkpoint",
+            pytest.param("odapi_checkpoint", marks=pytest.mark.odapi)]
 
 
 def _ours(prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
