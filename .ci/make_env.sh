@@ -8,7 +8,8 @@ name=$1 root=$2 python=$3
 constraints=constraints/$name.txt
 venv=$root/$name
 stamp=$venv/.od_guard-stamp
-want=$(cat "$constraints" setup.cfg | sha256sum | cut -d' ' -f1)
+nodeps=constraints/$name-nodeps.txt
+want=$(cat "$constraints" setup.cfg $( [ -f "$nodeps" ] && echo "$nodeps" ) | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   echo "[$name] environment up to date ($venv)"
   exit 0
@@ -27,5 +28,9 @@ quiet "$venv/bin/python" -m pip install -q -r "$constraints"
 # compat mode: a plain .pth entry, no import-hook finder to load at start-up.
 quiet "$venv/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
 "$venv/bin/python" -m pip check
+if [ -f "$nodeps" ]; then
+  # Deliberately without dependencies (see the file): pip check would object.
+  quiet "$venv/bin/python" -m pip install -q --no-deps -r "$nodeps"
+fi
 echo "$want" > "$stamp"
 echo "[$name] ready"

@@ -1,9 +1,12 @@
 """The `od-guard` command.
 
 Exit codes (stable, for CI):
-  0  ok: the command ran and found nothing to report against;
-  1  findings: `diff` found differences;
-  2  bad input or usage: a typed od_guard error (missing path, corrupt file ...).
+  0  ok: the command ran and found nothing to stop for (`check`: verdict pass
+     or warn; `doctor`: no blocking problem);
+  1  findings: `diff` found differences, `check` failed its policy, `doctor`
+     found a blocking problem;
+  2  bad input or usage: a typed od_guard error (missing path, corrupt file,
+     malformed config ...).
 """
 
 from __future__ import annotations
@@ -65,6 +68,47 @@ def _cmd_diff(args: argparse.Namespace) -> int:
   return EXIT_OK if d.identical else EXIT_FINDINGS
 
 
+def _fraction(value: str) -> float:
+  try:
+    f = float(value)
+  except ValueError:
+    f = -1.0
+  if not 0.0 <= f <= 1.0:
+    raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {value!r}")
+  return f
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+  from od_guard import policy as policy_lib, preflight, preflight_report
+  policy = policy_lib.preset(args.policy)
+  if args.min_backbone_coverage is not None:
+    policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
+  run = preflight.check_static if args.static else preflight.check
+  if not args.static and not args.json:
+    print("od-guard: building the model with the OD API (importing TensorFlow takes a few "
+          "seconds; --static skips this) ...", file=sys.stderr, flush=True)
+  report = run(args.pipeline_config_path, checkpoint=args.checkpoint,
+               model_dir=args.model_dir, policy=policy)
+  if args.tensorboard_dir:
+    from od_guard import tensorboard_report
+    tensorboard_report.write(report, args.tensorboard_dir)
+  if args.json:
+    _print_json(report.to_dict())
+  else:
+    print(preflight_report.render_text(report, verbose=args.verbose))
+  return EXIT_FINDINGS if report.verdict.failed else EXIT_OK
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+  from od_guard import environment_doctor
+  report = environment_doctor.run(deep=args.deep)
+  if args.json:
+    _print_json(report.to_dict())
+  else:
+    print(environment_doctor.render_text(report))
+  return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="od-guard", description=(
       "Check checkpoints before training starts on the wrong weights."))
@@ -89,6 +133,34 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("b")
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.diff/1)")
   p.set_defaults(func=_cmd_diff)
+
+  p = sub.add_parser("check", help="preflight an OD API fine-tune: will the checkpoint restore?",
+                     description="Check a pipeline.config and its fine_tune_checkpoint before "
+                     "training: path, format, version, checkpoint type, architecture, and (without "
+                     "--static) the exact restore of the model built by the OD API. Exit 1 when "
+                     "the policy fails.")
+  p.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
+  p.add_argument("--checkpoint", default=None,
+                 help="check this checkpoint instead of train_config.fine_tune_checkpoint")
+  p.add_argument("--model_dir", default=None,
+                 help="the training output directory (checked for stale checkpoints)")
+  p.add_argument("--static", action="store_true",
+                 help="config and checkpoint metadata only: no TensorFlow, milliseconds")
+  p.add_argument("--policy", default="default", choices=["strict", "default", "lenient"])
+  p.add_argument("--min_backbone_coverage", type=_fraction, default=None,
+                 help="override the policy's minimum restored fraction of backbone parameters")
+  p.add_argument("--tensorboard_dir", default=None, help="also write the report there")
+  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.preflight/1)")
+  p.add_argument("--verbose", action="store_true", help="also list facts (INFO findings)")
+  p.set_defaults(func=_cmd_check)
+
+  p = sub.add_parser("doctor", help="check this environment for OD API version drift",
+                     description="Check TF / Keras / tf-keras / protobuf / OD API versions and "
+                     "the known breakages between them. Exit 1 when something blocks the OD API.")
+  p.add_argument("--deep", action="store_true",
+                 help="also import object_detection.model_lib_v2 in a subprocess (5-15 s)")
+  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.doctor/1)")
+  p.set_defaults(func=_cmd_doctor)
   return parser
 
 

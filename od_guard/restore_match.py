@@ -227,8 +227,9 @@ class RestoreReport:
     shape_mismatches: bindings whose shapes differ (the restore raises).
     dtype_mismatches: bindings whose dtypes differ (the restore raises).
     coverage: per component, over the whole model.
-    unmatched_objects: restore-root objects (not only variables) the walk did
-      not reach; TF's `assert_existing_objects_matched` counts these.
+    unmatched_objects: variables of the restore roots the walk did not reach:
+      the N of TF's "Found N Python objects that were not bound to
+      checkpointed values" (`assert_existing_objects_matched`).
   """
 
   mode: str
@@ -338,9 +339,11 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
       mode = "keys"
       tree = _tree_from_keys(entries)
     bound, reached_live, _ = _walk(live, tree)
-    # Every captured node hangs off the restore roots, so those the walk did
-    # not reach are what `assert_existing_objects_matched` complains about.
-    unmatched_objects = len(live.nodes) - len(reached_live)
+    # `assert_existing_objects_matched` counts the objects with values to
+    # restore (variables) that the walk did not reach; layers and other
+    # containers do not count.
+    unmatched_objects = sum(1 for i, n in enumerate(live.nodes)
+                            if n.variable_uid is not None and i not in reached_live)
 
   restored, shape_mm, dtype_mm = [], [], []
   for uid, key in sorted(bound.items(), key=lambda kv: live.variables[kv[0]].path):

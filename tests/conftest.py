@@ -24,7 +24,19 @@ ZOO = REALWORLD / "zoo_configs"
 SIGN_LANGUAGE = USER_CKPTS / "sign_language_ssd_mobilenet_v2_fpnlite_320"
 BITEWING = USER_CKPTS / "bitewing_efficientdet_d0"
 
-HAS_ODAPI = importlib.util.find_spec("object_detection") is not None
+def _odapi_usable() -> bool:
+  """The OD API is installed and its protos load (in the modern environment its
+  files are there, but its protoc-3 protos do not load under protobuf 7)."""
+  if importlib.util.find_spec("object_detection") is None:
+    return False
+  try:
+    from object_detection.protos import pipeline_pb2  # noqa: F401  protobuf only
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return True
+
+
+HAS_ODAPI = _odapi_usable()
 
 
 def keras3_available() -> bool:
@@ -169,3 +181,64 @@ def odapi_checkpoint(tmp_path_factory):
   model = tiny_odapi.build_model(small)
   directory = tmp_path_factory.mktemp("odapi_ckpt")
   return tiny_odapi.save_detection_checkpoint(model, str(directory))
+
+
+class OdapiWorld:
+  """A tiny, real OD API fine-tuning set-up shared by the preflight tests.
+
+  Attributes:
+    root: its directory.
+    record, label_map: synthetic training data (3 classes, 64x64 images).
+    base_config: the shrunk SSD MobileNet V2 zoo config (parsed message).
+    checkpoints: name -> prefix of checkpoints saved by TF from real models:
+      'detection' (model_main_tf2 layout), 'classification' (root
+      feature_extractor), 'renamed' (model/CustomExtractor/...), 'weightless'.
+  """
+
+  IMAGE = 64
+  CLASSES = 3
+
+  def __init__(self, root: pathlib.Path):
+    from od_guard.testing import tiny_odapi
+    self.root = root
+    self.record = tiny_odapi.write_synthetic_tfrecord(
+        str(root / "data" / "train.record"), num_examples=4, image_size=self.IMAGE,
+        num_classes=self.CLASSES)
+    self.label_map = tiny_odapi.write_label_map(str(root / "data" / "label_map.pbtxt"),
+                                                self.CLASSES)
+    self.base_config = tiny_odapi.load_pipeline_config(
+        str(ZOO / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
+    model = tiny_odapi.build_model(self.config(checkpoint=""))
+    self.checkpoints = {
+        "detection": tiny_odapi.save_detection_checkpoint(model, str(root / "ckpt_detection")),
+        "classification": tiny_odapi.save_classification_checkpoint(
+            model, str(root / "ckpt_classification")),
+        "renamed": tiny_odapi.save_renamed_checkpoint(model, str(root / "ckpt_renamed")),
+        "weightless": tiny_odapi.save_weightless_checkpoint(str(root / "ckpt_weightless")),
+    }
+
+  def config(self, *, checkpoint: str | None = None, checkpoint_type: str = "detection",
+             zoo: str | None = None, image_size: int | None = None, num_classes: int | None = None,
+             **train_fields):
+    """A shrunk config message; `zoo` swaps in another zoo config's model."""
+    from od_guard.testing import tiny_odapi
+    base = self.base_config if zoo is None else tiny_odapi.load_pipeline_config(str(ZOO / zoo))
+    config = tiny_odapi.shrink_pipeline_config(
+        base, image_size=image_size or self.IMAGE, num_classes=num_classes or self.CLASSES,
+        batch_size=2, num_steps=2, train_record=self.record, label_map=self.label_map,
+        fine_tune_checkpoint=self.checkpoints["detection"] if checkpoint is None else checkpoint,
+        fine_tune_checkpoint_type=checkpoint_type)
+    for name, value in train_fields.items():
+      setattr(config.train_config, name, value)
+    return config
+
+  def write_config(self, name: str, **kwargs) -> str:
+    from od_guard.testing import tiny_odapi
+    return tiny_odapi.write_pipeline_config(self.config(**kwargs), str(self.root / f"{name}.config"))
+
+
+@pytest.fixture(scope="session")
+def odapi_world(tmp_path_factory):
+  if not HAS_ODAPI:
+    pytest.skip("the OD API is the odapi environment's")
+  return OdapiWorld(tmp_path_factory.mktemp("odapi_world"))

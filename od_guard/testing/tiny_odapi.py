@@ -157,3 +157,31 @@ def save_detection_checkpoint(model, directory: str) -> str:
   import tensorflow as tf
   ckpt = tf.train.Checkpoint(model=model)
   return ckpt.save(os.path.join(directory, "ckpt"))
+
+
+def save_classification_checkpoint(model, directory: str) -> str:
+  """Saves only the classification backbone under root 'feature_extractor', the
+  layout fine_tune_checkpoint_type "classification" restores."""
+  import tensorflow as tf
+  backbone = model._feature_extractor.classification_backbone  # pylint: disable=protected-access
+  return tf.train.Checkpoint(feature_extractor=backbone).save(os.path.join(directory, "ckpt"))
+
+
+def save_renamed_checkpoint(model, directory: str, scope: str = "CustomExtractor") -> str:
+  """Saves the model as a custom training script might: the feature extractor
+  under another attribute name (`model/<scope>/...` instead of
+  `model/_feature_extractor/...`)."""
+  import tensorflow as tf
+  renamed = tf.train.Checkpoint(**{
+      scope: model._feature_extractor,  # pylint: disable=protected-access
+      "_box_predictor": model._box_predictor,  # pylint: disable=protected-access
+  })
+  return tf.train.Checkpoint(model=renamed).save(os.path.join(directory, "ckpt"))
+
+
+def save_weightless_checkpoint(directory: str) -> str:
+  """What model_main_tf2 saves at step 0 with the default --checkpoint_every_n:
+  a step counter and the save counter, no weights."""
+  import tensorflow as tf
+  step = tf.Variable(0, dtype=tf.int64, trainable=False)
+  return tf.train.Checkpoint(step=step).save(os.path.join(directory, "ckpt"))

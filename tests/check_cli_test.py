@@ -1,0 +1,135 @@
+"""`od-guard check` and `od-guard doctor` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import BITEWING, HAS_ODAPI, SIGN_LANGUAGE, ZOO, run_cli
+
+needs_odapi = pytest.mark.odapi
+
+
+@needs_odapi
+def test_static_check_real_user_checkpoints_from_the_index_alone():
+  for user, description, classes in ((SIGN_LANGUAGE, "SSD MobileNet v2 FPNLite", 10),
+                                     (BITEWING, "SSD EfficientNet-b0 BiFPN", 5)):
+    r = run_cli("check", "--static", "--pipeline_config_path", str(user / "pipeline.config"),
+                "--checkpoint", str(user / "checkpoint"), "--json", check_tf=True)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["fingerprint"]["description"] == description
+    assert d["fingerprint"]["num_classes"] == classes == d["config"]["num_classes"]
+    assert d["verdict"]["decision"] == "warn"
+    assert [f["code"] for f in d["findings"] if f["severity"] != "info"] == ["data_shard_missing"]
+    assert any("data shard is missing" in n for n in d["not_checked"])
+    assert r.stderr.strip().splitlines()[-1] == "TF_IMPORTED=False"
+
+
+@needs_odapi
+def test_static_check_fails_under_strict_on_index_only():
+  r = run_cli("check", "--static", "--policy", "strict", "--pipeline_config_path",
+              str(SIGN_LANGUAGE / "pipeline.config"), "--checkpoint",
+              str(SIGN_LANGUAGE / "checkpoint"))
+  assert r.returncode == 1
+  assert r.stdout.startswith("od_guard preflight: FAIL (1 error)")
+
+
+@needs_odapi
+def test_the_users_own_path_is_reported_missing():
+  # The user's config names the zoo checkpoint on their machine.
+  r = run_cli("check", "--static", "--pipeline_config_path", str(BITEWING / "pipeline.config"))
+  assert r.returncode == 1
+  assert "fine_tune_checkpoint names no checkpoint" in r.stdout
+
+
+@needs_odapi
+@pytest.mark.parametrize("config", sorted(p.name for p in ZOO.glob("*.config")))
+def test_every_zoo_config_parses_or_fails_clearly(config):
+  r = run_cli("check", "--static", "--json", "--pipeline_config_path", str(ZOO / config))
+  if config == "centernet_resnet50_v2_512x512_coco17_tpu-8.config":
+    # Uses a Google-internal input-reader extension the public protos lack.
+    assert r.returncode == 2
+    d = json.loads(r.stdout)
+    assert d["error"] == "ConfigError" and "is not a valid pipeline config" in d["what"]
+    return
+  if config in ("centernet_hg104_512x512_coco17_tpu-8.config",
+                "centernet_hg104_512x512_kpts_coco17_tpu-8.config"):
+    # Shipped with an unquoted PATH_TO_BE_CONFIGURED.
+    assert r.returncode == 2
+    d = json.loads(r.stdout)
+    assert d["error"] == "ConfigError" and d["fix"].startswith("Quote the value")
+    return
+  codes = [f["code"] for f in json.loads(r.stdout)["findings"]]
+  text = (ZOO / config).read_text()
+  if "fine_tune_checkpoint:" not in text:
+    assert r.returncode == 0 and codes == ["no_fine_tune_checkpoint"]
+    return
+  assert r.returncode == 1, r.stderr
+  if '"PATH_TO_BE_CONFIGURED' in text.split("fine_tune_checkpoint:")[1].split("\n")[0]:
+    assert "placeholder_path" in codes
+  else:  # Google-internal /cns/ paths, or "none"
+    assert "checkpoint_not_found" in codes
+
+
+@needs_odapi
+def test_malformed_config_is_a_clear_error(tmp_path):
+  bad = tmp_path / "pipeline.config"
+  bad.write_text("model { ssd { num_classes: three } }")
+  r = run_cli("check", "--static", "--pipeline_config_path", str(bad))
+  assert r.returncode == 2 and "Traceback" not in r.stderr
+  assert "ConfigError: " in r.stderr and "1:28" in r.stderr
+
+
+@needs_odapi
+def test_checkpoint_given_as_config_is_a_clear_error():
+  r = run_cli("check", "--static", "--pipeline_config_path",
+              str(SIGN_LANGUAGE / "checkpoint" / "ckpt-0.index"))
+  assert r.returncode == 2 and "Traceback" not in r.stderr
+  assert "is not a text file, so it cannot be a pipeline config" in r.stderr
+
+
+def test_check_without_a_usable_od_api_says_so():
+  if HAS_ODAPI:
+    pytest.skip("the OD API works here")
+  r = run_cli("check", "--static", "--json", "--pipeline_config_path",
+              str(SIGN_LANGUAGE / "pipeline.config"))
+  assert r.returncode == 2
+  d = json.loads(r.stdout)
+  assert d["error"] == "OdApiUnavailableError"
+  assert "Descriptors cannot be created directly" in d["received"]
+  assert "protobuf==3.20.3" in d["fix"]
+
+
+def test_doctor_json():
+  r = run_cli("doctor", "--json")
+  d = json.loads(r.stdout)
+  assert d["schema"] == "od_guard.doctor/1"
+  by_name = {c["name"]: c for c in d["checks"]}
+  import tensorflow as tf
+  if tf.__version__.startswith("2.15"):
+    assert r.returncode == 0 and d["ok"]
+    assert by_name["tf_slim.control_flow_ops"]["status"] == "warning"
+  else:
+    # The modern environment carries the OD API's files next to TF 2.20.
+    assert r.returncode == 1 and not d["ok"]
+    assert by_name["keras"]["status"] == "error"
+    assert "TF_USE_LEGACY_KERAS=1" in by_name["keras"]["fix"]
+    assert by_name["tf.estimator"]["status"] == "error"
+    assert by_name["object_detection.protos"]["status"] == "error"
+    assert "Descriptors cannot be created directly" in by_name["object_detection.protos"]["found"]
+
+
+def test_doctor_is_right_about_keras_3_without_legacy_keras():
+  """What doctor predicts for TF 2.20 without TF_USE_LEGACY_KERAS is what happens."""
+  import tensorflow as tf
+  if tf.__version__.startswith("2.15"):
+    pytest.skip("TF 2.15 has Keras 2: nothing to predict")
+  import subprocess, sys
+  code = ("import tensorflow as tf\n"
+          "print(hasattr(tf.keras.layers, 'experimental'))")
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                     env={k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"})
+  assert r.stdout.strip() == "False"  # what freezable_sync_batch_norm.py needs
