@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -84,6 +85,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
   if args.min_backbone_coverage is not None:
     policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
   run = preflight.check_static if args.static else preflight.check
+  # TensorFlow's C++ start-up chatter is what od_guard exists to spare people.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   if not args.static and not args.json:
     print("od-guard: building the model with the OD API (importing TensorFlow takes a few "
           "seconds; --static skips this) ...", file=sys.stderr, flush=True)

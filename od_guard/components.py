@@ -37,6 +37,7 @@ _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "secondstageboxpredictor",
     )),
     (NECK, (
+        "_feature_extractor_model",  # CenterNet's upsampling layers
         "_fpn_features_generator", "/fpn", "bifpn", "_coarse_feature_layers",
         "feature_map_generator", "_feature_map_generator", "fpn_", "/top_layers",
     )),

@@ -223,10 +223,11 @@ def _types(meta: str | None, backbone: str | None, neck: str | None) -> tuple[st
   if meta == CENTER_NET:
     if backbone == "hourglass":
       return ("hourglass_104", "hourglass_52", "hourglass_10", "hourglass_20", "hourglass_32")
-    if backbone.startswith("resnet"):
+    if backbone.startswith("resnet") and backbone != "resnet":
       depth = backbone[len("resnet"):]
       if neck in ("fpn", "fpnlite"):
         return (f"resnet_v1_{depth}_fpn",)
+      # v1 and v2 differ in where batch norm sits, not in names or shapes.
       return (f"resnet_v2_{depth}", f"resnet_v1_{depth}")
     if backbone.startswith("mobilenet_v2"):
       return ("mobilenet_v2_fpn", "mobilenet_v2_fpn_sep_conv") if neck else ("mobilenet_v2",)
@@ -271,7 +272,8 @@ def _heads(meta: str | None, model_vars: list[inventory.Variable]) -> tuple[int 
       return slots, None, f"second-stage class head {slots} outputs"
     return None, None, ""
   if meta == CENTER_NET:
-    centers = [v for v in model_vars if "_prediction_head_dict/center" in v.path
+    centers = [v for v in model_vars if ("_prediction_head_dict/center" in v.path or
+                                         "_prediction_head_dict/object_center" in v.path)
                and v.path.endswith("bias") and len(v.shape) == 1]
     if centers:
       slots = centers[-1].shape[0]

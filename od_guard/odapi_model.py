@@ -73,14 +73,24 @@ def build(config, strategy=None) -> Any:
           groundtruth_weights_list=[tf.ones([1], tf.float32)])
       preprocessed, shapes = model.preprocess(images)
       model.predict(preprocessed, shapes)
-  except (ValueError, KeyError, TypeError, tf.errors.InvalidArgumentError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  except (ValueError, KeyError, TypeError, RuntimeError, tf.errors.OpError) as e:
     raise ModelBuildError(
         "The OD API could not build the configured model.",
-        received=f"{type(e).__name__}: {first[:300]}",
-        fix=("Check the model section of the config (feature_extractor.type must be one "
-             "the installed OD API knows; some backbones need a minimum image size).")) from e
+        received=f"{type(e).__name__}: {_cause(e)}",
+        fix=("Check the model section of the config: feature_extractor.type must be one "
+             "the installed OD API knows, paths it names (label maps) must exist, and "
+             "some backbones need a minimum image size.")) from e
   return model
+
+
+def _cause(e: BaseException) -> str:
+  """The informative line of an error: Keras wraps layer errors in a header
+  ('Exception encountered when calling layer ...'); the cause follows it."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  useful = [l for l in lines if not l.startswith(("Exception encountered", "Call arguments",
+                                                   "•", "File "))]
+  text = (useful or lines or [type(e).__name__])[0]
+  return text[:300]
 
 
 def restore_roots(model, checkpoint_type: str) -> dict[str, Any]:
@@ -99,5 +109,7 @@ def restore_roots(model, checkpoint_type: str) -> dict[str, Any]:
 
 def strategy_name(strategy) -> str:
   name = type(strategy).__name__
+  if name.startswith("_Default"):
+    return "default strategy (no distribution, 1 replica)"
   replicas = getattr(strategy, "num_replicas_in_sync", 1)
   return f"{name} ({replicas} replica{'s' if replicas != 1 else ''})"

@@ -133,3 +133,17 @@ def test_doctor_is_right_about_keras_3_without_legacy_keras():
   r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                      env={k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"})
   assert r.stdout.strip() == "False"  # what freezable_sync_batch_norm.py needs
+
+
+@needs_odapi
+@pytest.mark.parametrize("user,classes", [(SIGN_LANGUAGE, 10), (BITEWING, 5)],
+                         ids=["sign_language", "bitewing"])
+def test_full_check_of_real_index_only_checkpoints(user, classes):
+  from od_guard import preflight
+  report = preflight.check(str(user / "pipeline.config"), checkpoint=str(user / "checkpoint"))
+  assert report.tier == "model" and report.restore.mode == "keys"
+  assert report.verdict.decision == "warn"
+  assert [f.code for f in report.findings if f.severity != "info"] == ["data_shard_missing"]
+  cov = {c.component: c.fraction for c in report.restore.coverage}
+  assert (cov["backbone"], cov["neck"], cov["box_head"], cov["class_head"]) == (1.0, 1.0, 0.0, 0.0)
+  assert report.fingerprint.num_classes(report.config.add_background_class) == classes

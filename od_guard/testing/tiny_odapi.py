@@ -133,23 +133,11 @@ def write_synthetic_tfrecord(path: str, *, num_examples: int = 4, image_size: in
   return path
 
 
-def build_model(config, *, is_training: bool = True):
-  """Builds the detection model of `config` and creates its variables.
-
-  The variables come from one forward pass on a zero image of the configured
-  size; no input pipeline is needed.
-  """
-  from od_guard import odapi_compat
-  odapi_compat.apply()
-  import tensorflow as tf
-  from object_detection.builders import model_builder
-  model = model_builder.build(model_config=config.model, is_training=is_training)
-  resizer = getattr(config.model, meta_architecture(config)).image_resizer
-  size = resizer.fixed_shape_resizer
-  image = tf.zeros([1, size.height, size.width, 3], tf.float32)
-  preprocessed, shapes = model.preprocess(image)
-  model.predict(preprocessed, shapes)
-  return model
+def build_model(config):
+  """Builds the detection model of `config` with its variables created, the way
+  the preflight does (`odapi_model.build`)."""
+  from od_guard import odapi_model
+  return odapi_model.build(config)
 
 
 def save_detection_checkpoint(model, directory: str) -> str:
