@@ -86,7 +86,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
   run = preflight.check_static if args.static else preflight.check
   # TensorFlow's C++ start-up chatter is what od_guard exists to spare people.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   if not args.static and not args.json:
     print("od-guard: building the model with the OD API (importing TensorFlow takes a few "
           "seconds; --static skips this) ...", file=sys.stderr, flush=True)

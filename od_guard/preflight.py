@@ -33,6 +33,8 @@ from od_guard import static_diagnosis
 
 # When a static error explains it, a model-tier finding is a consequence.
 _EXPLAINED_BY = {
+    "renamed_scopes": {"feature_extractor_mismatch", "meta_architecture_mismatch",
+                       "checkpoint_type_mismatch"},
     "variables_not_restored": {"checkpoint_type_mismatch", "weightless_checkpoint",
                                "feature_extractor_mismatch", "meta_architecture_mismatch",
                                "neck_mismatch", "saved_model_variables", "renamed_scopes"},

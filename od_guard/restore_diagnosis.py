@@ -18,6 +18,8 @@ from od_guard import restore_match
 
 Finding = findings.Finding
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_SCOPE_SHARE = 0.9      # of a scope's values a rename rule must move
+_EXPLAINED_SHARE = 0.5  # of the missing variables the rules together must bind
 
 
 def escape(component: str) -> str:
@@ -54,12 +56,17 @@ def propose_renames(report: restore_match.RestoreReport, inv: inventory.Inventor
 
   For every missing variable and every split of its key into prefix + rest,
   an unused checkpoint key ending in the same rest, with the same shape and
-  dtype, votes for (its prefix -> the missing prefix). Rules are taken
-  greedily by votes, each variable counted once, so that the result maps
-  whole scopes ('model/CustomExtractor/' -> 'model/_feature_extractor/').
+  dtype, votes for (its prefix -> the missing prefix). A rule must move
+  nearly all of its scope on both sides; rules are taken greedily by votes,
+  each variable counted once, so that the result maps whole scopes
+  ('model/CustomExtractor/' -> 'model/_feature_extractor/'). Layers that
+  merely share shapes (two batch norms of 64 channels) do not make a rename:
+  when a scope would map two ways, or the rules bind less than half of the
+  missing variables, there is no proposal.
 
   Returns:
-    Rules with at least `min_count` variables, most votes first.
+    Rules with at least `min_count` variables, most votes first; [] when the
+    differences are not a systematic renaming.
   """
   entries = inv.by_key()
   by_rest: dict[tuple[str, tuple[int, ...], str], list[str]] = collections.defaultdict(list)
@@ -78,15 +85,39 @@ def propose_renames(report: restore_match.RestoreReport, inv: inventory.Inventor
         new = "/".join(parts[:i]) + "/"
         if old != new:
           votes[(old, new)].add(key)
+  missing_keys = [checkpoint_key(u.path) for u in report.missing]
+
+  def under(prefix: str, keys) -> int:
+    return sum(1 for k in keys if k.startswith(prefix))
+
+  # A scope rename moves whole scopes: a rule must account for nearly all of
+  # the values under its old prefix and of the variables under its new one.
+  candidates = {
+      rule: keys for rule, keys in votes.items()
+      if len(keys) >= min_count
+      and len(keys) >= _SCOPE_SHARE * under(rule[0], report.unused)
+      and len(keys) >= _SCOPE_SHARE * under(rule[1], missing_keys)}
+  # Most votes first; among equals the shortest (most general) prefixes. A
+  # prefix claimed by two different rules is a coincidence of shapes, not a
+  # rename, unless one rule strictly contains the other's keys.
   rules = []
   covered: set[str] = set()
-  # Most votes first; among equals the shortest (most general) prefixes.
-  for (old, new), keys in sorted(votes.items(),
+  used_old: set[str] = set()
+  used_new: set[str] = set()
+  for (old, new), keys in sorted(candidates.items(),
                                  key=lambda kv: (-len(kv[1]), len(kv[0][0]) + len(kv[0][1]))):
     fresh = keys - covered
-    if len(fresh) >= min_count:
-      rules.append(RenameRule(old=old, new=new, count=len(fresh)))
-      covered |= fresh
+    if len(fresh) < min_count:
+      continue
+    if any(old.startswith(o) or o.startswith(old) for o in used_old) or \
+        any(new.startswith(n) or n.startswith(new) for n in used_new):
+      return []  # the same scope would go two ways: not a systematic rename
+    rules.append(RenameRule(old=old, new=new, count=len(fresh)))
+    covered |= fresh
+    used_old.add(old)
+    used_new.add(new)
+  if len(covered) < _EXPLAINED_SHARE * len(report.missing):
+    return []
   return rules
 
 

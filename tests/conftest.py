@@ -100,21 +100,8 @@ def keras_tf_checkpoint(tmp_path_factory, tf):
 @pytest.fixture(scope="session")
 def tf1_checkpoint(tmp_path_factory, tf):
   """A TF1 name-based checkpoint, written by tf.compat.v1.train.Saver in graph mode."""
-  directory = tmp_path_factory.mktemp("tf1_ckpt")
-  v1 = tf.compat.v1
-  with tf.Graph().as_default():
-    with v1.variable_scope("FeatureExtractor/MobilenetV2/Conv"):
-      w = v1.get_variable("weights", [3, 3, 3, 8])
-    with v1.variable_scope("BoxPredictor_0/ClassPredictor"):
-      c = v1.get_variable("weights", [1, 1, 8, 12])
-    global_step = v1.train.get_or_create_global_step()
-    loss = tf.reduce_sum(w) + tf.reduce_sum(c)
-    train_op = v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, global_step=global_step)
-    saver = v1.train.Saver()
-    with v1.Session() as sess:
-      sess.run(v1.global_variables_initializer())
-      sess.run(train_op)
-      return saver.save(sess, str(directory / "model.ckpt"), global_step=global_step)
+  from od_guard.testing import tiny_odapi
+  return tiny_odapi.save_tf1_checkpoint(str(tmp_path_factory.mktemp("tf1_ckpt")))
 
 
 @pytest.fixture(scope="session")

@@ -182,6 +182,35 @@ def test_coverage_is_parameter_weighted_per_component(tf, tmp_path, make_net):
   assert report.total.fraction == pytest.approx(100 / 106)
 
 
+def _renames(tf, tmp_path, saved: dict, target: dict):
+  from od_guard import restore_diagnosis
+
+  def tree(spec):
+    m = tf.Module()
+    for name, value in spec.items():
+      setattr(m, name, tree(value) if isinstance(value, dict) else tf.Variable(tf.zeros(value)))
+    return m
+
+  prefix = _save(tf, tmp_path, model=tree(saved))
+  inv = inventory.read_inventory(prefix, object_graph=FULL)
+  report = restore_match.match(live_graph.capture({"model": tree(target)}), inv)
+  return [(r.old, r.new, r.count) for r in restore_diagnosis.propose_renames(report, inv)]
+
+
+def test_a_renamed_scope_gets_one_rule(tf, tmp_path):
+  layers = {f"conv{i}": {"kernel": [3, 3, 4, 4], "bias": [4]} for i in range(3)}
+  assert _renames(tf, tmp_path, {"CustomExtractor": layers, "head": [2]},
+                  {"feature_extractor": layers, "head": [2]}) == [
+      ("model/CustomExtractor/", "model/feature_extractor/", 6)]
+
+
+def test_same_shaped_layers_of_different_networks_are_no_rename(tf, tmp_path):
+  saved = {"a": {"bn": {"gamma": [8], "beta": [8]}}, "b": {"bn": {"gamma": [8], "beta": [8]}}}
+  target = {"x": {"bn": {"gamma": [8], "beta": [8]}}, "y": {"bn": {"gamma": [8], "beta": [8]}},
+            "z": {"kernel": [3, 3, 8, 8]}}
+  assert _renames(tf, tmp_path, saved, target) == []
+
+
 if __name__ == "__main__":
   import sys
   sys.exit(pytest.main([__file__, "-q"]))

@@ -173,3 +173,23 @@ def save_weightless_checkpoint(directory: str) -> str:
   import tensorflow as tf
   step = tf.Variable(0, dtype=tf.int64, trainable=False)
   return tf.train.Checkpoint(step=step).save(os.path.join(directory, "ckpt"))
+
+
+def save_tf1_checkpoint(directory: str) -> str:
+  """A TF1 name-based checkpoint with TF1 OD API scope names (tf.compat.v1
+  Saver in graph mode, one Momentum step so it has slots and a global step)."""
+  import tensorflow as tf
+  v1 = tf.compat.v1
+  with tf.Graph().as_default():
+    with v1.variable_scope("FeatureExtractor/MobilenetV2/Conv"):
+      w = v1.get_variable("weights", [3, 3, 3, 8])
+    with v1.variable_scope("BoxPredictor_0/ClassPredictor"):
+      c = v1.get_variable("weights", [1, 1, 8, 12])
+    global_step = v1.train.get_or_create_global_step()
+    loss = tf.reduce_sum(w) + tf.reduce_sum(c)
+    train_op = v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, global_step=global_step)
+    saver = v1.train.Saver()
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      sess.run(train_op)
+      return saver.save(sess, os.path.join(directory, "model.ckpt"), global_step=global_step)
