@@ -42,6 +42,7 @@ demo: env-odapi
 
 bench: env-odapi
 	$(ODAPI) benchmarks/inventory.py
+	$(ODAPI) benchmarks/time_to_verdict.py
 
 clean:
 	rm -rf $(VENV) .tools demo_out bench_out

@@ -33,14 +33,18 @@ from od_guard import static_diagnosis
 
 # When a static error explains it, a model-tier finding is a consequence.
 _EXPLAINED_BY = {
+    # The model tier's map is exact; the static one only names the scope.
+    "restore_scope_missing": {"renamed_scopes"},
     "renamed_scopes": {"feature_extractor_mismatch", "meta_architecture_mismatch",
                        "checkpoint_type_mismatch"},
     "variables_not_restored": {"checkpoint_type_mismatch", "weightless_checkpoint",
+                               "restore_scope_missing",
                                "feature_extractor_mismatch", "meta_architecture_mismatch",
                                "neck_mismatch", "saved_model_variables", "renamed_scopes"},
     "shape_mismatch": {"feature_extractor_mismatch", "depth_multiplier_mismatch",
                        "num_classes_differ", "meta_architecture_mismatch"},
     "coverage_below_threshold": {"checkpoint_type_mismatch", "weightless_checkpoint",
+                                 "restore_scope_missing",
                                  "feature_extractor_mismatch", "meta_architecture_mismatch",
                                  "renamed_scopes", "neck_mismatch"},
 }

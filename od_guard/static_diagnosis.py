@@ -247,7 +247,58 @@ def diagnose_checkpoint(config: pipeline_config.FineTuneConfig, inv: inventory.I
         stock_outcome=("TypeError: restore_map was expected to return a (str -> Model) "
                        "mapping, but we received a (str -> NoneType) mapping instead.")))
   out.extend(_diagnose_architecture(config, fp))
+  if not any(f.severity == findings.ERROR for f in out):
+    out.extend(_diagnose_restore_scopes(config, inv, fp))
   return out
+
+
+# The scopes each meta-architecture's restore_from_objects(type) asks for.
+_RESTORE_SCOPES = {
+    ("ssd", "detection"): ("model/_feature_extractor/",),
+    ("center_net", "detection"): ("model/_feature_extractor/",),
+    ("faster_rcnn", "detection"): ("model/_feature_extractor_for_proposal_features/",
+                                   "model/_feature_extractor_for_box_classifier_features/"),
+}
+# Scopes of a model_main_tf2 checkpoint that are not a feature extractor.
+_KNOWN_SCOPES = frozenset({
+    "_box_predictor", "_first_stage_box_predictor", "_first_stage_box_predictor_first_conv",
+    "_mask_rcnn_box_predictor", "_prediction_head_dict", "_feature_extractor",
+    "_feature_extractor_for_proposal_features", "_feature_extractor_for_box_classifier_features",
+})
+
+
+def _diagnose_restore_scopes(config: pipeline_config.FineTuneConfig, inv: inventory.Inventory,
+                             fp: fingerprint_lib.Fingerprint) -> list[Finding]:
+  """The scopes the restore map asks for must be in the checkpoint."""
+  ctype = config.effective_checkpoint_type
+  expected = _RESTORE_SCOPES.get((config.meta_architecture, ctype))
+  if not expected or fp.checkpoint_kind != fingerprint_lib.DETECTION:
+    return []
+  keys = [v.key for v in inv.of_kind(inventory.MODEL)]
+  absent = [p for p in expected if not any(k.startswith(p) for k in keys)]
+  if not absent:
+    return []
+  scopes: dict[str, int] = {}
+  for k in keys:
+    parts = k.split("/")
+    if parts[0] == "model" and len(parts) > 2:
+      scopes[parts[1]] = scopes.get(parts[1], 0) + 1
+  unknown = {s: n for s, n in scopes.items() if s not in _KNOWN_SCOPES}
+  there = ", ".join(f"model/{s}/ ({n} values)" for s, n in sorted(scopes.items()))
+  renames = []
+  if len(absent) == 1 and len(unknown) == 1:
+    (scope, count), = unknown.items()
+    renames = [{"old": f"model/{scope}/", "new": absent[0], "count": count}]
+  return [Finding(
+      "restore_scope_missing", findings.ERROR,
+      f"fine_tune_checkpoint_type \"{ctype}\" restores {', '.join(absent)}, which the "
+      "checkpoint does not have" + (": its scope was renamed." if renames else "."),
+      detail=f"the checkpoint's scopes: {there or 'none'}",
+      fix=(f"Rewrite the checkpoint's names: '{renames[0]['old']}' -> '{renames[0]['new']}' "
+           "(or save from a model whose attribute carries the expected name)." if renames else
+           "Use a checkpoint saved by the OD API from this meta-architecture."),
+      stock_outcome=_STOCK_UNBOUND.format(n="N"),
+      data={"renames": renames} if renames else {})]
 
 
 def _diagnose_architecture(config: pipeline_config.FineTuneConfig,

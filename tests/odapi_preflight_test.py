@@ -123,9 +123,19 @@ def test_renamed_scopes_get_a_rename_map(odapi_world):
       "renamed", checkpoint=odapi_world.checkpoints["renamed"]))
   f = report.finding("renamed_scopes")
   assert report.verdict.failed and f.severity == findings.ERROR
+  assert report.finding("restore_scope_missing").severity == findings.INFO  # f is exact
   assert f.data["renames"][0]["old"] == "model/CustomExtractor/"
   assert f.data["renames"][0]["new"] == "model/_feature_extractor/"
   assert f.data["renames"][0]["count"] == len(report.restore.missing)
+
+
+def test_renamed_scope_is_seen_statically_too(odapi_world):
+  report = preflight.check_static(odapi_world.write_config(
+      "renamed_static", checkpoint=odapi_world.checkpoints["renamed"]))
+  f = report.finding("restore_scope_missing")
+  assert report.verdict.failed and f.severity == findings.ERROR
+  assert f.data["renames"] == [{"old": "model/CustomExtractor/",
+                                "new": "model/_feature_extractor/", "count": 300}]
 
 
 def test_tf1_checkpoint(odapi_world, tf1_checkpoint):

@@ -1,0 +1,137 @@
+"""Benchmark: how long until a misconfigured fine-tune is told what is wrong.
+
+For each misconfiguration, on the same tiny SSD MobileNet V2 set-up, alternating
+in one run:
+  stock   whole process: the OD API's own model_main_tf2 (run through
+          `od_guard.odapi_compat`, which only aliases tf-slim's moved functions,
+          without which stock fails in the input pipeline for an unrelated
+          reason), until it exits with its error;
+  static  whole process: `od-guard check --static`;
+  full    whole process: `od-guard check` (TF + OD API import, model build, match).
+Prints one JSON line: per scenario the wall times, the ratios static/stock and
+full/stock, and the phases of the full check (read, static, import, build,
+match, from its JSON report). Targets: static <= 1/100 of stock, full <= 1/3.
+
+Usage: python benchmarks/time_to_verdict.py [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+ZOO = REPO.parent / "shared" / "realworld" / "zoo_configs"
+ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+  t = time.perf_counter()
+  r = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=1200)
+  return time.perf_counter() - t, r
+
+
+def _setup(root: pathlib.Path) -> dict[str, str]:
+  """Writes the scenarios' configs; returns scenario -> config path."""
+  sys.path.insert(0, str(REPO))
+  from od_guard.testing import tiny_odapi
+  base = tiny_odapi.load_pipeline_config(str(REPO / "examples" / "tiny_ssd_mobilenet_v2" /
+                                             "pipeline.config"))
+  record = tiny_odapi.write_synthetic_tfrecord(str(root / "data" / "train.record"))
+  label_map = tiny_odapi.write_label_map(str(root / "data" / "label_map.pbtxt"), 3)
+  model = tiny_odapi.build_model(base)
+  detection = tiny_odapi.save_detection_checkpoint(model, str(root / "ckpt_detection"))
+  renamed = tiny_odapi.save_renamed_checkpoint(model, str(root / "ckpt_renamed"))
+  tf1 = tiny_odapi.save_tf1_checkpoint(str(root / "ckpt_tf1"))
+  weightless = tiny_odapi.save_weightless_checkpoint(str(root / "ckpt_weightless"))
+  resnet = REPO / "examples" / "tiny_ssd_resnet50_fpn" / "pipeline.config"
+
+  def write(name, source, checkpoint, checkpoint_type="detection"):
+    message = tiny_odapi.load_pipeline_config(str(source))
+    message.train_config.fine_tune_checkpoint = checkpoint
+    message.train_config.fine_tune_checkpoint_type = checkpoint_type
+    for reader in [message.train_input_reader, *message.eval_input_reader]:
+      reader.label_map_path = label_map
+      reader.tf_record_input_reader.ClearField("input_path")
+      reader.tf_record_input_reader.input_path.append(record)
+    return tiny_odapi.write_pipeline_config(message, str(root / f"{name}.config"))
+
+  mobilenet = REPO / "examples" / "tiny_ssd_mobilenet_v2" / "pipeline.config"
+  return {
+      "wrong_backbone": write("wrong_backbone", resnet, detection),
+      "renamed_scopes": write("renamed_scopes", mobilenet, renamed),
+      "tf1_checkpoint": write("tf1_checkpoint", mobilenet, tf1),
+      "classification_type_on_detection_ckpt": write("wrong_type", mobilenet, detection,
+                                                     "classification"),
+      "weightless_checkpoint": write("weightless", mobilenet, weightless),
+  }
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rounds", type=int, default=1)
+  args = parser.parse_args()
+  root = pathlib.Path(tempfile.mkdtemp(prefix="od_guard_ttv_"))
+  try:
+    print("setting up the tiny model, checkpoints and configs ...", file=sys.stderr, flush=True)
+    scenarios = _setup(root)
+    results = {}
+    for name, config in scenarios.items():
+      times = {"stock": [], "static": [], "full": []}
+      phases = {}
+      for r in range(args.rounds):
+        model_dir = root / f"train_{name}_{r}"
+        secs, stock = _timed([sys.executable, "-m", "od_guard.odapi_compat",
+                              "object_detection.model_main_tf2",
+                              f"--pipeline_config_path={config}", f"--model_dir={model_dir}"])
+        if stock.returncode == 0:
+          raise SystemExit(f"stock model_main_tf2 trained on {name}: not a misconfiguration")
+        times["stock"].append(secs)
+        secs, static = _timed([sys.executable, "-m", "od_guard", "check", "--static", "--json",
+                               "--pipeline_config_path", config])
+        times["static"].append(secs)
+        secs, full = _timed([sys.executable, "-m", "od_guard", "check", "--json",
+                             "--pipeline_config_path", config])
+        times["full"].append(secs)
+        for out in (static, full):
+          if out.returncode != 1:
+            raise SystemExit(f"od-guard check did not fail on {name}: {out.stderr[-500:]}")
+        phases = json.loads(full.stdout)["timings"]
+        stock_error = [l for l in stock.stderr.strip().splitlines() if l.strip()][-1][:160]
+        print(f"{name}: stock {times['stock'][-1]:.1f}s ({stock_error}); static "
+              f"{times['static'][-1]:.2f}s; full {times['full'][-1]:.1f}s",
+              file=sys.stderr, flush=True)
+      med = {k: statistics.median(v) for k, v in times.items()}
+      results[name] = {
+          "stock_seconds": round(med["stock"], 2),
+          "static_seconds": round(med["static"], 3),
+          "full_seconds": round(med["full"], 2),
+          "static_over_stock": round(med["static"] / med["stock"], 4),
+          "full_over_stock": round(med["full"] / med["stock"], 3),
+          "full_phases_seconds": phases,
+          "verdict_codes": [f["code"] for f in json.loads(static.stdout)["findings"]
+                            if f["severity"] == "error"],
+      }
+    print(json.dumps({
+        "benchmark": "time_to_verdict",
+        "rounds": args.rounds,
+        "scenarios": results,
+        "max_static_over_stock": max(r["static_over_stock"] for r in results.values()),
+        "max_full_over_stock": max(r["full_over_stock"] for r in results.values()),
+        "targets_met": all(r["static_over_stock"] <= 0.01 and r["full_over_stock"] <= 1 / 3
+                           for r in results.values()),
+    }))
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  main()
