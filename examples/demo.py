@@ -83,14 +83,9 @@ def main() -> int:
   print(f"pretrained checkpoint: {pretrained} ({time.time() - t0:.0f} s)")
 
   def config(name: str, source: pathlib.Path, checkpoint: str) -> pathlib.Path:
-    message = tiny_odapi.load_pipeline_config(str(source))
-    message.train_config.fine_tune_checkpoint = checkpoint
-    for reader in [message.train_input_reader, *message.eval_input_reader]:
-      reader.label_map_path = label_map
-      reader.tf_record_input_reader.ClearField("input_path")
-      reader.tf_record_input_reader.input_path.append(record)
-    return pathlib.Path(tiny_odapi.write_pipeline_config(
-        message, str(out / "configs" / f"{name}.config")))
+    return pathlib.Path(tiny_odapi.localize_config(
+        str(source), str(out / "configs" / f"{name}.config"), record=record,
+        label_map=label_map, checkpoint=checkpoint))
 
   good = config("good", MOBILENET, pretrained)
   wrong_backbone = config("wrong_backbone", RESNET, pretrained)

@@ -59,10 +59,6 @@ class CheckpointDiff:
     }
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-  return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def diff(a: inventory.Inventory, b: inventory.Inventory) -> CheckpointDiff:
   """Compares two inventories key by key."""
   va = a.by_key()
@@ -73,7 +69,8 @@ def diff(a: inventory.Inventory, b: inventory.Inventory) -> CheckpointDiff:
   for key in sorted(va.keys() & vb.keys()):
     x, y = va[key], vb[key]
     if x.shape != y.shape:
-      shape_changed.append(Changed(key, _shape_text(x.shape), _shape_text(y.shape)))
+      shape_changed.append(Changed(key, inventory.format_shape(x.shape),
+                                   inventory.format_shape(y.shape)))
     if x.dtype != y.dtype:
       dtype_changed.append(Changed(key, x.dtype, y.dtype))
     if x.shape == y.shape and x.dtype == y.dtype:

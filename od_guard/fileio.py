@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from typing import BinaryIO
 
 from od_guard import errors
@@ -128,6 +127,7 @@ def read_head(path: str, n: int) -> bytes:
 def atomic_write_text(path: str, text: str) -> None:
   """Writes a local file atomically: a temporary file in the same directory,
   fsynced, then renamed over the target."""
+  import tempfile  # only writers pay for it
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".od_guard-", suffix=".tmp")

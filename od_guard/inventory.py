@@ -62,6 +62,11 @@ _TF1_SLOT_SUFFIXES = ("Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1",
 _TF1_OPTIMIZER_STATE = re.compile(r"^(beta1_power|beta2_power|learning_rate)(_\d+)?$")
 
 
+def format_shape(shape: tuple[int, ...]) -> str:
+  """A shape as Python prints a tuple: '(3, 3)', '(4,)', '()'."""
+  return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def unescape(component: str) -> str:
   """Undoes TF's escaping of an object-path component ('..' -> '.', '.S' -> '/')."""
   return _ESCAPE.sub(lambda m: "/" if m.group(1) == "S" else m.group(1), component)

@@ -15,11 +15,14 @@ Three presets, and explicit thresholds on top of any of them:
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from od_guard import components
 from od_guard import errors
 from od_guard import findings
-from od_guard import restore_match
+
+if TYPE_CHECKING:  # annotations only: matching is the model tier's
+  from od_guard import restore_match
 
 PASS = "pass"
 WARN = "warn"

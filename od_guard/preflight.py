@@ -22,13 +22,9 @@ from od_guard import errors
 from od_guard import fingerprint as fingerprint_lib
 from od_guard import findings as findings_lib
 from od_guard import inventory
-from od_guard import live_graph
-from od_guard import odapi_model
 from od_guard import pipeline_config
 from od_guard import policy as policy_lib
 from od_guard import preflight_report
-from od_guard import restore_diagnosis
-from od_guard import restore_match
 from od_guard import static_diagnosis
 
 # When a static error explains it, a model-tier finding is a consequence.
@@ -143,7 +139,7 @@ def check_static(config_path: str, *, checkpoint: str | None = None,
       not_checked=tuple(not_checked))
 
 
-def _requested_components(report: restore_match.RestoreReport) -> frozenset[str]:
+def _requested_components(report) -> frozenset[str]:
   """Components the restore asks for (those with a variable inside the roots)."""
   asked = {b.component for b in report.restored}
   asked |= {u.component for u in report.missing}
@@ -178,6 +174,8 @@ def check(config_path: str, *, checkpoint: str | None = None, model_dir: str | N
   strategy_text = ""
   blocked = {f.code for f in found if f.severity == findings_lib.ERROR} & _NO_MODEL_TIER
   if inv is not None and not blocked and inv.format != inventory.TF1_NAME_BASED:
+    # The model tier's modules load only when it runs: --static stays light.
+    from od_guard import live_graph, odapi_model, restore_diagnosis, restore_match
     with timer.phase("import"):
       tf, _ = odapi_model.import_odapi()
     strategy = strategy or tf.distribute.get_strategy()

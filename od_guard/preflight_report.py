@@ -8,13 +8,16 @@ details after), and Markdown (for TensorBoard's text dashboard).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from od_guard import findings
 from od_guard import fingerprint as fingerprint_lib
 from od_guard import inventory
 from od_guard import pipeline_config
 from od_guard import policy as policy_lib
-from od_guard import restore_match
+
+if TYPE_CHECKING:  # annotations only: matching is the model tier's
+  from od_guard import restore_match
 
 SCHEMA = "od_guard.preflight/1"
 STATIC = "static"

@@ -280,10 +280,6 @@ class RestoreReport:
     }
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-  return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def _walk(live: LiveGraph, tree: list[_CkptNode]) -> tuple[dict[int, str], set[int], set[int]]:
   """Returns (variable uid -> checkpoint key, reached live nodes, reached ckpt nodes)."""
   bound: dict[int, str] = {}
@@ -352,7 +348,8 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
     if e is None:  # named by the object graph but absent from the index
       continue
     if tuple(e.shape) != v.shape:
-      shape_mm.append(Mismatch(v.path, key, _shape_text(e.shape), _shape_text(v.shape),
+      shape_mm.append(Mismatch(v.path, key, inventory.format_shape(e.shape),
+                               inventory.format_shape(v.shape),
                                v.component))
     elif e.dtype != v.dtype:
       dtype_mm.append(Mismatch(v.path, key, e.dtype, v.dtype, v.component))

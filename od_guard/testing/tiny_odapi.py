@@ -86,6 +86,20 @@ def write_pipeline_config(config, path: str) -> str:
   return path
 
 
+def localize_config(source: str, destination: str, *, record: str, label_map: str,
+                    checkpoint: str, checkpoint_type: str | None = None) -> str:
+  """Copies a config, pointing it at local data and a fine-tune checkpoint."""
+  config = load_pipeline_config(source)
+  config.train_config.fine_tune_checkpoint = checkpoint
+  if checkpoint_type is not None:
+    config.train_config.fine_tune_checkpoint_type = checkpoint_type
+  for reader in [config.train_input_reader, *config.eval_input_reader]:
+    reader.label_map_path = label_map
+    reader.tf_record_input_reader.ClearField("input_path")
+    reader.tf_record_input_reader.input_path.append(record)
+  return write_pipeline_config(config, destination)
+
+
 def write_label_map(path: str, num_classes: int) -> str:
   items = "".join(f'item {{\n  id: {i}\n  name: "class_{i}"\n}}\n'
                   for i in range(1, num_classes + 1))
