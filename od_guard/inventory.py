@@ -9,6 +9,7 @@ with the checkpoint's size. Reading a TF checkpoint imports no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import re
 from typing import Iterable, NamedTuple, Sequence
@@ -222,7 +223,13 @@ class Inventory:
     acc: dict[tuple[str, str, str], list[int]] = {}
     prod = math.prod
     for v in self.variables:
-      key = (v.kind, v.component, "/".join(v.path.split("/", depth)[:depth]))
+      path = v.path
+      end = -1
+      for _ in range(depth):  # the prefix of `depth` components, without a split
+        end = path.find("/", end + 1)
+        if end < 0:
+          break
+      key = (v.kind, v.component, path if end < 0 else path[:end])
       a = acc.get(key)
       if a is None:
         a = acc[key] = [0, 0, 0]
@@ -349,6 +356,7 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
   names = frozenset(keys)
   variables = []
   append = variables.append
+  make = tuple.__new__  # a Variable without its Python-level __new__ (see tensor_bundle)
   classify = components.classify
   graph_entry = None
   # The hot loop of `od-guard inspect`: kept free of helper calls for the
@@ -378,8 +386,9 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
       attribute = ""
       path = key
       kind, slot_of = _classify_tf1(key, names)
-    append(Variable(key, path, attribute, kind, classify(path) if kind == MODEL else "",
-                    e.shape, e.dtype, e.size or _nbytes(e.shape, e.dtype), slot_of))
+    append(make(Variable, (key, path, attribute, kind,
+                           classify(path) if kind == MODEL else "", e.shape, e.dtype,
+                           e.size or _nbytes(e.shape, e.dtype), slot_of)))
   summary = None
   proto = None
   if missing:
@@ -418,7 +427,15 @@ def read_inventory(path: str, *, object_graph: str = "summary") -> Inventory:
   """
   resolved = checkpoint_path.resolve(path)
   if resolved.container == checkpoint_path.TF_CHECKPOINT:
-    return _read_tf_checkpoint(resolved, object_graph)
+    # Reading builds two records per saved value and no cycles; the cyclic
+    # collector would run hundreds of times over the growing heap for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+      return _read_tf_checkpoint(resolved, object_graph)
+    finally:
+      if collecting:
+        gc.enable()
   from od_guard import keras_weights  # h5py is only needed for Keras files.
   fmt, records = keras_weights.read(resolved.path, resolved.container)
   variables = tuple(

@@ -96,6 +96,17 @@ def test_missing_data_shard_keeps_names_and_says_what_is_unchecked(tmp_path, ker
   assert any("tensor values and the object graph cannot be checked" in n for n in inv.notes)
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_groups_are_the_path_prefixes_of_depth_components(depth):
+  from conftest import SIGN_LANGUAGE
+  inv = inventory.read_inventory(str(SIGN_LANGUAGE / "checkpoint"))
+  expected: dict[str, int] = {}
+  for v in inv.variables:
+    prefix = "/".join(v.path.split("/")[:depth])
+    expected[prefix] = expected.get(prefix, 0) + 1
+  assert {p: t.tensors for p, t in inv.groups(depth)} == expected
+
+
 def test_keras2_h5(keras2_h5):
   inv = inventory.read_inventory(keras2_h5)
   assert inv.format == inventory.KERAS2_HDF5
