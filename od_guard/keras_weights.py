@@ -115,3 +115,21 @@ def read(path: str, container: str) -> tuple[str, list[Record]]:
         f"{path!r} cannot be read as a Keras weights file: {e}.",
         received=f"{path} ({fileio.getsize(path):,} bytes)",
         fix="The file is probably truncated: save or copy it again.") from e
+
+
+def weight_order(path: str) -> list[str]:
+  """Dataset keys of a Keras 2 HDF5 weights file in the order tf-keras loads
+  them: layers in `layer_names` order, weights in `weight_names` order."""
+  import h5py
+
+  def decode(x) -> str:
+    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
+
+  with fileio.open_binary(path) as f, h5py.File(f, "r") as h5file:
+    root = h5file["model_weights"] if "model_weights" in h5file else h5file
+    prefix = "model_weights/" if "model_weights" in h5file else ""
+    out = []
+    for layer in map(decode, root.attrs.get("layer_names", [])):
+      for weight in map(decode, root[layer].attrs.get("weight_names", [])):
+        out.append(f"{prefix}{layer}/{weight}")
+    return out

@@ -9,7 +9,7 @@ and its path), and records names, shapes and dtypes. No value is read.
 from __future__ import annotations
 
 import collections
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from od_guard import components
 from od_guard import restore_match
@@ -53,24 +53,31 @@ def _variable_name(obj: Any) -> str:
   return name[:-2] if name.endswith(":0") else name
 
 
-def _bfs(roots: Mapping[str, Any]):
+def _bfs(roots: Mapping[str, Any], exclude: Sequence[str] = ()):
   """Yields (object, path) for every object reachable from `roots`, breadth
-  first, each object once, in TF's own traversal order."""
+  first, each object once, in TF's own traversal order; subtrees whose path
+  starts with an `exclude` prefix are skipped."""
+  prefixes = tuple(p.rstrip("/") for p in exclude)
+
+  def excluded(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
   seen: set[int] = set()
-  queue = collections.deque((obj, name) for name, obj in roots.items())
+  queue = collections.deque((obj, name) for name, obj in roots.items() if not excluded(name))
   for obj, _ in queue:
     seen.add(id(obj))
   while queue:
     obj, path = queue.popleft()
     yield obj, path
     for name, child in _children(obj):
-      if id(child) not in seen:
+      child_path = f"{path}/{name}"
+      if id(child) not in seen and not excluded(child_path):
         seen.add(id(child))
-        queue.append((child, f"{path}/{name}"))
+        queue.append((child, child_path))
 
 
-def capture(roots: Mapping[str, Any], *,
-            model: Mapping[str, Any] | None = None) -> restore_match.LiveGraph:
+def capture(roots: Mapping[str, Any], *, model: Mapping[str, Any] | None = None,
+            exclude: Sequence[str] = ()) -> restore_match.LiveGraph:
   """Captures what a restore into `roots` would walk.
 
   Args:
@@ -79,6 +86,8 @@ def capture(roots: Mapping[str, Any], *,
     model: the whole model under the root names its own checkpoints use (e.g.
       ``{'model': detection_model}``), so that variables outside `roots` are
       known and every variable gets its full path. Defaults to `roots`.
+    exclude: object-path prefixes the restore leaves out (their variables
+      count as not requested).
 
   Returns:
     The live graph.
@@ -97,7 +106,7 @@ def capture(roots: Mapping[str, Any], *,
 
   index: dict[int, int] = {}
   objects: list[Any] = [None]
-  order = list(_bfs(roots))
+  order = list(_bfs(roots, exclude))
   for obj, path in order:
     index[id(obj)] = len(objects)
     objects.append(obj)

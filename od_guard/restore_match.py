@@ -388,3 +388,56 @@ def _coverage(live: LiveGraph, restored_uids: set[int]) -> tuple[Coverage, ...]:
       t[0] += v.num_params
       t[2] += 1
   return tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals)
+
+
+def match_keys(expected: inventory.Inventory, checkpoint: inventory.Inventory, *,
+               by_order: bool = False) -> RestoreReport:
+  """Predicts `model.load_weights(file)` for Keras weight files.
+
+  Args:
+    expected: the inventory of the file the model's own `save_weights` writes
+      (the layout `load_weights` expects).
+    checkpoint: the weights file to load.
+    by_order: pair layers by position, as tf-keras loads Keras 2 HDF5 files
+      (by_name=False); else pair by key, as Keras 3 loads `.weights.h5`.
+  """
+  from od_guard import keras_weights  # h5py only for Keras files
+  want = [v for v in expected.variables if v.kind == inventory.MODEL]
+  have = {v.key: v for v in checkpoint.variables if v.kind == inventory.MODEL}
+  if by_order:
+    pairs = dict(zip(keras_weights.weight_order(expected.prefix),
+                     keras_weights.weight_order(checkpoint.prefix)))
+  else:
+    pairs = {v.key: v.key for v in want if v.key in have}
+  restored, missing, shape_mm, dtype_mm = [], [], [], []
+  restored_keys: set[str] = set()
+  for v in want:
+    key = pairs.get(v.key)
+    e = have.get(key) if key else None
+    if e is None:
+      missing.append(Unbound(v.key, v.shape, v.dtype, v.component))
+    elif tuple(e.shape) != tuple(v.shape):
+      shape_mm.append(Mismatch(v.key, key, inventory.format_shape(e.shape),
+                               inventory.format_shape(v.shape), v.component))
+    elif e.dtype != v.dtype:
+      dtype_mm.append(Mismatch(v.key, key, e.dtype, v.dtype, v.component))
+    else:
+      restored.append(Binding(v.key, key, tuple(v.shape), v.dtype, v.component))
+      restored_keys.add(v.key)
+  used = set(pairs.values()) if by_order else set(pairs)
+  totals: dict[str, list[int]] = {}
+  for v in want:
+    t = totals.setdefault(v.component, [0, 0, 0, 0])
+    t[1] += v.num_params
+    t[3] += 1
+    if v.key in restored_keys:
+      t[0] += v.num_params
+      t[2] += 1
+  return RestoreReport(
+      mode="keras_file_by_order" if by_order else "keras_file_by_key",
+      restored=tuple(restored), missing=tuple(missing), not_requested=(),
+      unused=tuple(sorted(k for k in have if k not in used)),
+      unused_other=tuple(sorted(v.key for v in checkpoint.variables
+                                if v.kind != inventory.MODEL)),
+      shape_mismatches=tuple(shape_mm), dtype_mismatches=tuple(dtype_mm),
+      coverage=tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals))
