@@ -34,6 +34,7 @@ from od_guard import policy as policy_lib
 from od_guard import preflight_report
 from od_guard import restore_diagnosis
 from od_guard import restore_match
+from od_guard import strategies
 
 
 class RestoreGuardError(errors.OdGuardError):
@@ -213,29 +214,17 @@ def restore(model: Any, checkpoint: str, *, policy: policy_lib.Policy | None = N
   result = preflight_report.PreflightReport(
       tier=preflight_report.MODEL, config=None, checkpoint=inv, fingerprint=None,
       restore=report, findings=tuple(adjusted), verdict=verdict, timings=timings,
-      strategy=_strategy_name(strategy), not_checked=tuple(not_checked))
+      strategy=strategies.describe(strategy), not_checked=tuple(not_checked))
   _publish(result, strategy, log_dir, report_path, quiet)
   if verdict.failed:
     raise RestoreGuardError(result)
   return result
 
 
-def _strategy_name(strategy) -> str:
-  name = type(strategy).__name__
-  if name.startswith("_Default"):
-    return "default strategy (no distribution, 1 replica)"
-  return f"{name} ({strategy.num_replicas_in_sync} replicas)"
-
-
-def _is_chief(strategy) -> bool:
-  extended = getattr(strategy, "extended", None)
-  return bool(getattr(extended, "should_checkpoint", True))
-
-
 def _publish(result, strategy, log_dir, report_path, quiet) -> None:
   if not quiet:
     print(preflight_report.render_text(result), flush=True)
-  if not _is_chief(strategy):
+  if not strategies.is_chief(strategy):
     return
   if report_path:
     fileio.atomic_write_text(report_path, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -134,7 +134,8 @@ def run(fv: flags.FlagValues) -> int:
         sample_1_of_n_eval_on_train_examples=fv.sample_1_of_n_eval_on_train_examples,
         checkpoint_dir=fv.checkpoint_dir, wait_interval=300, timeout=fv.eval_timeout)
     return 0
-  from od_guard import policy as policy_lib, preflight, preflight_report, tensorboard_report
+  from od_guard import policy as policy_lib, preflight, preflight_report, strategies
+  from od_guard import tensorboard_report
   strategy = _strategy(fv, tf)
   try:
     policy = policy_lib.preset(fv.guard_policy)
@@ -146,7 +147,7 @@ def run(fv: flags.FlagValues) -> int:
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  chief = getattr(strategy.extended, "should_checkpoint", True)
+  chief = strategies.is_chief(strategy)
   print(preflight_report.render_text(report), flush=True)
   if chief:
     _write_reports(report, fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"))

@@ -105,11 +105,3 @@ def restore_roots(model, checkpoint_type: str) -> dict[str, Any]:
     raise ModelBuildError(
         f"The model refuses fine_tune_checkpoint_type {checkpoint_type!r}.",
         received=str(e), fix="Use \"detection\", \"classification\" or \"full\".") from e
-
-
-def strategy_name(strategy) -> str:
-  name = type(strategy).__name__
-  if name.startswith("_Default"):
-    return "default strategy (no distribution, 1 replica)"
-  replicas = getattr(strategy, "num_replicas_in_sync", 1)
-  return f"{name} ({replicas} replica{'s' if replicas != 1 else ''})"

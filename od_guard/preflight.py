@@ -26,6 +26,7 @@ from od_guard import pipeline_config
 from od_guard import policy as policy_lib
 from od_guard import preflight_report
 from od_guard import static_diagnosis
+from od_guard import strategies
 
 # When a static error explains it, a model-tier finding is a consequence.
 _EXPLAINED_BY = {
@@ -179,7 +180,7 @@ def check(config_path: str, *, checkpoint: str | None = None, model_dir: str | N
     with timer.phase("import"):
       tf, _ = odapi_model.import_odapi()
     strategy = strategy or tf.distribute.get_strategy()
-    strategy_text = odapi_model.strategy_name(strategy)
+    strategy_text = strategies.describe(strategy)
     with timer.phase("build"):
       model = odapi_model.build(message, strategy)
     with timer.phase("match"):
