@@ -7,7 +7,7 @@ BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: all envs env-odapi env-modern tools lint test test-odapi test-modern demo bench clean
+.PHONY: all envs env-odapi env-modern tools lint test test-odapi test-modern demo keras-example bench clean
 
 all: test
 
@@ -40,9 +40,12 @@ test: lint test-modern test-odapi
 demo: env-odapi
 	$(ODAPI) examples/demo.py --out demo_out
 
+keras-example: env-modern
+	$(MODERN) examples/keras_finetune.py --out keras_demo_out
+
 bench: env-odapi
 	$(ODAPI) benchmarks/inventory.py
 	$(ODAPI) benchmarks/time_to_verdict.py
 
 clean:
-	rm -rf $(VENV) .tools demo_out bench_out
+	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out

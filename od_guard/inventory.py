@@ -304,8 +304,13 @@ def _classify_tf2(path: tuple[str, ...], key: str, shape: tuple[int, ...],
   if _SLOT in key:
     primary = key.split(_SLOT, 1)[0]
     return OPTIMIZER_SLOT, "/".join(unescape(c) for c in primary.split("/"))
-  if path and path[0] in _OPTIMIZER_ROOTS:
-    return _optimizer_kind(path[-1], shape, dtype), ""
+  for i, part in enumerate(path):
+    if part in _OPTIMIZER_ROOTS:
+      # Keras 3 optimizers also track the model's own trainable variables;
+      # TF keys those under the optimizer when that path is the shortest.
+      if i + 1 < len(path) and path[i + 1] == "_trainable_variables":
+        return MODEL, ""
+      return _optimizer_kind(path[-1], shape, dtype), ""
   if len(path) == 1 and path[0] in _BOOKKEEPING_NAMES:
     return BOOKKEEPING, ""
   return MODEL, ""
@@ -368,7 +373,7 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
       continue
     if object_based:
       head, sep, attribute = key.rpartition(_ATTRIBUTES)
-      if sep and "." not in head and _SLOT_MARK not in head:
+      if sep and "." not in head and _SLOT_MARK not in head and "optimizer" not in head:
         path = head
         root = head.split("/", 1)[0]
         if root in _OPTIMIZER_ROOTS:

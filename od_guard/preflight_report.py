@@ -126,7 +126,8 @@ def render_text(report: PreflightReport, *, verbose: bool = False) -> str:
     if f.fix:
       out.append(f"    fix: {f.fix}")
     if f.stock_outcome:
-      out.append(f"    stock model_main_tf2: {f.stock_outcome}")
+      stock = "stock model_main_tf2" if report.config else "plain TF / Keras"
+      out.append(f"    {stock}: {f.stock_outcome}")
   if report.not_checked:
     out.append("")
     out.append("not checked:")

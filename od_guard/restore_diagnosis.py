@@ -69,10 +69,17 @@ def propose_renames(report: restore_match.RestoreReport, inv: inventory.Inventor
     differences are not a systematic renaming.
   """
   entries = inv.by_key()
-  by_rest: dict[tuple[str, tuple[int, ...], str], list[str]] = collections.defaultdict(list)
+  alternatives = restore_match.checkpoint_paths(inv)
+  # Vote in path space (every object-graph path of an unused value), so that a
+  # value keyed under one parent but reachable through the renamed scope counts.
+  unused_paths: list[tuple[str, str]] = []
   for key in report.unused:
+    for path in alternatives.get(key) or ["/".join(inventory.split_key(key)[0])]:
+      unused_paths.append((key, checkpoint_key(path)))
+  by_rest: dict[tuple[str, tuple[int, ...], str], list[str]] = collections.defaultdict(list)
+  for key, as_key in unused_paths:
     e = entries[key]
-    parts = key.split("/")
+    parts = as_key.split("/")
     for i in range(1, len(parts)):
       by_rest[("/".join(parts[i:]), e.shape, e.dtype)].append("/".join(parts[:i]) + "/")
   votes: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
@@ -92,10 +99,14 @@ def propose_renames(report: restore_match.RestoreReport, inv: inventory.Inventor
 
   # A scope rename moves whole scopes: a rule must account for nearly all of
   # the values under its old prefix and of the variables under its new one.
+  def values_under(prefix: str) -> int:
+    """Unused values (not paths: a value may have several) under a prefix."""
+    return len({key for key, as_key in unused_paths if as_key.startswith(prefix)})
+
   candidates = {
       rule: keys for rule, keys in votes.items()
       if len(keys) >= min_count
-      and len(keys) >= _SCOPE_SHARE * under(rule[0], report.unused)
+      and len(keys) >= _SCOPE_SHARE * values_under(rule[0])
       and len(keys) >= _SCOPE_SHARE * under(rule[1], missing_keys)}
   # Most votes first; among equals the shortest (most general) prefixes. A
   # prefix claimed by two different rules is a coincidence of shapes, not a
@@ -162,8 +173,8 @@ def diagnose(report: restore_match.RestoreReport, inv: inventory.Inventory, *,
         detail=(", ".join(f"{c}: {n}" for c, n in by_component.most_common())
                 + (f" ({root_hint})" if root_hint else "") + "\n" +
                 _fold([u.path for u in report.missing])),
-        fix=("Use a checkpoint saved from the same architecture, or a "
-             "fine_tune_checkpoint_type that restores only what the checkpoint has."),
+        fix=("Use a checkpoint saved from the same architecture, or restore only what the "
+             "checkpoint has (OD API: the fine_tune_checkpoint_type; Keras: exclude=...)."),
         stock_outcome=_unbound(report) if stock_assertion else
         "trains with these variables freshly initialised"))
   if report.shape_mismatches:

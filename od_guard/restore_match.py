@@ -140,6 +140,37 @@ def _tree_from_keys(keys: Iterable[str]) -> list[_CkptNode]:
   return nodes
 
 
+def checkpoint_paths(inv: inventory.Inventory, *, limit: int = 4) -> dict[str, list[str]]:
+  """Every object path (up to `limit`) that leads to each checkpoint value.
+
+  A key names one path only, the shortest; the object graph knows the others
+  (Keras 3 keys trainable weights under the optimizer that tracks them, while
+  the model reaches them through its layers). Without an object graph each
+  value has its key's path only.
+  """
+  if inv.object_graph_proto is None:
+    return {k: ["/".join(inventory.split_key(k)[0])] for k in inv.by_key()}
+  tree = _tree_from_object_graph(inv.object_graph_proto)
+  paths: dict[int, list[str]] = {0: [""]}
+  queue = collections.deque([0])
+  while queue:
+    node = queue.popleft()
+    for name, child in tree[node].children.items():
+      known = paths.setdefault(child, [])
+      fresh = child not in paths or not known
+      for p in paths[node]:
+        if len(known) < limit:
+          known.append(f"{p}/{name}" if p else name)
+      if fresh:
+        queue.append(child)
+  out: dict[str, list[str]] = {}
+  for node, n in enumerate(tree):
+    key = n.attributes.get(VARIABLE_VALUE)
+    if key is not None:
+      out[key] = paths.get(node, [])
+  return out
+
+
 # ---------------------------------------------------------------------------
 # The report.
 
