@@ -161,6 +161,7 @@ def test_keras_weights_file_round_trip(tf, kr, tmp_path):
   model = keras.Model(inputs, outputs)
   report = guarded_restore.restore(model, path, quiet=True)
   assert report.verdict.decision == policy_lib.PASS
+  assert report.finding("restore_verified").title == "Verified: 4 weights hold the file's values."
   for a, b in zip(model.get_weights(), saved.get_weights()):
     np.testing.assert_array_equal(a, b)
   wider = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Dense(8)(inputs)))
