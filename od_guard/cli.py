@@ -112,6 +112,28 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
   return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+  from od_guard import inventory, key_folding, naming_rules
+  presets = args.preset or ([] if args.rules else ["odapi"])
+  rules = naming_rules.load(args.rules, presets)
+  inv = inventory.read_inventory(args.path, object_graph=inventory.OBJECT_GRAPH_NONE)
+  violations, checked = naming_rules.check(rules, inv.variables)
+  if args.json:
+    _print_json({"schema": naming_rules.SCHEMA, "checkpoint": inv.prefix, "rules": rules.to_dict(),
+                 "checked": checked, "exempt": len(inv.variables) - checked,
+                 "passed": not violations, "violations": [v.to_dict() for v in violations]})
+  else:
+    print(f"od-guard lint: {inv.prefix} under rules {rules.name}: {checked} names checked, "
+          f"{len(inv.variables) - checked} exempt, {len(violations)} violation(s)")
+    by_rule: dict[str, list] = {}
+    for v in violations:
+      by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
+    for rule, paths in by_rule.items():
+      print(f"  [{rule}]")
+      print("\n".join("    " + line for line in key_folding.fold_keys(paths, limit=8)))
+  return EXIT_FINDINGS if violations else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="od-guard", description=(
       "Check checkpoints before training starts on the wrong weights."))
@@ -156,6 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.preflight/1)")
   p.add_argument("--verbose", action="store_true", help="also list facts (INFO findings)")
   p.set_defaults(func=_cmd_check)
+
+  p = sub.add_parser("lint", help="check a checkpoint's variable names against naming rules",
+                     description="Check saved variable names against naming rules (presets "
+                     "odapi, keras, and/or a TOML rules file; see od_guard/naming_rules.py). "
+                     "Exit 1 on violations: usable in CI and pre-commit.")
+  p.add_argument("path", help="the checkpoint (anything `inspect` accepts)")
+  p.add_argument("--rules", default=None, help="a TOML rules file")
+  p.add_argument("--preset", action="append", choices=["odapi", "keras"],
+                 help="a preset to apply (repeatable; default odapi when no --rules)")
+  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.lint/1)")
+  p.set_defaults(func=_cmd_lint)
 
   p = sub.add_parser("doctor", help="check this environment for OD API version drift",
                      description="Check TF / Keras / tf-keras / protobuf / OD API versions and "
