@@ -29,6 +29,7 @@ from od_guard import findings as findings_lib
 from od_guard import inventory
 from od_guard import keras_diagnosis
 from od_guard import keras_model
+from od_guard import key_folding
 from od_guard import live_graph
 from od_guard import policy as policy_lib
 from od_guard import preflight_report
@@ -100,16 +101,21 @@ def _verify(strategy, roots, graph, report, prefix) -> findings_lib.Finding:
     expected = reader.get_tensor(b.key)
     if not all(np.array_equal(v, expected) for v in values):
       wrong.append(b.path)
+  return _verification(wrong, len(report.restored),
+                       f"variables hold the checkpoint's values on {replicas} "
+                       f"replica{'s' if replicas != 1 else ''}")
+
+
+def _verification(wrong: list[str], total: int, what: str) -> findings_lib.Finding:
+  """The finding that closes a verification: all values as promised, or which not."""
   if wrong:
     return findings_lib.Finding(
         "restore_not_applied", findings_lib.ERROR,
-        f"{len(wrong)} variables do not hold the checkpoint's values after the restore.",
-        detail="\n".join("  " + l for l in key_folding_lines(wrong)),
-        fix="Report this with the model and checkpoint: the restore did not do what TF promised.")
-  return findings_lib.Finding(
-      "restore_verified", findings_lib.INFO,
-      f"Verified: {len(report.restored)} variables hold the checkpoint's values on "
-      f"{replicas} replica{'s' if replicas != 1 else ''}.")
+        f"{len(wrong)} of {total} values differ from the checkpoint after the restore.",
+        detail="\n".join("  " + l for l in key_folding.fold_keys(wrong)),
+        fix="Report this with the model and checkpoint: the restore did not do what it promised.")
+  return findings_lib.Finding("restore_verified", findings_lib.INFO,
+                              f"Verified: {total} {what}.")
 
 
 def _verify_keras_file(model, inv, report) -> findings_lib.Finding:
@@ -128,20 +134,7 @@ def _verify_keras_file(model, inv, report) -> findings_lib.Finding:
           wrong.append(b.path)
   finally:
     shutil.rmtree(os.path.dirname(saved), ignore_errors=True)
-  if wrong:
-    return findings_lib.Finding(
-        "restore_not_applied", findings_lib.ERROR,
-        f"{len(wrong)} weights do not hold the file's values after load_weights.",
-        detail="\n".join("  " + l for l in key_folding_lines(wrong)),
-        fix="Report this with the model and file: load_weights did not do what it promised.")
-  return findings_lib.Finding(
-      "restore_verified", findings_lib.INFO,
-      f"Verified: {len(report.restored)} weights hold the file's values.")
-
-
-def key_folding_lines(paths: Sequence[str]) -> list[str]:
-  from od_guard import key_folding
-  return key_folding.fold_keys(paths)
+  return _verification(wrong, len(report.restored), "weights hold the file's values")
 
 
 def _manual_restore(strategy, roots, graph, report, prefix) -> None:
