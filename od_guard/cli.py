@@ -134,6 +134,26 @@ def _cmd_lint(args: argparse.Namespace) -> int:
   return EXIT_FINDINGS if violations else EXIT_OK
 
 
+def _cmd_remap(args: argparse.Namespace) -> int:
+  from od_guard import remap
+  rules = [remap.Rule.parse(r) for r in args.rule or []]
+  if args.from_report:
+    rules += remap.rules_from_report(args.from_report)
+  if not rules:
+    raise errors.UsageError("remap needs --rule or --from-report.", received=" ".join(sys.argv[1:]),
+                            fix="e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  result = remap.remap(args.src, args.dst, rules, overwrite=args.overwrite,
+                       progress=None if args.json else remap.print_progress)
+  if args.json:
+    _print_json(result.to_dict())
+  else:
+    print(f"od-guard remap: wrote {result.destination} ({result.renamed} keys renamed, "
+          f"{result.unchanged} unchanged{', object graph rewritten' if result.object_graph_rewritten else ''}"
+          f"); verified by re-reading it. {result.source} is untouched.")
+  return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="od-guard", description=(
       "Check checkpoints before training starts on the wrong weights."))
@@ -190,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.lint/1)")
   p.set_defaults(func=_cmd_lint)
 
+  p = sub.add_parser("remap", help="write a copy of a checkpoint with its names rewritten",
+                     description="Rewrite a TF checkpoint's keys (and its object graph) with rename "
+                     "rules OLD->NEW (OLD a regex at the key's start, NEW its replacement), or with "
+                     "the map a preflight report proposed. SRC is never modified.")
+  p.add_argument("src")
+  p.add_argument("dst", help="the new checkpoint prefix")
+  p.add_argument("--rule", action="append", help="OLD->NEW (repeatable; first match wins)")
+  p.add_argument("--from-report", dest="from_report", default=None,
+                 help="a JSON report (od-guard check --json, the guard's report.json)")
+  p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.remap/1)")
+  p.set_defaults(func=_cmd_remap)
+
   p = sub.add_parser("doctor", help="check this environment for OD API version drift",
                      description="Check TF / Keras / tf-keras / protobuf / OD API versions and "
                      "the known breakages between them. Exit 1 when something blocks the OD API.")
@@ -214,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   except KeyboardInterrupt:
     print("od-guard: interrupted", file=sys.stderr)
     return 130
+  except BrokenPipeError:  # `od-guard ... | head`: the reader left; not an error
+    sys.stderr.close()
+    return EXIT_OK
 
 
 def run() -> None:
