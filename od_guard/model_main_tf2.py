@@ -10,6 +10,9 @@ defaults, plus od_guard's:
                                (default: <model_dir>/od_guard)
   --num_steps_per_iteration    steps per training-loop iteration (the OD API
                                hard-codes 100; here it is a flag)
+  --guard_naming_mode          off | warn | error: naming rules on every
+                               checkpoint training saves (default warn)
+  --guard_naming_rules         a TOML rules file (default: the odapi preset)
 
 Training (no --checkpoint_dir): the distribution strategy is picked exactly as
 model_main_tf2 picks it (TPU / MultiWorkerMirrored / Mirrored); under it the
@@ -81,6 +84,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "report.txt (default: <model_dir>/od_guard).", flag_values=fv)
   flags.DEFINE_integer("num_steps_per_iteration", 100, "Training steps per loop iteration "
                        "(model_lib_v2 hard-codes 100).", flag_values=fv)
+  flags.DEFINE_enum("guard_naming_mode", "warn", ["off", "warn", "error"],
+                    "Check the names of every checkpoint training saves: warn, or error "
+                    "(quarantine the checkpoint and stop).", flag_values=fv)
+  flags.DEFINE_string("guard_naming_rules", None, "A TOML naming-rules file (default: the "
+                      "odapi preset).", flag_values=fv)
 
   def _fraction(value):
     return value is None or 0.0 <= value <= 1.0
@@ -159,12 +167,27 @@ def run(fv: flags.FlagValues) -> int:
     return EXIT_FAILED_PREFLIGHT
   if fv.guard_only:
     return 0
-  with strategy.scope():
-    model_lib_v2.train_loop(
-        pipeline_config_path=fv.pipeline_config_path, model_dir=fv.model_dir,
-        train_steps=fv.num_train_steps, use_tpu=fv.use_tpu,
-        checkpoint_every_n=fv.checkpoint_every_n, record_summaries=fv.record_summaries,
-        num_steps_per_iteration=fv.num_steps_per_iteration)
+  manager_class = tf.train.CheckpointManager
+  if fv.guard_naming_mode != "off":
+    from od_guard import naming_rules, save_guard
+    rules = naming_rules.load(fv.guard_naming_rules, [] if fv.guard_naming_rules else ["odapi"])
+    # model_lib_v2 builds its own CheckpointManager; substitute a guarded one
+    # for the duration of training, so the OD API's own saves are checked.
+    tf.train.CheckpointManager = save_guard.guarded_manager_class(
+        rules, mode=fv.guard_naming_mode,
+        log_dir=os.path.join(fv.model_dir, "train") if chief else None)
+  try:
+    with strategy.scope():
+      model_lib_v2.train_loop(
+          pipeline_config_path=fv.pipeline_config_path, model_dir=fv.model_dir,
+          train_steps=fv.num_train_steps, use_tpu=fv.use_tpu,
+          checkpoint_every_n=fv.checkpoint_every_n, record_summaries=fv.record_summaries,
+          num_steps_per_iteration=fv.num_steps_per_iteration)
+  except errors.OdGuardError as e:
+    print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
+    return e.exit_code
+  finally:
+    tf.train.CheckpointManager = manager_class
   return 0
 
 

@@ -26,8 +26,10 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def _checkpoints(model_dir) -> list[str]:
-  return sorted(glob.glob(os.path.join(model_dir, "ckpt-*.index")) +
-                glob.glob(os.path.join(model_dir, "checkpoint")))
+  """Checkpoints a training run left to resume from (quarantined ones excluded)."""
+  found = glob.glob(os.path.join(model_dir, "ckpt-*.index")) + \
+      glob.glob(os.path.join(model_dir, "checkpoint"))
+  return sorted(p for p in found if ".quarantined" not in p)
 
 
 def _event_tags(logdir: str) -> set[tuple[str, str]]:
@@ -99,6 +101,19 @@ def test_classic_failures_stop_before_step_one(odapi_world, tf1_checkpoint, tmp_
   assert code in [f["code"] for f in report["findings"]]
   step, verdict = _event_value(str(model_dir), "train", "od_guard/verdict")
   assert (step, float(verdict)) == (0, 2.0)
+
+
+def test_naming_rules_guard_the_od_apis_own_saves(odapi_world, tmp_path):
+  rules = tmp_path / "rules.toml"
+  rules.write_text('extends = ["odapi"]\n[rules]\nforbidden = ["^model/_box_predictor/"]\n')
+  model_dir = tmp_path / "train"
+  r = _run(f"--pipeline_config_path={odapi_world.write_config('e2e_naming')}",
+           f"--model_dir={model_dir}", "--num_train_steps=2", "--num_steps_per_iteration=1",
+           "--guard_naming_mode=error", f"--guard_naming_rules={rules}")
+  assert r.returncode == 1, r.stderr[-3000:]
+  assert "NamingViolationError: The checkpoint just saved breaks the naming rules" in r.stderr
+  assert _checkpoints(model_dir) == []  # the step-0 save was quarantined, nothing else ran
+  assert (model_dir / "ckpt-1.quarantined.index").exists()
 
 
 def test_guard_only_checks_and_exits(odapi_world, tmp_path):
