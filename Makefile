@@ -46,6 +46,8 @@ keras-example: env-modern
 bench: env-odapi
 	$(ODAPI) benchmarks/inventory.py
 	$(ODAPI) benchmarks/time_to_verdict.py
+	$(ODAPI) benchmarks/save_overhead.py
+	$(ODAPI) benchmarks/remap.py
 
 clean:
 	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out

@@ -32,7 +32,7 @@ from od_guard import fileio
 from od_guard import inventory
 
 SCHEMA = "od_guard.remap/1"
-_CHUNK_BYTES = 64 << 20
+_CHUNK_BYTES = 32 << 20  # per SaveV2 call: memory stays near this + the largest tensor
 
 
 class RemapError(errors.OdGuardError):
@@ -272,3 +272,92 @@ def _verify(source: inventory.Inventory, destination: str, mapping: dict[str, st
 def print_progress(done: int, total: int) -> None:
   print(f"remap: {done:,}/{total:,} tensors ({done / max(total, 1):.0%})", file=sys.stderr,
         flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+  source: str
+  destination: str
+  converted: int
+  unused: tuple[str, ...]
+
+  def to_dict(self) -> dict:
+    return {"schema": "od_guard.convert/1", **dataclasses.asdict(self),
+            "unused": list(self.unused)}
+
+
+def tf1_to_object_based(source: str, destination: str, roots: dict, *,
+                        rules: Sequence[Rule] = (), overwrite: bool = False) -> ConversionResult:
+  """Converts a TF1 name-based checkpoint into a TF2 object-based one for a
+  target model.
+
+  Each TF1 name, rewritten by `rules` (first match wins), must equal the TF
+  variable name (without ':0') of one variable of the target, with the same
+  shape; every variable of the target must get a value. The values are
+  assigned to the target's variables and the target is saved with
+  `tf.train.Checkpoint(**roots).write(destination)`, so that it restores with
+  `assert_consumed()`.
+
+  Args:
+    source: the TF1 checkpoint.
+    destination: the new checkpoint prefix.
+    roots: the target, as `tf.train.Checkpoint` keyword arguments
+      (e.g. {'model': model}); its variables must exist (build it first).
+    rules: rename rules from TF1 names to the target's variable names.
+    overwrite: replace an existing destination.
+
+  Raises:
+    RemapError: not a TF1 checkpoint, a target variable without a value, a
+      shape that does not fit, or the destination exists.
+  """
+  from od_guard import live_graph
+  import tensorflow as tf
+  inv = inventory.read_inventory(source, object_graph=inventory.OBJECT_GRAPH_NONE)
+  if inv.format != inventory.TF1_NAME_BASED:
+    raise RemapError("Only TF1 name-based checkpoints are converted.",
+                     received=f"{inv.prefix} ({inv.format})",
+                     fix="An object-based checkpoint is renamed with remap rules instead.")
+  if os.path.exists(destination + ".index") and not overwrite:
+    raise RemapError("The destination checkpoint exists.", received=destination + ".index",
+                     fix="Pass overwrite=True, or choose another prefix.")
+  renamed: dict[str, str] = {}
+  for v in inv.of_kind(inventory.MODEL):
+    new = v.key
+    for rule in rules:
+      out = rule.apply(v.key)
+      if out is not None:
+        new = out
+        break
+    renamed[new] = v.key
+  graph = live_graph.capture(roots)
+  objects = {id(o): o for o, _ in live_graph._bfs(roots)}  # pylint: disable=protected-access
+  entries = inv.by_key()
+  reader = tf.train.load_checkpoint(inv.prefix)
+  missing, bad_shapes, assignments = [], [], []
+  for uid, lv in graph.variables.items():
+    old = renamed.get(lv.name)
+    if old is None:
+      missing.append(f"{lv.path} (variable name {lv.name!r})")
+    elif tuple(entries[old].shape) != lv.shape:
+      bad_shapes.append(f"{old}: {inventory.format_shape(entries[old].shape)} vs "
+                        f"{lv.path}: {inventory.format_shape(lv.shape)}")
+    else:
+      assignments.append((objects[uid], old))
+  if missing or bad_shapes:
+    raise RemapError(
+        "The TF1 checkpoint does not fit the target model.",
+        received=(f"{len(missing)} target variables without a value"
+                  + (f" (e.g. {missing[0]})" if missing else "")
+                  + (f"; {len(bad_shapes)} shape mismatches (e.g. {bad_shapes[0]})"
+                     if bad_shapes else "")),
+        fix=("Add rules mapping the TF1 names to the target's variable names "
+             "(OLD->NEW, first match wins), or name the target's variables like the TF1 ones."))
+  for variable, old in assignments:
+    variable.assign(reader.get_tensor(old))
+  os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
+  ckpt = tf.train.Checkpoint(**roots)
+  ckpt.save_counter  # pylint: disable=pointless-statement  # created, as save() would
+  ckpt.write(destination)
+  used = {old for _, old in assignments}
+  return ConversionResult(source=inv.prefix, destination=destination, converted=len(used),
+                          unused=tuple(sorted(k for k in renamed.values() if k not in used)))

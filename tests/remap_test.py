@@ -134,3 +134,37 @@ def test_renamed_scope_round_trip(odapi_world, tf, tmp_path):
 if __name__ == "__main__":
   import sys
   sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_tf1_checkpoint_converts_to_object_based_for_a_target(tf, tmp_path, tf1_checkpoint):
+  class Target(tf.Module):
+    def __init__(self):
+      super().__init__()
+      self.backbone = tf.Module()
+      self.backbone.conv = tf.Variable(tf.zeros([3, 3, 3, 8]), name="backbone/conv")
+      self.classifier = tf.Variable(tf.zeros([1, 1, 8, 12]), name="head/classifier")
+
+  target = Target()
+  result = remap.tf1_to_object_based(
+      tf1_checkpoint, str(tmp_path / "tf2" / "ckpt"), {"model": target},
+      rules=[remap.Rule.parse("FeatureExtractor/MobilenetV2/Conv/weights->backbone/conv"),
+             remap.Rule.parse("BoxPredictor_0/ClassPredictor/weights->head/classifier")])
+  assert result.converted == 2 and result.unused == ()
+  fresh = Target()
+  tf.train.Checkpoint(model=fresh).restore(str(tmp_path / "tf2" / "ckpt")).assert_consumed()
+  np.testing.assert_array_equal(
+      fresh.backbone.conv.numpy(),
+      _values(tf, tf1_checkpoint)["FeatureExtractor/MobilenetV2/Conv/weights"])
+  assert inventory.read_inventory(str(tmp_path / "tf2" / "ckpt")).format == \
+      inventory.TF2_OBJECT_BASED
+
+
+def test_tf1_conversion_says_what_does_not_fit(tf, tmp_path, tf1_checkpoint):
+  target = tf.Module()
+  target.conv = tf.Variable(tf.zeros([3, 3, 3, 16]), name="FeatureExtractor/MobilenetV2/Conv/weights")
+  target.other = tf.Variable(tf.zeros([2]), name="other")
+  with pytest.raises(remap.RemapError) as e:
+    remap.tf1_to_object_based(tf1_checkpoint, str(tmp_path / "x"), {"model": target})
+  assert "1 target variables without a value (e.g. model/other (variable name 'other'))" in \
+      e.value.received
+  assert "1 shape mismatches" in e.value.received
