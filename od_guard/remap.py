@@ -10,10 +10,12 @@ rewritten consistently (the edge to a renamed scope gets the new name, every
 attribute its new key), so the target model restores with `assert_consumed()`;
 a rule must therefore rename scopes, not move them to another depth.
 
-Tensors are copied one bounded chunk at a time (memory stays near the largest
-tensor plus the chunk size), written next to DST under a temporary name and
-moved into place only when complete; SRC is never modified; DST is not
-overwritten unless asked; the result is re-read and checked.
+Tensor bytes are copied unchanged, with their stored CRCs, in bounded chunks
+(no value is decoded, no TensorFlow is imported, memory stays within one
+chunk); only the index and the object graph are written anew. Files are
+written next to DST under temporary names and moved into place when complete
+(data first, index last); SRC is never modified; DST is not overwritten unless
+asked; the result is re-read and checked.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from typing import Callable, Sequence
 
 from od_guard import errors
@@ -32,7 +32,7 @@ from od_guard import fileio
 from od_guard import inventory
 
 SCHEMA = "od_guard.remap/1"
-_CHUNK_BYTES = 32 << 20  # per SaveV2 call: memory stays near this + the largest tensor
+_PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
 
 
 class RemapError(errors.OdGuardError):
@@ -172,7 +172,7 @@ def _rewrite_graph(proto, mapping: dict[str, str]):
 
 def remap(source: str, destination: str, rules: Sequence[Rule], *, overwrite: bool = False,
           progress: Callable[[int, int], None] | None = None,
-          chunk_bytes: int = _CHUNK_BYTES) -> RemapResult:
+          progress_every: int = _PROGRESS_BYTES) -> RemapResult:
   """Writes DESTINATION: SOURCE with its keys rewritten by `rules`.
 
   Raises:
@@ -196,61 +196,20 @@ def remap(source: str, destination: str, rules: Sequence[Rule], *, overwrite: bo
     raise RemapError("The destination checkpoint exists.", received=destination + ".index",
                      fix="Pass --overwrite to replace it, or choose another prefix.")
   mapping = _new_keys(inv, rules)
-  proto = None
+  replace = {}
   if inv.object_graph_proto is not None:
     proto = _rewrite_graph(inv.object_graph_proto, mapping)
-  import numpy as np
-  import tensorflow as tf
-  reader = tf.train.load_checkpoint(inv.prefix)
-  parent = os.path.dirname(os.path.abspath(destination))
-  os.makedirs(parent, exist_ok=True)
-  work = tempfile.mkdtemp(prefix=".od_guard-remap-", dir=parent)
-  try:
-    parts, names, tensors, size, done = [], [], [], 0, 0
-    total = len(inv.variables)
-
-    def flush():
-      nonlocal names, tensors, size
-      if names:
-        part = os.path.join(work, f"part-{len(parts):05d}")
-        tf.raw_ops.SaveV2(prefix=part, tensor_names=names, shape_and_slices=[""] * len(names),
-                          tensors=tensors)
-        parts.append(part)
-      names, tensors, size = [], [], 0
-
-    for v in inv.variables:
-      value = reader.get_tensor(v.key)
-      names.append(mapping[v.key])
-      tensors.append(tf.constant(value))
-      size += int(np.asarray(value).nbytes)
-      done += 1
-      if size >= chunk_bytes:
-        flush()
-        if progress:
-          progress(done, total)
-    if proto is not None:
-      names.append(inventory.OBJECT_GRAPH_KEY)
-      tensors.append(tf.constant(proto.SerializeToString()))
-    flush()
-    if progress:
-      progress(total, total)
-    merged = os.path.join(work, "merged")
-    tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=parts, destination_prefix=merged,
-                                  delete_old_dirs=False)
-    # Data first, index last: a prefix whose .index exists is complete.
-    files = sorted(os.listdir(work))
-    base = os.path.basename(destination)
-    for name in files:
-      if name.startswith("merged.data-"):
-        os.replace(os.path.join(work, name), os.path.join(parent, base + name[len("merged"):]))
-    os.replace(os.path.join(work, "merged.index"), destination + ".index")
-  finally:
-    shutil.rmtree(work, ignore_errors=True)
+    replace[inventory.OBJECT_GRAPH_KEY] = proto.SerializeToString()
+  from od_guard import tensor_bundle
+  index = tensor_bundle.read_index(inv.prefix + ".index")
+  os.makedirs(os.path.dirname(os.path.abspath(destination)) or ".", exist_ok=True)
+  tensor_bundle.copy_bundle(inv.prefix, index, destination, mapping, replace,
+                            progress=progress, progress_every=progress_every)
   verified = _verify(inv, destination, mapping)
   return RemapResult(source=inv.prefix, destination=destination,
                      renamed=sum(1 for o, n in mapping.items() if o != n),
                      unchanged=sum(1 for o, n in mapping.items() if o == n),
-                     object_graph_rewritten=proto is not None, verified=verified)
+                     object_graph_rewritten=bool(replace), verified=verified)
 
 
 def _verify(source: inventory.Inventory, destination: str, mapping: dict[str, str]) -> bool:

@@ -59,6 +59,7 @@ class BundleEntry(NamedTuple):
     offset: byte offset of the tensor in that shard.
     size: number of bytes the tensor takes in that shard.
     sliced: True for a partitioned variable (saved as slices).
+    crc32c: the stored (masked) CRC32C of the tensor's bytes in the shard.
   """
 
   key: str
@@ -68,6 +69,7 @@ class BundleEntry(NamedTuple):
   offset: int
   size: int
   sliced: bool = False
+  crc32c: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +186,7 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
   """Decodes a BundleEntryProto (hand-rolled: its tags are single bytes)."""
   dtype = 0
   shape: tuple[int, ...] = ()
-  shard_id = offset = size = 0
+  shard_id = offset = size = crc = 0
   sliced = False
   while pos < end:
     tag = buf[pos]
@@ -202,6 +204,7 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
     elif tag == 0x28:
       size, pos = _varint(buf, pos)
     elif tag == 0x35:  # fixed32 crc32c
+      crc = int.from_bytes(buf[pos:pos + 4], "little")
       pos += 4
     elif tag == 0x3A:  # repeated TensorSliceProto slices
       sliced = True
@@ -216,7 +219,7 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
   if dtype > 100:
     dtype -= 100
   return BundleEntry(key, DTYPE_NAMES.get(dtype, f"dtype_{dtype}"), shape, shard_id,
-                     offset, size, sliced)
+                     offset, size, sliced, crc)
 
 
 def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | None:
@@ -298,7 +301,8 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
             shift += 7
             p += 1
           if block[p] == 0x35 and p + 5 == end:
-            append(make(entry_type, (name, known[0], known[1], shard_id, offset, size, False)))
+            append(make(entry_type, (name, known[0], known[1], shard_id, offset, size, False,
+                                     int.from_bytes(block[p + 1:end], "little"))))
             continue
     append(_decode_entry(name, block, pos, end))
   return header
@@ -459,3 +463,239 @@ def read_string_scalar(prefix: str, entry: BundleEntry,
   if len(value) != length:
     raise _corrupt(path, f"the string tensor {entry.key!r} is truncated")
   return value
+
+
+# ---------------------------------------------------------------------------
+# Writing: a tensor bundle copied from another, names changed, bytes unchanged.
+
+_DTYPE_ENUMS = {name: number for number, name in DTYPE_NAMES.items()}
+_CRC_TABLE: list[int] = []
+for _i in range(256):
+  _c = _i
+  for _ in range(8):
+    _c = (_c >> 1) ^ (0x82F63B78 if _c & 1 else 0)
+  _CRC_TABLE.append(_c)
+_BLOCK_SIZE = 4096
+_RESTART_INTERVAL = 16
+_COPY_CHUNK = 16 << 20
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+  """CRC32C (Castagnoli), extending `crc`. Pure Python: used for the object
+  graph and the index blocks, never for tensor data (whose CRCs are copied)."""
+  crc ^= 0xFFFFFFFF
+  table = _CRC_TABLE
+  for b in data:
+    crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+  return crc ^ 0xFFFFFFFF
+
+
+def mask_crc(crc: int) -> int:
+  """TF's and LevelDB's masked CRC."""
+  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _put_varint(n: int) -> bytes:
+  if n < 0:
+    n += 1 << 64
+  out = bytearray()
+  while True:
+    b = n & 0x7F
+    n >>= 7
+    if n:
+      out.append(b | 0x80)
+    else:
+      out.append(b)
+      return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+  return bytes([tag]) + _put_varint(len(payload)) + payload
+
+
+def _encode_entry(dtype: str, shape: tuple[int, ...], offset: int, size: int, crc: int) -> bytes:
+  out = bytearray(b"\x08" + _put_varint(_DTYPE_ENUMS[dtype]))
+  dims = b"".join(_field(0x12, (b"\x08" + _put_varint(d)) if d else b"") for d in shape)
+  out += _field(0x12, dims)
+  if offset:
+    out += b"\x20" + _put_varint(offset)
+  if size:
+    out += b"\x28" + _put_varint(size)
+  if crc:
+    out += b"\x35" + struct.pack("<I", crc)
+  return bytes(out)
+
+
+def _encode_header(num_shards: int) -> bytes:
+  return b"\x08" + _put_varint(num_shards) + _field(0x1A, b"\x08\x01")  # version.producer = 1
+
+
+def encode_string_scalar(value: bytes) -> tuple[bytes, int]:
+  """A scalar DT_STRING tensor as TF stores it, and its entry's (masked) CRC:
+  varint length, masked CRC of the length (as uint32), then the bytes."""
+  length = struct.pack("<I", len(value)) if len(value) <= 0xFFFFFFFF else \
+      struct.pack("<Q", len(value))
+  crc = crc32c(length)
+  length_checksum = struct.pack("<I", mask_crc(crc))
+  crc = crc32c(length_checksum, crc)
+  crc = crc32c(value, crc)
+  return _put_varint(len(value)) + length_checksum + value, mask_crc(crc)
+
+
+class _TableBuilder:
+  """A LevelDB-format sorted table (what TF's index files are), uncompressed."""
+
+  def __init__(self):
+    self.out = bytearray()
+    self.index: list[tuple[bytes, bytes]] = []
+    self._block = bytearray()
+    self._restarts = [0]
+    self._counter = 0
+    self._last = b""
+    self._last_in_block = None
+
+  def _emit_block(self, contents: bytes) -> bytes:
+    handle = _put_varint(len(self.out)) + _put_varint(len(contents))
+    self.out += contents + b"\x00" + struct.pack("<I", mask_crc(crc32c(contents + b"\x00")))
+    return handle
+
+  @staticmethod
+  def _block_bytes(buf: bytearray, restarts: list[int]) -> bytes:
+    return bytes(buf) + b"".join(struct.pack("<I", r) for r in restarts) + \
+        struct.pack("<I", len(restarts))
+
+  def add(self, key: bytes, value: bytes) -> None:
+    shared = 0
+    if self._counter < _RESTART_INTERVAL:
+      limit = min(len(self._last), len(key))
+      while shared < limit and self._last[shared] == key[shared]:
+        shared += 1
+    else:
+      self._restarts.append(len(self._block))
+      self._counter = 0
+    self._block += (_put_varint(shared) + _put_varint(len(key) - shared) +
+                    _put_varint(len(value)) + key[shared:] + value)
+    self._last = key
+    self._last_in_block = key
+    self._counter += 1
+    if len(self._block) >= _BLOCK_SIZE:
+      self._flush()
+
+  def _flush(self) -> None:
+    if self._last_in_block is None:
+      return
+    handle = self._emit_block(self._block_bytes(self._block, self._restarts))
+    self.index.append((self._last_in_block, handle))
+    self._block, self._restarts, self._counter = bytearray(), [0], 0
+    self._last, self._last_in_block = b"", None
+
+  def finish(self) -> bytes:
+    self._flush()
+    meta = self._emit_block(self._block_bytes(bytearray(), [0]))
+    index_buf, restarts = bytearray(), []
+    for key, handle in self.index:  # restart interval 1 in index blocks
+      restarts.append(len(index_buf))
+      index_buf += _put_varint(0) + _put_varint(len(key)) + _put_varint(len(handle)) + key + handle
+    index = self._emit_block(self._block_bytes(index_buf, restarts or [0]))
+    footer = (meta + index).ljust(_FOOTER_SIZE - 8, b"\x00") + struct.pack("<Q", _MAGIC)
+    return bytes(self.out) + footer
+
+
+def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, size: int, source: str,
+                key: str) -> None:
+  """Copies size bytes at offset of src to the end of out: in the kernel
+  (copy_file_range) where the platform can, else through a bounded buffer."""
+  import os
+  fast = hasattr(os, "copy_file_range") and hasattr(src, "fileno")
+  if fast:
+    out.flush()
+    start = out.tell()
+    try:
+      src_fd, out_fd = src.fileno(), out.fileno()
+      position, remaining = offset, size
+      while remaining:
+        n = os.copy_file_range(src_fd, out_fd, min(remaining, _COPY_CHUNK), position)
+        if n == 0:
+          raise _corrupt(source, f"the data of {key!r} ends early")
+        position += n
+        remaining -= n
+      out.seek(0, os.SEEK_END)
+      return
+    except OSError:  # e.g. EXDEV, ENOSYS: undo any partial copy, then fall back
+      out.seek(start)
+      out.truncate()
+  src.seek(offset)
+  remaining = size
+  while remaining:
+    chunk = src.read(min(remaining, _COPY_CHUNK))
+    if not chunk:
+      raise _corrupt(source, f"the data of {key!r} ends early")
+    out.write(chunk)
+    remaining -= len(chunk)
+
+
+def copy_bundle(source: str, index: BundleIndex, destination: str, renames: dict[str, str],
+                replace: dict[str, bytes] | None = None, progress=None,
+                progress_every: int = 256 << 20) -> None:
+  """Writes `destination` (one data shard) from `source`: every tensor's bytes
+  copied unchanged (with its CRC) under its new key; keys in `replace` (scalar
+  strings, e.g. a rewritten object graph) re-encoded. Files are written under
+  temporary names next to the destination and renamed into place, data first,
+  index last. Memory stays within one copy chunk.
+  """
+  import os
+  replace = replace or {}
+  directory = os.path.dirname(os.path.abspath(destination)) or "."
+  data_path = shard_path(destination, 0, 1)
+  tmp_data = os.path.join(directory, f".od_guard-{os.getpid()}-data.tmp")
+  tmp_index = os.path.join(directory, f".od_guard-{os.getpid()}-index.tmp")
+  records: list[tuple[bytes, bytes]] = []
+  try:
+    with open(tmp_data, "wb") as out:
+      position = 0
+      reported = 0
+      ordered = sorted(index.entries, key=lambda e: (e.shard_id, e.offset))
+      open_shards: dict[int, BinaryIO] = {}
+      try:
+        for n, e in enumerate(ordered, 1):
+          if e.sliced:
+            raise errors.CorruptCheckpointError(
+                f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
+                received=source, fix="Save the checkpoint without partitioned variables.")
+          new_key = renames.get(e.key, e.key)
+          if e.key in replace:
+            payload, crc = encode_string_scalar(replace[e.key])
+            out.write(payload)
+            size = len(payload)
+          else:
+            f = open_shards.get(e.shard_id)
+            if f is None:
+              f = open_shards[e.shard_id] = fileio.open_binary(
+                  shard_path(source, e.shard_id, index.header.num_shards))
+            _copy_range(f, out, e.offset, e.size, source, e.key)
+            size, crc = e.size, e.crc32c
+          records.append((new_key.encode("utf-8"),
+                          _encode_entry(e.dtype, e.shape, position, size, crc)))
+          position += size
+          if progress and (position - reported >= progress_every or n == len(ordered)):
+            reported = position
+            progress(n, len(ordered))
+      finally:
+        for f in open_shards.values():
+          f.close()
+      out.flush()
+      os.fsync(out.fileno())
+    table = _TableBuilder()
+    table.add(b"", _encode_header(1))
+    for key, value in sorted(records):
+      table.add(key, value)
+    with open(tmp_index, "wb") as out:
+      out.write(table.finish())
+      out.flush()
+      os.fsync(out.fileno())
+    os.replace(tmp_data, data_path)
+    os.replace(tmp_index, destination + ".index")
+  finally:
+    for p in (tmp_data, tmp_index):
+      if os.path.exists(p):
+        os.unlink(p)

@@ -82,8 +82,8 @@ def test_progress_is_shown_on_large_checkpoints(tf, tmp_path):
   src = tf.train.Checkpoint(model=_tree(tf, a=[[64, 64]] * 6)).save(str(tmp_path / "s" / "ckpt"))
   seen = []
   remap.remap(src, str(tmp_path / "d" / "ckpt"), [remap.Rule.parse("model/a/->model/b/")],
-              progress=lambda done, total: seen.append((done, total)), chunk_bytes=20_000)
-  assert seen[-1] == (7, 7) and len(seen) >= 3  # 6 tensors + save_counter, in chunks
+              progress=lambda done, total: seen.append((done, total)), progress_every=20_000)
+  assert seen[-1] == (8, 8) and len(seen) >= 3  # 6 tensors, save_counter, object graph
 
 
 @pytest.mark.parametrize("args,phrase", [
@@ -168,3 +168,23 @@ def test_tf1_conversion_says_what_does_not_fit(tf, tmp_path, tf1_checkpoint):
   assert "1 target variables without a value (e.g. model/other (variable name 'other'))" in \
       e.value.received
   assert "1 shape mismatches" in e.value.received
+
+
+def test_copy_without_copy_file_range_gives_the_same_checkpoint(tf, tmp_path, monkeypatch):
+  src = tf.train.Checkpoint(model=_tree(tf, a=[[8, 8], [3]])).save(str(tmp_path / "s" / "ckpt"))
+
+  def unsupported(*args, **kwargs):
+    raise OSError(18, "Invalid cross-device link")
+
+  monkeypatch.setattr(os, "copy_file_range", unsupported, raising=False)
+  remap.remap(src, str(tmp_path / "d" / "ckpt"), [remap.Rule.parse("model/a/->model/b/")])
+  after = _values(tf, str(tmp_path / "d" / "ckpt"))
+  for key, value in _values(tf, src).items():
+    np.testing.assert_array_equal(after[key.replace("model/a/", "model/b/")], value)
+
+
+def test_remap_does_not_import_tensorflow(tf, tmp_path):
+  src = tf.train.Checkpoint(model=_tree(tf, a=[[2]])).save(str(tmp_path / "s" / "ckpt"))
+  r = run_cli("remap", src, str(tmp_path / "d" / "ckpt"), "--rule", "model/a/->model/b/",
+              check_tf=True)
+  assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "TF_IMPORTED=False"
