@@ -116,22 +116,34 @@ def _cmd_lint(args: argparse.Namespace) -> int:
   from od_guard import inventory, key_folding, naming_rules
   presets = args.preset or ([] if args.rules else ["odapi"])
   rules = naming_rules.load(args.rules, presets)
-  inv = inventory.read_inventory(args.path, object_graph=inventory.OBJECT_GRAPH_NONE)
-  violations, checked = naming_rules.check(rules, inv.variables)
+  results = []
+  seen = set()
+  for path in args.paths:
+    inv = inventory.read_inventory(path, object_graph=inventory.OBJECT_GRAPH_NONE)
+    if inv.prefix in seen:  # pre-commit passes .index and .data-* of one checkpoint
+      continue
+    seen.add(inv.prefix)
+    violations, checked = naming_rules.check(rules, inv.variables)
+    results.append((inv, violations, checked))
   if args.json:
-    _print_json({"schema": naming_rules.SCHEMA, "checkpoint": inv.prefix, "rules": rules.to_dict(),
-                 "checked": checked, "exempt": len(inv.variables) - checked,
-                 "passed": not violations, "violations": [v.to_dict() for v in violations]})
+    payload = [{"schema": naming_rules.SCHEMA, "checkpoint": inv.prefix,
+                "rules": rules.to_dict(), "checked": checked,
+                "exempt": len(inv.variables) - checked, "passed": not violations,
+                "violations": [v.to_dict() for v in violations]}
+               for inv, violations, checked in results]
+    _print_json(payload[0] if len(payload) == 1 else {"schema": naming_rules.SCHEMA + "+list",
+                                                      "results": payload})
   else:
-    print(f"od-guard lint: {inv.prefix} under rules {rules.name}: {checked} names checked, "
-          f"{len(inv.variables) - checked} exempt, {len(violations)} violation(s)")
-    by_rule: dict[str, list] = {}
-    for v in violations:
-      by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
-    for rule, paths in by_rule.items():
-      print(f"  [{rule}]")
-      print("\n".join("    " + line for line in key_folding.fold_keys(paths, limit=8)))
-  return EXIT_FINDINGS if violations else EXIT_OK
+    for inv, violations, checked in results:
+      print(f"od-guard lint: {inv.prefix} under rules {rules.name}: {checked} names checked, "
+            f"{len(inv.variables) - checked} exempt, {len(violations)} violation(s)")
+      by_rule: dict[str, list] = {}
+      for v in violations:
+        by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
+      for rule, paths in by_rule.items():
+        print(f"  [{rule}]")
+        print("\n".join("    " + line for line in key_folding.fold_keys(paths, limit=8)))
+  return EXIT_FINDINGS if any(v for _, v, _ in results) else EXIT_OK
 
 
 def _cmd_remap(args: argparse.Namespace) -> int:
@@ -203,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Check saved variable names against naming rules (presets "
                      "odapi, keras, and/or a TOML rules file; see od_guard/naming_rules.py). "
                      "Exit 1 on violations: usable in CI and pre-commit.")
-  p.add_argument("path", help="the checkpoint (anything `inspect` accepts)")
+  p.add_argument("paths", nargs="+", metavar="path",
+                 help="checkpoints (anything `inspect` accepts; several for pre-commit)")
   p.add_argument("--rules", default=None, help="a TOML rules file")
   p.add_argument("--preset", action="append", choices=["odapi", "keras"],
                  help="a preset to apply (repeatable; default odapi when no --rules)")

@@ -79,3 +79,12 @@ def test_exempt_kinds_skip_optimizer_and_bookkeeping(keras_tf_checkpoint):
 if __name__ == "__main__":
   import sys
   sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_several_paths_as_pre_commit_passes_them(tf, tmp_path):
+  good = _saved(tf, tmp_path / "good", _feature_extractor=[3])
+  bad = _saved(tf, tmp_path / "bad", CustomExtractor=[3])
+  r = run_cli("lint", good + ".index", good + ".data-00000-of-00001", bad + ".index", "--json")
+  assert r.returncode == 1
+  results = json.loads(r.stdout)["results"]
+  assert [(d["checkpoint"], d["passed"]) for d in results] == [(good, True), (bad, False)]
