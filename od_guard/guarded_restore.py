@@ -155,12 +155,12 @@ def _tf_checkpoint(roots, inv, exclude, flavour):
   found.extend(keras_diagnosis.diagnose(report, inv, model_flavour=flavour))
   if flavour == keras_model.KERAS3:
     found.append(keras_diagnosis.tf_checkpoint_for_keras3())
-  explained = {f.code for f in found} & {"keras_layout_mismatch", "auto_named_layers",
-                                          "head_shape_changed"}
-  if explained:
-    found = [dataclasses.replace(f, severity=findings_lib.INFO,
-                                 title=f.title + " (explained below)")
-             if f.code in ("variables_not_restored", "shape_mismatch") else f for f in found]
+  codes = {f.code for f in found}
+  causes = {"variables_not_restored": {"keras_layout_mismatch", "auto_named_layers",
+                                       "renamed_scopes"},
+            "shape_mismatch": {"keras_layout_mismatch", "head_shape_changed"}}
+  found = [dataclasses.replace(f, severity=findings_lib.INFO, title=f.title + " (explained below)")
+           if causes.get(f.code, set()) & codes else f for f in found]
   return graph, report, found
 
 
