@@ -171,8 +171,9 @@ def diagnose_checkpoint(config: pipeline_config.FineTuneConfig, inv: inventory.I
         detail=(f"{inv.prefix} has no object graph; its keys are TF1 variable names "
                 f"(e.g. {inv.variables[0].key if inv.variables else '?'})."),
         fix=("Use the TF2 Detection Zoo's checkpoint of this model (checkpoint/ckpt-0), "
-             "or convert this one to an object-based checkpoint for the target model "
-             "(od-guard remap, with a name map)."),
+             "or convert this one for the built target model: "
+             "od_guard.remap.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
+             "maps TF1 names to the model's variable names where the shapes fit."),
         stock_outcome="IOError: Checkpoint is expected to be an object-based checkpoint."))
     return out
   if inv.format == inventory.SAVED_MODEL or inv.resolved.saved_model:
