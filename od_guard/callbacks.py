@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from od_guard import keras_model
+
 
 def _define(base: type, name: str) -> type:
   from od_guard import guarded_restore
@@ -67,18 +69,5 @@ def _define(base: type, name: str) -> type:
   return _RestoreGuard
 
 
-_DEFINED: dict[str, type] = {}
-
-
-def __getattr__(name: str) -> type:
-  if name not in ("RestoreGuard", "TfKerasRestoreGuard"):
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-  if name not in _DEFINED:
-    if name == "RestoreGuard":
-      import keras
-      base = keras.callbacks.Callback
-    else:
-      import tf_keras
-      base = tf_keras.callbacks.Callback
-    _DEFINED[name] = _define(base, name)
-  return _DEFINED[name]
+__getattr__ = keras_model.lazy_callback_classes(
+    __name__, _define, ("RestoreGuard", "TfKerasRestoreGuard"))

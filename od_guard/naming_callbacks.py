@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+from od_guard import keras_model
+
 _SUFFIXES = (".index", ".weights.h5", ".keras", ".h5")
 
 
@@ -83,18 +85,5 @@ def _define(base: type, name: str) -> type:
   return _NamingGuard
 
 
-_DEFINED: dict[str, type] = {}
-
-
-def __getattr__(name: str) -> type:
-  if name not in ("NamingGuard", "TfKerasNamingGuard"):
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-  if name not in _DEFINED:
-    if name == "NamingGuard":
-      import keras
-      base = keras.callbacks.Callback
-    else:
-      import tf_keras
-      base = tf_keras.callbacks.Callback
-    _DEFINED[name] = _define(base, name)
-  return _DEFINED[name]
+__getattr__ = keras_model.lazy_callback_classes(
+    __name__, _define, ("NamingGuard", "TfKerasNamingGuard"))
