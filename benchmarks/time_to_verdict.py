@@ -43,30 +43,22 @@ def _setup(root: pathlib.Path) -> dict[str, str]:
   """Writes the scenarios' configs; returns scenario -> config path."""
   sys.path.insert(0, str(REPO))
   from od_guard.testing import tiny_odapi
-  base = tiny_odapi.load_pipeline_config(str(REPO / "examples" / "tiny_ssd_mobilenet_v2" /
-                                             "pipeline.config"))
-  record = tiny_odapi.write_synthetic_tfrecord(str(root / "data" / "train.record"))
-  label_map = tiny_odapi.write_label_map(str(root / "data" / "label_map.pbtxt"), 3)
-  model = tiny_odapi.build_model(base)
-  detection = tiny_odapi.save_detection_checkpoint(model, str(root / "ckpt_detection"))
-  renamed = tiny_odapi.save_renamed_checkpoint(model, str(root / "ckpt_renamed"))
-  tf1 = tiny_odapi.save_tf1_checkpoint(str(root / "ckpt_tf1"))
-  weightless = tiny_odapi.save_weightless_checkpoint(str(root / "ckpt_weightless"))
+  mobilenet = REPO / "examples" / "tiny_ssd_mobilenet_v2" / "pipeline.config"
   resnet = REPO / "examples" / "tiny_ssd_resnet50_fpn" / "pipeline.config"
+  world = tiny_odapi.write_world(str(root), str(mobilenet))
+  ckpt = world.checkpoints
 
   def write(name, source, checkpoint, checkpoint_type="detection"):
-    return tiny_odapi.localize_config(str(source), str(root / f"{name}.config"), record=record,
-                                      label_map=label_map, checkpoint=checkpoint,
-                                      checkpoint_type=checkpoint_type)
+    return world.localize(str(source), str(root / f"{name}.config"), checkpoint,
+                          checkpoint_type)
 
-  mobilenet = REPO / "examples" / "tiny_ssd_mobilenet_v2" / "pipeline.config"
   return {
-      "wrong_backbone": write("wrong_backbone", resnet, detection),
-      "renamed_scopes": write("renamed_scopes", mobilenet, renamed),
-      "tf1_checkpoint": write("tf1_checkpoint", mobilenet, tf1),
-      "classification_type_on_detection_ckpt": write("wrong_type", mobilenet, detection,
+      "wrong_backbone": write("wrong_backbone", resnet, ckpt["detection"]),
+      "renamed_scopes": write("renamed_scopes", mobilenet, ckpt["renamed"]),
+      "tf1_checkpoint": write("tf1_checkpoint", mobilenet, ckpt["tf1"]),
+      "classification_type_on_detection_ckpt": write("wrong_type", mobilenet, ckpt["detection"],
                                                      "classification"),
-      "weightless_checkpoint": write("weightless", mobilenet, weightless),
+      "weightless_checkpoint": write("weightless", mobilenet, ckpt["weightless"]),
   }
 
 

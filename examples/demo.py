@@ -73,24 +73,18 @@ def main() -> int:
   step("Building the pretrained model and synthetic data (TensorFlow + OD API import: ~15 s)")
   t0 = time.time()
   from od_guard.testing import tiny_odapi
-  base = tiny_odapi.load_pipeline_config(str(MOBILENET))
-  record = tiny_odapi.write_synthetic_tfrecord(str(out / "data" / "train.record"))
-  label_map = tiny_odapi.write_label_map(str(out / "data" / "label_map.pbtxt"), 3)
-  model = tiny_odapi.build_model(base)
-  pretrained = tiny_odapi.save_detection_checkpoint(model, str(out / "pretrained"))
-  renamed = tiny_odapi.save_renamed_checkpoint(model, str(out / "pretrained_renamed"))
-  tf1 = tiny_odapi.save_tf1_checkpoint(str(out / "pretrained_tf1"))
+  world = tiny_odapi.write_world(str(out), str(MOBILENET))
+  pretrained = world.checkpoints["detection"]
   print(f"pretrained checkpoint: {pretrained} ({time.time() - t0:.0f} s)")
 
   def config(name: str, source: pathlib.Path, checkpoint: str) -> pathlib.Path:
-    return pathlib.Path(tiny_odapi.localize_config(
-        str(source), str(out / "configs" / f"{name}.config"), record=record,
-        label_map=label_map, checkpoint=checkpoint))
+    return pathlib.Path(world.localize(str(source), str(out / "configs" / f"{name}.config"),
+                                       checkpoint))
 
   good = config("good", MOBILENET, pretrained)
   wrong_backbone = config("wrong_backbone", RESNET, pretrained)
-  renamed_cfg = config("renamed_scopes", MOBILENET, renamed)
-  tf1_cfg = config("tf1_checkpoint", MOBILENET, tf1)
+  renamed_cfg = config("renamed_scopes", MOBILENET, world.checkpoints["renamed"])
+  tf1_cfg = config("tf1_checkpoint", MOBILENET, world.checkpoints["tf1"])
 
   step("Inspecting the pretrained checkpoint: no TensorFlow import, metadata only")
   od_guard("inspect", str(out / "pretrained"), "--depth", "2")

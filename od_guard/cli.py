@@ -154,7 +154,6 @@ def _cmd_remap(args: argparse.Namespace) -> int:
   if not rules:
     raise errors.UsageError("remap needs --rule or --from-report.", received=" ".join(sys.argv[1:]),
                             fix="e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   result = remap.remap(args.src, args.dst, rules, overwrite=args.overwrite,
                        progress=None if args.json else remap.print_progress)
   if args.json:

@@ -224,7 +224,7 @@ def restore(model: Any, checkpoint: str, *, policy: policy_lib.Policy | None = N
   verdict, adjusted = policy_lib.decide(policy, found, training=True)
   if not verdict.failed and (report is not None or not_checked):
     t2 = time.perf_counter()
-    _apply(model, roots, inv, graph, report, strategy, exclude, not_checked)
+    _apply(model, roots, inv, graph, report, strategy, exclude)
     timings["restore"] = time.perf_counter() - t2
     if verify and report is not None:
       if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
@@ -257,7 +257,7 @@ def _publish(result, strategy, log_dir, report_path, quiet) -> None:
     tensorboard_report.write(result, os.path.join(log_dir, "train"), step=0)
 
 
-def _apply(model, roots, inv, graph, report, strategy, exclude, not_checked) -> None:
+def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
   import tensorflow as tf
   if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
     model.load_weights(inv.prefix)
@@ -270,7 +270,6 @@ def _apply(model, roots, inv, graph, report, strategy, exclude, not_checked) -> 
   else:
     with strategy.scope():
       tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
-  del not_checked
 
 
 def _keras_file(model, inv, flavour):

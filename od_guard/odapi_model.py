@@ -15,6 +15,7 @@ from typing import Any
 
 from od_guard import errors
 from od_guard import odapi_compat
+from od_guard import pipeline_config
 
 
 class ModelBuildError(errors.OdGuardError):
@@ -35,18 +36,6 @@ def import_odapi():
   return tf, model_builder
 
 
-def _image_shape(config) -> tuple[int, int]:
-  meta = config.model.WhichOneof("model")
-  resizer = getattr(config.model, meta).image_resizer
-  kind = resizer.WhichOneof("image_resizer_oneof")
-  if kind == "fixed_shape_resizer":
-    return resizer.fixed_shape_resizer.height, resizer.fixed_shape_resizer.width
-  if kind == "keep_aspect_ratio_resizer":
-    r = resizer.keep_aspect_ratio_resizer
-    return r.max_dimension, r.max_dimension
-  return 320, 320
-
-
 def build(config, strategy=None) -> Any:
   """Builds the detection model of a parsed pipeline config, variables created.
 
@@ -60,9 +49,11 @@ def build(config, strategy=None) -> Any:
   """
   tf, model_builder = import_odapi()
   strategy = strategy or tf.distribute.get_strategy()
-  meta = config.model.WhichOneof("model")
-  num_classes = getattr(config.model, meta).num_classes
-  height, width = _image_shape(config)
+  arch = getattr(config.model, config.model.WhichOneof("model"))
+  num_classes = arch.num_classes
+  height, width = pipeline_config.image_size(arch)
+  if not height:  # a resizer without a fixed size (rare in configs): a typical one
+    height, width = 320, 320
   try:
     with strategy.scope():
       model = model_builder.build(model_config=config.model, is_training=True)

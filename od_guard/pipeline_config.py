@@ -137,7 +137,8 @@ def parse(path: str):
   return config
 
 
-def _image_size(arch) -> tuple[int, int]:
+def image_size(arch) -> tuple[int, int]:
+  """(height, width) the model's image resizer produces; (0, 0) if unknown."""
   resizer = arch.image_resizer
   kind = resizer.WhichOneof("image_resizer_oneof")
   if kind == "fixed_shape_resizer":
@@ -180,7 +181,7 @@ def read(path: str, config=None) -> FineTuneConfig:
       add_background_class=arch.add_background_class if meta == "ssd" else True,
       use_depthwise=bool(getattr(fe, "use_depthwise", False)),
       depth_multiplier=float(getattr(fe, "depth_multiplier", 1.0) or 1.0),
-      image_size=_image_size(arch),
+      image_size=image_size(arch),
       fine_tune_checkpoint=train.fine_tune_checkpoint,
       fine_tune_checkpoint_type=ftype,
       effective_checkpoint_type=effective,

@@ -605,7 +605,6 @@ def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, size: int, source: st
                 key: str) -> None:
   """Copies size bytes at offset of src to the end of out: in the kernel
   (copy_file_range) where the platform can, else through a bounded buffer."""
-  import os
   fast = hasattr(os, "copy_file_range") and hasattr(src, "fileno")
   if fast:
     out.flush()
@@ -643,7 +642,6 @@ def copy_bundle(source: str, index: BundleIndex, destination: str, renames: dict
   temporary names next to the destination and renamed into place, data first,
   index last. Memory stays within one copy chunk.
   """
-  import os
   replace = replace or {}
   directory = os.path.dirname(os.path.abspath(destination)) or "."
   data_path = shard_path(destination, 0, 1)

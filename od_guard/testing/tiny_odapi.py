@@ -9,6 +9,7 @@ writing TFRecords imports TensorFlow and the OD API (with `odapi_compat`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from od_guard import fileio
@@ -207,3 +208,34 @@ def save_tf1_checkpoint(directory: str) -> str:
       sess.run(v1.global_variables_initializer())
       sess.run(train_op)
       return saver.save(sess, os.path.join(directory, "model.ckpt"), global_step=global_step)
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+  """A tiny fine-tuning set-up on disk (see `write_world`)."""
+
+  record: str
+  label_map: str
+  checkpoints: dict[str, str]
+
+  def localize(self, source: str, destination: str, checkpoint: str,
+               checkpoint_type: str | None = None) -> str:
+    """`localize_config` pointed at this world's data."""
+    return localize_config(source, destination, record=self.record, label_map=self.label_map,
+                           checkpoint=checkpoint, checkpoint_type=checkpoint_type)
+
+
+def write_world(root: str, config_path: str) -> World:
+  """Synthetic data (3 classes) and the checkpoints the classic mistakes need,
+  all from the model `config_path` builds: 'detection' (model_main_tf2's
+  layout), 'renamed' (model/CustomExtractor/...), 'tf1' (name-based) and
+  'weightless' (step 0)."""
+  record = write_synthetic_tfrecord(os.path.join(root, "data", "train.record"))
+  label_map = write_label_map(os.path.join(root, "data", "label_map.pbtxt"), 3)
+  model = build_model(load_pipeline_config(config_path))
+  return World(record=record, label_map=label_map, checkpoints={
+      "detection": save_detection_checkpoint(model, os.path.join(root, "pretrained")),
+      "renamed": save_renamed_checkpoint(model, os.path.join(root, "pretrained_renamed")),
+      "tf1": save_tf1_checkpoint(os.path.join(root, "pretrained_tf1")),
+      "weightless": save_weightless_checkpoint(os.path.join(root, "pretrained_weightless")),
+  })
