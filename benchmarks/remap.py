@@ -48,7 +48,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total}))
 _REMAP = """
 import json, resource, sys, time
 import tensorflow as tf
-from od_guard import remap
+from od_guard.naming import remap
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 remap.remap(sys.argv[1], sys.argv[2], [remap.Rule.parse("model/->net/")], overwrite=True)

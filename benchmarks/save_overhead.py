@@ -28,7 +28,8 @@ def main() -> None:
   parser.add_argument("--megabytes", type=int, default=500)
   args = parser.parse_args()
   import tensorflow as tf
-  from od_guard import naming_rules, save_guard
+  from od_guard.naming import rules as naming_rules
+  from od_guard.naming import save_guard
   n = max(1, args.megabytes * (1 << 20) // (4 << 20))
   root = tf.Module()
   root._feature_extractor = tf.Module()

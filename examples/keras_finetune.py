@@ -30,7 +30,8 @@ def main() -> int:
   import numpy as np
   import tensorflow as tf
   import keras
-  from od_guard import callbacks, guarded_restore
+  from od_guard.keras import callbacks
+  from od_guard.keras import guarded_restore
 
   class Classifier(keras.Model):
     def __init__(self, classes: int, backbone: str = "backbone", head: str = "head"):

@@ -49,7 +49,8 @@ def _print_json(payload: dict) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-  from od_guard import inventory, inventory_text
+  from od_guard.checkpoint import inventory
+  from od_guard.report import inventory_text
   inv = inventory.read_inventory(args.path)
   if args.json:
     _print_json(inv.to_dict(depth=args.depth, with_variables=args.variables))
@@ -59,7 +60,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-  from od_guard import checkpoint_diff, inventory, inventory_text
+  from od_guard.checkpoint import diff as checkpoint_diff
+  from od_guard.checkpoint import inventory
+  from od_guard.report import inventory_text
   d = checkpoint_diff.diff(inventory.read_inventory(args.a),
                            inventory.read_inventory(args.b))
   if args.json:
@@ -80,7 +83,9 @@ def _fraction(value: str) -> float:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-  from od_guard import policy as policy_lib, preflight, preflight_report
+  from od_guard.restore import policy as policy_lib
+  from od_guard.odapi import preflight
+  from od_guard.report import record as preflight_report
   policy = policy_lib.preset(args.policy)
   if args.min_backbone_coverage is not None:
     policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
@@ -93,7 +98,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
   report = run(args.pipeline_config_path, checkpoint=args.checkpoint,
                model_dir=args.model_dir, policy=policy)
   if args.tensorboard_dir:
-    from od_guard import tensorboard_report
+    from od_guard.report import tensorboard as tensorboard_report
     tensorboard_report.write(report, args.tensorboard_dir)
   if args.json:
     _print_json(report.to_dict())
@@ -103,7 +108,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-  from od_guard import environment_doctor
+  from od_guard.odapi import doctor as environment_doctor
   report = environment_doctor.run(deep=args.deep)
   if args.json:
     _print_json(report.to_dict())
@@ -113,7 +118,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-  from od_guard import inventory, key_folding, naming_rules
+  from od_guard.checkpoint import inventory
+  from od_guard.checkpoint import key_folding
+  from od_guard.naming import rules as naming_rules
   presets = args.preset or ([] if args.rules else ["odapi"])
   rules = naming_rules.load(args.rules, presets)
   results = []
@@ -147,7 +154,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _cmd_remap(args: argparse.Namespace) -> int:
-  from od_guard import remap
+  from od_guard.naming import remap
   rules = [remap.Rule.parse(r) for r in args.rule or []]
   if args.from_report:
     rules += remap.rules_from_report(args.from_report)

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ZOO, run_cli, REPO
 from od_guard import errors
-from od_guard import inventory
+from od_guard.checkpoint import inventory
 
 
 def _assert_clean_failure(r: subprocess.CompletedProcess, error_name: str, *phrases: str):

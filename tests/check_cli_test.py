@@ -139,7 +139,7 @@ def test_doctor_is_right_about_keras_3_without_legacy_keras():
 @pytest.mark.parametrize("user,classes", [(SIGN_LANGUAGE, 10), (BITEWING, 5)],
                          ids=["sign_language", "bitewing"])
 def test_full_check_of_real_index_only_checkpoints(user, classes):
-  from od_guard import preflight
+  from od_guard.odapi import preflight
   report = preflight.check(str(user / "pipeline.config"), checkpoint=str(user / "checkpoint"))
   assert report.tier == "model" and report.restore.mode == "keys"
   assert report.verdict.decision == "warn"

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import SIGN_LANGUAGE, BITEWING
-from od_guard import checkpoint_path
+from od_guard.checkpoint import paths as checkpoint_path
 from od_guard import errors
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import BITEWING, HAS_ODAPI, SIGN_LANGUAGE, ZOO
-from od_guard import fingerprint
-from od_guard import inventory
+from od_guard.restore import fingerprint
+from od_guard.checkpoint import inventory
 
 ZOO_MODELS = [
     # (zoo config, image size the backbone accepts, expected description)

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from conftest import tf_listing
-from od_guard import components
-from od_guard import inventory
+from od_guard.checkpoint import components
+from od_guard.checkpoint import inventory
 
 
 def test_tf2_checkpoint_format_and_object_graph(keras_tf_checkpoint):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import keras3_available
-from od_guard import guarded_restore
-from od_guard import policy as policy_lib
+from od_guard.keras import guarded_restore
+from od_guard.restore import policy as policy_lib
 
 FLAVOURS = ["keras3", "tf_keras"]
 
@@ -16,7 +16,7 @@ FLAVOURS = ["keras3", "tf_keras"]
 @pytest.fixture(params=FLAVOURS)
 def kr(request):
   """(keras module, RestoreGuard class) of one Keras flavour."""
-  from od_guard import callbacks
+  from od_guard.keras import callbacks
   if request.param == "keras3":
     if not keras3_available():
       pytest.skip("Keras 3 is the modern environment's")

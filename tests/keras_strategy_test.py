@@ -35,7 +35,8 @@ WORKER = textwrap.dedent("""
       import keras
     else:
       import tf_keras as keras
-    from od_guard import callbacks, guarded_restore
+    from od_guard.keras import callbacks
+    from od_guard.keras import guarded_restore
     Guard = callbacks.RestoreGuard if flavour == "keras3" else callbacks.TfKerasRestoreGuard
     with strategy.scope():
       inputs = keras.Input((4,))

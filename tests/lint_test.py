@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import BITEWING, SIGN_LANGUAGE, run_cli
-from od_guard import inventory
-from od_guard import naming_rules
+from od_guard.checkpoint import inventory
+from od_guard.naming import rules as naming_rules
 
 
 @pytest.mark.parametrize("user", [SIGN_LANGUAGE, BITEWING], ids=["sign_language", "bitewing"])

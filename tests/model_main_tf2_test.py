@@ -132,7 +132,7 @@ def test_missing_required_flag(tmp_path):
 
 
 def test_flags_match_the_stock_binary_and_validate():
-  from od_guard import model_main_tf2
+  from od_guard.odapi import model_main_tf2
   fv = flags.FlagValues()
   model_main_tf2.define_flags(fv)
   stock = {"pipeline_config_path": None, "num_train_steps": None, "eval_on_train_data": False,
@@ -161,7 +161,11 @@ def test_preflight_under_mirrored_strategy_on_two_logical_cpus(odapi_world, tmp_
       cpu = tf.config.list_physical_devices("CPU")[0]
       tf.config.set_logical_device_configuration(
           cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-      from od_guard import preflight, odapi_model, live_graph, restore_match, inventory
+      from od_guard.odapi import preflight
+      from od_guard.odapi import model as odapi_model
+      from od_guard.restore import live_graph
+      from od_guard.restore import matching as restore_match
+      from od_guard.checkpoint import inventory
       from od_guard.testing import tiny_odapi
       strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
       config_path = {odapi_world.write_config("mirrored")!r}

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.odapi
 
 def test_apply_aliases_the_moved_functions():
   from tensorflow.python.ops import control_flow_ops
-  from od_guard import odapi_compat
+  from od_guard.odapi import compat as odapi_compat
   odapi_compat.apply()
   from tensorflow.python.ops import cond, control_flow_case
   assert control_flow_ops.case is control_flow_case.case

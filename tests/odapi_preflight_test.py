@@ -14,13 +14,13 @@ import shutil
 import numpy as np
 import pytest
 
-from od_guard import findings
-from od_guard import inventory
-from od_guard import live_graph
-from od_guard import odapi_model
-from od_guard import policy as policy_lib
-from od_guard import preflight
-from od_guard import restore_match
+from od_guard.restore import findings
+from od_guard.checkpoint import inventory
+from od_guard.restore import live_graph
+from od_guard.odapi import model as odapi_model
+from od_guard.restore import policy as policy_lib
+from od_guard.odapi import preflight
+from od_guard.restore import matching as restore_match
 
 pytestmark = pytest.mark.odapi
 SENTINEL = -7.25

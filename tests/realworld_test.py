@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import BITEWING, SIGN_LANGUAGE, tf_listing
-from od_guard import components
-from od_guard import inventory
+from od_guard.checkpoint import components
+from od_guard.checkpoint import inventory
 
 REAL = [
     SIGN_LANGUAGE / "checkpoint" / "ckpt-0",

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from od_guard import inventory
-from od_guard import remap
+from od_guard.checkpoint import inventory
+from od_guard.naming import remap
 
 
 def _values(tf, prefix):
@@ -109,7 +109,8 @@ def test_missing_data_shard_is_refused(tf, tmp_path):
 def test_renamed_scope_round_trip(odapi_world, tf, tmp_path):
   """check proposes the map; remap applies it; the OD API model restores with
   assert_consumed(), and every value equals the original."""
-  from od_guard import live_graph, odapi_model
+  from od_guard.restore import live_graph
+  from od_guard.odapi import model as odapi_model
   config = odapi_world.write_config("roundtrip", checkpoint=odapi_world.checkpoints["renamed"])
   r = run_cli("check", "--json", "--pipeline_config_path", config)
   assert r.returncode == 1

@@ -13,10 +13,10 @@ import shutil
 import numpy as np
 import pytest
 
-from od_guard import components
-from od_guard import inventory
-from od_guard import live_graph
-from od_guard import restore_match
+from od_guard.checkpoint import components
+from od_guard.checkpoint import inventory
+from od_guard.restore import live_graph
+from od_guard.restore import matching as restore_match
 
 SENTINEL = -7.25
 FULL = inventory.OBJECT_GRAPH_FULL
@@ -183,7 +183,7 @@ def test_coverage_is_parameter_weighted_per_component(tf, tmp_path, make_net):
 
 
 def _renames(tf, tmp_path, saved: dict, target: dict):
-  from od_guard import restore_diagnosis
+  from od_guard.restore import diagnosis as restore_diagnosis
 
   def tree(spec):
     m = tf.Module()

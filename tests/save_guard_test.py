@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import keras3_available
-from od_guard import inventory
-from od_guard import naming_rules
-from od_guard import save_guard
+from od_guard.checkpoint import inventory
+from od_guard.naming import rules as naming_rules
+from od_guard.naming import save_guard
 
 ODAPI = naming_rules.preset("odapi")
 
@@ -71,7 +71,7 @@ def test_checkpoint_manager_drops_the_quarantined_from_its_state(tf, tmp_path):
 
 @pytest.fixture(params=["keras3", "tf_keras"])
 def keras_guard(request):
-  from od_guard import naming_callbacks
+  from od_guard.keras import naming_callbacks
   if request.param == "keras3":
     if not keras3_available():
       pytest.skip("Keras 3 is the modern environment's")
@@ -99,7 +99,7 @@ def test_keras_model_checkpoint_with_auto_named_layers_is_stopped(keras_guard, t
 
 def test_keras_backup_and_restore_saves_are_checked(tmp_path):
   import tf_keras as keras
-  from od_guard import naming_callbacks
+  from od_guard.keras import naming_callbacks
   model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="head")])
   model.compile(optimizer="sgd", loss="mse")
   guard = naming_callbacks.TfKerasNamingGuard(str(tmp_path / "backup"), preset="keras",
@@ -116,7 +116,7 @@ def test_renamed_scope_is_caught_at_save_time_then_repaired(odapi_world, tf, tmp
   model restores with assert_consumed(), values equal to the originals."""
   import json
   from conftest import run_cli
-  from od_guard import odapi_model
+  from od_guard.odapi import model as odapi_model
   model = odapi_model.build(odapi_world.config())
   renamed = tf.train.Checkpoint(model=tf.train.Checkpoint(
       CustomExtractor=model._feature_extractor, _box_predictor=model._box_predictor))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import tf_listing
-from od_guard import inventory
-from od_guard import tensor_bundle
+from od_guard.checkpoint import inventory
+from od_guard.checkpoint import tensor_bundle
 
 FIXTURES = ["keras_tf_checkpoint", "tf1_checkpoint",
             pytest.param("odapi_checkpoint", marks=pytest.mark.odapi)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from od_guard import fileio
+from od_guard.checkpoint import fileio
 
 
 def _pipeline_pb2():
@@ -151,7 +151,7 @@ def write_synthetic_tfrecord(path: str, *, num_examples: int = 4, image_size: in
 def build_model(config):
   """Builds the detection model of `config` with its variables created, the way
   the preflight does (`odapi_model.build`)."""
-  from od_guard import odapi_model
+  from od_guard.odapi import model as odapi_model
   return odapi_model.build(config)
 
 

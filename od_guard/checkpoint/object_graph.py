@@ -1,0 +1,88 @@
+"""The object graph (`_CHECKPOINTABLE_OBJECT_GRAPH`) of a TF2 checkpoint.
+
+Two ways to read it:
+
+* `summarize` scans the serialized `TrackableObjectGraph` without building
+  messages: the number of nodes and the root's children. It is what
+  `od-guard inspect` needs, and it stays fast on graphs of 100,000 nodes even
+  where protobuf runs in pure Python (protobuf 3.20 on Python 3.11).
+* `parse` builds the full message with TensorBoard's bundled copy of TF's
+  `trackable_object_graph.proto` (no TensorFlow import), for matching.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from od_guard import errors
+from od_guard.checkpoint import tensor_bundle
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectGraphSummary:
+  """What the object graph says at a glance."""
+
+  num_nodes: int
+  root_children: tuple[str, ...]
+
+  def to_dict(self) -> dict:
+    return {"num_nodes": self.num_nodes, "root_children": list(self.root_children)}
+
+
+def _damaged(where: str, detail: str) -> errors.CorruptCheckpointError:
+  return errors.CorruptCheckpointError(
+      f"The object graph in {where!r} does not decode: {detail}.",
+      received=where,
+      fix="Copy the checkpoint's data shard again from its source.")
+
+
+def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
+  """Counts the nodes and names the root's children, without a full parse."""
+  root_children: list[str] = []
+  num_nodes = 0
+  pos = 0
+  end = len(raw)
+  varint = tensor_bundle._varint  # pylint: disable=protected-access
+  try:
+    while pos < end:
+      tag = raw[pos]
+      pos += 1
+      if tag != 0x0A:
+        if tag & 0x80:
+          tag, pos = varint(raw, pos - 1)  # anything but `repeated TrackableObject nodes = 1`
+        pos = tensor_bundle._skip(raw, pos, tag & 7)  # pylint: disable=protected-access
+        continue
+      b = raw[pos]
+      n = b & 0x7F
+      pos += 1
+      shift = 7
+      while b & 0x80:  # inline varint: once per node
+        b = raw[pos]
+        n |= (b & 0x7F) << shift
+        shift += 7
+        pos += 1
+      if num_nodes == 0:
+        for f, w, cstart, cstop in tensor_bundle.fields(raw, pos, pos + n):
+          if f == 1 and w == 2:  # ObjectReference children
+            for g, x, v, vstop in tensor_bundle.fields(raw, cstart, cstop):
+              if g == 2 and x == 2:
+                root_children.append(raw[v:vstop].decode("utf-8"))
+      pos += n
+      num_nodes += 1
+    if pos != end:
+      raise ValueError("the last node runs past the end")
+  except (ValueError, IndexError, UnicodeDecodeError) as e:
+    raise _damaged(where, str(e) or type(e).__name__) from e
+  return ObjectGraphSummary(num_nodes=num_nodes, root_children=tuple(root_children))
+
+
+def parse(raw: bytes, where: str = ""):
+  """Parses the whole graph into a `TrackableObjectGraph` message."""
+  from google.protobuf import message
+  from tensorboard.compat.proto import trackable_object_graph_pb2
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  try:
+    graph.ParseFromString(raw)
+  except message.DecodeError as e:
+    raise _damaged(where, str(e)) from e
+  return graph

@@ -1,0 +1,699 @@
+"""Pure-Python reader for TensorFlow's tensor-bundle index (``<prefix>.index``).
+
+The index of a TF checkpoint is a LevelDB-format sorted table. Its values are
+``BundleEntryProto`` messages (one per saved tensor) plus, under the empty key,
+a ``BundleHeaderProto``. Reading it needs no TensorFlow: this module decodes the
+table and the two small protos by hand, so that listing a checkpoint costs
+milliseconds instead of the seconds TensorFlow takes to import.
+
+Only metadata is read. Tensor values are never touched, except for the one
+string tensor that holds the object graph (see `read_string_scalar`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+from typing import BinaryIO, Iterator, NamedTuple
+
+from od_guard import errors
+from od_guard.checkpoint import fileio
+
+_MAGIC = 0xDB4775248B80FB57
+_FOOTER_SIZE = 48
+_BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked CRC32C.
+_NO_COMPRESSION = 0
+_SNAPPY_COMPRESSION = 1
+
+# tensorflow/core/framework/types.proto, DataType enum (the values that occur in
+# checkpoints). Reference types (value + 100) are mapped to their base type.
+DTYPE_NAMES: dict[int, str] = {
+    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16",
+    6: "int8", 7: "string", 8: "complex64", 9: "int64", 10: "bool",
+    11: "qint8", 12: "quint8", 13: "qint32", 14: "bfloat16", 15: "qint16",
+    16: "quint16", 17: "uint16", 18: "complex128", 19: "float16",
+    20: "resource", 21: "variant", 22: "uint32", 23: "uint64",
+    24: "float8_e5m2", 25: "float8_e4m3fn", 29: "int4", 30: "uint4",
+}
+DTYPE_SIZES: dict[str, int] = {
+    "float32": 4, "float64": 8, "int32": 4, "uint8": 1, "int16": 2,
+    "int8": 1, "complex64": 8, "int64": 8, "bool": 1, "qint8": 1,
+    "quint8": 1, "qint32": 4, "bfloat16": 2, "qint16": 2, "quint16": 2,
+    "uint16": 2, "complex128": 16, "float16": 2, "uint32": 4, "uint64": 8,
+    "float8_e5m2": 1, "float8_e4m3fn": 1,
+}
+
+
+class BundleEntry(NamedTuple):
+  """One saved tensor, as the index describes it.
+
+  A NamedTuple rather than a dataclass: indexes hold tens of thousands of
+  entries and this record is built for each.
+
+  Attributes:
+    key: the checkpoint key (``tf.train.list_variables`` name).
+    dtype: numpy-style dtype name, e.g. ``"float32"``.
+    shape: the tensor's shape.
+    shard_id: which ``.data-NNNNN-of-MMMMM`` file holds the bytes.
+    offset: byte offset of the tensor in that shard.
+    size: number of bytes the tensor takes in that shard.
+    sliced: True for a partitioned variable (saved as slices).
+    crc32c: the stored (masked) CRC32C of the tensor's bytes in the shard.
+  """
+
+  key: str
+  dtype: str
+  shape: tuple[int, ...]
+  shard_id: int
+  offset: int
+  size: int
+  sliced: bool = False
+  crc32c: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleHeader:
+  num_shards: int
+  big_endian: bool
+  version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleIndex:
+  header: BundleHeader
+  entries: tuple[BundleEntry, ...]
+
+
+def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
+  return errors.CorruptCheckpointError(
+      f"The checkpoint index {path!r} is damaged: {detail}.",
+      received=f"{path} ({_size_text(path)})",
+      fix=("Copy the checkpoint again from its source (an interrupted copy or "
+           "download leaves a truncated index), or point at another checkpoint."),
+  )
+
+
+def _size_text(path: str) -> str:
+  try:
+    return f"{fileio.getsize(path):,} bytes"
+  except Exception:  # pylint: disable=broad-except  # only decorates a message
+    return "size unknown"
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+  result = 0
+  shift = 0
+  while True:
+    b = buf[pos]
+    pos += 1
+    result |= (b & 0x7F) << shift
+    if not b & 0x80:
+      return result, pos
+    shift += 7
+    if shift > 63:
+      raise ValueError("varint too long")
+
+
+def _skip(buf: bytes, pos: int, wire: int) -> int:
+  if wire == 0:
+    return _varint(buf, pos)[1]
+  if wire == 2:
+    n, pos = _varint(buf, pos)
+    return pos + n
+  if wire == 5:
+    return pos + 4
+  if wire == 1:
+    return pos + 8
+  raise ValueError(f"unsupported wire type {wire}")
+
+
+def fields(buf: bytes, pos: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+  """Yields (field number, wire type, value, position after it) of a
+  serialized protobuf. For a length-delimited field, value is its start and
+  the next position is its end."""
+  end = len(buf) if end is None else end
+  while pos < end:
+    tag, pos = _varint(buf, pos)
+    field, wire = tag >> 3, tag & 7
+    if wire == 0:
+      value, pos = _varint(buf, pos)
+    elif wire == 2:
+      n, pos = _varint(buf, pos)
+      value = pos
+      pos += n
+      if pos > end:
+        raise ValueError("length-delimited field runs past the end")
+    else:
+      value = pos
+      pos = _skip(buf, pos, wire)
+    yield field, wire, value, pos
+
+
+def _decode_shape(buf: bytes, pos: int, end: int) -> tuple[int, ...]:
+  dims = []
+  while pos < end:
+    tag = buf[pos]
+    pos += 1
+    if tag == 0x12:  # repeated Dim dim = 2
+      n = buf[pos]
+      pos += 1
+      if n & 0x80:
+        n, pos = _varint(buf, pos - 1)
+      stop = pos + n
+      size = 0
+      while pos < stop:
+        t = buf[pos]
+        pos += 1
+        if t == 0x08:
+          size = buf[pos]
+          pos += 1
+          if size & 0x80:
+            size, pos = _varint(buf, pos - 1)
+        else:
+          pos = _skip(buf, pos, t & 7)
+      if size >= 1 << 63:  # int64 -1 for unknown dimensions.
+        size -= 1 << 64
+      dims.append(size)
+    else:
+      if tag & 0x80:
+        tag, pos = _varint(buf, pos - 1)
+      pos = _skip(buf, pos, tag & 7)
+  return tuple(dims)
+
+
+def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
+  """Decodes a BundleEntryProto (hand-rolled: its tags are single bytes)."""
+  dtype = 0
+  shape: tuple[int, ...] = ()
+  shard_id = offset = size = crc = 0
+  sliced = False
+  while pos < end:
+    tag = buf[pos]
+    pos += 1
+    if tag == 0x08:
+      dtype, pos = _varint(buf, pos)
+    elif tag == 0x12:
+      n, pos = _varint(buf, pos)
+      shape = _decode_shape(buf, pos, pos + n)
+      pos += n
+    elif tag == 0x18:
+      shard_id, pos = _varint(buf, pos)
+    elif tag == 0x20:
+      offset, pos = _varint(buf, pos)
+    elif tag == 0x28:
+      size, pos = _varint(buf, pos)
+    elif tag == 0x35:  # fixed32 crc32c
+      crc = int.from_bytes(buf[pos:pos + 4], "little")
+      pos += 4
+    elif tag == 0x3A:  # repeated TensorSliceProto slices
+      sliced = True
+      n, pos = _varint(buf, pos)
+      pos += n
+    else:
+      if tag & 0x80:
+        tag, pos = _varint(buf, pos - 1)
+      pos = _skip(buf, pos, tag & 7)
+  if pos != end:
+    raise ValueError(f"the entry for {key!r} runs past its end")
+  if dtype > 100:
+    dtype -= 100
+  return BundleEntry(key, DTYPE_NAMES.get(dtype, f"dtype_{dtype}"), shape, shard_id,
+                     offset, size, sliced, crc)
+
+
+def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | None:
+  """Decodes every entry of a data block into `entries`; returns the header
+  if the block holds it.
+
+  The fast path covers the layout TF writes for an unsliced tensor, in field
+  order: dtype (1 byte), shape, shard_id (optional), offset, size, crc32c,
+  nothing after. The (dtype, shape) part repeats across entries with equal
+  shapes, so it is decoded once per distinct byte string. Any other layout
+  goes through the general decoder.
+  """
+  header = None
+  append = entries.append
+  # tuple.__new__ skips the NamedTuple's Python-level __new__: half the cost
+  # of building a record, paid once per saved tensor.
+  make = tuple.__new__
+  entry_type = BundleEntry
+  # The table-block walk of `_block_entries`, inlined: this loop runs once per
+  # saved tensor.
+  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+  limit = len(block) - 4 - 4 * num_restarts
+  if limit < 0:
+    raise ValueError("a block's restart array does not fit in the block")
+  q = 0
+  key = b""
+  while q < limit:
+    shared = block[q]
+    non_shared = block[q + 1]
+    value_len = block[q + 2]
+    if shared | non_shared | value_len < 0x80:
+      q += 3
+    else:
+      shared, q = _varint(block, q)
+      non_shared, q = _varint(block, q)
+      value_len, q = _varint(block, q)
+    if shared > len(key) or q + non_shared + value_len > limit:
+      raise ValueError("a block entry runs past the end of its block")
+    key = key[:shared] + block[q:q + non_shared]
+    pos = q + non_shared
+    end = q = pos + value_len
+    if not key:
+      header = _decode_header(block[pos:end])
+      continue
+    name = key.decode("utf-8")
+    # dtype tag + 1-byte value, shape tag + 1-byte length.
+    if block[pos] == 0x08 and block[pos + 2] == 0x12 and block[pos + 3] < 0x80 \
+        and block[pos + 1] < 0x80:
+      stop = pos + 4 + block[pos + 3]
+      prefix = block[pos:stop]
+      known = cache.get(prefix)
+      if known is None:
+        d = block[pos + 1]
+        known = cache[prefix] = (DTYPE_NAMES.get(d - 100 if d > 100 else d, f"dtype_{d}"),
+                                 _decode_shape(block, pos + 4, stop))
+      p = stop
+      shard_id = 0
+      if block[p] == 0x18:
+        shard_id, p = _varint(block, p + 1)
+      if block[p] == 0x20:
+        # Two varints, decoded inline: this runs once per saved tensor.
+        b = block[p + 1]
+        offset = b & 0x7F
+        p += 2
+        shift = 7
+        while b & 0x80:
+          b = block[p]
+          offset |= (b & 0x7F) << shift
+          shift += 7
+          p += 1
+        if block[p] == 0x28:
+          b = block[p + 1]
+          size = b & 0x7F
+          p += 2
+          shift = 7
+          while b & 0x80:
+            b = block[p]
+            size |= (b & 0x7F) << shift
+            shift += 7
+            p += 1
+          if block[p] == 0x35 and p + 5 == end:
+            append(make(entry_type, (name, known[0], known[1], shard_id, offset, size, False,
+                                     int.from_bytes(block[p + 1:end], "little"))))
+            continue
+    append(_decode_entry(name, block, pos, end))
+  return header
+
+
+def _decode_header(buf: bytes) -> BundleHeader:
+  num_shards = 0
+  big_endian = False
+  version = 0
+  for field, _, value, stop in fields(buf):
+    if field == 1:
+      num_shards = value
+    elif field == 2:
+      big_endian = value == 1
+    elif field == 3:
+      for f, _, v, _ in fields(buf, value, stop):
+        if f == 1:
+          version = v
+  return BundleHeader(num_shards=num_shards, big_endian=big_endian,
+                      version=version)
+
+
+def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
+  if offset + size + _BLOCK_TRAILER_SIZE > file_size:
+    raise ValueError(
+        f"a block at bytes {offset}..{offset + size} lies past the end of the "
+        f"{file_size}-byte file")
+  f.seek(offset)
+  raw = f.read(size + _BLOCK_TRAILER_SIZE)
+  kind = raw[size]
+  data = raw[:size]
+  if kind == _NO_COMPRESSION:
+    return data
+  if kind == _SNAPPY_COMPRESSION:
+    import cramjam  # Imported here: only compressed blocks need it.
+    return bytes(cramjam.snappy.decompress_raw(data))
+  raise ValueError(f"unknown block compression type {kind}")
+
+
+def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
+  """Yields (key, value start, value end) of each entry of a table block."""
+  if len(block) < 4:
+    raise ValueError("a block is shorter than its restart count")
+  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+  limit = len(block) - 4 - 4 * num_restarts
+  if limit < 0:
+    raise ValueError("a block's restart array does not fit in the block")
+  pos = 0
+  key = b""
+  while pos < limit:
+    shared = block[pos]
+    non_shared = block[pos + 1]
+    value_len = block[pos + 2]
+    if shared | non_shared | value_len < 0x80:  # the usual: three 1-byte varints
+      pos += 3
+    else:
+      shared, pos = _varint(block, pos)
+      non_shared, pos = _varint(block, pos)
+      value_len, pos = _varint(block, pos)
+    if shared > len(key) or pos + non_shared + value_len > limit:
+      raise ValueError("a block entry runs past the end of its block")
+    key = key[:shared] + block[pos:pos + non_shared]
+    pos += non_shared
+    yield key, pos, pos + value_len
+    pos += value_len
+
+
+def read_index(path: str) -> BundleIndex:
+  """Reads a tensor-bundle index file.
+
+  Args:
+    path: the ``<prefix>.index`` file.
+
+  Returns:
+    The header and every entry, in key order.
+
+  Raises:
+    CorruptCheckpointError: the file is truncated or not a LevelDB table of
+      bundle entries.
+    NotACheckpointError: the file is empty.
+    UnreadableFileError: the file cannot be opened.
+  """
+  with fileio.open_binary(path) as f:
+    f.seek(0, os.SEEK_END)
+    file_size = f.tell()
+    if file_size == 0:
+      raise errors.NotACheckpointError(
+          f"The checkpoint index {path!r} is empty.",
+          received=f"{path} (0 bytes)",
+          fix=("An empty index is left by a save that was interrupted or a copy "
+               "that failed; copy or save the checkpoint again."))
+    if file_size < _FOOTER_SIZE:
+      raise _corrupt(path, f"it has {file_size} bytes, fewer than the "
+                     f"{_FOOTER_SIZE}-byte footer every index ends with")
+    f.seek(file_size - _FOOTER_SIZE)
+    footer = f.read(_FOOTER_SIZE)
+    (magic,) = struct.unpack_from("<Q", footer, _FOOTER_SIZE - 8)
+    if magic != _MAGIC:
+      raise _corrupt(path, "it does not end with the table magic number "
+                     "(the file is truncated, or is not a checkpoint index)")
+    try:
+      pos = 0
+      _, pos = _varint(footer, pos)  # metaindex offset
+      _, pos = _varint(footer, pos)  # metaindex size
+      index_offset, pos = _varint(footer, pos)
+      index_size, pos = _varint(footer, pos)
+      index_block = _read_block(f, file_size, index_offset, index_size)
+      header = None
+      entries: list[BundleEntry] = []
+      cache: dict = {}
+      for _, start, _ in _block_entries(index_block):
+        offset, p = _varint(index_block, start)
+        size, _ = _varint(index_block, p)
+        block = _read_block(f, file_size, offset, size)
+        header = _decode_entries(block, entries, cache) or header
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
+      raise _corrupt(path, str(e) or type(e).__name__) from e
+    except Exception as e:  # cramjam raises its own DecompressionError.
+      if type(e).__name__ == "DecompressionError":
+        raise _corrupt(path, f"a compressed block does not decompress ({e})") from e
+      raise
+  if header is None:
+    raise _corrupt(path, "it has no bundle header entry")
+  return BundleIndex(header=header, entries=tuple(entries))
+
+
+def shard_path(prefix: str, shard_id: int, num_shards: int) -> str:
+  """Returns the data-shard file name TensorFlow uses for a shard."""
+  return f"{prefix}.data-{shard_id:05d}-of-{num_shards:05d}"
+
+
+def read_string_scalar(prefix: str, entry: BundleEntry,
+                       num_shards: int) -> bytes:
+  """Reads a scalar DT_STRING tensor (such as the object graph) from its shard.
+
+  A string tensor is stored as the varint lengths of its elements, a 4-byte
+  checksum of those lengths, then the bytes of the elements.
+
+  Raises:
+    CorruptCheckpointError: the shard is shorter than the index says.
+  """
+  path = shard_path(prefix, entry.shard_id, num_shards)
+  with fileio.open_binary(path) as f:
+    f.seek(entry.offset)
+    raw = f.read(entry.size)
+  if len(raw) != entry.size:
+    raise errors.CorruptCheckpointError(
+        f"The data shard {path!r} is shorter than its index says.",
+        received=(f"{path} ({_size_text(path)}); the index places "
+                  f"{entry.key!r} at bytes {entry.offset}..{entry.offset + entry.size}"),
+        fix="Copy the checkpoint's data shard again from its source.")
+  try:
+    length, pos = _varint(raw, 0)
+  except IndexError as e:
+    raise _corrupt(path, f"the string tensor {entry.key!r} is unreadable") from e
+  pos += 4  # masked CRC32C of the length varints.
+  value = raw[pos:pos + length]
+  if len(value) != length:
+    raise _corrupt(path, f"the string tensor {entry.key!r} is truncated")
+  return value
+
+
+# ---------------------------------------------------------------------------
+# Writing: a tensor bundle copied from another, names changed, bytes unchanged.
+
+_DTYPE_ENUMS = {name: number for number, name in DTYPE_NAMES.items()}
+_CRC_TABLE: list[int] = []
+for _i in range(256):
+  _c = _i
+  for _ in range(8):
+    _c = (_c >> 1) ^ (0x82F63B78 if _c & 1 else 0)
+  _CRC_TABLE.append(_c)
+_BLOCK_SIZE = 4096
+_RESTART_INTERVAL = 16
+_COPY_CHUNK = 16 << 20
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+  """CRC32C (Castagnoli), extending `crc`. Pure Python: used for the object
+  graph and the index blocks, never for tensor data (whose CRCs are copied)."""
+  crc ^= 0xFFFFFFFF
+  table = _CRC_TABLE
+  for b in data:
+    crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+  return crc ^ 0xFFFFFFFF
+
+
+def mask_crc(crc: int) -> int:
+  """TF's and LevelDB's masked CRC."""
+  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _put_varint(n: int) -> bytes:
+  if n < 0:
+    n += 1 << 64
+  out = bytearray()
+  while True:
+    b = n & 0x7F
+    n >>= 7
+    if n:
+      out.append(b | 0x80)
+    else:
+      out.append(b)
+      return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+  return bytes([tag]) + _put_varint(len(payload)) + payload
+
+
+def _encode_entry(dtype: str, shape: tuple[int, ...], offset: int, size: int, crc: int) -> bytes:
+  out = bytearray(b"\x08" + _put_varint(_DTYPE_ENUMS[dtype]))
+  dims = b"".join(_field(0x12, (b"\x08" + _put_varint(d)) if d else b"") for d in shape)
+  out += _field(0x12, dims)
+  if offset:
+    out += b"\x20" + _put_varint(offset)
+  if size:
+    out += b"\x28" + _put_varint(size)
+  if crc:
+    out += b"\x35" + struct.pack("<I", crc)
+  return bytes(out)
+
+
+def _encode_header(num_shards: int) -> bytes:
+  return b"\x08" + _put_varint(num_shards) + _field(0x1A, b"\x08\x01")  # version.producer = 1
+
+
+def encode_string_scalar(value: bytes) -> tuple[bytes, int]:
+  """A scalar DT_STRING tensor as TF stores it, and its entry's (masked) CRC:
+  varint length, masked CRC of the length (as uint32), then the bytes."""
+  length = struct.pack("<I", len(value)) if len(value) <= 0xFFFFFFFF else \
+      struct.pack("<Q", len(value))
+  crc = crc32c(length)
+  length_checksum = struct.pack("<I", mask_crc(crc))
+  crc = crc32c(length_checksum, crc)
+  crc = crc32c(value, crc)
+  return _put_varint(len(value)) + length_checksum + value, mask_crc(crc)
+
+
+class _TableBuilder:
+  """A LevelDB-format sorted table (what TF's index files are), uncompressed."""
+
+  def __init__(self):
+    self.out = bytearray()
+    self.index: list[tuple[bytes, bytes]] = []
+    self._block = bytearray()
+    self._restarts = [0]
+    self._counter = 0
+    self._last = b""
+    self._last_in_block = None
+
+  def _emit_block(self, contents: bytes) -> bytes:
+    handle = _put_varint(len(self.out)) + _put_varint(len(contents))
+    self.out += contents + b"\x00" + struct.pack("<I", mask_crc(crc32c(contents + b"\x00")))
+    return handle
+
+  @staticmethod
+  def _block_bytes(buf: bytearray, restarts: list[int]) -> bytes:
+    return bytes(buf) + b"".join(struct.pack("<I", r) for r in restarts) + \
+        struct.pack("<I", len(restarts))
+
+  def add(self, key: bytes, value: bytes) -> None:
+    shared = 0
+    if self._counter < _RESTART_INTERVAL:
+      limit = min(len(self._last), len(key))
+      while shared < limit and self._last[shared] == key[shared]:
+        shared += 1
+    else:
+      self._restarts.append(len(self._block))
+      self._counter = 0
+    self._block += (_put_varint(shared) + _put_varint(len(key) - shared) +
+                    _put_varint(len(value)) + key[shared:] + value)
+    self._last = key
+    self._last_in_block = key
+    self._counter += 1
+    if len(self._block) >= _BLOCK_SIZE:
+      self._flush()
+
+  def _flush(self) -> None:
+    if self._last_in_block is None:
+      return
+    handle = self._emit_block(self._block_bytes(self._block, self._restarts))
+    self.index.append((self._last_in_block, handle))
+    self._block, self._restarts, self._counter = bytearray(), [0], 0
+    self._last, self._last_in_block = b"", None
+
+  def finish(self) -> bytes:
+    self._flush()
+    meta = self._emit_block(self._block_bytes(bytearray(), [0]))
+    index_buf, restarts = bytearray(), []
+    for key, handle in self.index:  # restart interval 1 in index blocks
+      restarts.append(len(index_buf))
+      index_buf += _put_varint(0) + _put_varint(len(key)) + _put_varint(len(handle)) + key + handle
+    index = self._emit_block(self._block_bytes(index_buf, restarts or [0]))
+    footer = (meta + index).ljust(_FOOTER_SIZE - 8, b"\x00") + struct.pack("<Q", _MAGIC)
+    return bytes(self.out) + footer
+
+
+def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, size: int, source: str,
+                key: str) -> None:
+  """Copies size bytes at offset of src to the end of out: in the kernel
+  (copy_file_range) where the platform can, else through a bounded buffer."""
+  fast = hasattr(os, "copy_file_range") and hasattr(src, "fileno")
+  if fast:
+    out.flush()
+    start = out.tell()
+    try:
+      src_fd, out_fd = src.fileno(), out.fileno()
+      position, remaining = offset, size
+      while remaining:
+        n = os.copy_file_range(src_fd, out_fd, min(remaining, _COPY_CHUNK), position)
+        if n == 0:
+          raise _corrupt(source, f"the data of {key!r} ends early")
+        position += n
+        remaining -= n
+      out.seek(0, os.SEEK_END)
+      return
+    except OSError:  # e.g. EXDEV, ENOSYS: undo any partial copy, then fall back
+      out.seek(start)
+      out.truncate()
+  src.seek(offset)
+  remaining = size
+  while remaining:
+    chunk = src.read(min(remaining, _COPY_CHUNK))
+    if not chunk:
+      raise _corrupt(source, f"the data of {key!r} ends early")
+    out.write(chunk)
+    remaining -= len(chunk)
+
+
+def copy_bundle(source: str, index: BundleIndex, destination: str, renames: dict[str, str],
+                replace: dict[str, bytes] | None = None, progress=None,
+                progress_every: int = 256 << 20) -> None:
+  """Writes `destination` (one data shard) from `source`: every tensor's bytes
+  copied unchanged (with its CRC) under its new key; keys in `replace` (scalar
+  strings, e.g. a rewritten object graph) re-encoded. Files are written under
+  temporary names next to the destination and renamed into place, data first,
+  index last. Memory stays within one copy chunk.
+  """
+  replace = replace or {}
+  directory = os.path.dirname(os.path.abspath(destination)) or "."
+  data_path = shard_path(destination, 0, 1)
+  tmp_data = os.path.join(directory, f".od_guard-{os.getpid()}-data.tmp")
+  tmp_index = os.path.join(directory, f".od_guard-{os.getpid()}-index.tmp")
+  records: list[tuple[bytes, bytes]] = []
+  try:
+    with open(tmp_data, "wb") as out:
+      position = 0
+      reported = 0
+      ordered = sorted(index.entries, key=lambda e: (e.shard_id, e.offset))
+      open_shards: dict[int, BinaryIO] = {}
+      try:
+        for n, e in enumerate(ordered, 1):
+          if e.sliced:
+            raise errors.CorruptCheckpointError(
+                f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
+                received=source, fix="Save the checkpoint without partitioned variables.")
+          new_key = renames.get(e.key, e.key)
+          if e.key in replace:
+            payload, crc = encode_string_scalar(replace[e.key])
+            out.write(payload)
+            size = len(payload)
+          else:
+            f = open_shards.get(e.shard_id)
+            if f is None:
+              f = open_shards[e.shard_id] = fileio.open_binary(
+                  shard_path(source, e.shard_id, index.header.num_shards))
+            _copy_range(f, out, e.offset, e.size, source, e.key)
+            size, crc = e.size, e.crc32c
+          records.append((new_key.encode("utf-8"),
+                          _encode_entry(e.dtype, e.shape, position, size, crc)))
+          position += size
+          if progress and (position - reported >= progress_every or n == len(ordered)):
+            reported = position
+            progress(n, len(ordered))
+      finally:
+        for f in open_shards.values():
+          f.close()
+      out.flush()
+      os.fsync(out.fileno())
+    table = _TableBuilder()
+    table.add(b"", _encode_header(1))
+    for key, value in sorted(records):
+      table.add(key, value)
+    with open(tmp_index, "wb") as out:
+      out.write(table.finish())
+      out.flush()
+      os.fsync(out.fileno())
+    os.replace(tmp_data, data_path)
+    os.replace(tmp_index, destination + ".index")
+  finally:
+    for p in (tmp_data, tmp_index):
+      if os.path.exists(p):
+        os.unlink(p)

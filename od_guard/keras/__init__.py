@@ -1,0 +1,28 @@
+"""The Keras integration (Keras 3 and tf-keras): facts about a live model, the
+guarded restore for custom loops, and callbacks for `model.fit`. Adapts only:
+the restore pipeline lives in `od_guard.restore`.
+
+    from od_guard import keras as od_keras
+    model.fit(data, callbacks=[od_keras.RestoreGuard("pretrained/ckpt-3")])
+    report = od_keras.restore(model, "pretrained/ckpt-3", input_shape=(None, 64, 64, 3))
+"""
+
+import importlib
+
+_EXPORTS = {
+    "RestoreGuard": ("od_guard.keras.callbacks", "RestoreGuard"),
+    "TfKerasRestoreGuard": ("od_guard.keras.callbacks", "TfKerasRestoreGuard"),
+    "NamingGuard": ("od_guard.keras.naming_callbacks", "NamingGuard"),
+    "TfKerasNamingGuard": ("od_guard.keras.naming_callbacks", "TfKerasNamingGuard"),
+    "restore": ("od_guard.keras.guarded_restore", "restore"),
+    "RestoreGuardError": ("od_guard.keras.guarded_restore", "RestoreGuardError"),
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    module, attribute = _EXPORTS[name]
+    return getattr(importlib.import_module(module), attribute)
+  raise AttributeError(f"module 'od_guard.keras' has no attribute {name!r}")

@@ -1,0 +1,301 @@
+"""A guarded replacement for ``tf.train.Checkpoint(model=model).restore(path)``.
+
+    report = od_guard.guarded_restore.restore(model, "pretrained/ckpt-3")
+
+Before anything is assigned it predicts the restore (names, shapes, dtypes
+from metadata), diagnoses what would go wrong, and applies the policy; a
+failing verdict raises `RestoreGuardError` with the report, leaving the model
+untouched. Otherwise it restores and verifies that every variable that was
+supposed to take a checkpoint value holds exactly that value, on every replica
+of the model's distribution strategy.
+
+Checkpoints: TF object-based (Keras 3 or tf-keras models, or any dict of
+trackables), Keras 3 ``.weights.h5`` / ``.keras`` for Keras 3 models, Keras 2
+HDF5 ``.h5`` for tf-keras models. The deferred-restore trap (a model that is
+not built yet) is caught: pass ``input_shape`` to build it first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Sequence
+
+from od_guard import errors
+from od_guard.checkpoint import fileio
+from od_guard.restore import findings as findings_lib
+from od_guard.checkpoint import inventory
+from od_guard.restore import keras_layout as keras_diagnosis
+from od_guard.keras import model_facts as keras_model
+from od_guard.checkpoint import key_folding
+from od_guard.restore import live_graph
+from od_guard.restore import policy as policy_lib
+from od_guard.report import record as preflight_report
+from od_guard.restore import diagnosis as restore_diagnosis
+from od_guard.restore import matching as restore_match
+from od_guard.restore import strategies
+
+
+class RestoreGuardError(errors.OdGuardError):
+  """The guarded restore's policy failed; nothing was restored.
+
+  Attributes:
+    report: the `PreflightReport` that failed.
+  """
+
+  exit_code = 1
+
+  def __init__(self, report: preflight_report.PreflightReport):
+    self.report = report
+    errs = [f for f in report.findings if f.severity == findings_lib.ERROR]
+    first = errs[0] if errs else None
+    super().__init__(
+        "od_guard stopped the restore before training: "
+        + (first.title if first else "; ".join(report.verdict.reasons)),
+        received=(f"{report.checkpoint.prefix if report.checkpoint else '?'}: "
+                  f"{len(errs)} error(s); " + "; ".join(f.code for f in errs[:5])),
+        fix=(first.fix if first and first.fix else "See the report.")
+        + "\n\n" + preflight_report.render_text(report))
+
+
+def _strategy_of(model: Any):
+  import tensorflow as tf
+  strategy = getattr(model, "distribute_strategy", None)
+  if strategy is None or isinstance(model, dict):
+    strategy = tf.distribute.get_strategy()
+  return strategy
+
+
+def _local_values(strategy, variable) -> list:
+  """The variable's value on every replica, as numpy arrays."""
+  import tensorflow as tf
+  target = variable
+  if not isinstance(variable, tf.Variable):
+    # A Keras 3 variable wraps the (possibly distributed) tf.Variable.
+    target = getattr(variable, "value", variable)
+  return [tf.convert_to_tensor(v).numpy() for v in strategy.experimental_local_results(target)]
+
+
+def _objects(roots: dict[str, Any]) -> dict[int, Any]:
+  """Every variable reachable from the roots, by id (what capture calls uid)."""
+  out = {}
+  for obj, _ in live_graph._bfs(roots):  # pylint: disable=protected-access
+    if live_graph._is_variable(obj):  # pylint: disable=protected-access
+      out[id(obj)] = obj
+  return out
+
+
+def _verify(strategy, roots, graph, report, prefix) -> findings_lib.Finding:
+  import numpy as np
+  import tensorflow as tf
+  reader = tf.train.load_checkpoint(prefix)
+  objects = _objects(roots)
+  by_path = {v.path: uid for uid, v in graph.variables.items()}
+  wrong = []
+  replicas = 1
+  for b in report.restored:
+    values = _local_values(strategy, objects[by_path[b.path]])
+    replicas = max(replicas, len(values))
+    expected = reader.get_tensor(b.key)
+    if not all(np.array_equal(v, expected) for v in values):
+      wrong.append(b.path)
+  return _verification(wrong, len(report.restored),
+                       f"variables hold the checkpoint's values on {replicas} "
+                       f"replica{'s' if replicas != 1 else ''}")
+
+
+def _verification(wrong: list[str], total: int, what: str) -> findings_lib.Finding:
+  """The finding that closes a verification: all values as promised, or which not."""
+  if wrong:
+    return findings_lib.Finding(
+        "restore_not_applied", findings_lib.ERROR,
+        f"{len(wrong)} of {total} values differ from the checkpoint after the restore.",
+        detail="\n".join("  " + l for l in key_folding.fold_keys(wrong)),
+        fix="Report this with the model and checkpoint: the restore did not do what it promised.")
+  return findings_lib.Finding("restore_verified", findings_lib.INFO,
+                              f"Verified: {total} {what}.")
+
+
+def _verify_keras_file(model, inv, report) -> findings_lib.Finding:
+  """After load_weights: the model's own save_weights must reproduce, value for
+  value, every dataset of the file that was to be loaded."""
+  import shutil
+  import h5py
+  import numpy as np
+  suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
+  saved = keras_model.saved_weights_layout(model, suffix)
+  wrong = []
+  try:
+    with h5py.File(saved, "r") as mine, h5py.File(inv.prefix, "r") as theirs:
+      for b in report.restored:  # b.path: key in the model's layout; b.key: in the file
+        if not np.array_equal(mine[b.path][()], theirs[b.key][()]):
+          wrong.append(b.path)
+  finally:
+    shutil.rmtree(os.path.dirname(saved), ignore_errors=True)
+  return _verification(wrong, len(report.restored), "weights hold the file's values")
+
+
+def _manual_restore(strategy, roots, graph, report, prefix) -> None:
+  """Assigns exactly the predicted bindings (used when some must be skipped)."""
+  import tensorflow as tf
+  reader = tf.train.load_checkpoint(prefix)
+  objects = _objects(roots)
+  by_path = {v.path: uid for uid, v in graph.variables.items()}
+  with strategy.scope():
+    for b in report.restored:
+      objects[by_path[b.path]].assign(reader.get_tensor(b.key))
+
+
+def _tf_checkpoint(roots, inv, exclude, flavour):
+  graph = live_graph.capture(roots, exclude=exclude)
+  report = restore_match.match(graph, inv)
+  found = restore_diagnosis.diagnose(report, inv, stock_assertion=False)
+  found.extend(keras_diagnosis.diagnose(report, inv, model_flavour=flavour))
+  if flavour == keras_model.KERAS3:
+    found.append(keras_diagnosis.tf_checkpoint_for_keras3())
+  codes = {f.code for f in found}
+  causes = {"variables_not_restored": {"keras_layout_mismatch", "auto_named_layers",
+                                       "renamed_scopes"},
+            "shape_mismatch": {"keras_layout_mismatch", "head_shape_changed"}}
+  found = [dataclasses.replace(f, severity=findings_lib.INFO, title=f.title + " (explained below)")
+           if causes.get(f.code, set()) & codes else f for f in found]
+  return graph, report, found
+
+
+def restore(model: Any, checkpoint: str, *, policy: policy_lib.Policy | None = None,
+            input_shape: Sequence[int | None] | None = None,
+            exclude: Sequence[str] = (), verify: bool = True,
+            log_dir: str | None = None, report_path: str | None = None,
+            quiet: bool = False) -> preflight_report.PreflightReport:
+  """Guarded restore of `checkpoint` into `model`.
+
+  Args:
+    model: a Keras 3 or tf-keras model, or a dict of trackables (the keyword
+      arguments of the `tf.train.Checkpoint` you would build).
+    checkpoint: a TF checkpoint (prefix, directory, .index ...), or a Keras
+      weights file.
+    policy: defaults to the 'default' preset.
+    input_shape: builds an unbuilt model first (batch dimension first, may be
+      None), instead of failing on the deferred-restore trap.
+    exclude: object-path prefixes not to restore (e.g. a new head:
+      ['model/layer_with_weights-3']); they keep their initial values.
+    verify: compare every restored variable with the checkpoint afterwards,
+      on every replica.
+    log_dir: also write the report to TensorBoard there (step 0, run 'train').
+    report_path: also write the JSON report there (atomically).
+    quiet: do not print the text report.
+
+  Returns:
+    The report (verdict pass or warn).
+
+  Raises:
+    RestoreGuardError: the verdict failed; nothing was restored.
+    OdGuardError: the checkpoint cannot be read.
+  """
+  policy = policy or policy_lib.preset("default")
+  t0 = time.perf_counter()
+  timings: dict[str, float] = {}
+  inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
+  timings["read"] = time.perf_counter() - t0
+  roots = model if isinstance(model, dict) else {"model": model}
+  flavour = None if isinstance(model, dict) else keras_model.flavour(model)
+  strategy = _strategy_of(model)
+  found: list[findings_lib.Finding] = []
+  not_checked: list[str] = []
+  graph = report = None
+  if not isinstance(model, dict) and not keras_model.is_built(model):
+    if input_shape is not None:
+      with strategy.scope():
+        keras_model.build(model, input_shape)
+    elif policy.name == "lenient":
+      not_checked.append("the model is not built: the restore is deferred and unverified")
+    else:
+      found.append(keras_diagnosis.deferred(inv, keras_model.unbuilt_layers(model)))
+  t1 = time.perf_counter()
+  if not found and not not_checked:
+    if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
+      graph, report, more = _keras_file(model, inv, flavour)
+    else:
+      graph, report, more = _tf_checkpoint(roots, inv, exclude, flavour)
+    found.extend(more)
+  timings["match"] = time.perf_counter() - t1
+  verdict, adjusted = policy_lib.decide(policy, found, training=True)
+  if not verdict.failed and (report is not None or not_checked):
+    t2 = time.perf_counter()
+    _apply(model, roots, inv, graph, report, strategy, exclude)
+    timings["restore"] = time.perf_counter() - t2
+    if verify and report is not None:
+      if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
+        check = _verify_keras_file(model, inv, report)
+        not_checked.append("Keras weight file: values verified on the first replica only "
+                           "(load_weights assigns all replicas alike)")
+      else:
+        check = _verify(strategy, roots, graph, report, inv.prefix)
+      adjusted = findings_lib.by_severity([*adjusted, check])
+      verdict, adjusted = policy_lib.decide(policy, adjusted, training=True)
+  result = preflight_report.PreflightReport(
+      tier=preflight_report.MODEL, config=None, checkpoint=inv, fingerprint=None,
+      restore=report, findings=tuple(adjusted), verdict=verdict, timings=timings,
+      strategy=strategies.describe(strategy), not_checked=tuple(not_checked))
+  _publish(result, strategy, log_dir, report_path, quiet)
+  if verdict.failed:
+    raise RestoreGuardError(result)
+  return result
+
+
+def _publish(result, strategy, log_dir, report_path, quiet) -> None:
+  if not quiet:
+    print(preflight_report.render_text(result), flush=True)
+  if not strategies.is_chief(strategy):
+    return
+  if report_path:
+    fileio.atomic_write_text(report_path, json.dumps(result.to_dict(), indent=2) + "\n")
+  if log_dir:
+    from od_guard.report import tensorboard as tensorboard_report
+    tensorboard_report.write(result, os.path.join(log_dir, "train"), step=0)
+
+
+def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
+  import tensorflow as tf
+  if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
+    model.load_weights(inv.prefix)
+    return
+  if report is None:  # deferred, allowed by the policy
+    tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
+    return
+  if report.shape_mismatches or report.dtype_mismatches or exclude:
+    _manual_restore(strategy, roots, graph, report, inv.prefix)
+  else:
+    with strategy.scope():
+      tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
+
+
+def _keras_file(model, inv, flavour):
+  """Predicts `model.load_weights(file)` by comparing the file with the layout
+  the model's own `save_weights` writes."""
+  suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
+  found: list[findings_lib.Finding] = []
+  want = {keras_model.KERAS3: inventory.KERAS3_WEIGHTS, keras_model.TF_KERAS:
+          inventory.KERAS2_HDF5}.get(flavour)
+  if want is not None and want != inv.format:
+    found.append(findings_lib.Finding(
+        "keras_file_flavour", findings_lib.ERROR,
+        f"A {inv.format.replace('_', ' ')} file cannot be loaded into a "
+        f"{'Keras 3' if flavour == keras_model.KERAS3 else 'tf-keras'} model with load_weights.",
+        detail=inv.prefix,
+        fix=("Load it with the Keras that wrote it, or save the weights again from that "
+             "Keras as a TF checkpoint (tf.train.Checkpoint), which od_guard can map.")))
+    return None, None, found
+  layout_path = keras_model.saved_weights_layout(model, suffix)
+  try:
+    expected = inventory.read_inventory(layout_path)
+    report = restore_match.match_keys(expected, inv,
+                                      by_order=inv.format == inventory.KERAS2_HDF5)
+  finally:
+    import shutil
+    shutil.rmtree(os.path.dirname(layout_path), ignore_errors=True)
+  found.extend(restore_diagnosis.diagnose(report, inv, stock_assertion=False))
+  found.extend(keras_diagnosis.diagnose(report, inv, model_flavour=flavour))
+  return None, report, found

@@ -1,0 +1,98 @@
+"""The OD API adapter: builds the model as training will and hands over what a
+fine-tune restore binds. No matching logic lives here.
+
+`build` runs the OD API's own model builder under the given distribution
+strategy and creates the variables with one forward pass on zero images of the
+configured size (plus dummy groundtruth, which Faster R-CNN's second stage
+needs in training mode): no input pipeline, no dataset. `restore_roots` calls
+the model's own `restore_from_objects(fine_tune_checkpoint_type)`, which is
+exactly what model_lib_v2 hands to `tf.train.Checkpoint`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from od_guard import errors
+from od_guard.odapi import compat as odapi_compat
+from od_guard.odapi import config as pipeline_config
+
+
+class ModelBuildError(errors.OdGuardError):
+  """The OD API could not build the configured model."""
+
+
+def import_odapi():
+  """Imports TF and the OD API's builder with the tf-slim aliases applied."""
+  try:
+    odapi_compat.apply()
+    import tensorflow as tf
+    from object_detection.builders import model_builder
+  except ImportError as e:
+    raise ModelBuildError(
+        "The Object Detection API cannot be imported here.",
+        received=f"{type(e).__name__}: {e}",
+        fix="Run in the odapi environment; `od-guard doctor` says what this one lacks.") from e
+  return tf, model_builder
+
+
+def build(config, strategy=None) -> Any:
+  """Builds the detection model of a parsed pipeline config, variables created.
+
+  Args:
+    config: a TrainEvalPipelineConfig message.
+    strategy: the tf.distribute strategy training uses (default: the current one).
+
+  Raises:
+    ModelBuildError: the OD API rejects the config (unknown feature extractor,
+      image too small for the backbone ...), with its message.
+  """
+  tf, model_builder = import_odapi()
+  strategy = strategy or tf.distribute.get_strategy()
+  arch = getattr(config.model, config.model.WhichOneof("model"))
+  num_classes = arch.num_classes
+  height, width = pipeline_config.image_size(arch)
+  if not height:  # a resizer without a fixed size (rare in configs): a typical one
+    height, width = 320, 320
+  try:
+    with strategy.scope():
+      model = model_builder.build(model_config=config.model, is_training=True)
+      images = tf.zeros([1, height, width, 3], tf.float32)
+      model.provide_groundtruth(
+          groundtruth_boxes_list=[tf.constant([[0.1, 0.1, 0.6, 0.6]], tf.float32)],
+          groundtruth_classes_list=[tf.one_hot([0], max(num_classes, 1))],
+          groundtruth_weights_list=[tf.ones([1], tf.float32)])
+      preprocessed, shapes = model.preprocess(images)
+      model.predict(preprocessed, shapes)
+  except (ValueError, KeyError, TypeError, RuntimeError, tf.errors.OpError) as e:
+    raise ModelBuildError(
+        "The OD API could not build the configured model.",
+        received=f"{type(e).__name__}: {_cause(e)}",
+        fix=("Check the model section of the config: feature_extractor.type must be one "
+             "the installed OD API knows, paths it names (label maps) must exist, and "
+             "some backbones need a minimum image size.")) from e
+  return model
+
+
+def _cause(e: BaseException) -> str:
+  """The informative line of an error: Keras wraps layer errors in a header
+  ('Exception encountered when calling layer ...'); the cause follows it."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  useful = [l for l in lines if not l.startswith(("Exception encountered", "Call arguments",
+                                                   "•", "File "))]
+  text = (useful or lines or [type(e).__name__])[0]
+  return text[:300]
+
+
+def restore_roots(model, checkpoint_type: str) -> dict[str, Any]:
+  """The restore map model_lib_v2 builds for `checkpoint_type`.
+
+  Raises:
+    ModelBuildError: the meta-architecture refuses the type (as model_lib_v2 would).
+  """
+  try:
+    return model.restore_from_objects(fine_tune_checkpoint_type=checkpoint_type)
+  except ValueError as e:
+    raise ModelBuildError(
+        f"The model refuses fine_tune_checkpoint_type {checkpoint_type!r}.",
+        received=str(e), fix="Use \"detection\", \"classification\" or \"full\".") from e

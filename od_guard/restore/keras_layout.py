@@ -1,0 +1,182 @@
+"""Diagnoses specific to Keras: whose layout a checkpoint has (Keras 3 or
+tf-keras), layers whose auto-generated names moved (``dense_3`` saved,
+``dense_7`` built), heads whose shapes changed with the number of classes,
+restores deferred into a model that is not built yet, and TF checkpoints that
+Keras 3's `load_weights` refuses.
+
+Framework-level like `restore_diagnosis`: plain data in, findings out.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import re
+
+from od_guard.restore import findings
+from od_guard.checkpoint import inventory
+from od_guard.checkpoint import key_folding
+from od_guard.restore import diagnosis as restore_diagnosis
+from od_guard.restore import matching as restore_match
+
+Finding = findings.Finding
+KERAS3 = "keras3"
+TF_KERAS = "tf_keras"
+_AUTO_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(_\d+)?$")
+_LEAF_ALIASES = {"_kernel": "kernel", "_bias": "bias"}
+
+
+def checkpoint_layout(inv: inventory.Inventory) -> str | None:
+  """Which Keras wrote the model values of a checkpoint, from its key layout."""
+  if inv.format == inventory.KERAS3_WEIGHTS:
+    return KERAS3
+  if inv.format == inventory.KERAS2_HDF5:
+    return TF_KERAS
+  keys = [v.key for v in inv.of_kind(inventory.MODEL)]
+  if any("/_operations/" in k or "/_kernel/" in k or k.endswith("/_kernel") for k in keys):
+    return KERAS3
+  if any("layer_with_weights-" in k or "layer-" in k.split("/")[1:2] for k in keys):
+    return TF_KERAS
+  return None
+
+
+def _group(key: str) -> tuple[str, str]:
+  """(layer prefix, normalised leaf) of a model key."""
+  path, _ = inventory.split_key(key)
+  leaf = path[-1]
+  return "/".join(path[:-1]), _LEAF_ALIASES.get(leaf, leaf)
+
+
+def propose_key_map(report: restore_match.RestoreReport,
+                    inv: inventory.Inventory) -> dict[str, str]:
+  """Pairs unused checkpoint values with missing variables layer by layer.
+
+  Layers are taken in their natural order on both sides (layer_with_weights-2
+  before -10, dense_3 before dense_12); a layer of the checkpoint pairs with
+  the model's layer at the same position when both hold the same variables
+  (by normalised name, else by shape). This is what turns a checkpoint of
+  auto-named layers, or of the other Keras' layout, into the model's names.
+
+  Returns:
+    old checkpoint key -> the key the model expects; {} unless every missing
+    variable pairs.
+  """
+  entries = inv.by_key()
+  unused_groups: dict[str, dict[str, str]] = collections.defaultdict(dict)
+  for key in report.unused:
+    prefix, leaf = _group(key)
+    unused_groups[prefix][leaf] = key
+  missing_groups: dict[str, dict[str, restore_match.Unbound]] = collections.defaultdict(dict)
+  for u in report.missing:
+    parts = u.path.split("/")
+    missing_groups["/".join(parts[:-1])][_LEAF_ALIASES.get(parts[-1], parts[-1])] = u
+  old_layers = sorted(unused_groups, key=key_folding.natural_key)
+  new_layers = sorted(missing_groups, key=key_folding.natural_key)
+  if not new_layers or len(old_layers) < len(new_layers):
+    return {}
+  mapping: dict[str, str] = {}
+  for old, new in zip(old_layers, new_layers):
+    olds, news = unused_groups[old], missing_groups[new]
+    if len(olds) != len(news):
+      return {}
+    if set(olds) == set(news):
+      pairs = [(olds[leaf], news[leaf]) for leaf in news]
+    else:  # leaf names differ: pair by shape, in order
+      by_shape = sorted(olds.values(), key=lambda k: (entries[k].shape, k))
+      wanted = sorted(news.values(), key=lambda u: (u.shape, u.path))
+      pairs = list(zip(by_shape, wanted))
+    for old_key, unbound in pairs:
+      if tuple(entries[old_key].shape) != unbound.shape:
+        return {}
+      mapping[old_key] = restore_diagnosis.checkpoint_key(unbound.path)
+  return mapping
+
+
+def _layer_renames(mapping: dict[str, str]) -> list[str]:
+  seen = []
+  for old, new in mapping.items():
+    pair = (_group(old)[0], _group(new)[0])
+    if pair not in seen:
+      seen.append(pair)
+  return [f"{o} -> {n}" for o, n in seen]
+
+
+def _only_last_dim_differs(m: restore_match.Mismatch) -> bool:
+  """A layer whose output width changed: same rank, all but the last dim equal."""
+  before, after = ast.literal_eval(m.checkpoint), ast.literal_eval(m.model)
+  return len(before) == len(after) and bool(before) and before[:-1] == after[:-1] \
+      and before[-1] != after[-1]
+
+
+def diagnose(report: restore_match.RestoreReport, inv: inventory.Inventory, *,
+             model_flavour: str | None) -> list[Finding]:
+  """Keras findings for a predicted restore of `inv` into a Keras model."""
+  out: list[Finding] = []
+  layout = checkpoint_layout(inv)
+  mapping = propose_key_map(report, inv) if report.missing and report.unused else {}
+  if model_flavour and layout and layout != model_flavour and not report.restored:
+    names = {KERAS3: "Keras 3", TF_KERAS: "tf-keras (Keras 2)"}
+    out.append(Finding(
+        "keras_layout_mismatch", findings.ERROR,
+        f"The checkpoint has {names[layout]}'s layout; the model is {names[model_flavour]}: "
+        "their object paths differ, so nothing binds.",
+        detail=(f"checkpoint keys like {next(iter(report.unused), '?')}; the model expects "
+                f"{restore_diagnosis.checkpoint_key(report.missing[0].path) if report.missing else '?'}"),
+        fix=(f"Restore with the Keras that saved it ({names[layout]}"
+             + (", e.g. TF_USE_LEGACY_KERAS=1 with tf-keras" if layout == TF_KERAS else "")
+             + "), or rewrite the checkpoint's keys"
+             + (f": {len(mapping)} keys pair up layer by layer ("
+                + "; ".join(_layer_renames(mapping)[:4]) + ("; ..." if len(mapping) > 4 else "")
+                + ")" if mapping else "") + "."),
+        data={"key_map": mapping} if mapping else {}))
+  elif mapping:
+    auto = [r for r in _layer_renames(mapping)]
+    out.append(Finding(
+        "auto_named_layers", findings.ERROR,
+        f"{len(report.missing)} variables sit in layers whose names or positions differ "
+        "between checkpoint and model (auto-generated names such as 'dense_3' change with "
+        "construction order).",
+        detail="\n".join(f"  {line}" for line in auto[:12]),
+        fix=("Give the layers explicit names (name='...') in the model that saves and the "
+             "one that restores, or rewrite the checkpoint's keys with this map "
+             "(data.key_map)."),
+        data={"key_map": mapping}))
+  heads = [m for m in report.shape_mismatches if _only_last_dim_differs(m)]
+  if heads and len(heads) == len(report.shape_mismatches):
+    layers = sorted({h.path.rsplit("/", 1)[0] for h in heads})
+    out.append(Finding(
+        "head_shape_changed", findings.ERROR,
+        f"The output layer{'s' if len(layers) > 1 else ''} {', '.join(layers)} changed width "
+        f"(checkpoint {heads[0].checkpoint}, model {heads[0].model}): the number of classes "
+        "differs.",
+        detail="\n".join(f"  {h.path}: {h.checkpoint} -> {h.model}" for h in heads),
+        fix=("Restore everything but the head and train it afresh: "
+             f"exclude={layers!r} (RestoreGuard / od_guard.guarded_restore.restore)."),
+        data={"exclude": layers}))
+  return out
+
+
+def deferred(inv: inventory.Inventory, unbuilt: list[str]) -> Finding:
+  """The deferred-restore trap: values pending for a model that is not built."""
+  pending = len(inv.of_kind(inventory.MODEL))
+  return Finding(
+      "deferred_restore", findings.ERROR,
+      f"The model is not built: {pending} checkpoint values would wait for variables that "
+      "do not exist yet, and `assert_existing_objects_matched()` would pass vacuously.",
+      detail=("not built: " + ", ".join(unbuilt[:12]) + (" ..." if len(unbuilt) > 12 else "")
+              + ". Variables created later that do not match stay random, with no error."),
+      fix=("Build the model before restoring (call it on a batch, or model.build(shape)), or "
+           "pass input_shape=... so od_guard builds it."),
+      stock_outcome="restores nothing now and reports nothing later")
+
+
+def tf_checkpoint_for_keras3() -> Finding:
+  return Finding(
+      "tf_checkpoint_for_keras3", findings.INFO,
+      "Keras 3's model.load_weights refuses TF checkpoints; od_guard restored this one "
+      "with tf.train.Checkpoint(model=model).",
+      fix=("In your own code use tf.train.Checkpoint(model=model).restore(path) (or "
+           "od_guard.guarded_restore.restore), or save Keras 3 weights with "
+           "model.save_weights('x.weights.h5')."),
+      stock_outcome=("ValueError: File format not supported ... Keras 3 only supports V3 "
+                     "`.keras` and `.weights.h5` files, or legacy V1/V2 `.h5` files."))

@@ -1,0 +1,169 @@
+"""Policies: how findings and coverage become a verdict (pass / warn / fail).
+
+Three presets, and explicit thresholds on top of any of them:
+
+* ``strict``: every warning fails; the backbone and neck must restore fully;
+  an index-only checkpoint fails.
+* ``default``: errors fail, warnings warn; the backbone must restore to at
+  least 95% of its parameters when a restore is expected.
+* ``lenient``: only what would crash or silently train the wrong model fails:
+  version/type/format errors, shape mismatches, nothing restored at all.
+
+    policy = od_guard.policy.preset("default").replace(min_backbone_coverage=0.5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from od_guard.checkpoint import components
+from od_guard import errors
+from od_guard.restore import findings
+
+if TYPE_CHECKING:  # annotations only: matching is the model tier's
+  from od_guard.restore import matching as restore_match
+
+PASS = "pass"
+WARN = "warn"
+FAIL = "fail"
+
+# Under 'lenient' these errors only warn: training runs, with fresh variables.
+_LENIENT_DOWNGRADES = frozenset({
+    "variables_not_restored", "renamed_scopes", "relative_checkpoint_path",
+    "stale_checkpoint_in_model_dir", "coverage_below_threshold",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """How strict the preflight is.
+
+  Attributes:
+    name: the preset it started from.
+    min_backbone_coverage: lowest fraction of backbone parameters that must
+      restore (checked when the restore asks for the backbone).
+    min_neck_coverage: the same for the neck (None: not checked).
+    allow_missing: variables the restore asks for may stay fresh (warn only).
+    allow_index_only: a checkpoint without its data shard only warns.
+    warnings_fail: any warning fails the run.
+  """
+
+  name: str = "default"
+  min_backbone_coverage: float = 0.95
+  min_neck_coverage: float | None = None
+  allow_missing: bool = False
+  allow_index_only: bool = True
+  warnings_fail: bool = False
+
+  def replace(self, **changes) -> "Policy":
+    for key, value in changes.items():
+      if key.startswith("min_") and value is not None and not 0.0 <= value <= 1.0:
+        raise errors.UsageError(
+            f"{key} must be a fraction between 0 and 1.", received=f"{key}={value!r}",
+            fix=f"Pass e.g. {key}=0.95.")
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+PRESETS = {
+    "strict": Policy(name="strict", min_backbone_coverage=1.0, min_neck_coverage=1.0,
+                     allow_missing=False, allow_index_only=False, warnings_fail=True),
+    "default": Policy(name="default"),
+    "lenient": Policy(name="lenient", min_backbone_coverage=0.0, allow_missing=True),
+}
+
+
+def preset(name: str) -> Policy:
+  """Returns a preset policy by name.
+
+  Raises:
+    UsageError: an unknown name.
+  """
+  if name not in PRESETS:
+    raise errors.UsageError(
+        f"Unknown policy {name!r}.", received=repr(name),
+        fix=f"Use one of: {', '.join(PRESETS)}.")
+  return PRESETS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+  """The decision and the findings that drove it."""
+
+  decision: str
+  reasons: tuple[str, ...]
+  policy: Policy
+
+  @property
+  def failed(self) -> bool:
+    return self.decision == FAIL
+
+  def to_dict(self) -> dict:
+    return {"decision": self.decision, "reasons": list(self.reasons),
+            "policy": self.policy.to_dict()}
+
+
+def coverage_findings(policy: Policy, report: restore_match.RestoreReport,
+                      requested: frozenset[str]) -> list[findings.Finding]:
+  """Threshold checks on coverage, for the components the restore asks for."""
+  out = []
+  for component, threshold in ((components.BACKBONE, policy.min_backbone_coverage),
+                               (components.NECK, policy.min_neck_coverage)):
+    if threshold is None or component not in requested:
+      continue
+    cov = report.coverage_of(component)
+    if cov is None or not cov.total_params:
+      continue
+    if cov.fraction + 1e-12 < threshold:
+      out.append(findings.Finding(
+          "coverage_below_threshold", findings.ERROR,
+          f"Only {cov.fraction:.1%} of the {component}'s parameters restore; the "
+          f"{policy.name} policy needs {threshold:.0%}.",
+          detail=(f"{cov.restored_params:,} of {cov.total_params:,} parameters "
+                  f"({cov.restored_tensors} of {cov.total_tensors} tensors)"),
+          fix=("Fix the causes above, or lower the threshold (--guard_min_backbone_coverage / "
+               "Policy.replace(min_backbone_coverage=...)) if partial restores are intended."),
+          data={"component": component, "fraction": cov.fraction, "threshold": threshold}))
+  return out
+
+
+def decide(policy: Policy, all_findings: list[findings.Finding], *,
+           training: bool = False) -> tuple[Verdict, list[findings.Finding]]:
+  """Applies the policy.
+
+  Args:
+    policy: the policy.
+    all_findings: every finding of the preflight.
+    training: the verdict gates a training run (an index-only checkpoint
+      cannot be restored there, whatever the policy).
+
+  Returns:
+    The verdict and the findings with severities as the policy sees them.
+  """
+  adjusted = []
+  for f in all_findings:
+    severity = f.severity
+    if f.code == "data_shard_missing" and (training or not policy.allow_index_only):
+      severity = findings.ERROR
+    elif policy.allow_missing and f.code in ("variables_not_restored", "renamed_scopes") \
+        and severity == findings.ERROR:
+      severity = findings.WARNING
+    elif policy.name == "lenient" and f.code in _LENIENT_DOWNGRADES and \
+        severity == findings.ERROR:
+      severity = findings.WARNING
+    adjusted.append(dataclasses.replace(f, severity=severity) if severity != f.severity else f)
+  errs = [f for f in adjusted if f.severity == findings.ERROR]
+  warns = [f for f in adjusted if f.severity == findings.WARNING]
+  if errs or (policy.warnings_fail and warns):
+    decision = FAIL
+    reasons = [f"{f.code}: {f.title}" for f in errs + (warns if policy.warnings_fail else [])]
+  elif warns:
+    decision = WARN
+    reasons = [f"{f.code}: {f.title}" for f in warns]
+  else:
+    decision = PASS
+    reasons = []
+  return Verdict(decision, tuple(reasons), policy), findings.by_severity(adjusted)
