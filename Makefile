@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 ODAPI := $(VENV)/odapi/bin/python
 MODERN := $(VENV)/modern/bin/python
+LINTBIN := $(VENV)/lint/bin
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: all envs env-odapi env-modern tools lint test test-odapi test-modern demo keras-example bench clean
+.PHONY: all envs env-odapi env-modern env-lint tools lint format test test-odapi test-modern demo keras-example bench clean
 
 all: test
 
@@ -17,15 +18,26 @@ env-odapi:
 env-modern:
 	@.ci/make_env.sh modern $(VENV) $(PYTHON)
 
-envs: env-odapi env-modern
+env-lint:
+	@.ci/make_env.sh lint $(VENV) $(PYTHON)
+
+envs: env-odapi env-modern env-lint
 
 $(BUILDIFIER):
 	npm install --silent --no-save --no-audit --no-fund --prefix .tools @bazel/buildifier@$(BUILDIFIER_VERSION)
 
 tools: $(BUILDIFIER)
 
-lint: tools
+# buildifier on BUILD; ruff (lint, format); import-linter (the layers in .importlinter).
+lint: tools env-lint
 	$(BUILDIFIER) --mode=check --lint=warn BUILD
+	$(LINTBIN)/ruff check .
+	$(LINTBIN)/ruff format --check .
+	$(LINTBIN)/lint-imports --no-cache
+
+format: env-lint
+	$(LINTBIN)/ruff check --fix .
+	$(LINTBIN)/ruff format .
 
 # Everything runs in odapi (TF 2.15, Keras 2, OD API); everything that does not
 # need the OD API runs again in modern (TF 2.20, Keras 3, tf-keras).

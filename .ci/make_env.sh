@@ -25,8 +25,10 @@ rm -rf "$venv"
 quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 quiet "$venv/bin/python" -m pip install -q --upgrade pip
 quiet "$venv/bin/python" -m pip install -q -r "$constraints"
-# compat mode: a plain .pth entry, no import-hook finder to load at start-up.
-quiet "$venv/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+if [ "$name" != lint ]; then
+  # compat mode: a plain .pth entry, no import-hook finder to load at start-up.
+  quiet "$venv/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+fi
 "$venv/bin/python" -m pip check
 if [ -f "$nodeps" ]; then
   # Deliberately without dependencies (see the file): pip check would object.

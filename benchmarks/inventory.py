@@ -42,7 +42,9 @@ class Net(tf.Module):
     self.blocks = [Block(n, width) for _ in range(blocks)]
 """
 
-_WRITE = _BUILD + """
+_WRITE = (
+  _BUILD
+  + """
 import sys
 blocks, n, width, prefix = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 net = Net(blocks, n, width)
@@ -51,8 +53,11 @@ for b in net.blocks:
     v.assign(tf.random.uniform([width]))
 print(tf.train.Checkpoint(model=net).save(prefix))
 """
+)
 
-_RESTORE = _BUILD + """
+_RESTORE = (
+  _BUILD
+  + """
 import json, resource, sys, time
 blocks, n, width, prefix = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 net = Net(blocks, n, width)
@@ -61,6 +66,7 @@ tf.train.Checkpoint(model=net).restore(prefix).assert_consumed()
 elapsed = time.perf_counter() - t
 print(json.dumps({"seconds": elapsed}))
 """
+)
 
 _LIST = """
 import sys
@@ -97,12 +103,25 @@ def main() -> None:
   workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="od_guard_bench_"))
   workdir.mkdir(parents=True, exist_ok=True)
   try:
-    print(f"writing {blocks * per_block:,} variables x {width:,} floats "
-          f"({blocks * per_block * width * 4 / 1e9:.2f} GB) to {workdir} ...",
-          file=sys.stderr, flush=True)
+    print(
+      f"writing {blocks * per_block:,} variables x {width:,} floats "
+      f"({blocks * per_block * width * 4 / 1e9:.2f} GB) to {workdir} ...",
+      file=sys.stderr,
+      flush=True,
+    )
     t = time.perf_counter()
-    _, _, out = _run([sys.executable, "-c", _WRITE, str(blocks), str(per_block), str(width),
-                      str(workdir / "ckpt")], env)
+    _, _, out = _run(
+      [
+        sys.executable,
+        "-c",
+        _WRITE,
+        str(blocks),
+        str(per_block),
+        str(width),
+        str(workdir / "ckpt"),
+      ],
+      env,
+    )
     prefix = out.strip().splitlines()[-1]
     print(f"written in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     size = sum(p.stat().st_size for p in workdir.iterdir())
@@ -116,29 +135,39 @@ def main() -> None:
       secs, peak, _ = _run([sys.executable, "-c", _LIST, prefix], env)
       times["b"].append(secs)
       rss["b"] = max(rss["b"], peak)
-      _, peak, out = _run([sys.executable, "-c", _RESTORE, str(blocks), str(per_block),
-                           str(width), prefix], env)
+      _, peak, out = _run(
+        [sys.executable, "-c", _RESTORE, str(blocks), str(per_block), str(width), prefix], env
+      )
       times["c"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
       rss["c"] = max(rss["c"], peak)
-      print(f"round {r + 1}/{args.rounds}: a={times['a'][-1]:.3f}s b={times['b'][-1]:.2f}s "
-            f"c={times['c'][-1]:.2f}s", file=sys.stderr, flush=True)
+      print(
+        f"round {r + 1}/{args.rounds}: a={times['a'][-1]:.3f}s b={times['b'][-1]:.2f}s "
+        f"c={times['c'][-1]:.2f}s",
+        file=sys.stderr,
+        flush=True,
+      )
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(json.dumps({
-        "benchmark": "inventory",
-        "variables": blocks * per_block,
-        "checkpoint_bytes": size,
-        "rounds": args.rounds,
-        "inspect_seconds": round(med["a"], 4),
-        "tf_list_variables_process_seconds": round(med["b"], 3),
-        "tf_restore_seconds": round(med["c"], 3),
-        "ratio_list_over_inspect": round(med["b"] / med["a"], 1),
-        "ratio_restore_over_inspect": round(med["c"] / med["a"], 1),
-        "inspect_peak_rss_mb": round(rss["a"], 1),
-        "tf_list_variables_peak_rss_mb": round(rss["b"], 1),
-        "tf_restore_peak_rss_mb": round(rss["c"], 1),
-        "targets_met": med["b"] / med["a"] >= 20 and med["c"] / med["a"] >= 100
-                       and rss["a"] < 100,
-    }))
+    print(
+      json.dumps(
+        {
+          "benchmark": "inventory",
+          "variables": blocks * per_block,
+          "checkpoint_bytes": size,
+          "rounds": args.rounds,
+          "inspect_seconds": round(med["a"], 4),
+          "tf_list_variables_process_seconds": round(med["b"], 3),
+          "tf_restore_seconds": round(med["c"], 3),
+          "ratio_list_over_inspect": round(med["b"] / med["a"], 1),
+          "ratio_restore_over_inspect": round(med["c"] / med["a"], 1),
+          "inspect_peak_rss_mb": round(rss["a"], 1),
+          "tf_list_variables_peak_rss_mb": round(rss["b"], 1),
+          "tf_restore_peak_rss_mb": round(rss["c"], 1),
+          "targets_met": med["b"] / med["a"] >= 20
+          and med["c"] / med["a"] >= 100
+          and rss["a"] < 100,
+        }
+      )
+    )
   finally:
     if args.workdir is None:
       shutil.rmtree(workdir, ignore_errors=True)

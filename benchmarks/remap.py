@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
@@ -59,8 +58,9 @@ print(json.dumps({"seconds": seconds, "rss_growth_mb": (peak - base) / 1024}))
 
 
 def _run(code: str, *args: str) -> dict:
-  r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                     env=ENV, timeout=1800)
+  r = subprocess.run(
+    [sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV, timeout=1800
+  )
   if r.returncode != 0:
     raise SystemExit(r.stderr[-2000:])
   return json.loads(r.stdout.strip().splitlines()[-1])
@@ -72,8 +72,17 @@ def main() -> None:
   args = parser.parse_args()
   work = pathlib.Path(tempfile.mkdtemp(prefix="od_guard_remap_"))
   try:
-    src = subprocess.run([sys.executable, "-c", _WRITE, str(work / "src")], capture_output=True,
-                         text=True, env=ENV, check=True).stdout.strip().splitlines()[-1]
+    src = (
+      subprocess.run(
+        [sys.executable, "-c", _WRITE, str(work / "src")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+      )
+      .stdout.strip()
+      .splitlines()[-1]
+    )
     reads, remaps, growth = [], [], []
     size = 0
     for _ in range(args.rounds):
@@ -85,13 +94,21 @@ def main() -> None:
       growth.append(out["rss_growth_mb"])
     a, b = statistics.median(reads), statistics.median(remaps)
     largest_mb = (16 << 20) * 4 / (1 << 20)
-    print(json.dumps({
-        "benchmark": "remap", "bytes": size, "rounds": args.rounds,
-        "plain_read_seconds": round(a, 3), "remap_seconds": round(b, 3),
-        "throughput_ratio": round(a / b, 3),
-        "remap_rss_growth_mb": round(max(growth), 1), "largest_tensor_mb": largest_mb,
-        "targets_met": a / b >= 0.5 and max(growth) <= largest_mb + 100,
-    }))
+    print(
+      json.dumps(
+        {
+          "benchmark": "remap",
+          "bytes": size,
+          "rounds": args.rounds,
+          "plain_read_seconds": round(a, 3),
+          "remap_seconds": round(b, 3),
+          "throughput_ratio": round(a / b, 3),
+          "remap_rss_growth_mb": round(max(growth), 1),
+          "largest_tensor_mb": largest_mb,
+          "targets_met": a / b >= 0.5 and max(growth) <= largest_mb + 100,
+        }
+      )
+    )
   finally:
     shutil.rmtree(work, ignore_errors=True)
 

@@ -28,8 +28,10 @@ def main() -> None:
   parser.add_argument("--megabytes", type=int, default=500)
   args = parser.parse_args()
   import tensorflow as tf
+
   from od_guard.naming import rules as naming_rules
   from od_guard.naming import save_guard
+
   n = max(1, args.megabytes * (1 << 20) // (4 << 20))
   root = tf.Module()
   root._feature_extractor = tf.Module()
@@ -54,11 +56,21 @@ def main() -> None:
   finally:
     shutil.rmtree(work, ignore_errors=True)
   p, g, c = statistics.median(plain), statistics.median(guarded), statistics.median(check)
-  print(json.dumps({"benchmark": "save_overhead", "variables": n,
-                    "checkpoint_megabytes": round(n * 4, 1), "rounds": args.rounds,
-                    "plain_save_seconds": round(p, 3), "guarded_save_seconds": round(g, 3),
-                    "check_seconds": round(c, 4), "overhead_ratio": round(c / p, 5),
-                    "target_met": c / p <= 0.01}))
+  print(
+    json.dumps(
+      {
+        "benchmark": "save_overhead",
+        "variables": n,
+        "checkpoint_megabytes": round(n * 4, 1),
+        "rounds": args.rounds,
+        "plain_save_seconds": round(p, 3),
+        "guarded_save_seconds": round(g, 3),
+        "check_seconds": round(c, 4),
+        "overhead_ratio": round(c / p, 5),
+        "target_met": c / p <= 0.01,
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

@@ -43,22 +43,23 @@ def _setup(root: pathlib.Path) -> dict[str, str]:
   """Writes the scenarios' configs; returns scenario -> config path."""
   sys.path.insert(0, str(REPO))
   from od_guard.testing import tiny_odapi
+
   mobilenet = REPO / "examples" / "tiny_ssd_mobilenet_v2" / "pipeline.config"
   resnet = REPO / "examples" / "tiny_ssd_resnet50_fpn" / "pipeline.config"
   world = tiny_odapi.write_world(str(root), str(mobilenet))
   ckpt = world.checkpoints
 
   def write(name, source, checkpoint, checkpoint_type="detection"):
-    return world.localize(str(source), str(root / f"{name}.config"), checkpoint,
-                          checkpoint_type)
+    return world.localize(str(source), str(root / f"{name}.config"), checkpoint, checkpoint_type)
 
   return {
-      "wrong_backbone": write("wrong_backbone", resnet, ckpt["detection"]),
-      "renamed_scopes": write("renamed_scopes", mobilenet, ckpt["renamed"]),
-      "tf1_checkpoint": write("tf1_checkpoint", mobilenet, ckpt["tf1"]),
-      "classification_type_on_detection_ckpt": write("wrong_type", mobilenet, ckpt["detection"],
-                                                     "classification"),
-      "weightless_checkpoint": write("weightless", mobilenet, ckpt["weightless"]),
+    "wrong_backbone": write("wrong_backbone", resnet, ckpt["detection"]),
+    "renamed_scopes": write("renamed_scopes", mobilenet, ckpt["renamed"]),
+    "tf1_checkpoint": write("tf1_checkpoint", mobilenet, ckpt["tf1"]),
+    "classification_type_on_detection_ckpt": write(
+      "wrong_type", mobilenet, ckpt["detection"], "classification"
+    ),
+    "weightless_checkpoint": write("weightless", mobilenet, ckpt["weightless"]),
   }
 
 
@@ -76,17 +77,35 @@ def main() -> None:
       phases = {}
       for r in range(args.rounds):
         model_dir = root / f"train_{name}_{r}"
-        secs, stock = _timed([sys.executable, "-m", "od_guard.odapi_compat",
-                              "object_detection.model_main_tf2",
-                              f"--pipeline_config_path={config}", f"--model_dir={model_dir}"])
+        secs, stock = _timed(
+          [
+            sys.executable,
+            "-m",
+            "od_guard.odapi_compat",
+            "object_detection.model_main_tf2",
+            f"--pipeline_config_path={config}",
+            f"--model_dir={model_dir}",
+          ]
+        )
         if stock.returncode == 0:
           raise SystemExit(f"stock model_main_tf2 trained on {name}: not a misconfiguration")
         times["stock"].append(secs)
-        secs, static = _timed([sys.executable, "-m", "od_guard", "check", "--static", "--json",
-                               "--pipeline_config_path", config])
+        secs, static = _timed(
+          [
+            sys.executable,
+            "-m",
+            "od_guard",
+            "check",
+            "--static",
+            "--json",
+            "--pipeline_config_path",
+            config,
+          ]
+        )
         times["static"].append(secs)
-        secs, full = _timed([sys.executable, "-m", "od_guard", "check", "--json",
-                             "--pipeline_config_path", config])
+        secs, full = _timed(
+          [sys.executable, "-m", "od_guard", "check", "--json", "--pipeline_config_path", config]
+        )
         times["full"].append(secs)
         for out in (static, full):
           if out.returncode != 1:
@@ -94,30 +113,40 @@ def main() -> None:
         phases = json.loads(full.stdout)["timings"]
         lines = [l for l in stock.stderr.strip().splitlines() if "Error" in l] or ["?"]
         stock_error = lines[-1][:160]
-        print(f"{name}: stock {times['stock'][-1]:.1f}s ({stock_error}); static "
-              f"{times['static'][-1]:.2f}s; full {times['full'][-1]:.1f}s",
-              file=sys.stderr, flush=True)
+        print(
+          f"{name}: stock {times['stock'][-1]:.1f}s ({stock_error}); static "
+          f"{times['static'][-1]:.2f}s; full {times['full'][-1]:.1f}s",
+          file=sys.stderr,
+          flush=True,
+        )
       med = {k: statistics.median(v) for k, v in times.items()}
       results[name] = {
-          "stock_seconds": round(med["stock"], 2),
-          "static_seconds": round(med["static"], 3),
-          "full_seconds": round(med["full"], 2),
-          "static_over_stock": round(med["static"] / med["stock"], 4),
-          "full_over_stock": round(med["full"] / med["stock"], 3),
-          "full_phases_seconds": phases,
-          "stock_error": stock_error,
-          "verdict_codes": [f["code"] for f in json.loads(static.stdout)["findings"]
-                            if f["severity"] == "error"],
+        "stock_seconds": round(med["stock"], 2),
+        "static_seconds": round(med["static"], 3),
+        "full_seconds": round(med["full"], 2),
+        "static_over_stock": round(med["static"] / med["stock"], 4),
+        "full_over_stock": round(med["full"] / med["stock"], 3),
+        "full_phases_seconds": phases,
+        "stock_error": stock_error,
+        "verdict_codes": [
+          f["code"] for f in json.loads(static.stdout)["findings"] if f["severity"] == "error"
+        ],
       }
-    print(json.dumps({
-        "benchmark": "time_to_verdict",
-        "rounds": args.rounds,
-        "scenarios": results,
-        "max_static_over_stock": max(r["static_over_stock"] for r in results.values()),
-        "max_full_over_stock": max(r["full_over_stock"] for r in results.values()),
-        "targets_met": all(r["static_over_stock"] <= 0.01 and r["full_over_stock"] <= 1 / 3
-                           for r in results.values()),
-    }))
+    print(
+      json.dumps(
+        {
+          "benchmark": "time_to_verdict",
+          "rounds": args.rounds,
+          "scenarios": results,
+          "max_static_over_stock": max(r["static_over_stock"] for r in results.values()),
+          "max_full_over_stock": max(r["full_over_stock"] for r in results.values()),
+          "targets_met": all(
+            r["static_over_stock"] <= 0.01 and r["full_over_stock"] <= 1 / 3
+            for r in results.values()
+          ),
+        }
+      )
+    )
   finally:
     shutil.rmtree(root, ignore_errors=True)
 

@@ -46,17 +46,29 @@ def train(name: str, config: pathlib.Path, runs: pathlib.Path, *extra: str) -> t
   """Runs the drop-in model_main_tf2; shows its report, hides TF's log."""
   model_dir = runs / name
   shutil.rmtree(model_dir, ignore_errors=True)
-  args = [sys.executable, "-m", "od_guard.model_main_tf2",
-          f"--pipeline_config_path={config}", f"--model_dir={model_dir}", *extra]
-  print(f"$ python -m od_guard.model_main_tf2 --pipeline_config_path={config.name} "
-        f"--model_dir={model_dir} {' '.join(extra)}", flush=True)
+  args = [
+    sys.executable,
+    "-m",
+    "od_guard.model_main_tf2",
+    f"--pipeline_config_path={config}",
+    f"--model_dir={model_dir}",
+    *extra,
+  ]
+  print(
+    f"$ python -m od_guard.model_main_tf2 --pipeline_config_path={config.name} "
+    f"--model_dir={model_dir} {' '.join(extra)}",
+    flush=True,
+  )
   t = time.time()
   r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
   elapsed = time.time() - t
   print(r.stdout.rstrip())
   checkpoints = sorted(p.name for p in model_dir.glob("ckpt-*.index"))
-  print(f"-> exit code {r.returncode} after {elapsed:.0f} s; checkpoints written: "
-        f"{', '.join(checkpoints) or 'none'}", flush=True)
+  print(
+    f"-> exit code {r.returncode} after {elapsed:.0f} s; checkpoints written: "
+    f"{', '.join(checkpoints) or 'none'}",
+    flush=True,
+  )
   if r.returncode not in (0, 1):
     print(r.stderr[-2000:], file=sys.stderr)
   return r.returncode, elapsed
@@ -73,13 +85,15 @@ def main() -> int:
   step("Building the pretrained model and synthetic data (TensorFlow + OD API import: ~15 s)")
   t0 = time.time()
   from od_guard.testing import tiny_odapi
+
   world = tiny_odapi.write_world(str(out), str(MOBILENET))
   pretrained = world.checkpoints["detection"]
   print(f"pretrained checkpoint: {pretrained} ({time.time() - t0:.0f} s)")
 
   def config(name: str, source: pathlib.Path, checkpoint: str) -> pathlib.Path:
-    return pathlib.Path(world.localize(str(source), str(out / "configs" / f"{name}.config"),
-                                       checkpoint))
+    return pathlib.Path(
+      world.localize(str(source), str(out / "configs" / f"{name}.config"), checkpoint)
+    )
 
   good = config("good", MOBILENET, pretrained)
   wrong_backbone = config("wrong_backbone", RESNET, pretrained)
@@ -99,20 +113,34 @@ def main() -> int:
 
   runs = out / "runs"
   step("1/4 A good fine-tune: the preflight passes, training runs 2 steps")
-  rc_good, _ = train("good", good, runs, "--num_train_steps=2", "--num_steps_per_iteration=1",
-                     "--checkpoint_every_n=1")
+  rc_good, _ = train(
+    "good",
+    good,
+    runs,
+    "--num_train_steps=2",
+    "--num_steps_per_iteration=1",
+    "--checkpoint_every_n=1",
+  )
   failures = []
-  for i, (name, cfg) in enumerate((("wrong_backbone", wrong_backbone),
-                                   ("renamed_scopes", renamed_cfg),
-                                   ("tf1_checkpoint", tf1_cfg)), start=2):
+  for i, (name, cfg) in enumerate(
+    (
+      ("wrong_backbone", wrong_backbone),
+      ("renamed_scopes", renamed_cfg),
+      ("tf1_checkpoint", tf1_cfg),
+    ),
+    start=2,
+  ):
     step(f"{i}/4 Classic mistake: {name.replace('_', ' ')}")
     rc, _ = train(name, cfg, runs)
     failures.append(rc)
 
   step("Done")
   ok = rc_good == 0 and all(rc == 1 for rc in failures)
-  print("The good run trained; each mistake stopped before step one." if ok else
-        "UNEXPECTED: see the exit codes above.")
+  print(
+    "The good run trained; each mistake stopped before step one."
+    if ok
+    else "UNEXPECTED: see the exit codes above."
+  )
   print(f"See every report in TensorBoard:\n  tensorboard --logdir {runs}")
   return 0 if ok else 1
 

@@ -27,9 +27,10 @@ def main() -> int:
   parser.add_argument("--out", default="keras_demo_out")
   args = parser.parse_args()
   t0 = time.time()
+  import keras
   import numpy as np
   import tensorflow as tf
-  import keras
+
   from od_guard.keras import callbacks
   from od_guard.keras import guarded_restore
 
@@ -37,9 +38,13 @@ def main() -> int:
     def __init__(self, classes: int, backbone: str = "backbone", head: str = "head"):
       super().__init__()
       self._names = (backbone, head)
-      setattr(self, backbone, keras.applications.MobileNetV2(
-          input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None,
-          pooling="avg"))
+      setattr(
+        self,
+        backbone,
+        keras.applications.MobileNetV2(
+          input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
+        ),
+      )
       setattr(self, head, keras.layers.Dense(classes))
 
     def call(self, x):
@@ -63,15 +68,20 @@ def main() -> int:
   model = Classifier(10)
   model.compile(optimizer="adam", loss="categorical_crossentropy")
   try:
-    model.fit(*data(10), epochs=1, verbose=0,
-              callbacks=[callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3))])
+    model.fit(
+      *data(10),
+      epochs=1,
+      verbose=0,
+      callbacks=[callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3))],
+    )
     print("UNEXPECTED: the changed head was not caught")
     return 1
   except guarded_restore.RestoreGuardError as e:
     exclude = e.report.finding("head_shape_changed").data["exclude"]
     print(f"-> stopped before the first batch; retrying with exclude={exclude}\n", flush=True)
-  guard = callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3), exclude=exclude,
-                                 log_dir=os.path.join(args.out, "logs"))
+  guard = callbacks.RestoreGuard(
+    prefix, input_shape=(None, 64, 64, 3), exclude=exclude, log_dir=os.path.join(args.out, "logs")
+  )
   history = model.fit(*data(10), epochs=1, verbose=0, callbacks=[guard])
   print(f"-> trained: loss {history.history['loss'][-1]:.3f}")
 
@@ -79,17 +89,25 @@ def main() -> int:
   renamed = Classifier(5, backbone="encoder", head="classifier")
   renamed.compile(optimizer="adam", loss="categorical_crossentropy")
   try:
-    renamed.fit(*data(5), epochs=1, verbose=0,
-                callbacks=[callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3))])
+    renamed.fit(
+      *data(5),
+      epochs=1,
+      verbose=0,
+      callbacks=[callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3))],
+    )
     print("UNEXPECTED: the renamed model was not caught")
     return 1
   except guarded_restore.RestoreGuardError as e:
     renames = e.report.finding("renamed_scopes").data["renames"]
-    print("-> stopped before the first batch; proposed rename map: "
-          + ", ".join(f"{r['old']} -> {r['new']}" for r in renames))
+    print(
+      "-> stopped before the first batch; proposed rename map: "
+      + ", ".join(f"{r['old']} -> {r['new']}" for r in renames)
+    )
 
-  print(f"\nDone in {time.time() - t0:.0f} s. TensorBoard: tensorboard --logdir "
-        f"{os.path.join(args.out, 'logs')}")
+  print(
+    f"\nDone in {time.time() - t0:.0f} s. TensorBoard: tensorboard --logdir "
+    f"{os.path.join(args.out, 'logs')}"
+  )
   return 0
 
 

@@ -19,16 +19,31 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "OdGuardError": ("od_guard.errors", "OdGuardError"),
-    "Inventory": ("od_guard.checkpoint.inventory", "Inventory"),
-    "read_inventory": ("od_guard.checkpoint.inventory", "read_inventory"),
-    "Report": ("od_guard.report.record", "Report"),
-    "Policy": ("od_guard.restore.policy", "Policy"),
-    "policy": ("od_guard.restore.policy", "preset"),
+  "OdGuardError": ("od_guard.errors", "OdGuardError"),
+  "Inventory": ("od_guard.checkpoint.inventory", "Inventory"),
+  "read_inventory": ("od_guard.checkpoint.inventory", "read_inventory"),
+  "Report": ("od_guard.report.record", "Report"),
+  "Policy": ("od_guard.restore.policy", "Policy"),
+  "policy": ("od_guard.restore.policy", "preset"),
 }
 _SUBPACKAGES = ("checkpoint", "restore", "report", "naming", "odapi", "keras", "testing")
 
-__all__ = ["__version__", *_EXPORTS, *_SUBPACKAGES]
+__all__ = [
+  "Inventory",
+  "OdGuardError",
+  "Policy",
+  "Report",
+  "__version__",
+  "checkpoint",
+  "keras",
+  "naming",
+  "odapi",
+  "policy",
+  "read_inventory",
+  "report",
+  "restore",
+  "testing",
+]
 
 
 def __getattr__(name: str):

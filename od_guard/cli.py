@@ -12,10 +12,10 @@ Exit codes (stable, for CI):
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import json
 import os
 import sys
-from typing import Sequence
 
 from od_guard import __version__
 from od_guard import errors
@@ -29,8 +29,9 @@ class _Parser(argparse.ArgumentParser):
   """argparse, but usage errors become typed od_guard errors (exit 2)."""
 
   def error(self, message: str):
-    raise errors.UsageError(f"{self.prog}: {message}.", received=" ".join(sys.argv[1:]),
-                            fix=f"See `{self.prog} --help`.")
+    raise errors.UsageError(
+      f"{self.prog}: {message}.", received=" ".join(sys.argv[1:]), fix=f"See `{self.prog} --help`."
+    )
 
 
 def _depth(value: str) -> int:
@@ -51,6 +52,7 @@ def _print_json(payload: dict) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
   from od_guard.report import inventory_text
+
   inv = inventory.read_inventory(args.path)
   if args.json:
     _print_json(inv.to_dict(depth=args.depth, with_variables=args.variables))
@@ -63,8 +65,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import diff as checkpoint_diff
   from od_guard.checkpoint import inventory
   from od_guard.report import inventory_text
-  d = checkpoint_diff.diff(inventory.read_inventory(args.a),
-                           inventory.read_inventory(args.b))
+
+  d = checkpoint_diff.diff(inventory.read_inventory(args.a), inventory.read_inventory(args.b))
   if args.json:
     _print_json(d.to_dict())
   else:
@@ -83,9 +85,10 @@ def _fraction(value: str) -> float:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-  from od_guard.restore import policy as policy_lib
   from od_guard.odapi import preflight
   from od_guard.report import record as preflight_report
+  from od_guard.restore import policy as policy_lib
+
   policy = policy_lib.preset(args.policy)
   if args.min_backbone_coverage is not None:
     policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
@@ -93,12 +96,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
   # TensorFlow's C++ start-up chatter is what od_guard exists to spare people.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   if not args.static and not args.json:
-    print("od-guard: building the model with the OD API (importing TensorFlow takes a few "
-          "seconds; --static skips this) ...", file=sys.stderr, flush=True)
-  report = run(args.pipeline_config_path, checkpoint=args.checkpoint,
-               model_dir=args.model_dir, policy=policy)
+    print(
+      "od-guard: building the model with the OD API (importing TensorFlow takes a few "
+      "seconds; --static skips this) ...",
+      file=sys.stderr,
+      flush=True,
+    )
+  report = run(
+    args.pipeline_config_path, checkpoint=args.checkpoint, model_dir=args.model_dir, policy=policy
+  )
   if args.tensorboard_dir:
     from od_guard.report import tensorboard as tensorboard_report
+
     tensorboard_report.write(report, args.tensorboard_dir)
   if args.json:
     _print_json(report.to_dict())
@@ -109,6 +118,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
   from od_guard.odapi import doctor as environment_doctor
+
   report = environment_doctor.run(deep=args.deep)
   if args.json:
     _print_json(report.to_dict())
@@ -121,6 +131,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
   from od_guard.checkpoint import key_folding
   from od_guard.naming import rules as naming_rules
+
   presets = args.preset or ([] if args.rules else ["odapi"])
   rules = naming_rules.load(args.rules, presets)
   results = []
@@ -133,17 +144,29 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     violations, checked = naming_rules.check(rules, inv.variables)
     results.append((inv, violations, checked))
   if args.json:
-    payload = [{"schema": naming_rules.SCHEMA, "checkpoint": inv.prefix,
-                "rules": rules.to_dict(), "checked": checked,
-                "exempt": len(inv.variables) - checked, "passed": not violations,
-                "violations": [v.to_dict() for v in violations]}
-               for inv, violations, checked in results]
-    _print_json(payload[0] if len(payload) == 1 else {"schema": naming_rules.SCHEMA + "+list",
-                                                      "results": payload})
+    payload = [
+      {
+        "schema": naming_rules.SCHEMA,
+        "checkpoint": inv.prefix,
+        "rules": rules.to_dict(),
+        "checked": checked,
+        "exempt": len(inv.variables) - checked,
+        "passed": not violations,
+        "violations": [v.to_dict() for v in violations],
+      }
+      for inv, violations, checked in results
+    ]
+    _print_json(
+      payload[0]
+      if len(payload) == 1
+      else {"schema": naming_rules.SCHEMA + "+list", "results": payload}
+    )
   else:
     for inv, violations, checked in results:
-      print(f"od-guard lint: {inv.prefix} under rules {rules.name}: {checked} names checked, "
-            f"{len(inv.variables) - checked} exempt, {len(violations)} violation(s)")
+      print(
+        f"od-guard lint: {inv.prefix} under rules {rules.name}: {checked} names checked, "
+        f"{len(inv.variables) - checked} exempt, {len(violations)} violation(s)"
+      )
       by_rule: dict[str, list] = {}
       for v in violations:
         by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
@@ -155,98 +178,162 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 def _cmd_remap(args: argparse.Namespace) -> int:
   from od_guard.naming import remap
+
   rules = [remap.Rule.parse(r) for r in args.rule or []]
   if args.from_report:
     rules += remap.rules_from_report(args.from_report)
   if not rules:
-    raise errors.UsageError("remap needs --rule or --from-report.", received=" ".join(sys.argv[1:]),
-                            fix="e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'")
-  result = remap.remap(args.src, args.dst, rules, overwrite=args.overwrite,
-                       progress=None if args.json else remap.print_progress)
+    raise errors.UsageError(
+      "remap needs --rule or --from-report.",
+      received=" ".join(sys.argv[1:]),
+      fix="e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'",
+    )
+  result = remap.remap(
+    args.src,
+    args.dst,
+    rules,
+    overwrite=args.overwrite,
+    progress=None if args.json else remap.print_progress,
+  )
   if args.json:
     _print_json(result.to_dict())
   else:
-    print(f"od-guard remap: wrote {result.destination} ({result.renamed} keys renamed, "
-          f"{result.unchanged} unchanged{', object graph rewritten' if result.object_graph_rewritten else ''}"
-          f"); verified by re-reading it. {result.source} is untouched.")
+    print(
+      f"od-guard remap: wrote {result.destination} ({result.renamed} keys renamed, "
+      f"{result.unchanged} unchanged{', object graph rewritten' if result.object_graph_rewritten else ''}"
+      f"); verified by re-reading it. {result.source} is untouched."
+    )
   return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = _Parser(prog="od-guard", description=(
-      "Check checkpoints before training starts on the wrong weights."))
+  parser = _Parser(
+    prog="od-guard", description=("Check checkpoints before training starts on the wrong weights.")
+  )
   parser.add_argument("--version", action="version", version=f"od_guard {__version__}")
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-  p = sub.add_parser("inspect", help="list a checkpoint's contents from its metadata",
-                     description="List a checkpoint's saved values (names, shapes, "
-                     "dtypes, sizes) grouped by prefix, without reading tensor values.")
-  p.add_argument("path", help="checkpoint prefix, .index/.data file, directory, SavedModel "
-                 "directory, Keras .weights.h5/.h5/.keras file, or a tf.io.gfile URI")
+  p = sub.add_parser(
+    "inspect",
+    help="list a checkpoint's contents from its metadata",
+    description="List a checkpoint's saved values (names, shapes, "
+    "dtypes, sizes) grouped by prefix, without reading tensor values.",
+  )
+  p.add_argument(
+    "path",
+    help="checkpoint prefix, .index/.data file, directory, SavedModel "
+    "directory, Keras .weights.h5/.h5/.keras file, or a tf.io.gfile URI",
+  )
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.inventory/1)")
   p.add_argument("--depth", type=_depth, default=3, help="prefix depth of the tree (default 3)")
-  p.add_argument("--variables", action="store_true",
-                 help="with --json: include every saved value, not only the totals")
+  p.add_argument(
+    "--variables",
+    action="store_true",
+    help="with --json: include every saved value, not only the totals",
+  )
   p.set_defaults(func=_cmd_inspect)
 
-  p = sub.add_parser("diff", help="compare two checkpoints by key, shape and dtype",
-                     description="Compare two checkpoints: keys added, removed, and "
-                     "changed in shape or dtype. Exit 1 when they differ.")
+  p = sub.add_parser(
+    "diff",
+    help="compare two checkpoints by key, shape and dtype",
+    description="Compare two checkpoints: keys added, removed, and "
+    "changed in shape or dtype. Exit 1 when they differ.",
+  )
   p.add_argument("a")
   p.add_argument("b")
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.diff/1)")
   p.set_defaults(func=_cmd_diff)
 
-  p = sub.add_parser("check", help="preflight an OD API fine-tune: will the checkpoint restore?",
-                     description="Check a pipeline.config and its fine_tune_checkpoint before "
-                     "training: path, format, version, checkpoint type, architecture, and (without "
-                     "--static) the exact restore of the model built by the OD API. Exit 1 when "
-                     "the policy fails.")
+  p = sub.add_parser(
+    "check",
+    help="preflight an OD API fine-tune: will the checkpoint restore?",
+    description="Check a pipeline.config and its fine_tune_checkpoint before "
+    "training: path, format, version, checkpoint type, architecture, and (without "
+    "--static) the exact restore of the model built by the OD API. Exit 1 when "
+    "the policy fails.",
+  )
   p.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
-  p.add_argument("--checkpoint", default=None,
-                 help="check this checkpoint instead of train_config.fine_tune_checkpoint")
-  p.add_argument("--model_dir", default=None,
-                 help="the training output directory (checked for stale checkpoints)")
-  p.add_argument("--static", action="store_true",
-                 help="config and checkpoint metadata only: no TensorFlow, milliseconds")
+  p.add_argument(
+    "--checkpoint",
+    default=None,
+    help="check this checkpoint instead of train_config.fine_tune_checkpoint",
+  )
+  p.add_argument(
+    "--model_dir",
+    default=None,
+    help="the training output directory (checked for stale checkpoints)",
+  )
+  p.add_argument(
+    "--static",
+    action="store_true",
+    help="config and checkpoint metadata only: no TensorFlow, milliseconds",
+  )
   p.add_argument("--policy", default="default", choices=["strict", "default", "lenient"])
-  p.add_argument("--min_backbone_coverage", type=_fraction, default=None,
-                 help="override the policy's minimum restored fraction of backbone parameters")
+  p.add_argument(
+    "--min_backbone_coverage",
+    type=_fraction,
+    default=None,
+    help="override the policy's minimum restored fraction of backbone parameters",
+  )
   p.add_argument("--tensorboard_dir", default=None, help="also write the report there")
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.preflight/1)")
   p.add_argument("--verbose", action="store_true", help="also list facts (INFO findings)")
   p.set_defaults(func=_cmd_check)
 
-  p = sub.add_parser("lint", help="check a checkpoint's variable names against naming rules",
-                     description="Check saved variable names against naming rules (presets "
-                     "odapi, keras, and/or a TOML rules file; see od_guard/naming_rules.py). "
-                     "Exit 1 on violations: usable in CI and pre-commit.")
-  p.add_argument("paths", nargs="+", metavar="path",
-                 help="checkpoints (anything `inspect` accepts; several for pre-commit)")
+  p = sub.add_parser(
+    "lint",
+    help="check a checkpoint's variable names against naming rules",
+    description="Check saved variable names against naming rules (presets "
+    "odapi, keras, and/or a TOML rules file; see od_guard/naming_rules.py). "
+    "Exit 1 on violations: usable in CI and pre-commit.",
+  )
+  p.add_argument(
+    "paths",
+    nargs="+",
+    metavar="path",
+    help="checkpoints (anything `inspect` accepts; several for pre-commit)",
+  )
   p.add_argument("--rules", default=None, help="a TOML rules file")
-  p.add_argument("--preset", action="append", choices=["odapi", "keras"],
-                 help="a preset to apply (repeatable; default odapi when no --rules)")
+  p.add_argument(
+    "--preset",
+    action="append",
+    choices=["odapi", "keras"],
+    help="a preset to apply (repeatable; default odapi when no --rules)",
+  )
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.lint/1)")
   p.set_defaults(func=_cmd_lint)
 
-  p = sub.add_parser("remap", help="write a copy of a checkpoint with its names rewritten",
-                     description="Rewrite a TF checkpoint's keys (and its object graph) with rename "
-                     "rules OLD->NEW (OLD a regex at the key's start, NEW its replacement), or with "
-                     "the map a preflight report proposed. SRC is never modified.")
+  p = sub.add_parser(
+    "remap",
+    help="write a copy of a checkpoint with its names rewritten",
+    description="Rewrite a TF checkpoint's keys (and its object graph) with rename "
+    "rules OLD->NEW (OLD a regex at the key's start, NEW its replacement), or with "
+    "the map a preflight report proposed. SRC is never modified.",
+  )
   p.add_argument("src")
   p.add_argument("dst", help="the new checkpoint prefix")
   p.add_argument("--rule", action="append", help="OLD->NEW (repeatable; first match wins)")
-  p.add_argument("--from-report", dest="from_report", default=None,
-                 help="a JSON report (od-guard check --json, the guard's report.json)")
+  p.add_argument(
+    "--from-report",
+    dest="from_report",
+    default=None,
+    help="a JSON report (od-guard check --json, the guard's report.json)",
+  )
   p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.remap/1)")
   p.set_defaults(func=_cmd_remap)
 
-  p = sub.add_parser("doctor", help="check this environment for OD API version drift",
-                     description="Check TF / Keras / tf-keras / protobuf / OD API versions and "
-                     "the known breakages between them. Exit 1 when something blocks the OD API.")
-  p.add_argument("--deep", action="store_true",
-                 help="also import object_detection.model_lib_v2 in a subprocess (5-15 s)")
+  p = sub.add_parser(
+    "doctor",
+    help="check this environment for OD API version drift",
+    description="Check TF / Keras / tf-keras / protobuf / OD API versions and "
+    "the known breakages between them. Exit 1 when something blocks the OD API.",
+  )
+  p.add_argument(
+    "--deep",
+    action="store_true",
+    help="also import object_detection.model_lib_v2 in a subprocess (5-15 s)",
+  )
   p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.doctor/1)")
   p.set_defaults(func=_cmd_doctor)
   return parser
@@ -258,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)
   except errors.OdGuardError as e:
-    json_mode = argv is not None and "--json" in argv or argv is None and "--json" in sys.argv
+    json_mode = (argv is not None and "--json" in argv) or (argv is None and "--json" in sys.argv)
     if json_mode:
       _print_json(e.to_dict())
     print(f"od-guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)

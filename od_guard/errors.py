@@ -33,10 +33,10 @@ class OdGuardError(Exception):
 
   def to_dict(self) -> dict[str, str]:
     return {
-        "error": type(self).__name__,
-        "what": self.what,
-        "received": self.received,
-        "fix": self.fix,
+      "error": type(self).__name__,
+      "what": self.what,
+      "received": self.received,
+      "fix": self.fix,
     }
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
 
 import h5py
 import pytest
 
-from conftest import ZOO, run_cli, REPO
 from od_guard import errors
 from od_guard.checkpoint import inventory
+
+from conftest import ZOO
+from conftest import run_cli
 
 
 def _assert_clean_failure(r: subprocess.CompletedProcess, error_name: str, *phrases: str):
@@ -87,8 +88,7 @@ def test_unreadable_file(tmp_path, keras_tf_checkpoint):
     caps = "-dac_override,-dac_read_search"
     prefix = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
   r = run_cli("inspect", str(tmp_path / "ckpt-1"), launcher=prefix)
-  _assert_clean_failure(r, "UnreadableFileError", "Cannot read", "Permission denied",
-                        "chmod a+r")
+  _assert_clean_failure(r, "UnreadableFileError", "Cannot read", "Permission denied", "chmod a+r")
 
 
 def test_named_pipe_does_not_hang(tmp_path):
@@ -101,8 +101,9 @@ def test_hdf5_that_is_not_keras_weights(tmp_path):
   with h5py.File(tmp_path / "data.h5", "w") as f:
     f.create_dataset("images", data=[1, 2, 3])
   r = run_cli("inspect", str(tmp_path / "data.h5"))
-  _assert_clean_failure(r, "NotACheckpointError", "is an HDF5 file, but not Keras weights",
-                        "images")
+  _assert_clean_failure(
+    r, "NotACheckpointError", "is an HDF5 file, but not Keras weights", "images"
+  )
 
 
 def test_truncated_hdf5(tmp_path, keras2_h5):
@@ -114,12 +115,12 @@ def test_truncated_hdf5(tmp_path, keras2_h5):
 
 def test_pipeline_config_passed_as_checkpoint():
   r = run_cli("inspect", str(ZOO / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
-  _assert_clean_failure(r, "NotACheckpointError", "is a pipeline config",
-                        "--pipeline_config_path")
+  _assert_clean_failure(r, "NotACheckpointError", "is a pipeline config", "--pipeline_config_path")
 
 
 def test_zip_that_is_not_a_keras_archive(tmp_path):
   import zipfile
+
   with zipfile.ZipFile(tmp_path / "model.keras", "w") as z:
     z.writestr("notes.txt", "hello")
   r = run_cli("inspect", str(tmp_path / "model.keras"))
@@ -133,6 +134,7 @@ def test_bad_depth_is_a_usage_error(keras_tf_checkpoint):
 
 def test_json_mode_prints_the_error_as_json(tmp_path):
   import json
+
   r = run_cli("inspect", str(tmp_path / "missing"), "--json")
   assert r.returncode == 2
   d = json.loads(r.stdout)
@@ -149,4 +151,5 @@ def test_input_files_are_never_modified(keras_tf_checkpoint):
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import ast
 import re
+
+import pytest
 
 from conftest import REPO
 
@@ -15,8 +15,9 @@ def _build_calls():
   for node in tree.body:
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
       call = node.value
-      kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords
-                if not isinstance(k.value, ast.Call)}
+      kwargs = {
+        k.arg: ast.literal_eval(k.value) for k in call.keywords if not isinstance(k.value, ast.Call)
+      }
       yield call.func.id, kwargs
 
 
@@ -44,4 +45,5 @@ def test_every_test_module_has_a_py_test():
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

@@ -7,17 +7,31 @@ import os
 
 import pytest
 
-from conftest import BITEWING, HAS_ODAPI, SIGN_LANGUAGE, ZOO, run_cli
+from conftest import BITEWING
+from conftest import HAS_ODAPI
+from conftest import SIGN_LANGUAGE
+from conftest import ZOO
+from conftest import run_cli
 
 needs_odapi = pytest.mark.odapi
 
 
 @needs_odapi
 def test_static_check_real_user_checkpoints_from_the_index_alone():
-  for user, description, classes in ((SIGN_LANGUAGE, "SSD MobileNet v2 FPNLite", 10),
-                                     (BITEWING, "SSD EfficientNet-b0 BiFPN", 5)):
-    r = run_cli("check", "--static", "--pipeline_config_path", str(user / "pipeline.config"),
-                "--checkpoint", str(user / "checkpoint"), "--json", check_tf=True)
+  for user, description, classes in (
+    (SIGN_LANGUAGE, "SSD MobileNet v2 FPNLite", 10),
+    (BITEWING, "SSD EfficientNet-b0 BiFPN", 5),
+  ):
+    r = run_cli(
+      "check",
+      "--static",
+      "--pipeline_config_path",
+      str(user / "pipeline.config"),
+      "--checkpoint",
+      str(user / "checkpoint"),
+      "--json",
+      check_tf=True,
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["fingerprint"]["description"] == description
@@ -30,9 +44,16 @@ def test_static_check_real_user_checkpoints_from_the_index_alone():
 
 @needs_odapi
 def test_static_check_fails_under_strict_on_index_only():
-  r = run_cli("check", "--static", "--policy", "strict", "--pipeline_config_path",
-              str(SIGN_LANGUAGE / "pipeline.config"), "--checkpoint",
-              str(SIGN_LANGUAGE / "checkpoint"))
+  r = run_cli(
+    "check",
+    "--static",
+    "--policy",
+    "strict",
+    "--pipeline_config_path",
+    str(SIGN_LANGUAGE / "pipeline.config"),
+    "--checkpoint",
+    str(SIGN_LANGUAGE / "checkpoint"),
+  )
   assert r.returncode == 1
   assert r.stdout.startswith("od_guard preflight: FAIL (1 error)")
 
@@ -55,8 +76,10 @@ def test_every_zoo_config_parses_or_fails_clearly(config):
     d = json.loads(r.stdout)
     assert d["error"] == "ConfigError" and "is not a valid pipeline config" in d["what"]
     return
-  if config in ("centernet_hg104_512x512_coco17_tpu-8.config",
-                "centernet_hg104_512x512_kpts_coco17_tpu-8.config"):
+  if config in (
+    "centernet_hg104_512x512_coco17_tpu-8.config",
+    "centernet_hg104_512x512_kpts_coco17_tpu-8.config",
+  ):
     # Shipped with an unquoted PATH_TO_BE_CONFIGURED.
     assert r.returncode == 2
     d = json.loads(r.stdout)
@@ -85,8 +108,12 @@ def test_malformed_config_is_a_clear_error(tmp_path):
 
 @needs_odapi
 def test_checkpoint_given_as_config_is_a_clear_error():
-  r = run_cli("check", "--static", "--pipeline_config_path",
-              str(SIGN_LANGUAGE / "checkpoint" / "ckpt-0.index"))
+  r = run_cli(
+    "check",
+    "--static",
+    "--pipeline_config_path",
+    str(SIGN_LANGUAGE / "checkpoint" / "ckpt-0.index"),
+  )
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert "is not a text file, so it cannot be a pipeline config" in r.stderr
 
@@ -94,8 +121,9 @@ def test_checkpoint_given_as_config_is_a_clear_error():
 def test_check_without_a_usable_od_api_says_so():
   if HAS_ODAPI:
     pytest.skip("the OD API works here")
-  r = run_cli("check", "--static", "--json", "--pipeline_config_path",
-              str(SIGN_LANGUAGE / "pipeline.config"))
+  r = run_cli(
+    "check", "--static", "--json", "--pipeline_config_path", str(SIGN_LANGUAGE / "pipeline.config")
+  )
   assert r.returncode == 2
   d = json.loads(r.stdout)
   assert d["error"] == "OdApiUnavailableError"
@@ -109,6 +137,7 @@ def test_doctor_json():
   assert d["schema"] == "od_guard.doctor/1"
   by_name = {c["name"]: c for c in d["checks"]}
   import tensorflow as tf
+
   if tf.__version__.startswith("2.15"):
     assert r.returncode == 0 and d["ok"]
     assert by_name["tf_slim.control_flow_ops"]["status"] == "warning"
@@ -125,21 +154,29 @@ def test_doctor_json():
 def test_doctor_is_right_about_keras_3_without_legacy_keras():
   """What doctor predicts for TF 2.20 without TF_USE_LEGACY_KERAS is what happens."""
   import tensorflow as tf
+
   if tf.__version__.startswith("2.15"):
     pytest.skip("TF 2.15 has Keras 2: nothing to predict")
-  import subprocess, sys
-  code = ("import tensorflow as tf\n"
-          "print(hasattr(tf.keras.layers, 'experimental'))")
-  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                     env={k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"})
+  import subprocess
+  import sys
+
+  code = "import tensorflow as tf\nprint(hasattr(tf.keras.layers, 'experimental'))"
+  r = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    env={k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"},
+  )
   assert r.stdout.strip() == "False"  # what freezable_sync_batch_norm.py needs
 
 
 @needs_odapi
-@pytest.mark.parametrize("user,classes", [(SIGN_LANGUAGE, 10), (BITEWING, 5)],
-                         ids=["sign_language", "bitewing"])
+@pytest.mark.parametrize(
+  "user,classes", [(SIGN_LANGUAGE, 10), (BITEWING, 5)], ids=["sign_language", "bitewing"]
+)
 def test_full_check_of_real_index_only_checkpoints(user, classes):
   from od_guard.odapi import preflight
+
   report = preflight.check(str(user / "pipeline.config"), checkpoint=str(user / "checkpoint"))
   assert report.tier == "model" and report.restore.mode == "keys"
   assert report.verdict.decision == "warn"

@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 
-from conftest import SIGN_LANGUAGE, BITEWING
-from od_guard.checkpoint import paths as checkpoint_path
 from od_guard import errors
+from od_guard.checkpoint import paths as checkpoint_path
+
+from conftest import BITEWING
+from conftest import SIGN_LANGUAGE
 
 
 def test_prefix_resolves_to_itself(keras_tf_checkpoint):
@@ -40,8 +42,9 @@ def test_state_file_with_foreign_absolute_path_falls_back_beside_it(tmp_path, ke
   for name in os.listdir(src):
     shutil.copy(os.path.join(src, name), tmp_path)
   (tmp_path / "checkpoint").write_text(
-      'model_checkpoint_path: "/home/someone/train/ckpt-1"\n'
-      'all_model_checkpoint_paths: "/home/someone/train/ckpt-1"\n')
+    'model_checkpoint_path: "/home/someone/train/ckpt-1"\n'
+    'all_model_checkpoint_paths: "/home/someone/train/ckpt-1"\n'
+  )
   r = checkpoint_path.resolve(str(tmp_path))
   assert r.path == str(tmp_path / "ckpt-1")
   assert "which is not here (written on another machine?)" in r.notes[-1]
@@ -106,4 +109,5 @@ def test_missing_path_lists_checkpoints_beside_it(keras_tf_checkpoint):
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

@@ -8,8 +8,10 @@ import shutil
 
 import pytest
 
-from conftest import SIGN_LANGUAGE, run_cli
 from od_guard import cli
+
+from conftest import SIGN_LANGUAGE
+from conftest import run_cli
 
 
 def test_inspect_real_user_checkpoint_reports_prefix_missing_shard_and_components():
@@ -17,10 +19,12 @@ def test_inspect_real_user_checkpoint_reports_prefix_missing_shard_and_component
   assert r.returncode == 0, r.stderr
   assert f"resolved:   {SIGN_LANGUAGE / 'checkpoint' / 'ckpt-0'}" in r.stdout
   assert "data shard missing (ckpt-0.data-00000-of-00001)" in r.stdout
-  for line in ("backbone      260 tensors      2,257,984 params",
-               "neck           30 tensors        252,800 params",
-               "box_head       91 tensors         84,632 params",
-               "class_head      3 tensors          9,666 params"):
+  for line in (
+    "backbone      260 tensors      2,257,984 params",
+    "neck           30 tensors        252,800 params",
+    "box_head       91 tensors         84,632 params",
+    "class_head      3 tensors          9,666 params",
+  ):
     assert line in r.stdout
 
 
@@ -28,16 +32,43 @@ def test_inspect_json_follows_the_documented_schema():
   r = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--json", "--variables")
   assert r.returncode == 0, r.stderr
   d = json.loads(r.stdout)
-  assert set(d) == {"schema", "given", "resolved", "saved_model", "format", "data_shards",
-                    "missing_shards", "num_shards", "object_graph", "notes", "totals",
-                    "totals_by_kind", "components", "groups", "variables"}
+  assert set(d) == {
+    "schema",
+    "given",
+    "resolved",
+    "saved_model",
+    "format",
+    "data_shards",
+    "missing_shards",
+    "num_shards",
+    "object_graph",
+    "notes",
+    "totals",
+    "totals_by_kind",
+    "components",
+    "groups",
+    "variables",
+  }
   assert (d["schema"], d["format"], d["data_shards"]) == (
-      "od_guard.inventory/1", "tf2_object_based", "missing")
+    "od_guard.inventory/1",
+    "tf2_object_based",
+    "missing",
+  )
   assert d["components"]["backbone"] == {"tensors": 260, "params": 2257984, "bytes": 9031936}
   assert d["totals"]["tensors"] == len(d["variables"]) == 385
   v = d["variables"][0]
-  assert set(v) == {"key", "path", "attribute", "kind", "component", "shape", "dtype",
-                    "nbytes", "slot_of", "num_params"}
+  assert set(v) == {
+    "key",
+    "path",
+    "attribute",
+    "kind",
+    "component",
+    "shape",
+    "dtype",
+    "nbytes",
+    "slot_of",
+    "num_params",
+  }
 
 
 def test_inspect_depth_controls_the_tree():
@@ -49,8 +80,11 @@ def test_inspect_depth_controls_the_tree():
 
 
 def test_inspect_does_not_import_tensorflow(keras_tf_checkpoint):
-  for args in (("inspect", keras_tf_checkpoint), ("inspect", keras_tf_checkpoint, "--json"),
-               ("diff", keras_tf_checkpoint, keras_tf_checkpoint)):
+  for args in (
+    ("inspect", keras_tf_checkpoint),
+    ("inspect", keras_tf_checkpoint, "--json"),
+    ("diff", keras_tf_checkpoint, keras_tf_checkpoint),
+  ):
     r = run_cli(*args, check_tf=True)
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines()[-1] == "TF_IMPORTED=False"
@@ -76,32 +110,40 @@ def test_diff_identical_exits_zero(keras_tf_checkpoint):
 
 
 def test_diff_reports_added_removed_and_shape_changes(tf, tmp_path):
-  a = tf.train.Checkpoint(backbone=tf.Variable(tf.zeros([3, 3])), head=tf.Variable(tf.zeros([4])),
-                          old=tf.Variable(1.0)).write(str(tmp_path / "a"))
-  b = tf.train.Checkpoint(backbone=tf.Variable(tf.zeros([3, 3])), head=tf.Variable(tf.zeros([5])),
-                          new=tf.Variable(tf.zeros([2], tf.int32))).write(str(tmp_path / "b"))
+  a = tf.train.Checkpoint(
+    backbone=tf.Variable(tf.zeros([3, 3])), head=tf.Variable(tf.zeros([4])), old=tf.Variable(1.0)
+  ).write(str(tmp_path / "a"))
+  b = tf.train.Checkpoint(
+    backbone=tf.Variable(tf.zeros([3, 3])),
+    head=tf.Variable(tf.zeros([5])),
+    new=tf.Variable(tf.zeros([2], tf.int32)),
+  ).write(str(tmp_path / "b"))
   r = run_cli("diff", a, b, "--json")
   assert r.returncode == cli.EXIT_FINDINGS
   d = json.loads(r.stdout)
   assert d["added"] == ["new/.ATTRIBUTES/VARIABLE_VALUE"]
   assert d["removed"] == ["old/.ATTRIBUTES/VARIABLE_VALUE"]
-  assert d["shape_changed"] == [{"key": "head/.ATTRIBUTES/VARIABLE_VALUE",
-                                 "before": "(4,)", "after": "(5,)"}]
+  assert d["shape_changed"] == [
+    {"key": "head/.ATTRIBUTES/VARIABLE_VALUE", "before": "(4,)", "after": "(5,)"}
+  ]
   text = run_cli("diff", a, b).stdout
   assert "head/.ATTRIBUTES/VARIABLE_VALUE: (4,) -> (5,)" in text
 
 
 def test_console_script_is_installed():
   bindir = os.path.dirname(os.path.realpath(os.sys.executable))
-  script = shutil.which("od-guard", path=os.path.dirname(os.sys.executable)) or \
-      shutil.which("od-guard", path=bindir)
+  script = shutil.which("od-guard", path=os.path.dirname(os.sys.executable)) or shutil.which(
+    "od-guard", path=bindir
+  )
   if script is None:
     pytest.fail("od-guard console script missing: run `pip install -e .` (make does)")
   import subprocess
+
   r = subprocess.run([script, "--version"], capture_output=True, text=True)
   assert r.returncode == 0 and r.stdout.startswith("od_guard ")
 
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

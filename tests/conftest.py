@@ -24,6 +24,7 @@ ZOO = REALWORLD / "zoo_configs"
 SIGN_LANGUAGE = USER_CKPTS / "sign_language_ssd_mobilenet_v2_fpnlite_320"
 BITEWING = USER_CKPTS / "bitewing_efficientdet_d0"
 
+
 def _odapi_usable() -> bool:
   """The OD API is installed and its protos load (in the modern environment its
   files are there, but its protoc-3 protos do not load under protobuf 7)."""
@@ -47,34 +48,43 @@ def keras3_available() -> bool:
   return int(keras.__version__.split(".")[0]) >= 3
 
 
-def run_cli(*args: str, check_tf: bool = False, env: dict | None = None,
-            launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+  *args: str, check_tf: bool = False, env: dict | None = None, launcher: list[str] | None = None
+) -> subprocess.CompletedProcess:
   """Runs `od-guard ARGS` in a fresh interpreter, as a user would.
 
   With check_tf, the process also reports on stderr's last line whether
   TensorFlow got imported.
   """
-  code = ("import sys\nfrom od_guard import cli\nrc = cli.main(sys.argv[1:])\n")
+  code = "import sys\nfrom od_guard import cli\nrc = cli.main(sys.argv[1:])\n"
   if check_tf:
     code += "print('TF_IMPORTED=' + str('tensorflow' in sys.modules), file=sys.stderr)\n"
   code += "sys.exit(rc)\n"
   full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-  return subprocess.run([*(launcher or []), sys.executable, "-c", code, *args],
-                        capture_output=True, text=True, env=full_env, timeout=120)
+  return subprocess.run(
+    [*(launcher or []), sys.executable, "-c", code, *args],
+    capture_output=True,
+    text=True,
+    env=full_env,
+    timeout=120,
+  )
 
 
 def tf_listing(prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
   """What TensorFlow itself says a checkpoint holds: key -> (shape, dtype)."""
   import tensorflow as tf
+
   reader = tf.train.load_checkpoint(prefix)
   dtypes = reader.get_variable_to_dtype_map()
-  return {name: (tuple(shape), dtypes[name].name)
-          for name, shape in tf.train.list_variables(prefix)}
+  return {
+    name: (tuple(shape), dtypes[name].name) for name, shape in tf.train.list_variables(prefix)
+  }
 
 
 @pytest.fixture(scope="session")
 def tf():
   import tensorflow
+
   return tensorflow
 
 
@@ -84,6 +94,7 @@ def keras_tf_checkpoint(tmp_path_factory, tf):
   together with its optimizer (so the checkpoint has slots and bookkeeping)."""
   import numpy as np
   import tf_keras as keras
+
   directory = tmp_path_factory.mktemp("keras_tf_ckpt")
   inputs = keras.Input((8, 8, 3))
   x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
@@ -101,6 +112,7 @@ def keras_tf_checkpoint(tmp_path_factory, tf):
 def tf1_checkpoint(tmp_path_factory, tf):
   """A TF1 name-based checkpoint, written by tf.compat.v1.train.Saver in graph mode."""
   from od_guard.testing import tiny_odapi
+
   return tiny_odapi.save_tf1_checkpoint(str(tmp_path_factory.mktemp("tf1_ckpt")))
 
 
@@ -126,9 +138,11 @@ def saved_model_dir(tmp_path_factory, tf):
 def keras2_h5(tmp_path_factory, tf):
   """A Keras 2 HDF5 weights file (tf-keras `save_weights('x.h5')`)."""
   import tf_keras as keras
+
   directory = tmp_path_factory.mktemp("keras2_h5")
-  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"),
-                            keras.layers.Dense(2, name="d2")])
+  model = keras.Sequential(
+    [keras.Input((4,)), keras.layers.Dense(3, name="d1"), keras.layers.Dense(2, name="d2")]
+  )
   path = str(directory / "weights.h5")
   model.save_weights(path)
   return path
@@ -141,10 +155,16 @@ def keras3_files(tmp_path_factory, tf):
     pytest.skip("Keras 3 is the modern environment's; this one has Keras 2")
   import keras
   import numpy as np
+
   directory = tmp_path_factory.mktemp("keras3")
-  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"),
-                            keras.layers.BatchNormalization(name="bn"),
-                            keras.layers.Dense(2, name="d2")])
+  model = keras.Sequential(
+    [
+      keras.Input((4,)),
+      keras.layers.Dense(3, name="d1"),
+      keras.layers.BatchNormalization(name="bn"),
+      keras.layers.Dense(2, name="d2"),
+    ]
+  )
   model.compile(optimizer="adam", loss="mse")
   model.fit(np.zeros((2, 4)), np.zeros((2, 2)), verbose=0)
   weights = str(directory / "model.weights.h5")
@@ -162,8 +182,10 @@ def odapi_checkpoint(tmp_path_factory):
   if not HAS_ODAPI:
     pytest.skip("the OD API is the odapi environment's")
   from od_guard.testing import tiny_odapi
+
   config = tiny_odapi.load_pipeline_config(
-      str(ZOO / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config"))
+    str(ZOO / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config")
+  )
   small = tiny_odapi.shrink_pipeline_config(config, image_size=64, num_classes=3)
   model = tiny_odapi.build_model(small)
   directory = tmp_path_factory.mktemp("odapi_ckpt")
@@ -187,41 +209,65 @@ class OdapiWorld:
 
   def __init__(self, root: pathlib.Path):
     from od_guard.testing import tiny_odapi
+
     self.root = root
     self.record = tiny_odapi.write_synthetic_tfrecord(
-        str(root / "data" / "train.record"), num_examples=4, image_size=self.IMAGE,
-        num_classes=self.CLASSES)
-    self.label_map = tiny_odapi.write_label_map(str(root / "data" / "label_map.pbtxt"),
-                                                self.CLASSES)
+      str(root / "data" / "train.record"),
+      num_examples=4,
+      image_size=self.IMAGE,
+      num_classes=self.CLASSES,
+    )
+    self.label_map = tiny_odapi.write_label_map(
+      str(root / "data" / "label_map.pbtxt"), self.CLASSES
+    )
     self.base_config = tiny_odapi.load_pipeline_config(
-        str(ZOO / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
+      str(ZOO / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config")
+    )
     model = tiny_odapi.build_model(self.config(checkpoint=""))
     self.checkpoints = {
-        "detection": tiny_odapi.save_detection_checkpoint(model, str(root / "ckpt_detection")),
-        "classification": tiny_odapi.save_classification_checkpoint(
-            model, str(root / "ckpt_classification")),
-        "renamed": tiny_odapi.save_renamed_checkpoint(model, str(root / "ckpt_renamed")),
-        "weightless": tiny_odapi.save_weightless_checkpoint(str(root / "ckpt_weightless")),
+      "detection": tiny_odapi.save_detection_checkpoint(model, str(root / "ckpt_detection")),
+      "classification": tiny_odapi.save_classification_checkpoint(
+        model, str(root / "ckpt_classification")
+      ),
+      "renamed": tiny_odapi.save_renamed_checkpoint(model, str(root / "ckpt_renamed")),
+      "weightless": tiny_odapi.save_weightless_checkpoint(str(root / "ckpt_weightless")),
     }
 
-  def config(self, *, checkpoint: str | None = None, checkpoint_type: str = "detection",
-             zoo: str | None = None, image_size: int | None = None, num_classes: int | None = None,
-             **train_fields):
+  def config(
+    self,
+    *,
+    checkpoint: str | None = None,
+    checkpoint_type: str = "detection",
+    zoo: str | None = None,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+    **train_fields,
+  ):
     """A shrunk config message; `zoo` swaps in another zoo config's model."""
     from od_guard.testing import tiny_odapi
+
     base = self.base_config if zoo is None else tiny_odapi.load_pipeline_config(str(ZOO / zoo))
     config = tiny_odapi.shrink_pipeline_config(
-        base, image_size=image_size or self.IMAGE, num_classes=num_classes or self.CLASSES,
-        batch_size=2, num_steps=2, train_record=self.record, label_map=self.label_map,
-        fine_tune_checkpoint=self.checkpoints["detection"] if checkpoint is None else checkpoint,
-        fine_tune_checkpoint_type=checkpoint_type)
+      base,
+      image_size=image_size or self.IMAGE,
+      num_classes=num_classes or self.CLASSES,
+      batch_size=2,
+      num_steps=2,
+      train_record=self.record,
+      label_map=self.label_map,
+      fine_tune_checkpoint=self.checkpoints["detection"] if checkpoint is None else checkpoint,
+      fine_tune_checkpoint_type=checkpoint_type,
+    )
     for name, value in train_fields.items():
       setattr(config.train_config, name, value)
     return config
 
   def write_config(self, name: str, **kwargs) -> str:
     from od_guard.testing import tiny_odapi
-    return tiny_odapi.write_pipeline_config(self.config(**kwargs), str(self.root / f"{name}.config"))
+
+    return tiny_odapi.write_pipeline_config(
+      self.config(**kwargs), str(self.root / f"{name}.config")
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,18 @@ import sys
 
 import pytest
 
-from conftest import REPO, keras3_available
+from conftest import REPO
+from conftest import keras3_available
 
 
 def _run(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, str(REPO / "examples" / script), *args],
-                        capture_output=True, text=True, timeout=timeout,
-                        env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"))
+  return subprocess.run(
+    [sys.executable, str(REPO / "examples" / script), *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"),
+  )
 
 
 def test_keras_finetune_example(tmp_path):
@@ -23,8 +28,9 @@ def test_keras_finetune_example(tmp_path):
   r = _run("keras_finetune.py", "--out", str(tmp_path))
   assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
   assert "-> stopped before the first batch; retrying with exclude=['model/head']" in r.stdout
-  assert ("proposed rename map: model/backbone/ -> model/encoder/, "
-          "model/head/ -> model/classifier/") in r.stdout
+  assert (
+    "proposed rename map: model/backbone/ -> model/encoder/, model/head/ -> model/classifier/"
+  ) in r.stdout
 
 
 @pytest.mark.odapi

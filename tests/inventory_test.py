@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 
-from conftest import tf_listing
 from od_guard.checkpoint import components
 from od_guard.checkpoint import inventory
+
+from conftest import tf_listing
 
 
 def test_tf2_checkpoint_format_and_object_graph(keras_tf_checkpoint):
@@ -57,12 +57,15 @@ def test_legacy_slots_name_the_variable_they_belong_to(tf, tmp_path):
 
 def test_escaped_names_are_decoded(keras_tf_checkpoint):
   inv = inventory.read_inventory(keras_tf_checkpoint)
-  kernel = next(v for v in inv.of_kind(inventory.MODEL)
-                if v.shape == (4, 3))  # the Dense named 'class.head/logits'
+  kernel = next(
+    v for v in inv.of_kind(inventory.MODEL) if v.shape == (4, 3)
+  )  # the Dense named 'class.head/logits'
   assert ".." in kernel.key or ".S" in kernel.key or "layer_with_weights" in kernel.key
   assert inventory.unescape("class..head.Slogits") == "class.head/logits"
   assert inventory.split_key("a/b..c.Sd/.ATTRIBUTES/VARIABLE_VALUE") == (
-      ("a", "b.c/d"), "VARIABLE_VALUE")
+    ("a", "b.c/d"),
+    "VARIABLE_VALUE",
+  )
 
 
 def test_tf1_checkpoint_format_kinds_and_components(tf1_checkpoint):
@@ -73,8 +76,10 @@ def test_tf1_checkpoint_format_kinds_and_components(tf1_checkpoint):
   assert by_key["FeatureExtractor/MobilenetV2/Conv/weights"].component == components.BACKBONE
   assert by_key["BoxPredictor_0/ClassPredictor/weights"].component == components.CLASS_HEAD
   momentum = by_key["FeatureExtractor/MobilenetV2/Conv/weights/Momentum"]
-  assert (momentum.kind, momentum.slot_of) == (inventory.OPTIMIZER_SLOT,
-                                               "FeatureExtractor/MobilenetV2/Conv/weights")
+  assert (momentum.kind, momentum.slot_of) == (
+    inventory.OPTIMIZER_SLOT,
+    "FeatureExtractor/MobilenetV2/Conv/weights",
+  )
   assert by_key["global_step"].kind == inventory.BOOKKEEPING
   assert any("TF1 name-based" in n for n in inv.notes)
 
@@ -99,6 +104,7 @@ def test_missing_data_shard_keeps_names_and_says_what_is_unchecked(tmp_path, ker
 @pytest.mark.parametrize("depth", [1, 2, 3, 5])
 def test_groups_are_the_path_prefixes_of_depth_components(depth):
   from conftest import SIGN_LANGUAGE
+
   inv = inventory.read_inventory(str(SIGN_LANGUAGE / "checkpoint"))
   expected: dict[str, int] = {}
   for v in inv.variables:
@@ -119,8 +125,12 @@ def test_default_read_summarizes_the_object_graph_without_parsing_it(keras_tf_ch
   full = inventory.read_inventory(keras_tf_checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
   assert inv.object_graph_proto is None
   assert inv.object_graph == full.object_graph
-  assert inventory.read_inventory(keras_tf_checkpoint,
-                                  object_graph=inventory.OBJECT_GRAPH_NONE).object_graph is None
+  assert (
+    inventory.read_inventory(
+      keras_tf_checkpoint, object_graph=inventory.OBJECT_GRAPH_NONE
+    ).object_graph
+    is None
+  )
 
 
 def test_keras3_weights_and_archive_agree(keras3_files):
@@ -140,14 +150,22 @@ def test_keras3_weights_and_archive_agree(keras3_files):
 def test_odapi_checkpoint_components(odapi_checkpoint):
   inv = inventory.read_inventory(odapi_checkpoint)
   comps = inv.totals_by_component()
-  assert set(comps) == {components.BACKBONE, components.NECK, components.BOX_HEAD,
-                        components.CLASS_HEAD}
+  assert set(comps) == {
+    components.BACKBONE,
+    components.NECK,
+    components.BOX_HEAD,
+    components.CLASS_HEAD,
+  }
   assert inv.object_graph.root_children == ("model", "save_counter")
   # 3 classes + background, 6 anchors per location: the class head's 1x1 conv
   # has 24 outputs.
-  class_kernels = [v for v in inv.variables if v.component == components.CLASS_HEAD
-                   and "_prediction_heads/class_predictions_with_background" in v.path
-                   and v.path.endswith("pointwise_kernel")]
+  class_kernels = [
+    v
+    for v in inv.variables
+    if v.component == components.CLASS_HEAD
+    and "_prediction_heads/class_predictions_with_background" in v.path
+    and v.path.endswith("pointwise_kernel")
+  ]
   assert class_kernels and class_kernels[0].shape[-1] == 24
 
 
@@ -161,20 +179,21 @@ def test_ram_filesystem_uri(tf):
 
 def test_component_rules():
   cases = {
-      "model/_feature_extractor/classification_backbone/layer_with_weights-0/kernel": components.BACKBONE,
-      "model/_feature_extractor/_fpn_features_generator/top_layers/0/kernel": components.NECK,
-      "model/_feature_extractor/_bifpn_stage/node_input_blocks/0/kernel": components.NECK,
-      "model/_box_predictor/_prediction_heads/class_predictions_with_background/0/kernel": components.CLASS_HEAD,
-      "model/_box_predictor/_box_prediction_head/_box_encoder_layers/0/kernel": components.BOX_HEAD,
-      "model/_box_predictor/_head_scope_conv_layers/ClassPredictionTower/0/kernel": components.CLASS_HEAD,
-      "model/_prediction_head_dict/center/0/kernel": components.CLASS_HEAD,
-      "model/_prediction_head_dict/box/scale/0/kernel": components.BOX_HEAD,
-      "FeatureExtractor/MobilenetV1/fpn/top_down/smoothing_1/weights": components.NECK,
-      "dense_3/kernel": components.OTHER,
+    "model/_feature_extractor/classification_backbone/layer_with_weights-0/kernel": components.BACKBONE,
+    "model/_feature_extractor/_fpn_features_generator/top_layers/0/kernel": components.NECK,
+    "model/_feature_extractor/_bifpn_stage/node_input_blocks/0/kernel": components.NECK,
+    "model/_box_predictor/_prediction_heads/class_predictions_with_background/0/kernel": components.CLASS_HEAD,
+    "model/_box_predictor/_box_prediction_head/_box_encoder_layers/0/kernel": components.BOX_HEAD,
+    "model/_box_predictor/_head_scope_conv_layers/ClassPredictionTower/0/kernel": components.CLASS_HEAD,
+    "model/_prediction_head_dict/center/0/kernel": components.CLASS_HEAD,
+    "model/_prediction_head_dict/box/scale/0/kernel": components.BOX_HEAD,
+    "FeatureExtractor/MobilenetV1/fpn/top_down/smoothing_1/weights": components.NECK,
+    "dense_3/kernel": components.OTHER,
   }
   assert {p: components.classify(p) for p in cases} == cases
 
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import keras3_available
 from od_guard.keras import guarded_restore
 from od_guard.restore import policy as policy_lib
+
+from conftest import keras3_available
 
 FLAVOURS = ["keras3", "tf_keras"]
 
@@ -17,12 +18,15 @@ FLAVOURS = ["keras3", "tf_keras"]
 def kr(request):
   """(keras module, RestoreGuard class) of one Keras flavour."""
   from od_guard.keras import callbacks
+
   if request.param == "keras3":
     if not keras3_available():
       pytest.skip("Keras 3 is the modern environment's")
     import keras
+
     return keras, callbacks.RestoreGuard
   import tf_keras
+
   return tf_keras, callbacks.TfKerasRestoreGuard
 
 
@@ -66,6 +70,7 @@ def _counter(keras):
 
     def on_train_batch_begin(self, batch, logs=None):
       Counter.batches += 1
+
   Counter.batches = 0
   return Counter
 
@@ -83,7 +88,8 @@ def test_good_restore_passes_and_verifies(tf, kr, tmp_path):
   restored = {b.path.replace("/_kernel", "/kernel") for b in guard.report.restore.restored}
   assert {"model/features/kernel", "model/features/bias", "model/classifier/bias"} <= restored
   assert guard.report.finding("restore_verified").title.startswith(
-      f"Verified: {len(restored)} variables hold the checkpoint's values")
+    f"Verified: {len(restored)} variables hold the checkpoint's values"
+  )
   # One SGD step moved the restored values a little, not back to random.
   assert np.allclose(model.features.kernel.numpy(), expected, atol=0.05)
 
@@ -100,8 +106,9 @@ def test_plain_restore_silently_leaves_a_layer_random_where_the_guard_stops(tf, 
   plain.compile(optimizer="sgd", loss="mse")
   plain.fit(x[:1], y[:1], epochs=1, verbose=0)  # builds; deferred values land (tf-keras)
   assert not np.allclose(plain.head.kernel.numpy(), saved.classifier.kernel.numpy(), atol=0.1)
-  features_restored = np.allclose(plain.features.kernel.numpy(),
-                                  saved.features.kernel.numpy(), atol=0.1)
+  features_restored = np.allclose(
+    plain.features.kernel.numpy(), saved.features.kernel.numpy(), atol=0.1
+  )
   # tf-keras applies the deferred values to the layers whose names match;
   # Keras 3 layers take no deferred restore at all: everything stays random.
   assert features_restored == (keras.__name__ == "tf_keras" or not keras3_available())
@@ -110,8 +117,13 @@ def test_plain_restore_silently_leaves_a_layer_random_where_the_guard_stops(tf, 
   guarded.compile(optimizer="sgd", loss="mse")
   counter = _counter(keras)
   with pytest.raises(guarded_restore.RestoreGuardError) as e:
-    guarded.fit(x, y, epochs=1, verbose=0,
-                callbacks=[Guard(prefix, input_shape=(None, 4), quiet=True), counter()])
+    guarded.fit(
+      x,
+      y,
+      epochs=1,
+      verbose=0,
+      callbacks=[Guard(prefix, input_shape=(None, 4), quiet=True), counter()],
+    )
   assert counter.batches == 0
   codes = e.value.report.codes()
   assert "renamed_scopes" in codes
@@ -167,14 +179,16 @@ def test_keras_weights_file_round_trip(tf, kr, tmp_path):
   wider = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Dense(8)(inputs)))
   with pytest.raises(guarded_restore.RestoreGuardError) as e:
     guarded_restore.restore(wider, path, quiet=True)
-  assert "shape_mismatch" in e.value.report.codes() or \
-      "head_shape_changed" in e.value.report.codes()
+  assert (
+    "shape_mismatch" in e.value.report.codes() or "head_shape_changed" in e.value.report.codes()
+  )
 
 
 def test_tf_checkpoint_for_keras3_model_says_what_load_weights_would_do(tf, tmp_path):
   if not keras3_available():
     pytest.skip("Keras 3 is the modern environment's")
   import keras
+
   _, prefix = _saved(tf, keras, tmp_path)
   model = Net.make(keras)
   report = guarded_restore.restore(model, prefix, input_shape=(None, 4), quiet=True)
@@ -189,6 +203,7 @@ def test_keras3_checkpoint_into_tf_keras_model_is_a_layout_mismatch(tf, tmp_path
     pytest.skip("needs both Keras 3 and tf-keras")
   import keras
   import tf_keras
+
   inputs = keras.Input((4,))
   k3 = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(8)(inputs)))
   prefix = tf.train.Checkpoint(model=k3).save(str(tmp_path / "k3" / "ckpt"))
@@ -216,8 +231,10 @@ def test_auto_named_layers_get_a_key_map(tf, tmp_path):
   with pytest.raises(guarded_restore.RestoreGuardError) as e:
     guarded_restore.restore({"model": model}, prefix, quiet=True)
   f = e.value.report.finding("auto_named_layers")
-  assert f.data["key_map"]["model/dense_3/kernel/.ATTRIBUTES/VARIABLE_VALUE"] == \
-      "model/dense_7/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+  assert (
+    f.data["key_map"]["model/dense_3/kernel/.ATTRIBUTES/VARIABLE_VALUE"]
+    == "model/dense_7/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+  )
   assert "model/dense_4 -> model/dense_8" in f.detail
 
 
@@ -228,21 +245,38 @@ def test_report_goes_to_tensorboard_beside_keras(tf, kr, tmp_path):
   model.compile(optimizer="sgd", loss="mse")
   x, y = _data()
   log_dir = str(tmp_path / "logs")
-  model.fit(x, y, epochs=1, verbose=0,
-            callbacks=[Guard(prefix, input_shape=(None, 4), log_dir=log_dir, quiet=True,
-                             report_path=str(tmp_path / "report.json")),
-                       keras.callbacks.TensorBoard(log_dir)])
+  model.fit(
+    x,
+    y,
+    epochs=1,
+    verbose=0,
+    callbacks=[
+      Guard(
+        prefix,
+        input_shape=(None, 4),
+        log_dir=log_dir,
+        quiet=True,
+        report_path=str(tmp_path / "report.json"),
+      ),
+      keras.callbacks.TensorBoard(log_dir),
+    ],
+  )
   from tensorboard.backend.event_processing import event_multiplexer
+
   mux = event_multiplexer.EventMultiplexer()
   mux.AddRunsFromDirectory(log_dir)
   mux.Reload()
   tags = {(run, tag) for run, kinds in mux.Runs().items() for tag in kinds["tensors"]}
-  assert {("train", "od_guard/verdict"), ("train", "od_guard/coverage/total"),
-          ("train", "od_guard/report")} <= tags
+  assert {
+    ("train", "od_guard/verdict"),
+    ("train", "od_guard/coverage/total"),
+    ("train", "od_guard/report"),
+  } <= tags
   assert any(run == "train" and "loss" in tag for run, tag in tags)  # Keras' own
   assert (tmp_path / "report.json").exists()
 
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

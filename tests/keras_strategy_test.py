@@ -14,7 +14,8 @@ import textwrap
 
 import pytest
 
-from conftest import REPO, keras3_available
+from conftest import REPO
+from conftest import keras3_available
 
 # A worker: builds a model in the strategy, fits it one epoch with the guard,
 # prints one JSON line. argv: flavour, strategy ('mirrored' | 'multiworker'),
@@ -60,8 +61,13 @@ WORKER = textwrap.dedent("""
 
 def _run(args, env=None, timeout=300):
   full = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-  return subprocess.Popen([sys.executable, "-c", WORKER, *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=full)
+  return subprocess.Popen(
+    [sys.executable, "-c", WORKER, *args],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    env=full,
+  )
 
 
 def _result(proc, timeout=300) -> dict:
@@ -80,8 +86,9 @@ def test_mirrored_strategy_on_two_logical_cpus(flavour, tmp_path):
   result = _result(_run([flavour, "mirrored", saved["prefix"], str(tmp_path / "logs")]))
   assert result["decision"] == "pass"
   assert result["strategy"] == "MirroredStrategy (2 replicas)"
-  assert result["verified"] == (f"Verified: {result['restored']} variables hold the "
-                                "checkpoint's values on 2 replicas.")
+  assert result["verified"] == (
+    f"Verified: {result['restored']} variables hold the checkpoint's values on 2 replicas."
+  )
 
 
 def _free_ports(n: int) -> list[int]:
@@ -101,10 +108,12 @@ def test_multiworker_mirrored_strategy_two_local_workers(tmp_path):
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
   log_dir = tmp_path / "logs"
   procs = [
-      _run([flavour, "multiworker", saved["prefix"], str(log_dir)],
-           env={"TF_CONFIG": json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": i}})})
-      for i in range(2)]
+    _run(
+      [flavour, "multiworker", saved["prefix"], str(log_dir)],
+      env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+    )
+    for i in range(2)
+  ]
   results = [_result(p) for p in procs]
   assert results[0] == results[1]  # every worker reaches the same verdict
   assert results[0]["decision"] == "pass"

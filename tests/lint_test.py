@@ -6,9 +6,12 @@ import json
 
 import pytest
 
-from conftest import BITEWING, SIGN_LANGUAGE, run_cli
 from od_guard.checkpoint import inventory
 from od_guard.naming import rules as naming_rules
+
+from conftest import BITEWING
+from conftest import SIGN_LANGUAGE
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("user", [SIGN_LANGUAGE, BITEWING], ids=["sign_language", "bitewing"])
@@ -41,25 +44,33 @@ def test_a_renamed_scope_breaks_the_odapi_preset(tf, tmp_path):
 def test_keras_preset_refuses_auto_numbered_layer_names(tf, tmp_path):
   prefix = _saved(tf, tmp_path, dense_3=[4, 2], head=[2])
   d = json.loads(run_cli("lint", prefix, "--preset", "keras", "--json").stdout)
-  assert [(v["path"], v["rule"]) for v in d["violations"]] == [("model/dense_3/kernel", "forbidden")]
+  assert [(v["path"], v["rule"]) for v in d["violations"]] == [
+    ("model/dense_3/kernel", "forbidden")
+  ]
 
 
 def test_rules_file_extends_a_preset(tf, tmp_path):
   prefix = _saved(tf, tmp_path, _feature_extractor=[3], legacy_scope=[2])
   rules = tmp_path / "rules.toml"
-  rules.write_text('extends = ["odapi"]\n[rules]\nallowed = ["^model/legacy_scope/"]\n'
-                   'max_depth = 2\n')
+  rules.write_text(
+    'extends = ["odapi"]\n[rules]\nallowed = ["^model/legacy_scope/"]\nmax_depth = 2\n'
+  )
   d = json.loads(run_cli("lint", prefix, "--rules", str(rules), "--json").stdout)
   assert {(v["path"], v["rule"]) for v in d["violations"]} == {
-      ("model/_feature_extractor/kernel", "max_depth"), ("model/legacy_scope/kernel", "max_depth")}
+    ("model/_feature_extractor/kernel", "max_depth"),
+    ("model/legacy_scope/kernel", "max_depth"),
+  }
 
 
-@pytest.mark.parametrize("text,phrase", [
+@pytest.mark.parametrize(
+  "text,phrase",
+  [
     ("[rules\n", "is not valid TOML"),
     ('[rules]\nforbiden = ["x"]\n', "Unknown rule(s) ['forbiden']"),
     ('[rules]\nforbidden = ["(unclosed"]\n', "is not a valid regular expression"),
     ('[rules]\nallowed = "^model/"\n', "must be a list of strings"),
-])
+  ],
+)
 def test_bad_rules_files_are_clear_errors(tf, tmp_path, text, phrase):
   prefix = _saved(tf, tmp_path, _feature_extractor=[3])
   rules = tmp_path / "rules.toml"
@@ -78,6 +89,7 @@ def test_exempt_kinds_skip_optimizer_and_bookkeeping(keras_tf_checkpoint):
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))
 
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from absl import flags
+import pytest
 
 from conftest import REPO
 
@@ -20,21 +20,26 @@ pytestmark = pytest.mark.odapi
 
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
   return subprocess.run(
-      [sys.executable, "-m", "od_guard.model_main_tf2", *args], capture_output=True,
-      text=True, timeout=timeout,
-      env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"))
+    [sys.executable, "-m", "od_guard.model_main_tf2", *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"),
+  )
 
 
 def _checkpoints(model_dir) -> list[str]:
   """Checkpoints a training run left to resume from (quarantined ones excluded)."""
-  found = glob.glob(os.path.join(model_dir, "ckpt-*.index")) + \
-      glob.glob(os.path.join(model_dir, "checkpoint"))
+  found = glob.glob(os.path.join(model_dir, "ckpt-*.index")) + glob.glob(
+    os.path.join(model_dir, "checkpoint")
+  )
   return sorted(p for p in found if ".quarantined" not in p)
 
 
 def _event_tags(logdir: str) -> set[tuple[str, str]]:
   """(run, tag) pairs of the event files under logdir, read by TensorBoard."""
   from tensorboard.backend.event_processing import event_multiplexer
+
   mux = event_multiplexer.EventMultiplexer()
   mux.AddRunsFromDirectory(logdir)
   mux.Reload()
@@ -44,6 +49,7 @@ def _event_tags(logdir: str) -> set[tuple[str, str]]:
 def _event_value(logdir: str, run: str, tag: str):
   from tensorboard.backend.event_processing import event_multiplexer
   from tensorboard.util import tensor_util
+
   mux = event_multiplexer.EventMultiplexer()
   mux.AddRunsFromDirectory(logdir)
   mux.Reload()
@@ -53,18 +59,32 @@ def _event_value(logdir: str, run: str, tag: str):
 
 def test_good_fine_tune_trains_and_logs_the_report(odapi_world, tmp_path):
   model_dir = tmp_path / "train"
-  r = _run(f"--pipeline_config_path={odapi_world.write_config('e2e_good')}",
-           f"--model_dir={model_dir}", "--num_train_steps=2", "--num_steps_per_iteration=1",
-           "--checkpoint_every_n=1")
+  r = _run(
+    f"--pipeline_config_path={odapi_world.write_config('e2e_good')}",
+    f"--model_dir={model_dir}",
+    "--num_train_steps=2",
+    "--num_steps_per_iteration=1",
+    "--checkpoint_every_n=1",
+  )
   assert r.returncode == 0, r.stderr[-3000:]
   assert r.stdout.startswith("od_guard preflight: PASS")
   assert _checkpoints(model_dir)  # it trained and saved
   tags = _event_tags(str(model_dir))
-  expected = {("train", t) for t in (
-      "od_guard/verdict", "od_guard/coverage/backbone", "od_guard/coverage/neck",
-      "od_guard/coverage/box_head", "od_guard/coverage/class_head", "od_guard/coverage/total",
-      "od_guard/count/restored", "od_guard/count/missing", "od_guard/count/errors",
-      "od_guard/report")}
+  expected = {
+    ("train", t)
+    for t in (
+      "od_guard/verdict",
+      "od_guard/coverage/backbone",
+      "od_guard/coverage/neck",
+      "od_guard/coverage/box_head",
+      "od_guard/coverage/class_head",
+      "od_guard/coverage/total",
+      "od_guard/count/restored",
+      "od_guard/count/missing",
+      "od_guard/count/errors",
+      "od_guard/report",
+    )
+  }
   assert expected <= tags
   assert ("train", "Loss/total_loss") in tags  # and training itself logged
   step, value = _event_value(str(model_dir), "train", "od_guard/coverage/backbone")
@@ -76,19 +96,25 @@ def test_good_fine_tune_trains_and_logs_the_report(odapi_world, tmp_path):
   assert report["strategy"] == "MirroredStrategy (1 replica)"
 
 
-@pytest.mark.parametrize("scenario,code", [
+@pytest.mark.parametrize(
+  "scenario,code",
+  [
     ("wrong_backbone", "feature_extractor_mismatch"),
     ("renamed", "renamed_scopes"),
     ("tf1", "tf1_checkpoint"),
-])
-def test_classic_failures_stop_before_step_one(odapi_world, tf1_checkpoint, tmp_path,
-                                               scenario, code):
+  ],
+)
+def test_classic_failures_stop_before_step_one(
+  odapi_world, tf1_checkpoint, tmp_path, scenario, code
+):
   config = {
-      "wrong_backbone": lambda: odapi_world.write_config(
-          "e2e_resnet", zoo="ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config", image_size=256),
-      "renamed": lambda: odapi_world.write_config(
-          "e2e_renamed", checkpoint=odapi_world.checkpoints["renamed"]),
-      "tf1": lambda: odapi_world.write_config("e2e_tf1", checkpoint=tf1_checkpoint),
+    "wrong_backbone": lambda: odapi_world.write_config(
+      "e2e_resnet", zoo="ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config", image_size=256
+    ),
+    "renamed": lambda: odapi_world.write_config(
+      "e2e_renamed", checkpoint=odapi_world.checkpoints["renamed"]
+    ),
+    "tf1": lambda: odapi_world.write_config("e2e_tf1", checkpoint=tf1_checkpoint),
   }[scenario]()
   model_dir = tmp_path / "train"
   r = _run(f"--pipeline_config_path={config}", f"--model_dir={model_dir}")
@@ -107,9 +133,14 @@ def test_naming_rules_guard_the_od_apis_own_saves(odapi_world, tmp_path):
   rules = tmp_path / "rules.toml"
   rules.write_text('extends = ["odapi"]\n[rules]\nforbidden = ["^model/_box_predictor/"]\n')
   model_dir = tmp_path / "train"
-  r = _run(f"--pipeline_config_path={odapi_world.write_config('e2e_naming')}",
-           f"--model_dir={model_dir}", "--num_train_steps=2", "--num_steps_per_iteration=1",
-           "--guard_naming_mode=error", f"--guard_naming_rules={rules}")
+  r = _run(
+    f"--pipeline_config_path={odapi_world.write_config('e2e_naming')}",
+    f"--model_dir={model_dir}",
+    "--num_train_steps=2",
+    "--num_steps_per_iteration=1",
+    "--guard_naming_mode=error",
+    f"--guard_naming_rules={rules}",
+  )
   assert r.returncode == 1, r.stderr[-3000:]
   assert "NamingViolationError: The checkpoint just saved breaks the naming rules" in r.stderr
   assert _checkpoints(model_dir) == []  # the step-0 save was quarantined, nothing else ran
@@ -118,8 +149,13 @@ def test_naming_rules_guard_the_od_apis_own_saves(odapi_world, tmp_path):
 
 def test_guard_only_checks_and_exits(odapi_world, tmp_path):
   model_dir = tmp_path / "train"
-  r = _run(f"--pipeline_config_path={odapi_world.write_config('e2e_only')}",
-           f"--model_dir={model_dir}", "--guard_only", "--guard_report_dir", str(tmp_path / "r"))
+  r = _run(
+    f"--pipeline_config_path={odapi_world.write_config('e2e_only')}",
+    f"--model_dir={model_dir}",
+    "--guard_only",
+    "--guard_report_dir",
+    str(tmp_path / "r"),
+  )
   assert r.returncode == 0, r.stderr[-3000:]
   assert (tmp_path / "r" / "report.json").exists() and (tmp_path / "r" / "report.txt").exists()
   assert _checkpoints(model_dir) == []
@@ -133,21 +169,35 @@ def test_missing_required_flag(tmp_path):
 
 def test_flags_match_the_stock_binary_and_validate():
   from od_guard.odapi import model_main_tf2
+
   fv = flags.FlagValues()
   model_main_tf2.define_flags(fv)
-  stock = {"pipeline_config_path": None, "num_train_steps": None, "eval_on_train_data": False,
-           "sample_1_of_n_eval_examples": None, "sample_1_of_n_eval_on_train_examples": 5,
-           "model_dir": None, "checkpoint_dir": None, "eval_timeout": 3600, "use_tpu": False,
-           "tpu_name": None, "num_workers": 1, "checkpoint_every_n": 1000,
-           "record_summaries": True}
+  stock = {
+    "pipeline_config_path": None,
+    "num_train_steps": None,
+    "eval_on_train_data": False,
+    "sample_1_of_n_eval_examples": None,
+    "sample_1_of_n_eval_on_train_examples": 5,
+    "model_dir": None,
+    "checkpoint_dir": None,
+    "eval_timeout": 3600,
+    "use_tpu": False,
+    "tpu_name": None,
+    "num_workers": 1,
+    "checkpoint_every_n": 1000,
+    "record_summaries": True,
+  }
   assert {name: fv[name].default for name in stock} == stock
-  with pytest.raises(flags.IllegalFlagValueError,
-                     match="--num_steps_per_iteration must be a whole number >= 1."):
+  with pytest.raises(
+    flags.IllegalFlagValueError, match="--num_steps_per_iteration must be a whole number >= 1."
+  ):
     fv(["prog", "--num_steps_per_iteration=0"])
   fv2 = flags.FlagValues()
   model_main_tf2.define_flags(fv2)
-  with pytest.raises(flags.IllegalFlagValueError,
-                     match="--guard_min_backbone_coverage must be a fraction between 0 and 1."):
+  with pytest.raises(
+    flags.IllegalFlagValueError,
+    match="--guard_min_backbone_coverage must be a fraction between 0 and 1.",
+  ):
     fv2(["prog", "--guard_min_backbone_coverage=1.5"])
 
 
@@ -198,13 +248,22 @@ def test_preflight_under_mirrored_strategy_on_two_logical_cpus(odapi_world, tmp_
           "replicas_agree": bool(replicas_agree),
       }}))
   """)
-  r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                     timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO),
-                                           TF_CPP_MIN_LOG_LEVEL="2"))
+  r = subprocess.run(
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"),
+  )
   assert r.returncode == 0, r.stderr[-3000:]
   result = json.loads(r.stdout.strip().splitlines()[-1])
-  assert result == {"strategy": "MirroredStrategy (2 replicas)", "decision": "pass",
-                    "mirrored": "MirroredVariable", "same": True, "replicas_agree": True}
+  assert result == {
+    "strategy": "MirroredStrategy (2 replicas)",
+    "decision": "pass",
+    "mirrored": "MirroredVariable",
+    "same": True,
+    "replicas_agree": True,
+  }
 
 
 if __name__ == "__main__":

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BITEWING, SIGN_LANGUAGE, tf_listing
 from od_guard.checkpoint import components
 from od_guard.checkpoint import inventory
 
+from conftest import BITEWING
+from conftest import SIGN_LANGUAGE
+from conftest import tf_listing
+
 REAL = [
-    SIGN_LANGUAGE / "checkpoint" / "ckpt-0",
-    SIGN_LANGUAGE / "saved_model" / "variables" / "variables",
-    BITEWING / "checkpoint" / "ckpt-0",
-    BITEWING / "ckpt-0",
-    BITEWING / "saved_model" / "variables" / "variables",
+  SIGN_LANGUAGE / "checkpoint" / "ckpt-0",
+  SIGN_LANGUAGE / "saved_model" / "variables" / "variables",
+  BITEWING / "checkpoint" / "ckpt-0",
+  BITEWING / "ckpt-0",
+  BITEWING / "saved_model" / "variables" / "variables",
 ]
 
 
@@ -29,21 +32,29 @@ def test_real_index_matches_tf_list_variables(prefix):
 def test_efficientdet_components_from_the_index_alone():
   inv = inventory.read_inventory(str(BITEWING / "checkpoint"))
   comps = inv.totals_by_component()
-  assert list(comps) == [components.BACKBONE, components.NECK, components.BOX_HEAD,
-                         components.CLASS_HEAD]
+  assert list(comps) == [
+    components.BACKBONE,
+    components.NECK,
+    components.BOX_HEAD,
+    components.CLASS_HEAD,
+  ]
   # The user's checkpoint also holds the ImageNet classifier top of the
   # Keras EfficientNet (classification_backbone/layer_with_weights-128..130).
-  assert {v.path.split("/")[2] for v in inv.variables
-          if v.component == components.BACKBONE} == {"_efficientnet", "classification_backbone"}
-  assert all("_bifpn_stage" in v.path
-             for v in inv.variables if v.component == components.NECK)
+  assert {v.path.split("/")[2] for v in inv.variables if v.component == components.BACKBONE} == {
+    "_efficientnet",
+    "classification_backbone",
+  }
+  assert all("_bifpn_stage" in v.path for v in inv.variables if v.component == components.NECK)
   # 5 classes, 9 anchors per location: the class head predicts 9 * 5 = 45 logits
   # (EfficientDet's sigmoid head has no background class).
-  head = inv.by_key()["model/_box_predictor/_prediction_heads/class_predictions_with_background/"
-                      "_class_predictor_layers/0/pointwise_kernel/.ATTRIBUTES/VARIABLE_VALUE"]
+  head = inv.by_key()[
+    "model/_box_predictor/_prediction_heads/class_predictions_with_background/"
+    "_class_predictor_layers/0/pointwise_kernel/.ATTRIBUTES/VARIABLE_VALUE"
+  ]
   assert (head.component, head.shape) == (components.CLASS_HEAD, (1, 1, 64, 45))
 
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

@@ -9,15 +9,19 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from od_guard.checkpoint import inventory
 from od_guard.naming import remap
+
+from conftest import run_cli
 
 
 def _values(tf, prefix):
   reader = tf.train.load_checkpoint(prefix)
-  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-          if k != inventory.OBJECT_GRAPH_KEY}
+  return {
+    k: reader.get_tensor(k)
+    for k in reader.get_variable_to_shape_map()
+    if k != inventory.OBJECT_GRAPH_KEY
+  }
 
 
 def _tree(tf, **scopes):
@@ -32,17 +36,25 @@ def _tree(tf, **scopes):
 
 def test_regex_rule_with_groups_renames_keys_and_graph(tf, tmp_path):
   src = tf.train.Checkpoint(model=_tree(tf, block_1=[[2, 2]], block_2=[[3]])).save(
-      str(tmp_path / "src" / "ckpt"))
-  r = run_cli("remap", src, str(tmp_path / "dst" / "ckpt-1"), "--rule",
-              r"model/block_(\d)/->model/stage\1/", "--json")
+    str(tmp_path / "src" / "ckpt")
+  )
+  r = run_cli(
+    "remap",
+    src,
+    str(tmp_path / "dst" / "ckpt-1"),
+    "--rule",
+    r"model/block_(\d)/->model/stage\1/",
+    "--json",
+  )
   assert r.returncode == 0, r.stderr
   d = json.loads(r.stdout)
   assert (d["renamed"], d["object_graph_rewritten"], d["verified"]) == (2, True, True)
   target = _tree(tf, stage1=[[2, 2]], stage2=[[3]])
   tf.train.Checkpoint(model=target).restore(str(tmp_path / "dst" / "ckpt-1")).assert_consumed()
   before = _values(tf, src)
-  np.testing.assert_array_equal(target.stage1.w0.numpy(),
-                                before["model/block_1/w0/.ATTRIBUTES/VARIABLE_VALUE"])
+  np.testing.assert_array_equal(
+    target.stage1.w0.numpy(), before["model/block_1/w0/.ATTRIBUTES/VARIABLE_VALUE"]
+  )
 
 
 def test_tf1_name_based_remap(tf, tmp_path, tf1_checkpoint):
@@ -52,8 +64,9 @@ def test_tf1_name_based_remap(tf, tmp_path, tf1_checkpoint):
   after = _values(tf, dst)
   before = _values(tf, tf1_checkpoint)
   assert "FE/Conv/weights" in after and "FeatureExtractor/MobilenetV2/Conv/weights" not in after
-  np.testing.assert_array_equal(after["FE/Conv/weights"],
-                                before["FeatureExtractor/MobilenetV2/Conv/weights"])
+  np.testing.assert_array_equal(
+    after["FE/Conv/weights"], before["FeatureExtractor/MobilenetV2/Conv/weights"]
+  )
   assert len(after) == len(before)
 
 
@@ -66,8 +79,9 @@ def test_source_untouched_destination_not_overwritten(tf, tmp_path):
   assert again.returncode == 2 and "The destination checkpoint exists." in again.stderr
   assert run_cli("remap", src, dst, "--rule", "model/a/->model/c/", "--overwrite").returncode == 0
   assert "model/c/w0/.ATTRIBUTES/VARIABLE_VALUE" in _values(tf, dst)
-  assert stamps == {n: os.stat(tmp_path / "src" / n).st_mtime_ns
-                    for n in os.listdir(tmp_path / "src")}
+  assert stamps == {
+    n: os.stat(tmp_path / "src" / n).st_mtime_ns for n in os.listdir(tmp_path / "src")
+  }
   assert not [n for n in os.listdir(tmp_path / "dst") if n.startswith(".od_guard-remap-")]
 
 
@@ -81,16 +95,24 @@ def test_rules_that_move_values_to_another_depth_are_refused(tf, tmp_path):
 def test_progress_is_shown_on_large_checkpoints(tf, tmp_path):
   src = tf.train.Checkpoint(model=_tree(tf, a=[[64, 64]] * 6)).save(str(tmp_path / "s" / "ckpt"))
   seen = []
-  remap.remap(src, str(tmp_path / "d" / "ckpt"), [remap.Rule.parse("model/a/->model/b/")],
-              progress=lambda done, total: seen.append((done, total)), progress_every=20_000)
+  remap.remap(
+    src,
+    str(tmp_path / "d" / "ckpt"),
+    [remap.Rule.parse("model/a/->model/b/")],
+    progress=lambda done, total: seen.append((done, total)),
+    progress_every=20_000,
+  )
   assert seen[-1] == (8, 8) and len(seen) >= 3  # 6 tensors, save_counter, object graph
 
 
-@pytest.mark.parametrize("args,phrase", [
+@pytest.mark.parametrize(
+  "args,phrase",
+  [
     (["--rule", "no-arrow"], "A rename rule needs the form OLD->NEW."),
     (["--rule", "(unclosed->x"], "is not a valid regular expression"),
     ([], "remap needs --rule or --from-report."),
-])
+  ],
+)
 def test_bad_rules(tf, tmp_path, args, phrase):
   src = tf.train.Checkpoint(model=_tree(tf, a=[[2]])).save(str(tmp_path / "src" / "ckpt"))
   r = run_cli("remap", src, str(tmp_path / "dst"), *args)
@@ -109,18 +131,26 @@ def test_missing_data_shard_is_refused(tf, tmp_path):
 def test_renamed_scope_round_trip(odapi_world, tf, tmp_path):
   """check proposes the map; remap applies it; the OD API model restores with
   assert_consumed(), and every value equals the original."""
-  from od_guard.restore import live_graph
   from od_guard.odapi import model as odapi_model
+  from od_guard.restore import live_graph
+
   config = odapi_world.write_config("roundtrip", checkpoint=odapi_world.checkpoints["renamed"])
   r = run_cli("check", "--json", "--pipeline_config_path", config)
   assert r.returncode == 1
   (tmp_path / "report.json").write_text(r.stdout)
   fixed = str(tmp_path / "fixed" / "ckpt-1")
-  r = run_cli("remap", odapi_world.checkpoints["renamed"], fixed, "--from-report",
-              str(tmp_path / "report.json"))
+  r = run_cli(
+    "remap",
+    odapi_world.checkpoints["renamed"],
+    fixed,
+    "--from-report",
+    str(tmp_path / "report.json"),
+  )
   assert r.returncode == 0, r.stderr
-  assert run_cli("check", "--json", "--pipeline_config_path", config,
-                 "--checkpoint", fixed).returncode == 0
+  assert (
+    run_cli("check", "--json", "--pipeline_config_path", config, "--checkpoint", fixed).returncode
+    == 0
+  )
   model = odapi_model.build(odapi_world.config())
   tf.train.Checkpoint(model=model).restore(fixed).assert_consumed()
   original = _values(tf, odapi_world.checkpoints["renamed"])
@@ -128,12 +158,14 @@ def test_renamed_scope_round_trip(odapi_world, tf, tmp_path):
   by_id = {id(v): v for v in model.variables}
   for uid, v in graph.variables.items():
     old_key = v.path.replace("model/_feature_extractor/", "model/CustomExtractor/", 1)
-    np.testing.assert_array_equal(by_id[uid].numpy(),
-                                  original[old_key + "/.ATTRIBUTES/VARIABLE_VALUE"])
+    np.testing.assert_array_equal(
+      by_id[uid].numpy(), original[old_key + "/.ATTRIBUTES/VARIABLE_VALUE"]
+    )
 
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))
 
 
@@ -147,27 +179,38 @@ def test_tf1_checkpoint_converts_to_object_based_for_a_target(tf, tmp_path, tf1_
 
   target = Target()
   result = remap.tf1_to_object_based(
-      tf1_checkpoint, str(tmp_path / "tf2" / "ckpt"), {"model": target},
-      rules=[remap.Rule.parse("FeatureExtractor/MobilenetV2/Conv/weights->backbone/conv"),
-             remap.Rule.parse("BoxPredictor_0/ClassPredictor/weights->head/classifier")])
+    tf1_checkpoint,
+    str(tmp_path / "tf2" / "ckpt"),
+    {"model": target},
+    rules=[
+      remap.Rule.parse("FeatureExtractor/MobilenetV2/Conv/weights->backbone/conv"),
+      remap.Rule.parse("BoxPredictor_0/ClassPredictor/weights->head/classifier"),
+    ],
+  )
   assert result.converted == 2 and result.unused == ()
   fresh = Target()
   tf.train.Checkpoint(model=fresh).restore(str(tmp_path / "tf2" / "ckpt")).assert_consumed()
   np.testing.assert_array_equal(
-      fresh.backbone.conv.numpy(),
-      _values(tf, tf1_checkpoint)["FeatureExtractor/MobilenetV2/Conv/weights"])
-  assert inventory.read_inventory(str(tmp_path / "tf2" / "ckpt")).format == \
-      inventory.TF2_OBJECT_BASED
+    fresh.backbone.conv.numpy(),
+    _values(tf, tf1_checkpoint)["FeatureExtractor/MobilenetV2/Conv/weights"],
+  )
+  assert (
+    inventory.read_inventory(str(tmp_path / "tf2" / "ckpt")).format == inventory.TF2_OBJECT_BASED
+  )
 
 
 def test_tf1_conversion_says_what_does_not_fit(tf, tmp_path, tf1_checkpoint):
   target = tf.Module()
-  target.conv = tf.Variable(tf.zeros([3, 3, 3, 16]), name="FeatureExtractor/MobilenetV2/Conv/weights")
+  target.conv = tf.Variable(
+    tf.zeros([3, 3, 3, 16]), name="FeatureExtractor/MobilenetV2/Conv/weights"
+  )
   target.other = tf.Variable(tf.zeros([2]), name="other")
   with pytest.raises(remap.RemapError) as e:
     remap.tf1_to_object_based(tf1_checkpoint, str(tmp_path / "x"), {"model": target})
-  assert "1 target variables without a value (e.g. model/other (variable name 'other'))" in \
-      e.value.received
+  assert (
+    "1 target variables without a value (e.g. model/other (variable name 'other'))"
+    in e.value.received
+  )
   assert "1 shape mismatches" in e.value.received
 
 
@@ -186,6 +229,7 @@ def test_copy_without_copy_file_range_gives_the_same_checkpoint(tf, tmp_path, mo
 
 def test_remap_does_not_import_tensorflow(tf, tmp_path):
   src = tf.train.Checkpoint(model=_tree(tf, a=[[2]])).save(str(tmp_path / "s" / "ckpt"))
-  r = run_cli("remap", src, str(tmp_path / "d" / "ckpt"), "--rule", "model/a/->model/b/",
-              check_tf=True)
+  r = run_cli(
+    "remap", src, str(tmp_path / "d" / "ckpt"), "--rule", "model/a/->model/b/", check_tf=True
+  )
   assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "TF_IMPORTED=False"

@@ -31,8 +31,9 @@ def actually_restored(tf, roots, graph: restore_match.LiveGraph, prefix: str) ->
   for v in variables.values():
     v.assign(tf.fill(v.shape, tf.constant(SENTINEL, v.dtype)))
   tf.train.Checkpoint(**roots).restore(prefix).expect_partial()
-  return {graph.variables[uid].path for uid, v in variables.items()
-          if not np.all(v.numpy() == SENTINEL)}
+  return {
+    graph.variables[uid].path for uid, v in variables.items() if not np.all(v.numpy() == SENTINEL)
+  }
 
 
 def _all_variables(root):
@@ -57,7 +58,9 @@ def make_net(tf):
         super().__init__()
         for name, shape in shapes.items():
           setattr(self, name, tf.Variable(tf.random.uniform(shape), name=name))
+
     return Net()
+
   return make
 
 
@@ -81,8 +84,11 @@ def test_renamed_child_is_missing_and_unused(tf, tmp_path, make_net):
   target = make_net(backbone=[3, 3], new_head=[4])
   graph = live_graph.capture({"model": target})
   report = restore_match.match(graph, inventory.read_inventory(prefix, object_graph=FULL))
-  assert predicted(report) == actually_restored(tf, {"model": target}, graph, prefix) == {
-      "model/backbone"}
+  assert (
+    predicted(report)
+    == actually_restored(tf, {"model": target}, graph, prefix)
+    == {"model/backbone"}
+  )
   assert [m.path for m in report.missing] == ["model/new_head"]
   assert report.unused == ("model/old_head/.ATTRIBUTES/VARIABLE_VALUE",)
   assert report.unmatched_objects == 1
@@ -128,7 +134,10 @@ def test_index_only_checkpoint_predicts_the_same_from_keys(tf, tmp_path, make_ne
   keys = restore_match.match(graph, inventory.read_inventory(str(index_only / "ckpt-1")))
   assert keys.mode == "keys"
   assert (predicted(keys), keys.missing, keys.unused) == (
-      predicted(full), full.missing, full.unused)
+    predicted(full),
+    full.missing,
+    full.unused,
+  )
 
 
 def test_keras_model_into_rebuilt_keras_model(tf, tmp_path):
@@ -145,9 +154,13 @@ def test_keras_model_into_rebuilt_keras_model(tf, tmp_path):
   graph = live_graph.capture({"model": target})
   report = restore_match.match(graph, inventory.read_inventory(prefix, object_graph=FULL))
   assert {m.path for m in report.shape_mismatches} == {
-      "model/layer_with_weights-1/kernel", "model/layer_with_weights-1/bias"}
-  assert predicted(report) == {"model/layer_with_weights-0/kernel",
-                               "model/layer_with_weights-0/bias"}
+    "model/layer_with_weights-1/kernel",
+    "model/layer_with_weights-1/bias",
+  }
+  assert predicted(report) == {
+    "model/layer_with_weights-0/kernel",
+    "model/layer_with_weights-0/bias",
+  }
 
 
 def test_tf1_name_based_checkpoint_matches_by_variable_name(tf, tmp_path, tf1_checkpoint):
@@ -167,14 +180,15 @@ def test_tf1_name_based_checkpoint_matches_by_variable_name(tf, tmp_path, tf1_ch
 
 def test_coverage_is_parameter_weighted_per_component(tf, tmp_path, make_net):
   net = tf.Module()
-  net._feature_extractor = make_net(kernel=[10, 10])      # 100 params, backbone
-  net._box_predictor = make_net(box_encodings=[5])       # 5 params, box head
+  net._feature_extractor = make_net(kernel=[10, 10])  # 100 params, backbone
+  net._box_predictor = make_net(box_encodings=[5])  # 5 params, box head
   prefix = _save(tf, tmp_path, model=net)
   target = tf.Module()
   target._feature_extractor = make_net(kernel=[10, 10])
   target._box_predictor = make_net(box_encodings=[6])
-  report = restore_match.match(live_graph.capture({"model": target}),
-                               inventory.read_inventory(prefix, object_graph=FULL))
+  report = restore_match.match(
+    live_graph.capture({"model": target}), inventory.read_inventory(prefix, object_graph=FULL)
+  )
   backbone = report.coverage_of(components.BACKBONE)
   box = report.coverage_of(components.BOX_HEAD)
   assert (backbone.restored_params, backbone.total_params, backbone.fraction) == (100, 100, 1.0)
@@ -199,18 +213,25 @@ def _renames(tf, tmp_path, saved: dict, target: dict):
 
 def test_a_renamed_scope_gets_one_rule(tf, tmp_path):
   layers = {f"conv{i}": {"kernel": [3, 3, 4, 4], "bias": [4]} for i in range(3)}
-  assert _renames(tf, tmp_path, {"CustomExtractor": layers, "head": [2]},
-                  {"feature_extractor": layers, "head": [2]}) == [
-      ("model/CustomExtractor/", "model/feature_extractor/", 6)]
+  assert _renames(
+    tf,
+    tmp_path,
+    {"CustomExtractor": layers, "head": [2]},
+    {"feature_extractor": layers, "head": [2]},
+  ) == [("model/CustomExtractor/", "model/feature_extractor/", 6)]
 
 
 def test_same_shaped_layers_of_different_networks_are_no_rename(tf, tmp_path):
   saved = {"a": {"bn": {"gamma": [8], "beta": [8]}}, "b": {"bn": {"gamma": [8], "beta": [8]}}}
-  target = {"x": {"bn": {"gamma": [8], "beta": [8]}}, "y": {"bn": {"gamma": [8], "beta": [8]}},
-            "z": {"kernel": [3, 3, 8, 8]}}
+  target = {
+    "x": {"bn": {"gamma": [8], "beta": [8]}},
+    "y": {"bn": {"gamma": [8], "beta": [8]}},
+    "z": {"kernel": [3, 3, 8, 8]},
+  }
   assert _renames(tf, tmp_path, saved, target) == []
 
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from conftest import keras3_available
-from od_guard.checkpoint import inventory
 from od_guard.naming import rules as naming_rules
 from od_guard.naming import save_guard
+
+from conftest import keras3_available
 
 ODAPI = naming_rules.preset("odapi")
 
@@ -37,18 +37,21 @@ def test_error_mode_quarantines_and_loses_nothing(tf, tmp_path):
   assert not os.path.exists(tmp_path / "checkpoint")  # no state pointing at it
   reader = tf.train.load_checkpoint(quarantined)  # intact
   np.testing.assert_array_equal(
-      reader.get_tensor("model/CustomExtractor/kernel/.ATTRIBUTES/VARIABLE_VALUE"),
-      model.CustomExtractor.kernel.numpy())
+    reader.get_tensor("model/CustomExtractor/kernel/.ATTRIBUTES/VARIABLE_VALUE"),
+    model.CustomExtractor.kernel.numpy(),
+  )
 
 
 def test_warn_mode_keeps_the_checkpoint_and_logs_to_tensorboard(tf, tmp_path):
   ckpt = tf.train.Checkpoint(model=_root(tf, CustomExtractor=[3]))
   path = ckpt.save(str(tmp_path / "ckpt"))
-  violations = save_guard.check_saved(path, ODAPI, mode="warn", log_dir=str(tmp_path / "tb"),
-                                      step=7)
+  violations = save_guard.check_saved(
+    path, ODAPI, mode="warn", log_dir=str(tmp_path / "tb"), step=7
+  )
   assert [v.path for v in violations] == ["model/CustomExtractor/kernel"]
   assert os.path.exists(path + ".index")
   from tensorboard.backend.event_processing import event_accumulator
+
   acc = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
   acc.Reload()
   assert {"od_guard/naming/violations", "od_guard/naming/report"} <= set(acc.Tags()["tensors"])
@@ -58,8 +61,10 @@ def test_warn_mode_keeps_the_checkpoint_and_logs_to_tensorboard(tf, tmp_path):
 def test_checkpoint_manager_drops_the_quarantined_from_its_state(tf, tmp_path):
   root = _root(tf, _feature_extractor=[2])
   manager = save_guard.guard_manager(
-      tf.train.CheckpointManager(tf.train.Checkpoint(model=root), str(tmp_path), max_to_keep=5),
-      ODAPI, mode="error")
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=root), str(tmp_path), max_to_keep=5),
+    ODAPI,
+    mode="error",
+  )
   first = manager.save()
   root.CustomExtractor = tf.Module()
   root.CustomExtractor.kernel = tf.Variable([1.0])
@@ -72,12 +77,15 @@ def test_checkpoint_manager_drops_the_quarantined_from_its_state(tf, tmp_path):
 @pytest.fixture(params=["keras3", "tf_keras"])
 def keras_guard(request):
   from od_guard.keras import naming_callbacks
+
   if request.param == "keras3":
     if not keras3_available():
       pytest.skip("Keras 3 is the modern environment's")
     import keras
+
     return keras, naming_callbacks.NamingGuard, ".weights.h5"
   import tf_keras
+
   return tf_keras, naming_callbacks.TfKerasNamingGuard, ".h5"
 
 
@@ -86,26 +94,34 @@ def test_keras_model_checkpoint_with_auto_named_layers_is_stopped(keras_guard, t
   model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
   model.compile(optimizer="sgd", loss="mse")
   x, y = np.zeros((4, 4), "float32"), np.zeros((4, 2), "float32")
-  saver = keras.callbacks.ModelCheckpoint(str(tmp_path / f"e{{epoch}}{suffix}"),
-                                          save_weights_only=True)
+  saver = keras.callbacks.ModelCheckpoint(
+    str(tmp_path / f"e{{epoch}}{suffix}"), save_weights_only=True
+  )
   guard = Guard(str(tmp_path), preset="keras", mode="error")
   with pytest.raises(save_guard.NamingViolationError) as e:
     model.fit(x, y, epochs=3, verbose=0, callbacks=[saver, guard])
   assert "[forbidden: matches forbidden pattern" in e.value.what
   assert os.path.exists(e.value.quarantined) and e.value.quarantined.startswith(
-      str(tmp_path / "e1.quarantined"))
+    str(tmp_path / "e1.quarantined")
+  )
   assert not os.path.exists(tmp_path / f"e2{suffix}")  # stopped after the first save
 
 
 def test_keras_backup_and_restore_saves_are_checked(tmp_path):
   import tf_keras as keras
+
   from od_guard.keras import naming_callbacks
+
   model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="head")])
   model.compile(optimizer="sgd", loss="mse")
-  guard = naming_callbacks.TfKerasNamingGuard(str(tmp_path / "backup"), preset="keras",
-                                              mode="warn")
-  model.fit(np.zeros((4, 4), "float32"), np.zeros((4, 2), "float32"), epochs=2, verbose=0,
-            callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), guard])
+  guard = naming_callbacks.TfKerasNamingGuard(str(tmp_path / "backup"), preset="keras", mode="warn")
+  model.fit(
+    np.zeros((4, 4), "float32"),
+    np.zeros((4, 2), "float32"),
+    epochs=2,
+    verbose=0,
+    callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), guard],
+  )
   assert guard.checked and all("backup" in p for p in guard.checked)
 
 
@@ -115,11 +131,17 @@ def test_renamed_scope_is_caught_at_save_time_then_repaired(odapi_world, tf, tmp
   lost) -> `od-guard check` proposes the map -> `od-guard remap` -> the OD API
   model restores with assert_consumed(), values equal to the originals."""
   import json
-  from conftest import run_cli
+
   from od_guard.odapi import model as odapi_model
+
+  from conftest import run_cli
+
   model = odapi_model.build(odapi_world.config())
-  renamed = tf.train.Checkpoint(model=tf.train.Checkpoint(
-      CustomExtractor=model._feature_extractor, _box_predictor=model._box_predictor))
+  renamed = tf.train.Checkpoint(
+    model=tf.train.Checkpoint(
+      CustomExtractor=model._feature_extractor, _box_predictor=model._box_predictor
+    )
+  )
   with pytest.raises(save_guard.NamingViolationError) as e:
     save_guard.save(renamed, str(tmp_path / "custom" / "ckpt"), ODAPI, mode="error")
   quarantined = e.value.quarantined
@@ -129,8 +151,10 @@ def test_renamed_scope_is_caught_at_save_time_then_repaired(odapi_world, tf, tmp
   assert r.returncode == 1 and "renamed_scopes" in [f["code"] for f in report["findings"]]
   (tmp_path / "report.json").write_text(r.stdout)
   fixed = str(tmp_path / "fixed" / "ckpt-1")
-  assert run_cli("remap", quarantined, fixed, "--from-report",
-                 str(tmp_path / "report.json")).returncode == 0
+  assert (
+    run_cli("remap", quarantined, fixed, "--from-report", str(tmp_path / "report.json")).returncode
+    == 0
+  )
   target = odapi_model.build(odapi_world.config())
   tf.train.Checkpoint(model=target).restore(fixed).assert_consumed()
   for a, b in zip(target._feature_extractor.variables, model._feature_extractor.variables):
@@ -141,4 +165,5 @@ def test_renamed_scope_is_caught_at_save_time_then_repaired(odapi_world, tf, tmp
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

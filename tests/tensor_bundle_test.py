@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import tf_listing
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import tensor_bundle
 
-FIXTURES = ["keras_tf_checkpoint", "tf1_checkpoint",
-            pytest.param("odapi_checkpoint", marks=pytest.mark.odapi)]
+from conftest import tf_listing
+
+FIXTURES = [
+  "keras_tf_checkpoint",
+  "tf1_checkpoint",
+  pytest.param("odapi_checkpoint", marks=pytest.mark.odapi),
+]
 
 
 def _ours(prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -37,8 +41,7 @@ def test_object_graph_string_matches_tf(keras_tf_checkpoint, tf):
   index = tensor_bundle.read_index(keras_tf_checkpoint + ".index")
   entry = next(e for e in index.entries if e.key == inventory.OBJECT_GRAPH_KEY)
   ours = tensor_bundle.read_string_scalar(keras_tf_checkpoint, entry, 1)
-  theirs = tf.train.load_checkpoint(keras_tf_checkpoint).get_tensor(
-      inventory.OBJECT_GRAPH_KEY)
+  theirs = tf.train.load_checkpoint(keras_tf_checkpoint).get_tensor(inventory.OBJECT_GRAPH_KEY)
   assert ours == theirs
 
 
@@ -53,4 +56,5 @@ def test_entry_sizes_match_dtype_and_shape(keras_tf_checkpoint):
 
 if __name__ == "__main__":
   import sys
+
   sys.exit(pytest.main([__file__, "-q"]))

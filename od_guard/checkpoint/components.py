@@ -24,40 +24,91 @@ ALL = (BACKBONE, NECK, BOX_HEAD, CLASS_HEAD, OTHER)
 # Checked in order; the first rule with a matching fragment wins. Fragments are
 # matched against the lower-cased path.
 _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (CLASS_HEAD, (
-        "class_predictions", "classpredictiontower", "classpredictor",
-        "_class_prediction_head", "_prediction_head_dict/center",
-        "object_center", "/class_prediction_head",
-    )),
-    (BOX_HEAD, (
-        "box_encodings", "boxpredictiontower", "predictiontower",
-        "boxencodingpredictor", "_box_prediction_head", "box_predictor",
-        "boxpredictor", "_prediction_head_dict/box", "box/scale", "box/offset",
-        "_first_stage_box_predictor", "firststageboxpredictor",
-        "secondstageboxpredictor",
-    )),
-    (NECK, (
-        "_feature_extractor_model",  # CenterNet's upsampling layers
-        "_fpn_features_generator", "/fpn", "bifpn", "_coarse_feature_layers",
-        "feature_map_generator", "_feature_map_generator", "fpn_", "/top_layers",
-    )),
-    (BACKBONE, (
-        "_feature_extractor", "featureextractor", "classification_backbone",
-        "_efficientnet", "mobilenet", "resnet", "hourglass", "inception",
-        "efficientnet", "firststagefeatureextractor",
-        "secondstagefeatureextractor",
-    )),
+  (
+    CLASS_HEAD,
+    (
+      "class_predictions",
+      "classpredictiontower",
+      "classpredictor",
+      "_class_prediction_head",
+      "_prediction_head_dict/center",
+      "object_center",
+      "/class_prediction_head",
+    ),
+  ),
+  (
+    BOX_HEAD,
+    (
+      "box_encodings",
+      "boxpredictiontower",
+      "predictiontower",
+      "boxencodingpredictor",
+      "_box_prediction_head",
+      "box_predictor",
+      "boxpredictor",
+      "_prediction_head_dict/box",
+      "box/scale",
+      "box/offset",
+      "_first_stage_box_predictor",
+      "firststageboxpredictor",
+      "secondstageboxpredictor",
+    ),
+  ),
+  (
+    NECK,
+    (
+      "_feature_extractor_model",  # CenterNet's upsampling layers
+      "_fpn_features_generator",
+      "/fpn",
+      "bifpn",
+      "_coarse_feature_layers",
+      "feature_map_generator",
+      "_feature_map_generator",
+      "fpn_",
+      "/top_layers",
+    ),
+  ),
+  (
+    BACKBONE,
+    (
+      "_feature_extractor",
+      "featureextractor",
+      "classification_backbone",
+      "_efficientnet",
+      "mobilenet",
+      "resnet",
+      "hourglass",
+      "inception",
+      "efficientnet",
+      "firststagefeatureextractor",
+      "secondstagefeatureextractor",
+    ),
+  ),
 )
 
 
 # Leaf names of variables (and list indices): they never carry a component, so
 # paths that end in one are classified by their parent, which many variables
 # share (cached).
-_LEAVES = frozenset({
-    "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance",
-    "depthwise_kernel", "pointwise_kernel", "weights", "biases", "embeddings",
-    "scale", "offset", "variance", "mean",
-})
+_LEAVES = frozenset(
+  {
+    "kernel",
+    "bias",
+    "gamma",
+    "beta",
+    "moving_mean",
+    "moving_variance",
+    "depthwise_kernel",
+    "pointwise_kernel",
+    "weights",
+    "biases",
+    "embeddings",
+    "scale",
+    "offset",
+    "variance",
+    "mean",
+  }
+)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -47,15 +47,15 @@ class CheckpointDiff:
 
   def to_dict(self) -> dict:
     return {
-        "schema": SCHEMA,
-        "a": {"resolved": self.a.prefix, "format": self.a.format},
-        "b": {"resolved": self.b.prefix, "format": self.b.format},
-        "identical": self.identical,
-        "unchanged": self.unchanged,
-        "added": list(self.added),
-        "removed": list(self.removed),
-        "shape_changed": [c.to_dict() for c in self.shape_changed],
-        "dtype_changed": [c.to_dict() for c in self.dtype_changed],
+      "schema": SCHEMA,
+      "a": {"resolved": self.a.prefix, "format": self.a.format},
+      "b": {"resolved": self.b.prefix, "format": self.b.format},
+      "identical": self.identical,
+      "unchanged": self.unchanged,
+      "added": list(self.added),
+      "removed": list(self.removed),
+      "shape_changed": [c.to_dict() for c in self.shape_changed],
+      "dtype_changed": [c.to_dict() for c in self.dtype_changed],
     }
 
 
@@ -69,15 +69,19 @@ def diff(a: inventory.Inventory, b: inventory.Inventory) -> CheckpointDiff:
   for key in sorted(va.keys() & vb.keys()):
     x, y = va[key], vb[key]
     if x.shape != y.shape:
-      shape_changed.append(Changed(key, inventory.format_shape(x.shape),
-                                   inventory.format_shape(y.shape)))
+      shape_changed.append(
+        Changed(key, inventory.format_shape(x.shape), inventory.format_shape(y.shape))
+      )
     if x.dtype != y.dtype:
       dtype_changed.append(Changed(key, x.dtype, y.dtype))
     if x.shape == y.shape and x.dtype == y.dtype:
       unchanged += 1
   return CheckpointDiff(
-      a=a, b=b,
-      added=tuple(sorted(vb.keys() - va.keys())),
-      removed=tuple(sorted(va.keys() - vb.keys())),
-      shape_changed=tuple(shape_changed), dtype_changed=tuple(dtype_changed),
-      unchanged=unchanged)
+    a=a,
+    b=b,
+    added=tuple(sorted(vb.keys() - va.keys())),
+    removed=tuple(sorted(va.keys() - vb.keys())),
+    shape_changed=tuple(shape_changed),
+    dtype_changed=tuple(dtype_changed),
+    unchanged=unchanged,
+  )

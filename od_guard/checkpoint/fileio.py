@@ -24,11 +24,12 @@ def is_remote(path: str) -> bool:
 
 
 def local(path: str) -> str:
-  return path[len("file://"):] if path.startswith("file://") else path
+  return path[len("file://") :] if path.startswith("file://") else path
 
 
 def _gfile():
   import tensorflow as tf  # Only remote URIs pay for this import.
+
   return tf.io.gfile
 
 
@@ -88,23 +89,29 @@ def open_binary(path: str) -> BinaryIO:
     mode = os.stat(p).st_mode
   except OSError as e:
     raise errors.UnreadableFileError(
-        f"Cannot read {path!r}: {e.strerror}.", received=path,
-        fix="Check that the path exists and that you may read it.") from e
+      f"Cannot read {path!r}: {e.strerror}.",
+      received=path,
+      fix="Check that the path exists and that you may read it.",
+    ) from e
   if not stat.S_ISREG(mode):
     raise errors.UnreadableFileError(
-        f"{path!r} is not a regular file (it is a "
-        f"{_file_kind(mode)}), so it cannot be a checkpoint file.",
-        received=path,
-        fix="Point at the checkpoint's files themselves, not at a pipe or device.")
+      f"{path!r} is not a regular file (it is a "
+      f"{_file_kind(mode)}), so it cannot be a checkpoint file.",
+      received=path,
+      fix="Point at the checkpoint's files themselves, not at a pipe or device.",
+    )
   try:
     return open(p, "rb")
   except OSError as e:
     raise errors.UnreadableFileError(
-        f"Cannot read {path!r}: {e.strerror}.",
-        received=f"{path} (mode {stat.filemode(mode)}, owner uid {os.stat(p).st_uid})",
-        fix=("Give the user running od_guard read permission "
-             f"(for example `chmod a+r {p}`), or copy the checkpoint somewhere "
-             "readable.")) from e
+      f"Cannot read {path!r}: {e.strerror}.",
+      received=f"{path} (mode {stat.filemode(mode)}, owner uid {os.stat(p).st_uid})",
+      fix=(
+        "Give the user running od_guard read permission "
+        f"(for example `chmod a+r {p}`), or copy the checkpoint somewhere "
+        "readable."
+      ),
+    ) from e
 
 
 def _file_kind(mode: int) -> str:
@@ -128,6 +135,7 @@ def atomic_write_text(path: str, text: str) -> None:
   """Writes a local file atomically: a temporary file in the same directory,
   fsynced, then renamed over the target."""
   import tempfile  # only writers pay for it
+
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".od_guard-", suffix=".tmp")

@@ -8,17 +8,18 @@ with the checkpoint's size. Reading a TF checkpoint imports no TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import dataclasses
 import gc
 import math
 import re
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
-from od_guard.checkpoint import paths as checkpoint_path
-from od_guard.checkpoint import components
 from od_guard import errors
+from od_guard.checkpoint import components
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import object_graph as object_graph_lib
+from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import tensor_bundle
 
 SCHEMA = "od_guard.inventory/1"
@@ -53,13 +54,33 @@ _SLOT = "/.OPTIMIZER_SLOT/"
 _SLOT_MARK = ".OPTIMIZER_SLOT"
 _OPTIMIZER_ROOTS = frozenset({"optimizer", "_optimizer", "optimizer_state"})
 _ESCAPE = re.compile(r"\.(.)")
-_BOOKKEEPING_NAMES = frozenset({
-    "save_counter", "step", "global_step", "iterations", "iter", "epoch",
-    "_CHECKPOINTABLE_OBJECT_GRAPH", "_SAVEABLE_OBJECT_GRAPH",
-})
-_TF1_SLOT_SUFFIXES = ("Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1",
-                      "Adagrad", "Ftrl", "Ftrl_1", "ExponentialMovingAverage",
-                      "AdamW", "AdamW_1", "Adadelta", "Adadelta_1")
+_BOOKKEEPING_NAMES = frozenset(
+  {
+    "save_counter",
+    "step",
+    "global_step",
+    "iterations",
+    "iter",
+    "epoch",
+    "_CHECKPOINTABLE_OBJECT_GRAPH",
+    "_SAVEABLE_OBJECT_GRAPH",
+  }
+)
+_TF1_SLOT_SUFFIXES = (
+  "Momentum",
+  "RMSProp",
+  "RMSProp_1",
+  "Adam",
+  "Adam_1",
+  "Adagrad",
+  "Ftrl",
+  "Ftrl_1",
+  "ExponentialMovingAverage",
+  "AdamW",
+  "AdamW_1",
+  "Adadelta",
+  "Adadelta_1",
+)
 _TF1_OPTIMIZER_STATE = re.compile(r"^(beta1_power|beta2_power|learning_rate)(_\d+)?$")
 
 
@@ -218,7 +239,7 @@ class Inventory:
     """Totals per path prefix of `depth` components, in path order."""
     return self.summarize(depth).groups
 
-  def summarize(self, depth: int = 1) -> "Summary":
+  def summarize(self, depth: int = 1) -> Summary:
     """All totals in one pass over the variables."""
     acc: dict[tuple[str, str, str], list[int]] = {}
     prod = math.prod
@@ -252,29 +273,30 @@ class Inventory:
     by_kind = fold(lambda k: k[0])
     by_component = fold(lambda k: k[1] if k[0] == MODEL else None)
     return Summary(
-        totals=fold(lambda k: "all").get("all", Totals()),
-        by_kind={k: by_kind.get(k, Totals()) for k in KINDS},
-        by_component={c: by_component[c] for c in components.ALL if c in by_component},
-        groups=sorted(fold(lambda k: k[2]).items()))
+      totals=fold(lambda k: "all").get("all", Totals()),
+      by_kind={k: by_kind.get(k, Totals()) for k in KINDS},
+      by_component={c: by_component[c] for c in components.ALL if c in by_component},
+      groups=sorted(fold(lambda k: k[2]).items()),
+    )
 
   def to_dict(self, *, depth: int = 3, with_variables: bool = False) -> dict:
     """The JSON form (schema ``od_guard.inventory/1``, see docs/json_schema.md)."""
     summary = self.summarize(depth)
     d = {
-        "schema": SCHEMA,
-        "given": self.resolved.given,
-        "resolved": self.resolved.path,
-        "saved_model": self.resolved.saved_model,
-        "format": self.format,
-        "data_shards": self.data_shards,
-        "missing_shards": list(self.missing_shards),
-        "num_shards": self.num_shards,
-        "object_graph": self.object_graph.to_dict() if self.object_graph else None,
-        "notes": list(self.notes),
-        "totals": summary.totals.to_dict(),
-        "totals_by_kind": {k: t.to_dict() for k, t in summary.by_kind.items()},
-        "components": {c: t.to_dict() for c, t in summary.by_component.items()},
-        "groups": [{"prefix": p, **t.to_dict()} for p, t in summary.groups],
+      "schema": SCHEMA,
+      "given": self.resolved.given,
+      "resolved": self.resolved.path,
+      "saved_model": self.resolved.saved_model,
+      "format": self.format,
+      "data_shards": self.data_shards,
+      "missing_shards": list(self.missing_shards),
+      "num_shards": self.num_shards,
+      "object_graph": self.object_graph.to_dict() if self.object_graph else None,
+      "notes": list(self.notes),
+      "totals": summary.totals.to_dict(),
+      "totals_by_kind": {k: t.to_dict() for k, t in summary.by_kind.items()},
+      "components": {c: t.to_dict() for c, t in summary.by_component.items()},
+      "groups": [{"prefix": p, **t.to_dict()} for p, t in summary.groups],
     }
     if with_variables:
       d["variables"] = [v.to_dict() for v in self.variables]
@@ -292,14 +314,14 @@ def _optimizer_kind(name: str, shape: tuple[int, ...], dtype: str) -> str:
   ``_variables`` list: non-scalars are slots, the integer scalar is the
   iteration counter, other scalars are hyperparameters.
   """
-  if name in _BOOKKEEPING_NAMES or name == "_iterations" or (
-      not shape and dtype.startswith("int")):
+  if name in _BOOKKEEPING_NAMES or name == "_iterations" or (not shape and dtype.startswith("int")):
     return BOOKKEEPING
   return OPTIMIZER_SLOT if shape else OPTIMIZER_STATE
 
 
-def _classify_tf2(path: tuple[str, ...], key: str, shape: tuple[int, ...],
-                  dtype: str) -> tuple[str, str]:
+def _classify_tf2(
+  path: tuple[str, ...], key: str, shape: tuple[int, ...], dtype: str
+) -> tuple[str, str]:
   """Returns (kind, slot_of) for a TF2 object-based key."""
   if _SLOT in key:
     primary = key.split(_SLOT, 1)[0]
@@ -318,8 +340,11 @@ def _classify_tf2(path: tuple[str, ...], key: str, shape: tuple[int, ...],
 
 def _classify_tf1(name: str, all_names: frozenset[str]) -> tuple[str, str]:
   base, _, last = name.rpartition("/")
-  if base and (last in _TF1_SLOT_SUFFIXES or last.startswith("ExponentialMovingAverage")) \
-      and base in all_names:
+  if (
+    base
+    and (last in _TF1_SLOT_SUFFIXES or last.startswith("ExponentialMovingAverage"))
+    and base in all_names
+  ):
     return OPTIMIZER_SLOT, base
   if name in _BOOKKEEPING_NAMES:
     return BOOKKEEPING, ""
@@ -332,25 +357,29 @@ def _is_object_based(keys: Iterable[str]) -> bool:
   return any(k == OBJECT_GRAPH_KEY or _ATTRIBUTES in k for k in keys)
 
 
-def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
-                        object_graph: str) -> Inventory:
+def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -> Inventory:
   prefix = resolved.path
   index_path = prefix + ".index"
   if not fileio.exists(index_path):
     raise errors.CheckpointNotFoundError(
-        f"The checkpoint {prefix!r} has no index file.",
-        received=f"{prefix} (no {fileio.basename(index_path)})",
-        fix="Every TF checkpoint has '<prefix>.index'; copy it with the data shards.")
+      f"The checkpoint {prefix!r} has no index file.",
+      received=f"{prefix} (no {fileio.basename(index_path)})",
+      fix="Every TF checkpoint has '<prefix>.index'; copy it with the data shards.",
+    )
   if fileio.isdir(index_path):
     raise errors.NotACheckpointError(
-        f"{index_path!r} is a directory, not a checkpoint index.", received=index_path,
-        fix="Point at the checkpoint prefix whose .index is a file.")
+      f"{index_path!r} is a directory, not a checkpoint index.",
+      received=index_path,
+      fix="Point at the checkpoint prefix whose .index is a file.",
+    )
   index = tensor_bundle.read_index(index_path)
   notes = list(resolved.notes)
   num_shards = index.header.num_shards
   missing = tuple(
-      p for p in (tensor_bundle.shard_path(prefix, i, num_shards) for i in range(num_shards))
-      if not fileio.exists(p))
+    p
+    for p in (tensor_bundle.shard_path(prefix, i, num_shards) for i in range(num_shards))
+    if not fileio.exists(p)
+  )
   shards = SHARDS_MISSING if missing else SHARDS_PRESENT
   keys = [e.key for e in index.entries]
   object_based = _is_object_based(keys)
@@ -391,27 +420,51 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved,
       attribute = ""
       path = key
       kind, slot_of = _classify_tf1(key, names)
-    append(make(Variable, (key, path, attribute, kind,
-                           classify(path) if kind == MODEL else "", e.shape, e.dtype,
-                           e.size or _nbytes(e.shape, e.dtype), slot_of)))
+    append(
+      make(
+        Variable,
+        (
+          key,
+          path,
+          attribute,
+          kind,
+          classify(path) if kind == MODEL else "",
+          e.shape,
+          e.dtype,
+          e.size or _nbytes(e.shape, e.dtype),
+          slot_of,
+        ),
+      )
+    )
   summary = None
   proto = None
   if missing:
     notes.append(
-        "data shard missing: " + ", ".join(fileio.basename(m) for m in missing)
-        + "; names, shapes and dtypes come from the index, but tensor values and "
-        "the object graph cannot be checked")
+      "data shard missing: "
+      + ", ".join(fileio.basename(m) for m in missing)
+      + "; names, shapes and dtypes come from the index, but tensor values and "
+      "the object graph cannot be checked"
+    )
   elif graph_entry is not None and object_graph != OBJECT_GRAPH_NONE:
     raw = tensor_bundle.read_string_scalar(prefix, graph_entry, num_shards)
     summary = object_graph_lib.summarize(raw, prefix)
     if object_graph == OBJECT_GRAPH_FULL:
       proto = object_graph_lib.parse(raw, prefix)
   if fmt == TF1_NAME_BASED:
-    notes.append("TF1 name-based checkpoint (no object graph): TF2 code restores it "
-                 "only by variable name")
-  return Inventory(resolved=resolved, format=fmt, variables=tuple(variables),
-                   data_shards=shards, missing_shards=missing, object_graph=summary,
-                   object_graph_proto=proto, num_shards=num_shards, notes=tuple(notes))
+    notes.append(
+      "TF1 name-based checkpoint (no object graph): TF2 code restores it only by variable name"
+    )
+  return Inventory(
+    resolved=resolved,
+    format=fmt,
+    variables=tuple(variables),
+    data_shards=shards,
+    missing_shards=missing,
+    object_graph=summary,
+    object_graph_proto=proto,
+    num_shards=num_shards,
+    notes=tuple(notes),
+  )
 
 
 def read_inventory(path: str, *, object_graph: str = "summary") -> Inventory:
@@ -441,12 +494,28 @@ def read_inventory(path: str, *, object_graph: str = "summary") -> Inventory:
     finally:
       if collecting:
         gc.enable()
-  from od_guard.checkpoint import keras_files as keras_weights  # h5py is only needed for Keras files.
+  from od_guard.checkpoint import (
+    keras_files as keras_weights,  # h5py is only needed for Keras files.
+  )
+
   fmt, records = keras_weights.read(resolved.path, resolved.container)
   variables = tuple(
-      Variable(key=key, path=key, attribute="", kind=kind,
-               component=components.classify(key) if kind == MODEL else "",
-               shape=shape, dtype=dtype, nbytes=_nbytes(shape, dtype))
-      for key, kind, shape, dtype in records)
-  return Inventory(resolved=resolved, format=fmt, variables=variables,
-                   data_shards=SHARDS_NOT_APPLICABLE, notes=resolved.notes)
+    Variable(
+      key=key,
+      path=key,
+      attribute="",
+      kind=kind,
+      component=components.classify(key) if kind == MODEL else "",
+      shape=shape,
+      dtype=dtype,
+      nbytes=_nbytes(shape, dtype),
+    )
+    for key, kind, shape, dtype in records
+  )
+  return Inventory(
+    resolved=resolved,
+    format=fmt,
+    variables=variables,
+    data_shards=SHARDS_NOT_APPLICABLE,
+    notes=resolved.notes,
+  )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import zipfile
 
-from od_guard.checkpoint import paths as checkpoint_path
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.checkpoint import paths as checkpoint_path
 
 # (key, kind, shape, dtype) per saved value.
 Record = tuple[str, str, tuple[int, ...], str]
@@ -27,6 +27,7 @@ def _dtype_name(dtype) -> str:
 
 def _kind(key: str, shape: tuple[int, ...], dtype: str) -> str:
   from od_guard.checkpoint import inventory  # Kinds live with the inventory.
+
   root = key.split("/", 1)[0]
   if root in ("optimizer", "optimizer_weights"):
     name = key.rsplit("/", 1)[-1].split(":", 1)[0]
@@ -38,6 +39,7 @@ def _kind(key: str, shape: tuple[int, ...], dtype: str) -> str:
 
 def _datasets(group, prefix: str = "") -> list[tuple[str, object]]:
   import h5py
+
   out = []
   for name in group:
     obj = group.get(name, getlink=False)
@@ -51,11 +53,11 @@ def _datasets(group, prefix: str = "") -> list[tuple[str, object]]:
 
 def _records(h5file, path: str) -> tuple[str, list[Record]]:
   from od_guard.checkpoint import inventory
+
   attrs = h5file.attrs
-  if "layer_names" in attrs:
-    fmt = inventory.KERAS2_HDF5
-    roots = [h5file]
-  elif "model_weights" in h5file and "layer_names" in h5file["model_weights"].attrs:
+  if "layer_names" in attrs or (
+    "model_weights" in h5file and "layer_names" in h5file["model_weights"].attrs
+  ):
     fmt = inventory.KERAS2_HDF5
     roots = [h5file]
   elif any(r in h5file for r in _KERAS3_ROOTS):
@@ -64,11 +66,14 @@ def _records(h5file, path: str) -> tuple[str, list[Record]]:
   else:
     top = ", ".join(list(h5file.keys())[:8]) or "no groups"
     raise errors.NotACheckpointError(
-        f"{path!r} is an HDF5 file, but not Keras weights.",
-        received=f"{path} (top-level groups: {top}; no 'layer_names' attribute, no "
-                 "'layers'/'vars' groups)",
-        fix=("Pass a file written by Keras `model.save_weights(...)` or `model.save(...)`"
-             " (.weights.h5, .keras or Keras 2 .h5), or a TF checkpoint."))
+      f"{path!r} is an HDF5 file, but not Keras weights.",
+      received=f"{path} (top-level groups: {top}; no 'layer_names' attribute, no "
+      "'layers'/'vars' groups)",
+      fix=(
+        "Pass a file written by Keras `model.save_weights(...)` or `model.save(...)`"
+        " (.weights.h5, .keras or Keras 2 .h5), or a TF checkpoint."
+      ),
+    )
   records: list[Record] = []
   for root in roots:
     for key, ds in _datasets(root):
@@ -94,15 +99,17 @@ def read(path: str, container: str) -> tuple[str, list[Record]]:
     CorruptCheckpointError: the file is truncated or damaged.
   """
   import h5py
+
   try:
     with fileio.open_binary(path) as f:
       if container == checkpoint_path.KERAS_ARCHIVE:
         with zipfile.ZipFile(f) as archive:
           if "model.weights.h5" not in archive.namelist():
             raise errors.NotACheckpointError(
-                f"{path!r} is a zip archive, but not a Keras '.keras' file.",
-                received=f"{path} (members: {', '.join(archive.namelist()[:6])})",
-                fix="Pass a file written by Keras 3 `model.save('x.keras')`.")
+              f"{path!r} is a zip archive, but not a Keras '.keras' file.",
+              received=f"{path} (members: {', '.join(archive.namelist()[:6])})",
+              fix="Pass a file written by Keras 3 `model.save('x.keras')`.",
+            )
           with archive.open("model.weights.h5") as member:
             with h5py.File(member, "r") as h5file:
               return _records(h5file, path)
@@ -112,9 +119,10 @@ def read(path: str, container: str) -> tuple[str, list[Record]]:
     raise
   except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
     raise errors.CorruptCheckpointError(
-        f"{path!r} cannot be read as a Keras weights file: {e}.",
-        received=f"{path} ({fileio.getsize(path):,} bytes)",
-        fix="The file is probably truncated: save or copy it again.") from e
+      f"{path!r} cannot be read as a Keras weights file: {e}.",
+      received=f"{path} ({fileio.getsize(path):,} bytes)",
+      fix="The file is probably truncated: save or copy it again.",
+    ) from e
 
 
 def weight_order(path: str) -> list[str]:
@@ -126,7 +134,7 @@ def weight_order(path: str) -> list[str]:
     return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
   with fileio.open_binary(path) as f, h5py.File(f, "r") as h5file:
-    root = h5file["model_weights"] if "model_weights" in h5file else h5file
+    root = h5file.get("model_weights", h5file)
     prefix = "model_weights/" if "model_weights" in h5file else ""
     out = []
     for layer in map(decode, root.attrs.get("layer_names", [])):

@@ -7,8 +7,8 @@ siblings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import re
-from typing import Iterable
 
 _NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d+)$")
 
@@ -58,11 +58,13 @@ def fold_keys(keys: Iterable[str], *, depth: int = 3, limit: int = 12) -> list[s
     parts = k.split("/")
     prefix = "/".join(parts[:depth])
     groups[prefix] = groups.get(prefix, 0) + 1
-  lines = [f"{p}/... ({n} keys)" if n > 1 else p for p, n in
-           sorted(groups.items(), key=lambda kv: natural_key(kv[0]))]
+  lines = [
+    f"{p}/... ({n} keys)" if n > 1 else p
+    for p, n in sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
+  ]
   if len(lines) > limit and depth > 1:
     return fold_keys(keys, depth=depth - 1, limit=limit)
   if len(lines) > limit:
-    rest = sum(groups[p] for p in sorted(groups)[limit - 1:])
+    rest = sum(groups[p] for p in sorted(groups)[limit - 1 :])
     lines = lines[: limit - 1] + [f"... and {rest} more keys"]
   return lines

@@ -31,9 +31,10 @@ class ObjectGraphSummary:
 
 def _damaged(where: str, detail: str) -> errors.CorruptCheckpointError:
   return errors.CorruptCheckpointError(
-      f"The object graph in {where!r} does not decode: {detail}.",
-      received=where,
-      fix="Copy the checkpoint's data shard again from its source.")
+    f"The object graph in {where!r} does not decode: {detail}.",
+    received=where,
+    fix="Copy the checkpoint's data shard again from its source.",
+  )
 
 
 def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
@@ -80,6 +81,7 @@ def parse(raw: bytes, where: str = ""):
   """Parses the whole graph into a `TrackableObjectGraph` message."""
   from google.protobuf import message
   from tensorboard.compat.proto import trackable_object_graph_pb2
+
   graph = trackable_object_graph_pb2.TrackableObjectGraph()
   try:
     graph.ParseFromString(raw)

@@ -47,13 +47,16 @@ class Resolved:
 
 def _not_found(path: str, fix: str) -> errors.CheckpointNotFoundError:
   return errors.CheckpointNotFoundError(
-      f"No checkpoint at {path!r}: the path does not exist.",
-      received=path, fix=fix)
+    f"No checkpoint at {path!r}: the path does not exist.", received=path, fix=fix
+  )
 
 
 def _index_prefixes(directory: str) -> list[str]:
-  return [n[: -len(".index")] for n in fileio.listdir(directory)
-          if n.endswith(".index") and len(n) > len(".index")]
+  return [
+    n[: -len(".index")]
+    for n in fileio.listdir(directory)
+    if n.endswith(".index") and len(n) > len(".index")
+  ]
 
 
 def _sort_key(prefix: str) -> tuple[int, str]:
@@ -82,8 +85,9 @@ def _from_state_file(directory: str, notes: list[str]) -> str | None:
   local = fileio.join(directory, re.split(r"[\\/]", named)[-1])
   if fileio.exists(local + ".index"):
     notes.append(
-        f"the state file {state!r} names {named!r}, which is not here "
-        f"(written on another machine?); used {local!r} beside it")
+      f"the state file {state!r} names {named!r}, which is not here "
+      f"(written on another machine?); used {local!r} beside it"
+    )
     return local
   notes.append(f"the state file {state!r} names {named!r}, which does not exist")
   return None
@@ -95,12 +99,14 @@ def _resolve_directory(path: str, notes: list[str]) -> Resolved:
     prefix = fileio.join(path, "variables", "variables")
     if not fileio.exists(prefix + ".index"):
       raise errors.CheckpointNotFoundError(
-          f"{path!r} is a SavedModel without variables.",
-          received=f"{path} (no variables/variables.index)",
-          fix="Export the SavedModel again, or point at the training checkpoint instead.")
+        f"{path!r} is a SavedModel without variables.",
+        received=f"{path} (no variables/variables.index)",
+        fix="Export the SavedModel again, or point at the training checkpoint instead.",
+      )
     notes.append(f"{path!r} is a SavedModel: read its variables {prefix!r}")
-    return Resolved(given=path, path=prefix, container=TF_CHECKPOINT,
-                    saved_model=True, notes=tuple(notes))
+    return Resolved(
+      given=path, path=prefix, container=TF_CHECKPOINT, saved_model=True, notes=tuple(notes)
+    )
   prefix = _from_state_file(path, notes)
   if prefix is None:
     prefixes = sorted(_index_prefixes(path), key=_sort_key)
@@ -109,10 +115,11 @@ def _resolve_directory(path: str, notes: list[str]) -> Resolved:
       notes.append(f"{path!r} is a directory: used its only checkpoint {prefix!r}")
     elif len(prefixes) > 1:
       raise errors.CheckpointNotFoundError(
-          f"{path!r} holds {len(prefixes)} checkpoints and no usable "
-          "'checkpoint' state file, so which one is meant is ambiguous.",
-          received=f"{path} ({', '.join(prefixes[:6])}{' ...' if len(prefixes) > 6 else ''})",
-          fix=f"Pass one checkpoint prefix, e.g. {fileio.join(path, prefixes[-1])!r}.")
+        f"{path!r} holds {len(prefixes)} checkpoints and no usable "
+        "'checkpoint' state file, so which one is meant is ambiguous.",
+        received=f"{path} ({', '.join(prefixes[:6])}{' ...' if len(prefixes) > 6 else ''})",
+        fix=f"Pass one checkpoint prefix, e.g. {fileio.join(path, prefixes[-1])!r}.",
+      )
     else:
       keras_files = [n for n in names if n.endswith((".weights.h5", ".keras"))]
       if len(keras_files) == 1:
@@ -120,16 +127,22 @@ def _resolve_directory(path: str, notes: list[str]) -> Resolved:
         return _resolve_file(fileio.join(path, keras_files[0]), notes, given=path)
       if "variables" in names and fileio.exists(fileio.join(path, "variables", "variables.index")):
         prefix = fileio.join(path, "variables", "variables")
-        notes.append(f"{path!r} holds a SavedModel's variables (saved_model.pb is missing): read {prefix!r}")
-        return Resolved(given=path, path=prefix, container=TF_CHECKPOINT,
-                        saved_model=True, notes=tuple(notes))
+        notes.append(
+          f"{path!r} holds a SavedModel's variables (saved_model.pb is missing): read {prefix!r}"
+        )
+        return Resolved(
+          given=path, path=prefix, container=TF_CHECKPOINT, saved_model=True, notes=tuple(notes)
+        )
       shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
       raise errors.CheckpointNotFoundError(
-          f"The directory {path!r} holds no checkpoint.",
-          received=f"{path} (contains: {shown or 'nothing'})",
-          fix=("Point at a directory with a 'checkpoint' state file or a "
-               "'<prefix>.index' file, or at the checkpoint prefix itself "
-               "(e.g. '.../checkpoint/ckpt-0')."))
+        f"The directory {path!r} holds no checkpoint.",
+        received=f"{path} (contains: {shown or 'nothing'})",
+        fix=(
+          "Point at a directory with a 'checkpoint' state file or a "
+          "'<prefix>.index' file, or at the checkpoint prefix itself "
+          "(e.g. '.../checkpoint/ckpt-0')."
+        ),
+      )
   return Resolved(given=path, path=prefix, container=TF_CHECKPOINT, notes=tuple(notes))
 
 
@@ -157,21 +170,29 @@ def _resolve_file(path: str, notes: list[str], given: str | None = None) -> Reso
     return Resolved(given=given, path=path, container=KERAS_ARCHIVE, notes=tuple(notes))
   if not head:
     raise errors.NotACheckpointError(
-        f"{path!r} is an empty file, not a checkpoint.", received=f"{path} (0 bytes)",
-        fix="Point at the checkpoint prefix (e.g. '.../ckpt-0') or a Keras weights file.")
+      f"{path!r} is an empty file, not a checkpoint.",
+      received=f"{path} (0 bytes)",
+      fix="Point at the checkpoint prefix (e.g. '.../ckpt-0') or a Keras weights file.",
+    )
   text = head.decode("utf-8", errors="replace")
   if any(h in text for h in _PIPELINE_HINTS):
     raise errors.NotACheckpointError(
-        f"{path!r} is a pipeline config (a text protobuf), not a checkpoint.",
-        received=f"{path} (starts with {text.strip()[:40]!r})",
-        fix=("Pass the config as --pipeline_config_path and the checkpoint it "
-             "fine-tunes from (its fine_tune_checkpoint) as the checkpoint."))
+      f"{path!r} is a pipeline config (a text protobuf), not a checkpoint.",
+      received=f"{path} (starts with {text.strip()[:40]!r})",
+      fix=(
+        "Pass the config as --pipeline_config_path and the checkpoint it "
+        "fine-tunes from (its fine_tune_checkpoint) as the checkpoint."
+      ),
+    )
   raise errors.NotACheckpointError(
-      f"{path!r} is not a checkpoint: it is neither a TF checkpoint file, nor "
-      "HDF5, nor a Keras archive.",
-      received=f"{path} ({fileio.getsize(path):,} bytes, starts with {head[:16]!r})",
-      fix=("Point at a TF checkpoint prefix (e.g. '.../ckpt-0'), its directory, a "
-           "SavedModel directory, or a Keras '.weights.h5' / '.keras' file."))
+    f"{path!r} is not a checkpoint: it is neither a TF checkpoint file, nor "
+    "HDF5, nor a Keras archive.",
+    received=f"{path} ({fileio.getsize(path):,} bytes, starts with {head[:16]!r})",
+    fix=(
+      "Point at a TF checkpoint prefix (e.g. '.../ckpt-0'), its directory, a "
+      "SavedModel directory, or a Keras '.weights.h5' / '.keras' file."
+    ),
+  )
 
 
 def resolve(path: str) -> Resolved:
@@ -193,8 +214,11 @@ def resolve(path: str) -> Resolved:
     UnreadableFileError: the file cannot be read.
   """
   if not isinstance(path, str) or not path:
-    raise errors.UsageError("A checkpoint path is required.", received=repr(path),
-                            fix="Pass the checkpoint prefix, file or directory.")
+    raise errors.UsageError(
+      "A checkpoint path is required.",
+      received=repr(path),
+      fix="Pass the checkpoint prefix, file or directory.",
+    )
   notes: list[str] = []
   # A prefix first: some file systems (ram://, object stores) report every
   # prefix as a directory.
@@ -211,6 +235,8 @@ def resolve(path: str) -> Resolved:
     if prefixes:
       fix += " Checkpoints in " + repr(parent) + ": " + ", ".join(prefixes[-5:]) + "."
   if "PATH_TO_BE_CONFIGURED" in path:
-    fix = ("The path still holds the zoo's PATH_TO_BE_CONFIGURED placeholder: replace it "
-           "with the directory where you extracted the checkpoint.")
+    fix = (
+      "The path still holds the zoo's PATH_TO_BE_CONFIGURED placeholder: replace it "
+      "with the directory where you extracted the checkpoint."
+    )
   raise _not_found(path, fix)

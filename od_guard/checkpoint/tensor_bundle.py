@@ -12,10 +12,11 @@ string tensor that holds the object graph (see `read_string_scalar`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 import os
 import struct
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
@@ -29,19 +30,57 @@ _SNAPPY_COMPRESSION = 1
 # tensorflow/core/framework/types.proto, DataType enum (the values that occur in
 # checkpoints). Reference types (value + 100) are mapped to their base type.
 DTYPE_NAMES: dict[int, str] = {
-    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16",
-    6: "int8", 7: "string", 8: "complex64", 9: "int64", 10: "bool",
-    11: "qint8", 12: "quint8", 13: "qint32", 14: "bfloat16", 15: "qint16",
-    16: "quint16", 17: "uint16", 18: "complex128", 19: "float16",
-    20: "resource", 21: "variant", 22: "uint32", 23: "uint64",
-    24: "float8_e5m2", 25: "float8_e4m3fn", 29: "int4", 30: "uint4",
+  1: "float32",
+  2: "float64",
+  3: "int32",
+  4: "uint8",
+  5: "int16",
+  6: "int8",
+  7: "string",
+  8: "complex64",
+  9: "int64",
+  10: "bool",
+  11: "qint8",
+  12: "quint8",
+  13: "qint32",
+  14: "bfloat16",
+  15: "qint16",
+  16: "quint16",
+  17: "uint16",
+  18: "complex128",
+  19: "float16",
+  20: "resource",
+  21: "variant",
+  22: "uint32",
+  23: "uint64",
+  24: "float8_e5m2",
+  25: "float8_e4m3fn",
+  29: "int4",
+  30: "uint4",
 }
 DTYPE_SIZES: dict[str, int] = {
-    "float32": 4, "float64": 8, "int32": 4, "uint8": 1, "int16": 2,
-    "int8": 1, "complex64": 8, "int64": 8, "bool": 1, "qint8": 1,
-    "quint8": 1, "qint32": 4, "bfloat16": 2, "qint16": 2, "quint16": 2,
-    "uint16": 2, "complex128": 16, "float16": 2, "uint32": 4, "uint64": 8,
-    "float8_e5m2": 1, "float8_e4m3fn": 1,
+  "float32": 4,
+  "float64": 8,
+  "int32": 4,
+  "uint8": 1,
+  "int16": 2,
+  "int8": 1,
+  "complex64": 8,
+  "int64": 8,
+  "bool": 1,
+  "qint8": 1,
+  "quint8": 1,
+  "qint32": 4,
+  "bfloat16": 2,
+  "qint16": 2,
+  "quint16": 2,
+  "uint16": 2,
+  "complex128": 16,
+  "float16": 2,
+  "uint32": 4,
+  "uint64": 8,
+  "float8_e5m2": 1,
+  "float8_e4m3fn": 1,
 }
 
 
@@ -87,10 +126,12 @@ class BundleIndex:
 
 def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
   return errors.CorruptCheckpointError(
-      f"The checkpoint index {path!r} is damaged: {detail}.",
-      received=f"{path} ({_size_text(path)})",
-      fix=("Copy the checkpoint again from its source (an interrupted copy or "
-           "download leaves a truncated index), or point at another checkpoint."),
+    f"The checkpoint index {path!r} is damaged: {detail}.",
+    received=f"{path} ({_size_text(path)})",
+    fix=(
+      "Copy the checkpoint again from its source (an interrupted copy or "
+      "download leaves a truncated index), or point at another checkpoint."
+    ),
   )
 
 
@@ -204,7 +245,7 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
     elif tag == 0x28:
       size, pos = _varint(buf, pos)
     elif tag == 0x35:  # fixed32 crc32c
-      crc = int.from_bytes(buf[pos:pos + 4], "little")
+      crc = int.from_bytes(buf[pos : pos + 4], "little")
       pos += 4
     elif tag == 0x3A:  # repeated TensorSliceProto slices
       sliced = True
@@ -218,8 +259,9 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
     raise ValueError(f"the entry for {key!r} runs past its end")
   if dtype > 100:
     dtype -= 100
-  return BundleEntry(key, DTYPE_NAMES.get(dtype, f"dtype_{dtype}"), shape, shard_id,
-                     offset, size, sliced, crc)
+  return BundleEntry(
+    key, DTYPE_NAMES.get(dtype, f"dtype_{dtype}"), shape, shard_id, offset, size, sliced, crc
+  )
 
 
 def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | None:
@@ -258,7 +300,7 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
       value_len, q = _varint(block, q)
     if shared > len(key) or q + non_shared + value_len > limit:
       raise ValueError("a block entry runs past the end of its block")
-    key = key[:shared] + block[q:q + non_shared]
+    key = key[:shared] + block[q : q + non_shared]
     pos = q + non_shared
     end = q = pos + value_len
     if not key:
@@ -266,15 +308,21 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
       continue
     name = key.decode("utf-8")
     # dtype tag + 1-byte value, shape tag + 1-byte length.
-    if block[pos] == 0x08 and block[pos + 2] == 0x12 and block[pos + 3] < 0x80 \
-        and block[pos + 1] < 0x80:
+    if (
+      block[pos] == 0x08
+      and block[pos + 2] == 0x12
+      and block[pos + 3] < 0x80
+      and block[pos + 1] < 0x80
+    ):
       stop = pos + 4 + block[pos + 3]
       prefix = block[pos:stop]
       known = cache.get(prefix)
       if known is None:
         d = block[pos + 1]
-        known = cache[prefix] = (DTYPE_NAMES.get(d - 100 if d > 100 else d, f"dtype_{d}"),
-                                 _decode_shape(block, pos + 4, stop))
+        known = cache[prefix] = (
+          DTYPE_NAMES.get(d - 100 if d > 100 else d, f"dtype_{d}"),
+          _decode_shape(block, pos + 4, stop),
+        )
       p = stop
       shard_id = 0
       if block[p] == 0x18:
@@ -301,8 +349,21 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
             shift += 7
             p += 1
           if block[p] == 0x35 and p + 5 == end:
-            append(make(entry_type, (name, known[0], known[1], shard_id, offset, size, False,
-                                     int.from_bytes(block[p + 1:end], "little"))))
+            append(
+              make(
+                entry_type,
+                (
+                  name,
+                  known[0],
+                  known[1],
+                  shard_id,
+                  offset,
+                  size,
+                  False,
+                  int.from_bytes(block[p + 1 : end], "little"),
+                ),
+              )
+            )
             continue
     append(_decode_entry(name, block, pos, end))
   return header
@@ -321,15 +382,14 @@ def _decode_header(buf: bytes) -> BundleHeader:
       for f, _, v, _ in fields(buf, value, stop):
         if f == 1:
           version = v
-  return BundleHeader(num_shards=num_shards, big_endian=big_endian,
-                      version=version)
+  return BundleHeader(num_shards=num_shards, big_endian=big_endian, version=version)
 
 
 def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
   if offset + size + _BLOCK_TRAILER_SIZE > file_size:
     raise ValueError(
-        f"a block at bytes {offset}..{offset + size} lies past the end of the "
-        f"{file_size}-byte file")
+      f"a block at bytes {offset}..{offset + size} lies past the end of the {file_size}-byte file"
+    )
   f.seek(offset)
   raw = f.read(size + _BLOCK_TRAILER_SIZE)
   kind = raw[size]
@@ -338,6 +398,7 @@ def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
     return data
   if kind == _SNAPPY_COMPRESSION:
     import cramjam  # Imported here: only compressed blocks need it.
+
     return bytes(cramjam.snappy.decompress_raw(data))
   raise ValueError(f"unknown block compression type {kind}")
 
@@ -364,7 +425,7 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
       value_len, pos = _varint(block, pos)
     if shared > len(key) or pos + non_shared + value_len > limit:
       raise ValueError("a block entry runs past the end of its block")
-    key = key[:shared] + block[pos:pos + non_shared]
+    key = key[:shared] + block[pos : pos + non_shared]
     pos += non_shared
     yield key, pos, pos + value_len
     pos += value_len
@@ -390,19 +451,28 @@ def read_index(path: str) -> BundleIndex:
     file_size = f.tell()
     if file_size == 0:
       raise errors.NotACheckpointError(
-          f"The checkpoint index {path!r} is empty.",
-          received=f"{path} (0 bytes)",
-          fix=("An empty index is left by a save that was interrupted or a copy "
-               "that failed; copy or save the checkpoint again."))
+        f"The checkpoint index {path!r} is empty.",
+        received=f"{path} (0 bytes)",
+        fix=(
+          "An empty index is left by a save that was interrupted or a copy "
+          "that failed; copy or save the checkpoint again."
+        ),
+      )
     if file_size < _FOOTER_SIZE:
-      raise _corrupt(path, f"it has {file_size} bytes, fewer than the "
-                     f"{_FOOTER_SIZE}-byte footer every index ends with")
+      raise _corrupt(
+        path,
+        f"it has {file_size} bytes, fewer than the "
+        f"{_FOOTER_SIZE}-byte footer every index ends with",
+      )
     f.seek(file_size - _FOOTER_SIZE)
     footer = f.read(_FOOTER_SIZE)
     (magic,) = struct.unpack_from("<Q", footer, _FOOTER_SIZE - 8)
     if magic != _MAGIC:
-      raise _corrupt(path, "it does not end with the table magic number "
-                     "(the file is truncated, or is not a checkpoint index)")
+      raise _corrupt(
+        path,
+        "it does not end with the table magic number "
+        "(the file is truncated, or is not a checkpoint index)",
+      )
     try:
       pos = 0
       _, pos = _varint(footer, pos)  # metaindex offset
@@ -434,8 +504,7 @@ def shard_path(prefix: str, shard_id: int, num_shards: int) -> str:
   return f"{prefix}.data-{shard_id:05d}-of-{num_shards:05d}"
 
 
-def read_string_scalar(prefix: str, entry: BundleEntry,
-                       num_shards: int) -> bytes:
+def read_string_scalar(prefix: str, entry: BundleEntry, num_shards: int) -> bytes:
   """Reads a scalar DT_STRING tensor (such as the object graph) from its shard.
 
   A string tensor is stored as the varint lengths of its elements, a 4-byte
@@ -450,16 +519,19 @@ def read_string_scalar(prefix: str, entry: BundleEntry,
     raw = f.read(entry.size)
   if len(raw) != entry.size:
     raise errors.CorruptCheckpointError(
-        f"The data shard {path!r} is shorter than its index says.",
-        received=(f"{path} ({_size_text(path)}); the index places "
-                  f"{entry.key!r} at bytes {entry.offset}..{entry.offset + entry.size}"),
-        fix="Copy the checkpoint's data shard again from its source.")
+      f"The data shard {path!r} is shorter than its index says.",
+      received=(
+        f"{path} ({_size_text(path)}); the index places "
+        f"{entry.key!r} at bytes {entry.offset}..{entry.offset + entry.size}"
+      ),
+      fix="Copy the checkpoint's data shard again from its source.",
+    )
   try:
     length, pos = _varint(raw, 0)
   except IndexError as e:
     raise _corrupt(path, f"the string tensor {entry.key!r} is unreadable") from e
   pos += 4  # masked CRC32C of the length varints.
-  value = raw[pos:pos + length]
+  value = raw[pos : pos + length]
   if len(value) != length:
     raise _corrupt(path, f"the string tensor {entry.key!r} is truncated")
   return value
@@ -533,8 +605,9 @@ def _encode_header(num_shards: int) -> bytes:
 def encode_string_scalar(value: bytes) -> tuple[bytes, int]:
   """A scalar DT_STRING tensor as TF stores it, and its entry's (masked) CRC:
   varint length, masked CRC of the length (as uint32), then the bytes."""
-  length = struct.pack("<I", len(value)) if len(value) <= 0xFFFFFFFF else \
-      struct.pack("<Q", len(value))
+  length = (
+    struct.pack("<I", len(value)) if len(value) <= 0xFFFFFFFF else struct.pack("<Q", len(value))
+  )
   crc = crc32c(length)
   length_checksum = struct.pack("<I", mask_crc(crc))
   crc = crc32c(length_checksum, crc)
@@ -561,8 +634,11 @@ class _TableBuilder:
 
   @staticmethod
   def _block_bytes(buf: bytearray, restarts: list[int]) -> bytes:
-    return bytes(buf) + b"".join(struct.pack("<I", r) for r in restarts) + \
-        struct.pack("<I", len(restarts))
+    return (
+      bytes(buf)
+      + b"".join(struct.pack("<I", r) for r in restarts)
+      + struct.pack("<I", len(restarts))
+    )
 
   def add(self, key: bytes, value: bytes) -> None:
     shared = 0
@@ -573,8 +649,13 @@ class _TableBuilder:
     else:
       self._restarts.append(len(self._block))
       self._counter = 0
-    self._block += (_put_varint(shared) + _put_varint(len(key) - shared) +
-                    _put_varint(len(value)) + key[shared:] + value)
+    self._block += (
+      _put_varint(shared)
+      + _put_varint(len(key) - shared)
+      + _put_varint(len(value))
+      + key[shared:]
+      + value
+    )
     self._last = key
     self._last_in_block = key
     self._counter += 1
@@ -601,8 +682,9 @@ class _TableBuilder:
     return bytes(self.out) + footer
 
 
-def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, size: int, source: str,
-                key: str) -> None:
+def _copy_range(
+  src: BinaryIO, out: BinaryIO, offset: int, size: int, source: str, key: str
+) -> None:
   """Copies size bytes at offset of src to the end of out: in the kernel
   (copy_file_range) where the platform can, else through a bounded buffer."""
   fast = hasattr(os, "copy_file_range") and hasattr(src, "fileno")
@@ -633,9 +715,15 @@ def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, size: int, source: st
     remaining -= len(chunk)
 
 
-def copy_bundle(source: str, index: BundleIndex, destination: str, renames: dict[str, str],
-                replace: dict[str, bytes] | None = None, progress=None,
-                progress_every: int = 256 << 20) -> None:
+def copy_bundle(
+  source: str,
+  index: BundleIndex,
+  destination: str,
+  renames: dict[str, str],
+  replace: dict[str, bytes] | None = None,
+  progress=None,
+  progress_every: int = 256 << 20,
+) -> None:
   """Writes `destination` (one data shard) from `source`: every tensor's bytes
   copied unchanged (with its CRC) under its new key; keys in `replace` (scalar
   strings, e.g. a rewritten object graph) re-encoded. Files are written under
@@ -658,8 +746,10 @@ def copy_bundle(source: str, index: BundleIndex, destination: str, renames: dict
         for n, e in enumerate(ordered, 1):
           if e.sliced:
             raise errors.CorruptCheckpointError(
-                f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
-                received=source, fix="Save the checkpoint without partitioned variables.")
+              f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
+              received=source,
+              fix="Save the checkpoint without partitioned variables.",
+            )
           new_key = renames.get(e.key, e.key)
           if e.key in replace:
             payload, crc = encode_string_scalar(replace[e.key])
@@ -669,11 +759,13 @@ def copy_bundle(source: str, index: BundleIndex, destination: str, renames: dict
             f = open_shards.get(e.shard_id)
             if f is None:
               f = open_shards[e.shard_id] = fileio.open_binary(
-                  shard_path(source, e.shard_id, index.header.num_shards))
+                shard_path(source, e.shard_id, index.header.num_shards)
+              )
             _copy_range(f, out, e.offset, e.size, source, e.key)
             size, crc = e.size, e.crc32c
-          records.append((new_key.encode("utf-8"),
-                          _encode_entry(e.dtype, e.shape, position, size, crc)))
+          records.append(
+            (new_key.encode("utf-8"), _encode_entry(e.dtype, e.shape, position, size, crc))
+          )
           position += size
           if progress and (position - reported >= progress_every or n == len(ordered)):
             reported = position

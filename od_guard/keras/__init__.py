@@ -10,12 +10,12 @@ the restore pipeline lives in `od_guard.restore`.
 import importlib
 
 _EXPORTS = {
-    "RestoreGuard": ("od_guard.keras.callbacks", "RestoreGuard"),
-    "TfKerasRestoreGuard": ("od_guard.keras.callbacks", "TfKerasRestoreGuard"),
-    "NamingGuard": ("od_guard.keras.naming_callbacks", "NamingGuard"),
-    "TfKerasNamingGuard": ("od_guard.keras.naming_callbacks", "TfKerasNamingGuard"),
-    "restore": ("od_guard.keras.guarded_restore", "restore"),
-    "RestoreGuardError": ("od_guard.keras.guarded_restore", "RestoreGuardError"),
+  "RestoreGuard": ("od_guard.keras.callbacks", "RestoreGuard"),
+  "TfKerasRestoreGuard": ("od_guard.keras.callbacks", "TfKerasRestoreGuard"),
+  "NamingGuard": ("od_guard.keras.naming_callbacks", "NamingGuard"),
+  "TfKerasNamingGuard": ("od_guard.keras.naming_callbacks", "TfKerasNamingGuard"),
+  "restore": ("od_guard.keras.guarded_restore", "restore"),
+  "RestoreGuardError": ("od_guard.keras.guarded_restore", "RestoreGuardError"),
 }
 
 __all__ = list(_EXPORTS)

@@ -18,7 +18,8 @@ same directory as Keras' own TensorBoard callback; written by the chief only).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from od_guard.keras import model_facts as keras_model
 
@@ -42,10 +43,18 @@ def _define(base: type, name: str) -> type:
       quiet: do not print the text report.
     """
 
-    def __init__(self, checkpoint: str, *, policy=None,
-                 input_shape: Sequence[int | None] | None = None,
-                 exclude: Sequence[str] = (), log_dir: str | None = None,
-                 report_path: str | None = None, verify: bool = True, quiet: bool = False):
+    def __init__(
+      self,
+      checkpoint: str,
+      *,
+      policy=None,
+      input_shape: Sequence[int | None] | None = None,
+      exclude: Sequence[str] = (),
+      log_dir: str | None = None,
+      report_path: str | None = None,
+      verify: bool = True,
+      quiet: bool = False,
+    ):
       super().__init__()
       self.checkpoint = checkpoint
       self.policy = policy
@@ -60,9 +69,16 @@ def _define(base: type, name: str) -> type:
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
       del logs
       self.report = guarded_restore.restore(
-          self.model, self.checkpoint, policy=self.policy, input_shape=self.input_shape,
-          exclude=self.exclude, verify=self.verify, log_dir=self.log_dir,
-          report_path=self.report_path, quiet=self.quiet)
+        self.model,
+        self.checkpoint,
+        policy=self.policy,
+        input_shape=self.input_shape,
+        exclude=self.exclude,
+        verify=self.verify,
+        log_dir=self.log_dir,
+        report_path=self.report_path,
+        quiet=self.quiet,
+      )
 
   _RestoreGuard.__name__ = _RestoreGuard.__qualname__ = name
   _RestoreGuard.__module__ = __name__
@@ -70,4 +86,5 @@ def _define(base: type, name: str) -> type:
 
 
 __getattr__ = keras_model.lazy_callback_classes(
-    __name__, _define, ("RestoreGuard", "TfKerasRestoreGuard"))
+  __name__, _define, ("RestoreGuard", "TfKerasRestoreGuard")
+)

@@ -17,24 +17,25 @@ not built yet) is caught: pass ``input_shape`` to build it first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import json
 import os
 import time
-from typing import Any, Sequence
+from typing import Any
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
-from od_guard.restore import findings as findings_lib
 from od_guard.checkpoint import inventory
-from od_guard.restore import keras_layout as keras_diagnosis
-from od_guard.keras import model_facts as keras_model
 from od_guard.checkpoint import key_folding
-from od_guard.restore import live_graph
-from od_guard.restore import policy as policy_lib
+from od_guard.keras import model_facts as keras_model
 from od_guard.report import record as preflight_report
 from od_guard.restore import diagnosis as restore_diagnosis
+from od_guard.restore import findings as findings_lib
+from od_guard.restore import keras_layout as keras_diagnosis
+from od_guard.restore import live_graph
 from od_guard.restore import matching as restore_match
+from od_guard.restore import policy as policy_lib
 from od_guard.restore import strategies
 
 
@@ -52,16 +53,21 @@ class RestoreGuardError(errors.OdGuardError):
     errs = [f for f in report.findings if f.severity == findings_lib.ERROR]
     first = errs[0] if errs else None
     super().__init__(
-        "od_guard stopped the restore before training: "
-        + (first.title if first else "; ".join(report.verdict.reasons)),
-        received=(f"{report.checkpoint.prefix if report.checkpoint else '?'}: "
-                  f"{len(errs)} error(s); " + "; ".join(f.code for f in errs[:5])),
-        fix=(first.fix if first and first.fix else "See the report.")
-        + "\n\n" + preflight_report.render_text(report))
+      "od_guard stopped the restore before training: "
+      + (first.title if first else "; ".join(report.verdict.reasons)),
+      received=(
+        f"{report.checkpoint.prefix if report.checkpoint else '?'}: "
+        f"{len(errs)} error(s); " + "; ".join(f.code for f in errs[:5])
+      ),
+      fix=(first.fix if first and first.fix else "See the report.")
+      + "\n\n"
+      + preflight_report.render_text(report),
+    )
 
 
 def _strategy_of(model: Any):
   import tensorflow as tf
+
   strategy = getattr(model, "distribute_strategy", None)
   if strategy is None or isinstance(model, dict):
     strategy = tf.distribute.get_strategy()
@@ -71,6 +77,7 @@ def _strategy_of(model: Any):
 def _local_values(strategy, variable) -> list:
   """The variable's value on every replica, as numpy arrays."""
   import tensorflow as tf
+
   target = variable
   if not isinstance(variable, tf.Variable):
     # A Keras 3 variable wraps the (possibly distributed) tf.Variable.
@@ -90,6 +97,7 @@ def _objects(roots: dict[str, Any]) -> dict[int, Any]:
 def _verify(strategy, roots, graph, report, prefix) -> findings_lib.Finding:
   import numpy as np
   import tensorflow as tf
+
   reader = tf.train.load_checkpoint(prefix)
   objects = _objects(roots)
   by_path = {v.path: uid for uid, v in graph.variables.items()}
@@ -101,29 +109,34 @@ def _verify(strategy, roots, graph, report, prefix) -> findings_lib.Finding:
     expected = reader.get_tensor(b.key)
     if not all(np.array_equal(v, expected) for v in values):
       wrong.append(b.path)
-  return _verification(wrong, len(report.restored),
-                       f"variables hold the checkpoint's values on {replicas} "
-                       f"replica{'s' if replicas != 1 else ''}")
+  return _verification(
+    wrong,
+    len(report.restored),
+    f"variables hold the checkpoint's values on {replicas} replica{'s' if replicas != 1 else ''}",
+  )
 
 
 def _verification(wrong: list[str], total: int, what: str) -> findings_lib.Finding:
   """The finding that closes a verification: all values as promised, or which not."""
   if wrong:
     return findings_lib.Finding(
-        "restore_not_applied", findings_lib.ERROR,
-        f"{len(wrong)} of {total} values differ from the checkpoint after the restore.",
-        detail="\n".join("  " + l for l in key_folding.fold_keys(wrong)),
-        fix="Report this with the model and checkpoint: the restore did not do what it promised.")
-  return findings_lib.Finding("restore_verified", findings_lib.INFO,
-                              f"Verified: {total} {what}.")
+      "restore_not_applied",
+      findings_lib.ERROR,
+      f"{len(wrong)} of {total} values differ from the checkpoint after the restore.",
+      detail="\n".join("  " + l for l in key_folding.fold_keys(wrong)),
+      fix="Report this with the model and checkpoint: the restore did not do what it promised.",
+    )
+  return findings_lib.Finding("restore_verified", findings_lib.INFO, f"Verified: {total} {what}.")
 
 
 def _verify_keras_file(model, inv, report) -> findings_lib.Finding:
   """After load_weights: the model's own save_weights must reproduce, value for
   value, every dataset of the file that was to be loaded."""
   import shutil
+
   import h5py
   import numpy as np
+
   suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
   saved = keras_model.saved_weights_layout(model, suffix)
   wrong = []
@@ -140,6 +153,7 @@ def _verify_keras_file(model, inv, report) -> findings_lib.Finding:
 def _manual_restore(strategy, roots, graph, report, prefix) -> None:
   """Assigns exactly the predicted bindings (used when some must be skipped)."""
   import tensorflow as tf
+
   reader = tf.train.load_checkpoint(prefix)
   objects = _objects(roots)
   by_path = {v.path: uid for uid, v in graph.variables.items()}
@@ -156,19 +170,31 @@ def _tf_checkpoint(roots, inv, exclude, flavour):
   if flavour == keras_model.KERAS3:
     found.append(keras_diagnosis.tf_checkpoint_for_keras3())
   codes = {f.code for f in found}
-  causes = {"variables_not_restored": {"keras_layout_mismatch", "auto_named_layers",
-                                       "renamed_scopes"},
-            "shape_mismatch": {"keras_layout_mismatch", "head_shape_changed"}}
-  found = [dataclasses.replace(f, severity=findings_lib.INFO, title=f.title + " (explained below)")
-           if causes.get(f.code, set()) & codes else f for f in found]
+  causes = {
+    "variables_not_restored": {"keras_layout_mismatch", "auto_named_layers", "renamed_scopes"},
+    "shape_mismatch": {"keras_layout_mismatch", "head_shape_changed"},
+  }
+  found = [
+    dataclasses.replace(f, severity=findings_lib.INFO, title=f.title + " (explained below)")
+    if causes.get(f.code, set()) & codes
+    else f
+    for f in found
+  ]
   return graph, report, found
 
 
-def restore(model: Any, checkpoint: str, *, policy: policy_lib.Policy | None = None,
-            input_shape: Sequence[int | None] | None = None,
-            exclude: Sequence[str] = (), verify: bool = True,
-            log_dir: str | None = None, report_path: str | None = None,
-            quiet: bool = False) -> preflight_report.PreflightReport:
+def restore(
+  model: Any,
+  checkpoint: str,
+  *,
+  policy: policy_lib.Policy | None = None,
+  input_shape: Sequence[int | None] | None = None,
+  exclude: Sequence[str] = (),
+  verify: bool = True,
+  log_dir: str | None = None,
+  report_path: str | None = None,
+  quiet: bool = False,
+) -> preflight_report.PreflightReport:
   """Guarded restore of `checkpoint` into `model`.
 
   Args:
@@ -229,16 +255,26 @@ def restore(model: Any, checkpoint: str, *, policy: policy_lib.Policy | None = N
     if verify and report is not None:
       if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
         check = _verify_keras_file(model, inv, report)
-        not_checked.append("Keras weight file: values verified on the first replica only "
-                           "(load_weights assigns all replicas alike)")
+        not_checked.append(
+          "Keras weight file: values verified on the first replica only "
+          "(load_weights assigns all replicas alike)"
+        )
       else:
         check = _verify(strategy, roots, graph, report, inv.prefix)
       adjusted = findings_lib.by_severity([*adjusted, check])
       verdict, adjusted = policy_lib.decide(policy, adjusted, training=True)
   result = preflight_report.PreflightReport(
-      tier=preflight_report.MODEL, config=None, checkpoint=inv, fingerprint=None,
-      restore=report, findings=tuple(adjusted), verdict=verdict, timings=timings,
-      strategy=strategies.describe(strategy), not_checked=tuple(not_checked))
+    tier=preflight_report.MODEL,
+    config=None,
+    checkpoint=inv,
+    fingerprint=None,
+    restore=report,
+    findings=tuple(adjusted),
+    verdict=verdict,
+    timings=timings,
+    strategy=strategies.describe(strategy),
+    not_checked=tuple(not_checked),
+  )
   _publish(result, strategy, log_dir, report_path, quiet)
   if verdict.failed:
     raise RestoreGuardError(result)
@@ -254,11 +290,13 @@ def _publish(result, strategy, log_dir, report_path, quiet) -> None:
     fileio.atomic_write_text(report_path, json.dumps(result.to_dict(), indent=2) + "\n")
   if log_dir:
     from od_guard.report import tensorboard as tensorboard_report
+
     tensorboard_report.write(result, os.path.join(log_dir, "train"), step=0)
 
 
 def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
   import tensorflow as tf
+
   if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
     model.load_weights(inv.prefix)
     return
@@ -277,24 +315,32 @@ def _keras_file(model, inv, flavour):
   the model's own `save_weights` writes."""
   suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
   found: list[findings_lib.Finding] = []
-  want = {keras_model.KERAS3: inventory.KERAS3_WEIGHTS, keras_model.TF_KERAS:
-          inventory.KERAS2_HDF5}.get(flavour)
+  want = {
+    keras_model.KERAS3: inventory.KERAS3_WEIGHTS,
+    keras_model.TF_KERAS: inventory.KERAS2_HDF5,
+  }.get(flavour)
   if want is not None and want != inv.format:
-    found.append(findings_lib.Finding(
-        "keras_file_flavour", findings_lib.ERROR,
+    found.append(
+      findings_lib.Finding(
+        "keras_file_flavour",
+        findings_lib.ERROR,
         f"A {inv.format.replace('_', ' ')} file cannot be loaded into a "
         f"{'Keras 3' if flavour == keras_model.KERAS3 else 'tf-keras'} model with load_weights.",
         detail=inv.prefix,
-        fix=("Load it with the Keras that wrote it, or save the weights again from that "
-             "Keras as a TF checkpoint (tf.train.Checkpoint), which od_guard can map.")))
+        fix=(
+          "Load it with the Keras that wrote it, or save the weights again from that "
+          "Keras as a TF checkpoint (tf.train.Checkpoint), which od_guard can map."
+        ),
+      )
+    )
     return None, None, found
   layout_path = keras_model.saved_weights_layout(model, suffix)
   try:
     expected = inventory.read_inventory(layout_path)
-    report = restore_match.match_keys(expected, inv,
-                                      by_order=inv.format == inventory.KERAS2_HDF5)
+    report = restore_match.match_keys(expected, inv, by_order=inv.format == inventory.KERAS2_HDF5)
   finally:
     import shutil
+
     shutil.rmtree(os.path.dirname(layout_path), ignore_errors=True)
   found.extend(restore_diagnosis.diagnose(report, inv, stock_assertion=False))
   found.extend(keras_diagnosis.diagnose(report, inv, model_flavour=flavour))

@@ -21,8 +21,9 @@ def flavour(model: Any) -> str | None:
   for cls in type(model).__mro__:
     module = cls.__module__
     if cls.__name__ in ("Layer", "Model", "Operation"):
-      if module.startswith("keras.src") or module.startswith("keras.layers") and \
-          _keras_major() >= 3:
+      if module.startswith("keras.src") or (
+        module.startswith("keras.layers") and _keras_major() >= 3
+      ):
         return KERAS3
       if module.startswith(("tf_keras", "keras")):
         return TF_KERAS
@@ -54,6 +55,7 @@ def unbuilt_layers(model: Any) -> list[str]:
 def build(model: Any, input_shape) -> None:
   """Builds the model's variables from an input shape, as its first call would."""
   import tensorflow as tf
+
   shape = tuple(input_shape)
   if shape and shape[0] is not None:
     shape = (None,) + shape[1:] if len(shape) > 1 else shape
@@ -86,9 +88,11 @@ def lazy_callback_classes(module: str, define, names: tuple[str, ...]):
     if name not in cache:
       if name.startswith("TfKeras"):
         import tf_keras
+
         base = tf_keras.callbacks.Callback
       else:
         import keras
+
         base = keras.callbacks.Callback
       cache[name] = define(base, name)
     return cache[name]

@@ -13,8 +13,8 @@ since the last look in the directory it watches, with `save_guard.check_saved`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import os
-from typing import Sequence
 
 from od_guard.keras import model_facts as keras_model
 
@@ -37,9 +37,15 @@ def _define(base: type, name: str) -> type:
       log_dir: TensorBoard directory for violations (at the epoch).
     """
 
-    def __init__(self, directory: str, *, preset: str | Sequence[str] | None = None,
-                 rules: str | None = None, mode: str = save_guard.ERROR,
-                 log_dir: str | None = None):
+    def __init__(
+      self,
+      directory: str,
+      *,
+      preset: str | Sequence[str] | None = None,
+      rules: str | None = None,
+      mode: str = save_guard.ERROR,
+      log_dir: str | None = None,
+    ):
       super().__init__()
       presets = [preset] if isinstance(preset, str) else list(preset or [])
       self.rules = naming_rules.load(rules, presets or ([] if rules else ["keras"]))
@@ -65,8 +71,9 @@ def _define(base: type, name: str) -> type:
     def _check(self) -> None:
       for path in self._new_checkpoints():
         self.checked.append(path)
-        save_guard.check_saved(path, self.rules, mode=self.mode, log_dir=self.log_dir,
-                               step=self._epoch)
+        save_guard.check_saved(
+          path, self.rules, mode=self.mode, log_dir=self.log_dir, step=self._epoch
+        )
 
     def on_train_begin(self, logs=None):
       del logs
@@ -87,4 +94,5 @@ def _define(base: type, name: str) -> type:
 
 
 __getattr__ = keras_model.lazy_callback_classes(
-    __name__, _define, ("NamingGuard", "TfKerasNamingGuard"))
+  __name__, _define, ("NamingGuard", "TfKerasNamingGuard")
+)

@@ -19,9 +19,9 @@ scalars override them. Paths are the decoded object paths of `od-guard inspect`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import dataclasses
 import re
-from typing import Iterable
 
 from od_guard import errors
 from od_guard.checkpoint import inventory
@@ -31,9 +31,11 @@ _DEFAULT_EXEMPT = (inventory.OPTIMIZER_SLOT, inventory.OPTIMIZER_STATE, inventor
 
 # Layers Keras names automatically ('dense', 'dense_3', ...); the number changes
 # with construction order, so checkpoints keyed by it break on rebuild.
-_KERAS_AUTO = ("dense|conv1d|conv2d|conv3d|conv2d_transpose|conv3d_transpose|depthwise_conv2d|"
-               "separable_conv2d|batch_normalization|layer_normalization|group_normalization|"
-               "embedding|lstm|gru|simple_rnn|bidirectional|multi_head_attention")
+_KERAS_AUTO = (
+  "dense|conv1d|conv2d|conv3d|conv2d_transpose|conv3d_transpose|depthwise_conv2d|"
+  "separable_conv2d|batch_normalization|layer_normalization|group_normalization|"
+  "embedding|lstm|gru|simple_rnn|bidirectional|multi_head_attention"
+)
 
 
 class RulesError(errors.OdGuardError):
@@ -57,30 +59,32 @@ class Rules:
 
 
 PRESETS: dict[str, Rules] = {
-    # The object paths the OD API's restore maps bind (TF2, per meta-architecture:
-    # SSD, Faster R-CNN, CenterNet; classification checkpoints), and the TF1 scopes.
-    "odapi": Rules(
-        name="odapi",
-        allowed=(
-            r"^model/_feature_extractor(/|$)",
-            r"^model/_box_predictor(/|$)",
-            r"^model/_feature_extractor_for_proposal_features(/|$)",
-            r"^model/_feature_extractor_for_box_classifier_features(/|$)",
-            r"^model/_first_stage_box_predictor(_first_conv)?(/|$)",
-            r"^model/_mask_rcnn_box_predictor(/|$)",
-            r"^model/_prediction_head_dict(/|$)",
-            r"^feature_extractor(/|$)",
-            r"^(FeatureExtractor|BoxPredictor(_\d+)?|WeightSharedConvolutionalBoxPredictor(_\d+)?)(/|$)",
-            r"^(FirstStageFeatureExtractor|SecondStageFeatureExtractor|FirstStageBoxPredictor|"
-            r"SecondStageBoxPredictor|Conv)(/|$)",
-        ),
-        charset=r"A-Za-z0-9_.\-",
-        max_depth=24),
-    "keras": Rules(
-        name="keras",
-        forbidden=(rf"(^|/)({_KERAS_AUTO})_\d+(/|$)",),
-        charset=r"A-Za-z0-9_.\-",
-        max_depth=24),
+  # The object paths the OD API's restore maps bind (TF2, per meta-architecture:
+  # SSD, Faster R-CNN, CenterNet; classification checkpoints), and the TF1 scopes.
+  "odapi": Rules(
+    name="odapi",
+    allowed=(
+      r"^model/_feature_extractor(/|$)",
+      r"^model/_box_predictor(/|$)",
+      r"^model/_feature_extractor_for_proposal_features(/|$)",
+      r"^model/_feature_extractor_for_box_classifier_features(/|$)",
+      r"^model/_first_stage_box_predictor(_first_conv)?(/|$)",
+      r"^model/_mask_rcnn_box_predictor(/|$)",
+      r"^model/_prediction_head_dict(/|$)",
+      r"^feature_extractor(/|$)",
+      r"^(FeatureExtractor|BoxPredictor(_\d+)?|WeightSharedConvolutionalBoxPredictor(_\d+)?)(/|$)",
+      r"^(FirstStageFeatureExtractor|SecondStageFeatureExtractor|FirstStageBoxPredictor|"
+      r"SecondStageBoxPredictor|Conv)(/|$)",
+    ),
+    charset=r"A-Za-z0-9_.\-",
+    max_depth=24,
+  ),
+  "keras": Rules(
+    name="keras",
+    forbidden=(rf"(^|/)({_KERAS_AUTO})_\d+(/|$)",),
+    charset=r"A-Za-z0-9_.\-",
+    max_depth=24,
+  ),
 }
 
 
@@ -90,8 +94,11 @@ def _compile(patterns: Iterable[str], where: str) -> list[re.Pattern]:
     try:
       out.append(re.compile(p))
     except re.error as e:
-      raise RulesError(f"A pattern in {where} is not a valid regular expression: {e}.",
-                       received=repr(p), fix="Fix the pattern (Python `re` syntax).") from e
+      raise RulesError(
+        f"A pattern in {where} is not a valid regular expression: {e}.",
+        received=repr(p),
+        fix="Fix the pattern (Python `re` syntax).",
+      ) from e
   return out
 
 
@@ -100,16 +107,21 @@ def merge(base: Rules, override: dict, name: str) -> Rules:
   known = {f.name for f in dataclasses.fields(Rules)} - {"name"}
   unknown = set(override) - known
   if unknown:
-    raise RulesError(f"Unknown rule(s) {sorted(unknown)} in {name}.",
-                     received=", ".join(sorted(unknown)),
-                     fix=f"Rules are: {', '.join(sorted(known))}.")
+    raise RulesError(
+      f"Unknown rule(s) {sorted(unknown)} in {name}.",
+      received=", ".join(sorted(unknown)),
+      fix=f"Rules are: {', '.join(sorted(known))}.",
+    )
   changes: dict = {"name": name}
   for key, value in override.items():
     current = getattr(base, key)
     if isinstance(current, tuple):
       if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise RulesError(f"Rule {key!r} in {name} must be a list of strings.",
-                         received=repr(value), fix=f'Write e.g. {key} = ["..."]')
+        raise RulesError(
+          f"Rule {key!r} in {name} must be a list of strings.",
+          received=repr(value),
+          fix=f'Write e.g. {key} = ["..."]',
+        )
       changes[key] = tuple(dict.fromkeys(current + tuple(value)))
     else:
       changes[key] = value
@@ -121,14 +133,18 @@ def merge(base: Rules, override: dict, name: str) -> Rules:
 
 def preset(name: str) -> Rules:
   if name not in PRESETS:
-    raise RulesError(f"Unknown naming preset {name!r}.", received=repr(name),
-                     fix=f"Use one of: {', '.join(PRESETS)}.")
+    raise RulesError(
+      f"Unknown naming preset {name!r}.",
+      received=repr(name),
+      fix=f"Use one of: {', '.join(PRESETS)}.",
+    )
   return PRESETS[name]
 
 
 def load(path: str | None = None, presets: Iterable[str] = ()) -> Rules:
   """Rules from presets and/or a TOML file (whose `extends` adds presets)."""
   import tomllib
+
   rules = Rules(name="+".join(presets) or "custom", exempt_kinds=_DEFAULT_EXEMPT)
   names = list(presets)
   table: dict = {}
@@ -137,17 +153,24 @@ def load(path: str | None = None, presets: Iterable[str] = ()) -> Rules:
       with open(path, "rb") as f:
         data = tomllib.load(f)
     except FileNotFoundError as e:
-      raise RulesError(f"The rules file {path!r} does not exist.", received=path,
-                       fix="Check --rules.") from e
+      raise RulesError(
+        f"The rules file {path!r} does not exist.", received=path, fix="Check --rules."
+      ) from e
     except tomllib.TOMLDecodeError as e:
-      raise RulesError(f"The rules file {path!r} is not valid TOML: {e}.", received=path,
-                       fix="See the format in `od-guard lint --help` / od_guard/naming_rules.py.") from e
+      raise RulesError(
+        f"The rules file {path!r} is not valid TOML: {e}.",
+        received=path,
+        fix="See the format in `od-guard lint --help` / od_guard/naming_rules.py.",
+      ) from e
     names = list(dict.fromkeys([*data.get("extends", []), *names]))
     table = data.get("rules", {})
   for n in names:
     p = preset(n)
-    rules = merge(rules, {k: v for k, v in p.to_dict().items()
-                          if k != "name" and v not in ((), None, "")}, "+".join(names))
+    rules = merge(
+      rules,
+      {k: v for k, v in p.to_dict().items() if k != "name" and v not in ((), None, "")},
+      "+".join(names),
+    )
   if path:
     rules = merge(rules, table, path)
   return rules
@@ -178,20 +201,33 @@ def check(rules: Rules, variables: Iterable[inventory.Variable]) -> tuple[list[V
     path = v.path
     parts = path.split("/")
     if rules.required_roots and parts[0] not in rules.required_roots:
-      out.append(Violation(v.key, path, "required_roots",
-                           f"root {parts[0]!r} is not one of {list(rules.required_roots)}"))
+      out.append(
+        Violation(
+          v.key,
+          path,
+          "required_roots",
+          f"root {parts[0]!r} is not one of {list(rules.required_roots)}",
+        )
+      )
     if allowed and not any(p.search(path) for p in allowed):
-      out.append(Violation(v.key, path, "allowed",
-                           "matches none of the allowed patterns (an unexpected scope?)"))
+      out.append(
+        Violation(
+          v.key, path, "allowed", "matches none of the allowed patterns (an unexpected scope?)"
+        )
+      )
     for p in forbidden:
       if p.search(path):
         out.append(Violation(v.key, path, "forbidden", f"matches forbidden pattern {p.pattern!r}"))
     if charset is not None:
       bad = [c for c in parts if c and not charset.match(c)]
       if bad:
-        out.append(Violation(v.key, path, "charset",
-                             f"component {bad[0]!r} has characters outside [{rules.charset}]"))
+        out.append(
+          Violation(
+            v.key, path, "charset", f"component {bad[0]!r} has characters outside [{rules.charset}]"
+          )
+        )
     if rules.max_depth is not None and len(parts) > rules.max_depth:
-      out.append(Violation(v.key, path, "max_depth",
-                           f"{len(parts)} components, more than {rules.max_depth}"))
+      out.append(
+        Violation(v.key, path, "max_depth", f"{len(parts)} components, more than {rules.max_depth}")
+      )
   return out, checked

@@ -43,23 +43,28 @@ class NamingViolationError(errors.OdGuardError):
     by_rule: dict[str, list[str]] = {}
     for v in violations:
       by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
-    listing = "\n".join(f"  [{rule}]\n" + "\n".join("    " + l for l in
-                                                    key_folding.fold_keys(paths, limit=6))
-                        for rule, paths in by_rule.items())
+    listing = "\n".join(
+      f"  [{rule}]\n" + "\n".join("    " + l for l in key_folding.fold_keys(paths, limit=6))
+      for rule, paths in by_rule.items()
+    )
     super().__init__(
-        f"The checkpoint just saved breaks the naming rules {rules.name!r} "
-        f"({len(violations)} violation(s)); it was kept under a quarantine name and "
-        "the run stopped.\n" + listing,
-        received=quarantined,
-        fix=("Give the offending variables the expected names (attribute / scope names), or "
-             "extend the rules (--rules file). The quarantined checkpoint is intact: "
-             "`od-guard remap` can rename it."))
+      f"The checkpoint just saved breaks the naming rules {rules.name!r} "
+      f"({len(violations)} violation(s)); it was kept under a quarantine name and "
+      "the run stopped.\n" + listing,
+      received=quarantined,
+      fix=(
+        "Give the offending variables the expected names (attribute / scope names), or "
+        "extend the rules (--rules file). The quarantined checkpoint is intact: "
+        "`od-guard remap` can rename it."
+      ),
+    )
 
 
 def _validate_mode(mode: str) -> None:
   if mode not in MODES:
-    raise errors.UsageError(f"Unknown naming mode {mode!r}.", received=repr(mode),
-                            fix=f"Use one of: {', '.join(MODES)}.")
+    raise errors.UsageError(
+      f"Unknown naming mode {mode!r}.", received=repr(mode), fix=f"Use one of: {', '.join(MODES)}."
+    )
 
 
 def _quarantine(path: str) -> str:
@@ -69,8 +74,10 @@ def _quarantine(path: str) -> str:
     target = path + QUARANTINE
     for name in os.listdir(directory or "."):
       if name == base + ".index" or re.match(re.escape(base) + r"\.data-\d{5}-of-\d{5}$", name):
-        os.replace(os.path.join(directory, name),
-                   os.path.join(directory, target.rsplit("/", 1)[-1] + name[len(base):]))
+        os.replace(
+          os.path.join(directory, name),
+          os.path.join(directory, target.rsplit("/", 1)[-1] + name[len(base) :]),
+        )
     _drop_from_state(directory, base)
     return target
   root, ext = os.path.splitext(path)
@@ -92,9 +99,11 @@ def _drop_from_state(directory: str, base: str) -> None:
   kept = [l for l in lines if not re.search(r'"(.*/)?' + re.escape(base) + r'"$', l)]
   latest = [l for l in kept if l.startswith("all_model_checkpoint_paths:")]
   if latest:
-    kept = [re.sub(r"^all_model_checkpoint_paths:", "model_checkpoint_path:", latest[-1])] + \
-        [l for l in kept if not l.startswith("model_checkpoint_path:")]
+    kept = [re.sub(r"^all_model_checkpoint_paths:", "model_checkpoint_path:", latest[-1])] + [
+      l for l in kept if not l.startswith("model_checkpoint_path:")
+    ]
   from od_guard.checkpoint import fileio
+
   if any(l.startswith("model_checkpoint_path:") for l in kept):
     fileio.atomic_write_text(state, "\n".join(kept) + "\n")
   else:
@@ -105,19 +114,29 @@ def _log(violations, log_dir: str | None, step: int | None, path: str) -> None:
   if not log_dir:
     return
   import tensorflow as tf
+
   writer = tf.summary.create_file_writer(log_dir)
   with writer.as_default():
     tf.summary.scalar("od_guard/naming/violations", float(len(violations)), step=step or 0)
     rows = "\n".join(f"| `{v.path}` | {v.rule} | {v.message} |" for v in violations[:200])
-    tf.summary.text("od_guard/naming/report",
-                    f"**{len(violations)} naming violation(s)** in `{path}`\n\n"
-                    f"| path | rule | message |\n|---|---|---|\n{rows}", step=step or 0)
+    tf.summary.text(
+      "od_guard/naming/report",
+      f"**{len(violations)} naming violation(s)** in `{path}`\n\n"
+      f"| path | rule | message |\n|---|---|---|\n{rows}",
+      step=step or 0,
+    )
   writer.flush()
   writer.close()
 
 
-def check_saved(path: str, rules: naming_rules.Rules, *, mode: str = ERROR,
-                log_dir: str | None = None, step: int | None = None) -> list:
+def check_saved(
+  path: str,
+  rules: naming_rules.Rules,
+  *,
+  mode: str = ERROR,
+  log_dir: str | None = None,
+  step: int | None = None,
+) -> list:
   """Checks a checkpoint that was just saved; see the module docstring.
 
   Returns:
@@ -136,22 +155,35 @@ def check_saved(path: str, rules: naming_rules.Rules, *, mode: str = ERROR,
   if mode == ERROR:
     quarantined = _quarantine(inv.prefix)
     raise NamingViolationError(violations, quarantined, rules)
-  _LOG.warning("od_guard: %s breaks the naming rules %r: %d violation(s), e.g. %s (%s)",
-               inv.prefix, rules.name, len(violations), violations[0].path,
-               violations[0].message)
+  _LOG.warning(
+    "od_guard: %s breaks the naming rules %r: %d violation(s), e.g. %s (%s)",
+    inv.prefix,
+    rules.name,
+    len(violations),
+    violations[0].path,
+    violations[0].message,
+  )
   return violations
 
 
-def save(checkpoint, file_prefix: str, rules: naming_rules.Rules, *, mode: str = ERROR,
-         log_dir: str | None = None, step: int | None = None) -> str:
+def save(
+  checkpoint,
+  file_prefix: str,
+  rules: naming_rules.Rules,
+  *,
+  mode: str = ERROR,
+  log_dir: str | None = None,
+  step: int | None = None,
+) -> str:
   """`checkpoint.save(file_prefix)`, then the naming check; returns the path."""
   path = checkpoint.save(file_prefix)
   check_saved(path, rules, mode=mode, log_dir=log_dir, step=step)
   return path
 
 
-def guard_manager(manager, rules: naming_rules.Rules, *, mode: str = ERROR,
-                  log_dir: str | None = None):
+def guard_manager(
+  manager, rules: naming_rules.Rules, *, mode: str = ERROR, log_dir: str | None = None
+):
   """Makes `manager.save()` check each checkpoint it writes; returns the manager."""
   _validate_mode(mode)
   original = manager.save
@@ -160,16 +192,18 @@ def guard_manager(manager, rules: naming_rules.Rules, *, mode: str = ERROR,
     path = original(*args, **kwargs)
     if path:
       step = kwargs.get("checkpoint_number")
-      check_saved(path, rules, mode=mode, log_dir=log_dir,
-                  step=int(step) if step is not None else None)
+      check_saved(
+        path, rules, mode=mode, log_dir=log_dir, step=int(step) if step is not None else None
+      )
     return path
 
   manager.save = save_and_check
   return manager
 
 
-def guarded_manager_class(rules: naming_rules.Rules, *, mode: str = ERROR,
-                          log_dir: str | None = None):
+def guarded_manager_class(
+  rules: naming_rules.Rules, *, mode: str = ERROR, log_dir: str | None = None
+):
   """A tf.train.CheckpointManager subclass whose instances are guarded (to
   substitute for the class in code that builds its own manager)."""
   import tensorflow as tf

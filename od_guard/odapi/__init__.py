@@ -12,8 +12,8 @@ Adapts only: matching, diagnosis of restores and policy live in
 import importlib
 
 _EXPORTS = {
-    "check": ("od_guard.odapi.preflight", "check"),
-    "check_static": ("od_guard.odapi.preflight", "check_static"),
+  "check": ("od_guard.odapi.preflight", "check"),
+  "check_static": ("od_guard.odapi.preflight", "check_static"),
 }
 
 __all__ = list(_EXPORTS)

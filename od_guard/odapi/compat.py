@@ -25,13 +25,16 @@ def apply() -> list[str]:
   have the functions.
   """
   from tensorflow.python.ops import control_flow_ops
+
   aliased = []
   if not hasattr(control_flow_ops, "case"):
     from tensorflow.python.ops import control_flow_case
+
     control_flow_ops.case = control_flow_case.case
     aliased.append("control_flow_ops.case")
   if not hasattr(control_flow_ops, "cond"):
     from tensorflow.python.ops import cond
+
     control_flow_ops.cond = cond.cond
     aliased.append("control_flow_ops.cond")
   return aliased
@@ -41,9 +44,11 @@ def main(argv: list[str] | None = None) -> None:
   """Runs `argv[0]` as ``__main__`` with the aliases applied."""
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0].startswith("-"):
-    sys.exit("usage: python -m od_guard.odapi_compat MODULE [FLAGS...]\n"
-             "e.g.  python -m od_guard.odapi_compat object_detection.model_main_tf2 "
-             "--pipeline_config_path=pipeline.config --model_dir=train")
+    sys.exit(
+      "usage: python -m od_guard.odapi_compat MODULE [FLAGS...]\n"
+      "e.g.  python -m od_guard.odapi_compat object_detection.model_main_tf2 "
+      "--pipeline_config_path=pipeline.config --model_dir=train"
+    )
   apply()
   module = argv[0]
   sys.argv = [module] + argv[1:]

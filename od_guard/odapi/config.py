@@ -73,21 +73,28 @@ class FineTuneConfig:
 
 def _protos():
   try:
-    from object_detection.protos import pipeline_pb2, train_pb2  # protobuf only
+    from object_detection.protos import pipeline_pb2  # protobuf only
+    from object_detection.protos import train_pb2  # protobuf only
   except ImportError as e:
     raise OdApiUnavailableError(
-        "The TF2 Object Detection API's protos cannot be imported here, so a "
-        "pipeline.config cannot be read.",
-        received=f"{type(e).__name__}: {e}",
-        fix=("Run od_guard in an environment with the OD API (`make env-odapi`, or "
-             "`pip install tf-models-research-object-detection==2.8.0.post1 "
-             "protobuf==3.20.3`); `od-guard doctor` says what this one lacks.")) from e
+      "The TF2 Object Detection API's protos cannot be imported here, so a "
+      "pipeline.config cannot be read.",
+      received=f"{type(e).__name__}: {e}",
+      fix=(
+        "Run od_guard in an environment with the OD API (`make env-odapi`, or "
+        "`pip install tf-models-research-object-detection==2.8.0.post1 "
+        "protobuf==3.20.3`); `od-guard doctor` says what this one lacks."
+      ),
+    ) from e
   except TypeError as e:  # protoc-3 generated code under protobuf >= 4
     raise OdApiUnavailableError(
-        "The OD API's generated protos do not load under this protobuf.",
-        received=f"TypeError: {str(e).splitlines()[0]}",
-        fix=("The package ships protoc-3 generated *_pb2.py files: pin "
-             "protobuf==3.20.3, or regenerate the protos with a current protoc.")) from e
+      "The OD API's generated protos do not load under this protobuf.",
+      received=f"TypeError: {str(e).splitlines()[0]}",
+      fix=(
+        "The package ships protoc-3 generated *_pb2.py files: pin "
+        "protobuf==3.20.3, or regenerate the protos with a current protoc."
+      ),
+    ) from e
   return pipeline_pb2, train_pb2
 
 
@@ -100,40 +107,57 @@ def parse(path: str):
     OdApiUnavailableError: the OD API's protos cannot be imported.
   """
   from google.protobuf import text_format
+
   pipeline_pb2, _ = _protos()
   if not fileio.exists(path):
-    raise ConfigError(f"The pipeline config {path!r} does not exist.", received=path,
-                      fix="Check --pipeline_config_path.")
+    raise ConfigError(
+      f"The pipeline config {path!r} does not exist.",
+      received=path,
+      fix="Check --pipeline_config_path.",
+    )
   if fileio.isdir(path):
-    raise ConfigError(f"{path!r} is a directory, not a pipeline config.", received=path,
-                      fix="Point --pipeline_config_path at the pipeline.config file inside it.")
+    raise ConfigError(
+      f"{path!r} is a directory, not a pipeline config.",
+      received=path,
+      fix="Point --pipeline_config_path at the pipeline.config file inside it.",
+    )
   with fileio.open_binary(path) as f:
     raw = f.read()
   try:
     text = raw.decode("utf-8")
   except UnicodeDecodeError as e:
     raise ConfigError(
-        f"{path!r} is not a text file, so it cannot be a pipeline config.",
-        received=f"{path} ({len(raw):,} bytes, starts with {raw[:16]!r})",
-        fix="Pass the pipeline.config (a text protobuf), not a checkpoint or binary file.") from e
+      f"{path!r} is not a text file, so it cannot be a pipeline config.",
+      received=f"{path} ({len(raw):,} bytes, starts with {raw[:16]!r})",
+      fix="Pass the pipeline.config (a text protobuf), not a checkpoint or binary file.",
+    ) from e
   config = pipeline_pb2.TrainEvalPipelineConfig()
   try:
     text_format.Merge(text, config)
   except text_format.ParseError as e:
     if "Expected string but found" in str(e):
-      fix = ("Quote the value: string fields need double quotes, e.g. "
-             "fine_tune_checkpoint: \"models/ssd/checkpoint/ckpt-0\" (the zoo ships some "
-             "configs with an unquoted PATH_TO_BE_CONFIGURED).")
+      fix = (
+        "Quote the value: string fields need double quotes, e.g. "
+        'fine_tune_checkpoint: "models/ssd/checkpoint/ckpt-0" (the zoo ships some '
+        "configs with an unquoted PATH_TO_BE_CONFIGURED)."
+      )
     else:
-      fix = ("Fix the field at the line and column named above; field names must match "
-             "object_detection/protos/*.proto of the installed OD API "
-             "(a typo, or a field from a newer or internal OD API version).")
-    raise ConfigError(f"{path!r} is not a valid pipeline config: {e}.",
-                      received=f"{path} ({len(raw):,} bytes)", fix=fix) from e
+      fix = (
+        "Fix the field at the line and column named above; field names must match "
+        "object_detection/protos/*.proto of the installed OD API "
+        "(a typo, or a field from a newer or internal OD API version)."
+      )
+    raise ConfigError(
+      f"{path!r} is not a valid pipeline config: {e}.",
+      received=f"{path} ({len(raw):,} bytes)",
+      fix=fix,
+    ) from e
   if not config.HasField("model") or config.model.WhichOneof("model") is None:
     raise ConfigError(
-        f"{path!r} has no model {{ ... }} section.", received=path,
-        fix="A pipeline config needs model { ssd | faster_rcnn | center_net { ... } }.")
+      f"{path!r} has no model {{ ... }} section.",
+      received=path,
+      fix="A pipeline config needs model { ssd | faster_rcnn | center_net { ... } }.",
+    )
   return config
 
 
@@ -166,30 +190,32 @@ def read(path: str, config=None) -> FineTuneConfig:
   supported = ("ssd", "faster_rcnn", "center_net")
   if meta not in supported:
     raise ConfigError(
-        f"The meta-architecture {meta!r} is not one od_guard checks.",
-        received=f"{path}: model {{ {meta} {{ ... }} }}",
-        fix=f"od_guard supports {', '.join(supported)}.")
+      f"The meta-architecture {meta!r} is not one od_guard checks.",
+      received=f"{path}: model {{ {meta} {{ ... }} }}",
+      fix=f"od_guard supports {', '.join(supported)}.",
+    )
   fe = arch.feature_extractor
   train = config.train_config
   ftype = train.fine_tune_checkpoint_type
   effective = ftype or ("detection" if train.from_detection_checkpoint else "classification")
   return FineTuneConfig(
-      path=path,
-      meta_architecture=meta,
-      feature_extractor_type=fe.type,
-      num_classes=arch.num_classes,
-      add_background_class=arch.add_background_class if meta == "ssd" else True,
-      use_depthwise=bool(getattr(fe, "use_depthwise", False)),
-      depth_multiplier=float(getattr(fe, "depth_multiplier", 1.0) or 1.0),
-      image_size=image_size(arch),
-      fine_tune_checkpoint=train.fine_tune_checkpoint,
-      fine_tune_checkpoint_type=ftype,
-      effective_checkpoint_type=effective,
-      fine_tune_checkpoint_version=train_pb2.CheckpointVersion.Name(
-          train.fine_tune_checkpoint_version),
-      version_set=train.HasField("fine_tune_checkpoint_version"),
-      run_dummy_computation=train.run_fine_tune_checkpoint_dummy_computation,
-      use_bfloat16=train.use_bfloat16,
+    path=path,
+    meta_architecture=meta,
+    feature_extractor_type=fe.type,
+    num_classes=arch.num_classes,
+    add_background_class=arch.add_background_class if meta == "ssd" else True,
+    use_depthwise=bool(getattr(fe, "use_depthwise", False)),
+    depth_multiplier=float(getattr(fe, "depth_multiplier", 1.0) or 1.0),
+    image_size=image_size(arch),
+    fine_tune_checkpoint=train.fine_tune_checkpoint,
+    fine_tune_checkpoint_type=ftype,
+    effective_checkpoint_type=effective,
+    fine_tune_checkpoint_version=train_pb2.CheckpointVersion.Name(
+      train.fine_tune_checkpoint_version
+    ),
+    version_set=train.HasField("fine_tune_checkpoint_version"),
+    run_dummy_computation=train.run_fine_tune_checkpoint_dummy_computation,
+    use_bfloat16=train.use_bfloat16,
   )
 
 

@@ -46,8 +46,13 @@ class DoctorReport:
     return all(c.status != findings.ERROR for c in self.checks)
 
   def to_dict(self) -> dict:
-    return {"schema": SCHEMA, "ok": self.ok, "python": sys.version.split()[0],
-            "versions": self.versions, "checks": [c.to_dict() for c in self.checks]}
+    return {
+      "schema": SCHEMA,
+      "ok": self.ok,
+      "python": sys.version.split()[0],
+      "versions": self.versions,
+      "checks": [c.to_dict() for c in self.checks],
+    }
 
 
 def _version(dist: str) -> str | None:
@@ -64,16 +69,16 @@ def _tuple(version: str | None) -> tuple[int, ...]:
 
 
 _PACKAGES = {
-    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
-    "keras": ("keras",),
-    "tf-keras": ("tf-keras", "tf_keras"),
-    "protobuf": ("protobuf",),
-    "tf-models-official": ("tf-models-official",),
-    "object-detection": ("tf-models-research-object-detection", "object-detection"),
-    "tf-slim": ("tf-slim",),
-    "tensorflow-estimator": ("tensorflow-estimator",),
-    "tensorflow-io": ("tensorflow-io",),
-    "tensorboard": ("tensorboard",),
+  "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
+  "keras": ("keras",),
+  "tf-keras": ("tf-keras", "tf_keras"),
+  "protobuf": ("protobuf",),
+  "tf-models-official": ("tf-models-official",),
+  "object-detection": ("tf-models-research-object-detection", "object-detection"),
+  "tf-slim": ("tf-slim",),
+  "tensorflow-estimator": ("tensorflow-estimator",),
+  "tensorflow-io": ("tensorflow-io",),
+  "tensorboard": ("tensorboard",),
 }
 
 
@@ -104,70 +109,123 @@ def run(*, deep: bool = False, environ: dict | None = None) -> DoctorReport:
   """
   env = os.environ if environ is None else environ
   v = _versions()
-  tf_v, keras_v, tfk_v, pb_v = (_tuple(v["tensorflow"]), _tuple(v["keras"]),
-                                _tuple(v["tf-keras"]), _tuple(v["protobuf"]))
+  tf_v, keras_v, tfk_v, pb_v = (
+    _tuple(v["tensorflow"]),
+    _tuple(v["keras"]),
+    _tuple(v["tf-keras"]),
+    _tuple(v["protobuf"]),
+  )
   odapi = v["object-detection"]
   legacy = env.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
   checks: list[Check] = [Check("python", OK, sys.version.split()[0])]
   if not tf_v:
-    checks.append(Check("tensorflow", findings.ERROR, "not installed",
-                        "pip install tensorflow==2.15.1 (the OD API's tested pairing)"))
+    checks.append(
+      Check(
+        "tensorflow",
+        findings.ERROR,
+        "not installed",
+        "pip install tensorflow==2.15.1 (the OD API's tested pairing)",
+      )
+    )
   else:
     checks.append(Check("tensorflow", OK, v["tensorflow"]))
   if odapi is None:
-    checks.append(Check("object_detection", findings.WARNING, "not installed",
-                        "pip install tf-models-research-object-detection==2.8.0.post1 "
-                        "protobuf==3.20.3 (only needed for OD API training and checks)"))
+    checks.append(
+      Check(
+        "object_detection",
+        findings.WARNING,
+        "not installed",
+        "pip install tf-models-research-object-detection==2.8.0.post1 "
+        "protobuf==3.20.3 (only needed for OD API training and checks)",
+      )
+    )
   else:
     checks.append(Check("object_detection", OK, odapi))
   if odapi and tf_v >= (2, 16):
     keras3 = keras_v >= (3,)
     if keras3 and not legacy:
-      fix = ("pip install tf-keras=={}.* and export TF_USE_LEGACY_KERAS=1"
-             .format(".".join(map(str, tf_v[:2]))) if not tfk_v else "export TF_USE_LEGACY_KERAS=1")
-      checks.append(Check(
-          "keras", findings.ERROR,
+      fix = (
+        "pip install tf-keras=={}.* and export TF_USE_LEGACY_KERAS=1".format(
+          ".".join(map(str, tf_v[:2]))
+        )
+        if not tfk_v
+        else "export TF_USE_LEGACY_KERAS=1"
+      )
+      checks.append(
+        Check(
+          "keras",
+          findings.ERROR,
           f"Keras {v['keras']} is tf.keras (TF {v['tensorflow']}); the OD API needs Keras 2 "
           "(tf-keras)",
           fix + "  (without it: AttributeError: module 'keras._tf_keras.keras.layers' has no "
-          "attribute 'experimental')"))
+          "attribute 'experimental')",
+        )
+      )
     elif keras3 and legacy and not tfk_v:
-      checks.append(Check("keras", findings.ERROR,
-                          "TF_USE_LEGACY_KERAS=1 but tf-keras is not installed",
-                          f"pip install tf-keras=={'.'.join(map(str, tf_v[:2]))}.*"))
+      checks.append(
+        Check(
+          "keras",
+          findings.ERROR,
+          "TF_USE_LEGACY_KERAS=1 but tf-keras is not installed",
+          f"pip install tf-keras=={'.'.join(map(str, tf_v[:2]))}.*",
+        )
+      )
     else:
-      checks.append(Check("keras", OK, f"{v['keras']} (tf-keras {v['tf-keras']}, "
-                          f"TF_USE_LEGACY_KERAS={'1' if legacy else 'unset'})"))
+      checks.append(
+        Check(
+          "keras",
+          OK,
+          f"{v['keras']} (tf-keras {v['tf-keras']}, "
+          f"TF_USE_LEGACY_KERAS={'1' if legacy else 'unset'})",
+        )
+      )
   elif keras_v:
     checks.append(Check("keras", OK, v["keras"]))
   if odapi and tf_v >= (2, 16) and not v["tensorflow-estimator"]:
-    checks.append(Check(
-        "tf.estimator", findings.ERROR,
+    checks.append(
+      Check(
+        "tf.estimator",
+        findings.ERROR,
         f"TF {v['tensorflow']} has no tf.estimator (removed in 2.16); "
         "object_detection/inputs.py imports it, and model_lib_v2 imports inputs",
-        "Use TensorFlow 2.15 for the OD API (the odapi environment: TF 2.15.1, Keras 2)"))
+        "Use TensorFlow 2.15 for the OD API (the odapi environment: TF 2.15.1, Keras 2)",
+      )
+    )
   if odapi and tf_v >= (2, 13) and v["tf-slim"]:
-    checks.append(Check(
-        "tf_slim.control_flow_ops", findings.WARNING,
+    checks.append(
+      Check(
+        "tf_slim.control_flow_ops",
+        findings.WARNING,
         f"tf-slim {v['tf-slim']} calls control_flow_ops.case/cond, moved in TF 2.13 "
         f"(you have {v['tensorflow']}): stock model_main_tf2 fails at the first step with "
         "AttributeError: module 'tensorflow.python.ops.control_flow_ops' has no attribute 'case'",
         "Train with `python -m od_guard.model_main_tf2` (or `python -m od_guard.odapi_compat "
-        "object_detection.model_main_tf2`), which alias them in-process; no file is edited"))
+        "object_detection.model_main_tf2`), which alias them in-process; no file is edited",
+      )
+    )
   if odapi:
     loads, why = _protos_load()
     if not loads:
-      checks.append(Check(
-          "object_detection.protos", findings.ERROR,
+      checks.append(
+        Check(
+          "object_detection.protos",
+          findings.ERROR,
           f"the OD API's *_pb2.py files (protoc-3 generated) do not load under protobuf "
           f"{v['protobuf']}: {why}",
-          "pip install protobuf==3.20.3, or regenerate the protos with protoc >= 21"))
+          "pip install protobuf==3.20.3, or regenerate the protos with protoc >= 21",
+        )
+      )
     else:
       checks.append(Check("object_detection.protos", OK, f"load under protobuf {v['protobuf']}"))
     if tf_v >= (2, 16) and not v["tensorflow-io"]:
-      checks.append(Check(
-          "tensorflow_io", findings.WARNING, "not installed; deepmac_meta_arch imports it",
-          "pip install tensorflow-io matching your TF, if you train DeepMAC models"))
+      checks.append(
+        Check(
+          "tensorflow_io",
+          findings.WARNING,
+          "not installed; deepmac_meta_arch imports it",
+          "pip install tensorflow-io matching your TF, if you train DeepMAC models",
+        )
+      )
   elif pb_v:
     checks.append(Check("protobuf", OK, v["protobuf"]))
   if deep and odapi:
@@ -176,24 +234,38 @@ def run(*, deep: bool = False, environ: dict | None = None) -> DoctorReport:
 
 
 def _deep_import() -> Check:
-  code = ("import od_guard.odapi_compat as c; c.apply(); "
-          "from object_detection import model_lib_v2")
+  code = "import od_guard.odapi_compat as c; c.apply(); from object_detection import model_lib_v2"
   try:
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    r = subprocess.run(
+      [sys.executable, "-c", code],
+      capture_output=True,
+      text=True,
+      timeout=300,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
   except subprocess.TimeoutExpired:
-    return Check("import model_lib_v2", findings.ERROR, "timed out after 300 s",
-                 "Run `python -c 'from object_detection import model_lib_v2'` to see where")
+    return Check(
+      "import model_lib_v2",
+      findings.ERROR,
+      "timed out after 300 s",
+      "Run `python -c 'from object_detection import model_lib_v2'` to see where",
+    )
   if r.returncode == 0:
     return Check("import model_lib_v2", OK, "imports (with od_guard's tf-slim aliases)")
   last = [l for l in r.stderr.strip().splitlines() if l.strip()]
-  return Check("import model_lib_v2", findings.ERROR, last[-1] if last else f"exit {r.returncode}",
-               "See the checks above for the cause")
+  return Check(
+    "import model_lib_v2",
+    findings.ERROR,
+    last[-1] if last else f"exit {r.returncode}",
+    "See the checks above for the cause",
+  )
 
 
 def render_text(report: DoctorReport) -> str:
   mark = {OK: "ok", findings.ERROR: "x", findings.WARNING: "!", findings.INFO: "i"}
-  out = [f"od_guard doctor: {'OK' if report.ok else 'PROBLEMS FOUND'} (Python {sys.version.split()[0]})"]
+  out = [
+    f"od_guard doctor: {'OK' if report.ok else 'PROBLEMS FOUND'} (Python {sys.version.split()[0]})"
+  ]
   for c in report.checks:
     out.append(f"[{mark[c.status]:>2}] {c.name}: {c.found}")
     if c.fix:

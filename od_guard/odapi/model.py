@@ -26,13 +26,14 @@ def import_odapi():
   """Imports TF and the OD API's builder with the tf-slim aliases applied."""
   try:
     odapi_compat.apply()
-    import tensorflow as tf
     from object_detection.builders import model_builder
+    import tensorflow as tf
   except ImportError as e:
     raise ModelBuildError(
-        "The Object Detection API cannot be imported here.",
-        received=f"{type(e).__name__}: {e}",
-        fix="Run in the odapi environment; `od-guard doctor` says what this one lacks.") from e
+      "The Object Detection API cannot be imported here.",
+      received=f"{type(e).__name__}: {e}",
+      fix="Run in the odapi environment; `od-guard doctor` says what this one lacks.",
+    ) from e
   return tf, model_builder
 
 
@@ -59,18 +60,22 @@ def build(config, strategy=None) -> Any:
       model = model_builder.build(model_config=config.model, is_training=True)
       images = tf.zeros([1, height, width, 3], tf.float32)
       model.provide_groundtruth(
-          groundtruth_boxes_list=[tf.constant([[0.1, 0.1, 0.6, 0.6]], tf.float32)],
-          groundtruth_classes_list=[tf.one_hot([0], max(num_classes, 1))],
-          groundtruth_weights_list=[tf.ones([1], tf.float32)])
+        groundtruth_boxes_list=[tf.constant([[0.1, 0.1, 0.6, 0.6]], tf.float32)],
+        groundtruth_classes_list=[tf.one_hot([0], max(num_classes, 1))],
+        groundtruth_weights_list=[tf.ones([1], tf.float32)],
+      )
       preprocessed, shapes = model.preprocess(images)
       model.predict(preprocessed, shapes)
   except (ValueError, KeyError, TypeError, RuntimeError, tf.errors.OpError) as e:
     raise ModelBuildError(
-        "The OD API could not build the configured model.",
-        received=f"{type(e).__name__}: {_cause(e)}",
-        fix=("Check the model section of the config: feature_extractor.type must be one "
-             "the installed OD API knows, paths it names (label maps) must exist, and "
-             "some backbones need a minimum image size.")) from e
+      "The OD API could not build the configured model.",
+      received=f"{type(e).__name__}: {_cause(e)}",
+      fix=(
+        "Check the model section of the config: feature_extractor.type must be one "
+        "the installed OD API knows, paths it names (label maps) must exist, and "
+        "some backbones need a minimum image size."
+      ),
+    ) from e
   return model
 
 
@@ -78,8 +83,9 @@ def _cause(e: BaseException) -> str:
   """The informative line of an error: Keras wraps layer errors in a header
   ('Exception encountered when calling layer ...'); the cause follows it."""
   lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-  useful = [l for l in lines if not l.startswith(("Exception encountered", "Call arguments",
-                                                   "•", "File "))]
+  useful = [
+    l for l in lines if not l.startswith(("Exception encountered", "Call arguments", "•", "File "))
+  ]
   text = (useful or lines or [type(e).__name__])[0]
   return text[:300]
 
@@ -94,5 +100,7 @@ def restore_roots(model, checkpoint_type: str) -> dict[str, Any]:
     return model.restore_from_objects(fine_tune_checkpoint_type=checkpoint_type)
   except ValueError as e:
     raise ModelBuildError(
-        f"The model refuses fine_tune_checkpoint_type {checkpoint_type!r}.",
-        received=str(e), fix="Use \"detection\", \"classification\" or \"full\".") from e
+      f"The model refuses fine_tune_checkpoint_type {checkpoint_type!r}.",
+      received=str(e),
+      fix='Use "detection", "classification" or "full".',
+    ) from e

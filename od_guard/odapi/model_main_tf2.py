@@ -43,63 +43,133 @@ EXIT_BAD_INPUT = 2
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the stock model_main_tf2 flags and od_guard's on `flag_values`."""
   fv = flag_values
-  flags.DEFINE_string("pipeline_config_path", None, "Path to pipeline config file.",
-                      flag_values=fv)
+  flags.DEFINE_string("pipeline_config_path", None, "Path to pipeline config file.", flag_values=fv)
   flags.DEFINE_integer("num_train_steps", None, "Number of train steps.", flag_values=fv)
-  flags.DEFINE_bool("eval_on_train_data", False, "Enable evaluating on train data (only "
-                    "supported in distributed training).", flag_values=fv)
-  flags.DEFINE_integer("sample_1_of_n_eval_examples", None, "Will sample one of every n "
-                       "eval input examples, where n is provided.", flag_values=fv)
-  flags.DEFINE_integer("sample_1_of_n_eval_on_train_examples", 5, "Will sample one of every "
-                       "n train input examples for evaluation, where n is provided. This is "
-                       "only used if `eval_training_data` is True.", flag_values=fv)
-  flags.DEFINE_string("model_dir", None, "Path to output model directory where event and "
-                      "checkpoint files will be written.", flag_values=fv)
-  flags.DEFINE_string("checkpoint_dir", None, "Path to directory holding a checkpoint. If "
-                      "`checkpoint_dir` is provided, this binary operates in eval-only mode, "
-                      "writing resulting metrics to `model_dir`.", flag_values=fv)
-  flags.DEFINE_integer("eval_timeout", 3600, "Number of seconds to wait for an evaluation "
-                       "checkpoint before exiting.", flag_values=fv)
+  flags.DEFINE_bool(
+    "eval_on_train_data",
+    False,
+    "Enable evaluating on train data (only supported in distributed training).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "sample_1_of_n_eval_examples",
+    None,
+    "Will sample one of every n eval input examples, where n is provided.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "sample_1_of_n_eval_on_train_examples",
+    5,
+    "Will sample one of every "
+    "n train input examples for evaluation, where n is provided. This is "
+    "only used if `eval_training_data` is True.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "model_dir",
+    None,
+    "Path to output model directory where event and checkpoint files will be written.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "checkpoint_dir",
+    None,
+    "Path to directory holding a checkpoint. If "
+    "`checkpoint_dir` is provided, this binary operates in eval-only mode, "
+    "writing resulting metrics to `model_dir`.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "eval_timeout",
+    3600,
+    "Number of seconds to wait for an evaluation checkpoint before exiting.",
+    flag_values=fv,
+  )
   flags.DEFINE_bool("use_tpu", False, "Whether the job is executing on a TPU.", flag_values=fv)
-  flags.DEFINE_string("tpu_name", None, "Name of the Cloud TPU for Cluster Resolvers.",
-                      flag_values=fv)
-  flags.DEFINE_integer("num_workers", 1, "When num_workers > 1, training uses "
-                       "MultiWorkerMirroredStrategy. When num_workers = 1 it uses "
-                       "MirroredStrategy.", flag_values=fv)
-  flags.DEFINE_integer("checkpoint_every_n", 1000, "Integer defining how often we "
-                       "checkpoint.", flag_values=fv)
-  flags.DEFINE_boolean("record_summaries", True, "Whether or not to record summaries "
-                       "defined by the model or the training pipeline. This does not impact "
-                       "the summaries of the loss values which are always recorded.",
-                       flag_values=fv)
+  flags.DEFINE_string(
+    "tpu_name", None, "Name of the Cloud TPU for Cluster Resolvers.", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "num_workers",
+    1,
+    "When num_workers > 1, training uses "
+    "MultiWorkerMirroredStrategy. When num_workers = 1 it uses "
+    "MirroredStrategy.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "checkpoint_every_n", 1000, "Integer defining how often we checkpoint.", flag_values=fv
+  )
+  flags.DEFINE_boolean(
+    "record_summaries",
+    True,
+    "Whether or not to record summaries "
+    "defined by the model or the training pipeline. This does not impact "
+    "the summaries of the loss values which are always recorded.",
+    flag_values=fv,
+  )
   # od_guard's own.
-  flags.DEFINE_enum("guard_policy", "default", ["strict", "default", "lenient"],
-                    "od_guard policy that turns the preflight's findings into a verdict.",
-                    flag_values=fv)
-  flags.DEFINE_float("guard_min_backbone_coverage", None, "Minimum fraction of backbone "
-                     "parameters that must restore (overrides the policy's).", flag_values=fv)
-  flags.DEFINE_bool("guard_only", False, "Run the od_guard preflight, write its report, and "
-                    "exit without training.", flag_values=fv)
-  flags.DEFINE_string("guard_report_dir", None, "Where od_guard writes report.json and "
-                      "report.txt (default: <model_dir>/od_guard).", flag_values=fv)
-  flags.DEFINE_integer("num_steps_per_iteration", 100, "Training steps per loop iteration "
-                       "(model_lib_v2 hard-codes 100).", flag_values=fv)
-  flags.DEFINE_enum("guard_naming_mode", "warn", ["off", "warn", "error"],
-                    "Check the names of every checkpoint training saves: warn, or error "
-                    "(quarantine the checkpoint and stop).", flag_values=fv)
-  flags.DEFINE_string("guard_naming_rules", None, "A TOML naming-rules file (default: the "
-                      "odapi preset).", flag_values=fv)
+  flags.DEFINE_enum(
+    "guard_policy",
+    "default",
+    ["strict", "default", "lenient"],
+    "od_guard policy that turns the preflight's findings into a verdict.",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "guard_min_backbone_coverage",
+    None,
+    "Minimum fraction of backbone parameters that must restore (overrides the policy's).",
+    flag_values=fv,
+  )
+  flags.DEFINE_bool(
+    "guard_only",
+    False,
+    "Run the od_guard preflight, write its report, and exit without training.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "guard_report_dir",
+    None,
+    "Where od_guard writes report.json and report.txt (default: <model_dir>/od_guard).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "num_steps_per_iteration",
+    100,
+    "Training steps per loop iteration (model_lib_v2 hard-codes 100).",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "guard_naming_mode",
+    "warn",
+    ["off", "warn", "error"],
+    "Check the names of every checkpoint training saves: warn, or error "
+    "(quarantine the checkpoint and stop).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "guard_naming_rules",
+    None,
+    "A TOML naming-rules file (default: the odapi preset).",
+    flag_values=fv,
+  )
 
   def _fraction(value):
     return value is None or 0.0 <= value <= 1.0
 
   flags.register_validator(
-      "guard_min_backbone_coverage", _fraction,
-      message="--guard_min_backbone_coverage must be a fraction between 0 and 1.",
-      flag_values=fv)
+    "guard_min_backbone_coverage",
+    _fraction,
+    message="--guard_min_backbone_coverage must be a fraction between 0 and 1.",
+    flag_values=fv,
+  )
   flags.register_validator(
-      "num_steps_per_iteration", lambda v: v is not None and v >= 1,
-      message="--num_steps_per_iteration must be a whole number >= 1.", flag_values=fv)
+    "num_steps_per_iteration",
+    lambda v: v is not None and v >= 1,
+    message="--num_steps_per_iteration must be a whole number >= 1.",
+    flag_values=fv,
+  )
 
 
 def _strategy(fv, tf):
@@ -117,46 +187,63 @@ def _strategy(fv, tf):
 def _write_reports(report, report_dir: str) -> None:
   from od_guard.checkpoint import fileio
   from od_guard.report import record as preflight_report
-  fileio.atomic_write_text(os.path.join(report_dir, "report.json"),
-                           json.dumps(report.to_dict(), indent=2) + "\n")
-  fileio.atomic_write_text(os.path.join(report_dir, "report.txt"),
-                           preflight_report.render_text(report, verbose=True) + "\n")
+
+  fileio.atomic_write_text(
+    os.path.join(report_dir, "report.json"), json.dumps(report.to_dict(), indent=2) + "\n"
+  )
+  fileio.atomic_write_text(
+    os.path.join(report_dir, "report.txt"),
+    preflight_report.render_text(report, verbose=True) + "\n",
+  )
 
 
 def run(fv: flags.FlagValues) -> int:
   """Runs the drop-in with parsed flags; returns the process exit code."""
   from od_guard import errors
   from od_guard.odapi import compat as odapi_compat
+
   for name in ("model_dir", "pipeline_config_path"):
     if not fv[name].value:
-      print(f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).",
-            file=sys.stderr)
+      print(
+        f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).", file=sys.stderr
+      )
       return EXIT_BAD_INPUT
   odapi_compat.apply()
-  import tensorflow.compat.v2 as tf
   from object_detection import model_lib_v2
+  import tensorflow.compat.v2 as tf
+
   tf.config.set_soft_device_placement(True)
   if fv.checkpoint_dir:
     model_lib_v2.eval_continuously(
-        pipeline_config_path=fv.pipeline_config_path, model_dir=fv.model_dir,
-        train_steps=fv.num_train_steps,
-        sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,
-        sample_1_of_n_eval_on_train_examples=fv.sample_1_of_n_eval_on_train_examples,
-        checkpoint_dir=fv.checkpoint_dir, wait_interval=300, timeout=fv.eval_timeout)
+      pipeline_config_path=fv.pipeline_config_path,
+      model_dir=fv.model_dir,
+      train_steps=fv.num_train_steps,
+      sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,
+      sample_1_of_n_eval_on_train_examples=fv.sample_1_of_n_eval_on_train_examples,
+      checkpoint_dir=fv.checkpoint_dir,
+      wait_interval=300,
+      timeout=fv.eval_timeout,
+    )
     return 0
-  from od_guard.restore import policy as policy_lib
   from od_guard.odapi import preflight
   from od_guard.report import record as preflight_report
-  from od_guard.restore import strategies
   from od_guard.report import tensorboard as tensorboard_report
+  from od_guard.restore import policy as policy_lib
+  from od_guard.restore import strategies
+
   strategy = _strategy(fv, tf)
   try:
     policy = policy_lib.preset(fv.guard_policy)
     if fv.guard_min_backbone_coverage is not None:
       policy = policy.replace(min_backbone_coverage=fv.guard_min_backbone_coverage)
     with strategy.scope():
-      report = preflight.check(fv.pipeline_config_path, model_dir=fv.model_dir,
-                               policy=policy, strategy=strategy, training=True)
+      report = preflight.check(
+        fv.pipeline_config_path,
+        model_dir=fv.model_dir,
+        policy=policy,
+        strategy=strategy,
+        training=True,
+      )
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
@@ -166,9 +253,11 @@ def run(fv: flags.FlagValues) -> int:
     _write_reports(report, fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"))
     tensorboard_report.write(report, os.path.join(fv.model_dir, "train"), step=0)
   if report.verdict.failed:
-    logging.error("od_guard: preflight FAILED (%s); not training. Report: %s",
-                  "; ".join(report.verdict.reasons[:3]),
-                  fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"))
+    logging.error(
+      "od_guard: preflight FAILED (%s); not training. Report: %s",
+      "; ".join(report.verdict.reasons[:3]),
+      fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"),
+    )
     return EXIT_FAILED_PREFLIGHT
   if fv.guard_only:
     return 0
@@ -176,19 +265,26 @@ def run(fv: flags.FlagValues) -> int:
   if fv.guard_naming_mode != "off":
     from od_guard.naming import rules as naming_rules
     from od_guard.naming import save_guard
+
     rules = naming_rules.load(fv.guard_naming_rules, [] if fv.guard_naming_rules else ["odapi"])
     # model_lib_v2 builds its own CheckpointManager; substitute a guarded one
     # for the duration of training, so the OD API's own saves are checked.
     tf.train.CheckpointManager = save_guard.guarded_manager_class(
-        rules, mode=fv.guard_naming_mode,
-        log_dir=os.path.join(fv.model_dir, "train") if chief else None)
+      rules,
+      mode=fv.guard_naming_mode,
+      log_dir=os.path.join(fv.model_dir, "train") if chief else None,
+    )
   try:
     with strategy.scope():
       model_lib_v2.train_loop(
-          pipeline_config_path=fv.pipeline_config_path, model_dir=fv.model_dir,
-          train_steps=fv.num_train_steps, use_tpu=fv.use_tpu,
-          checkpoint_every_n=fv.checkpoint_every_n, record_summaries=fv.record_summaries,
-          num_steps_per_iteration=fv.num_steps_per_iteration)
+        pipeline_config_path=fv.pipeline_config_path,
+        model_dir=fv.model_dir,
+        train_steps=fv.num_train_steps,
+        use_tpu=fv.use_tpu,
+        checkpoint_every_n=fv.checkpoint_every_n,
+        record_summaries=fv.record_summaries,
+        num_steps_per_iteration=fv.num_steps_per_iteration,
+      )
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return e.exit_code

@@ -19,31 +19,49 @@ from __future__ import annotations
 import time
 
 from od_guard import errors
-from od_guard.restore import fingerprint as fingerprint_lib
-from od_guard.restore import findings as findings_lib
 from od_guard.checkpoint import inventory
 from od_guard.odapi import config as pipeline_config
-from od_guard.restore import policy as policy_lib
-from od_guard.report import record as preflight_report
 from od_guard.odapi import static_diagnosis
+from od_guard.report import record as preflight_report
+from od_guard.restore import findings as findings_lib
+from od_guard.restore import fingerprint as fingerprint_lib
+from od_guard.restore import policy as policy_lib
 from od_guard.restore import strategies
 
 # When a static error explains it, a model-tier finding is a consequence.
 _EXPLAINED_BY = {
-    # The model tier's map is exact; the static one only names the scope.
-    "restore_scope_missing": {"renamed_scopes"},
-    "renamed_scopes": {"feature_extractor_mismatch", "meta_architecture_mismatch",
-                       "checkpoint_type_mismatch"},
-    "variables_not_restored": {"checkpoint_type_mismatch", "weightless_checkpoint",
-                               "restore_scope_missing",
-                               "feature_extractor_mismatch", "meta_architecture_mismatch",
-                               "neck_mismatch", "saved_model_variables", "renamed_scopes"},
-    "shape_mismatch": {"feature_extractor_mismatch", "depth_multiplier_mismatch",
-                       "num_classes_differ", "meta_architecture_mismatch"},
-    "coverage_below_threshold": {"checkpoint_type_mismatch", "weightless_checkpoint",
-                                 "restore_scope_missing",
-                                 "feature_extractor_mismatch", "meta_architecture_mismatch",
-                                 "renamed_scopes", "neck_mismatch"},
+  # The model tier's map is exact; the static one only names the scope.
+  "restore_scope_missing": {"renamed_scopes"},
+  "renamed_scopes": {
+    "feature_extractor_mismatch",
+    "meta_architecture_mismatch",
+    "checkpoint_type_mismatch",
+  },
+  "variables_not_restored": {
+    "checkpoint_type_mismatch",
+    "weightless_checkpoint",
+    "restore_scope_missing",
+    "feature_extractor_mismatch",
+    "meta_architecture_mismatch",
+    "neck_mismatch",
+    "saved_model_variables",
+    "renamed_scopes",
+  },
+  "shape_mismatch": {
+    "feature_extractor_mismatch",
+    "depth_multiplier_mismatch",
+    "num_classes_differ",
+    "meta_architecture_mismatch",
+  },
+  "coverage_below_threshold": {
+    "checkpoint_type_mismatch",
+    "weightless_checkpoint",
+    "restore_scope_missing",
+    "feature_extractor_mismatch",
+    "meta_architecture_mismatch",
+    "renamed_scopes",
+    "neck_mismatch",
+  },
 }
 # Static errors after which the model tier cannot say more.
 _NO_MODEL_TIER = {"placeholder_path", "tf1_checkpoint", "checkpoint_not_found"}
@@ -51,13 +69,17 @@ _NO_MODEL_TIER = {"placeholder_path", "tf1_checkpoint", "checkpoint_not_found"}
 
 def _downgrade_consequences(found: list[findings_lib.Finding]) -> list[findings_lib.Finding]:
   import dataclasses
+
   errors_present = {f.code for f in found if f.severity == findings_lib.ERROR}
   out = []
   for f in found:
     causes = _EXPLAINED_BY.get(f.code, set()) & errors_present
     if causes and f.severity == findings_lib.ERROR:
-      f = dataclasses.replace(f, severity=findings_lib.INFO,
-                              title=f.title + f" (a consequence of {', '.join(sorted(causes))})")
+      f = dataclasses.replace(
+        f,
+        severity=findings_lib.INFO,
+        title=f.title + f" (a consequence of {', '.join(sorted(causes))})",
+      )
     out.append(f)
   return out
 
@@ -79,14 +101,16 @@ class _Timer:
     return _Phase()
 
 
-def _static(config_path: str, checkpoint: str | None, model_dir: str | None,
-            timer: _Timer, object_graph: str):
+def _static(
+  config_path: str, checkpoint: str | None, model_dir: str | None, timer: _Timer, object_graph: str
+):
   with timer.phase("read"):
     message = pipeline_config.parse(config_path)
     config = pipeline_config.read(config_path, message)
   with timer.phase("static"):
-    found, ckpt_path = static_diagnosis.diagnose_path(config, checkpoint=checkpoint,
-                                                      model_dir=model_dir)
+    found, ckpt_path = static_diagnosis.diagnose_path(
+      config, checkpoint=checkpoint, model_dir=model_dir
+    )
     found.extend(static_diagnosis.diagnose_model_dir(model_dir))
     inv = fp = None
     not_checked: list[str] = []
@@ -95,26 +119,39 @@ def _static(config_path: str, checkpoint: str | None, model_dir: str | None,
         inv = inventory.read_inventory(ckpt_path, object_graph=object_graph)
       except errors.CheckpointNotFoundError as e:
         internal = ckpt_path.startswith(("/cns/", "/placer/", "/bigstore/"))
-        found.append(findings_lib.Finding(
-            "checkpoint_not_found", findings_lib.ERROR,
+        found.append(
+          findings_lib.Finding(
+            "checkpoint_not_found",
+            findings_lib.ERROR,
             "fine_tune_checkpoint names no checkpoint"
             + (" (a Google-internal path the zoo config kept)." if internal else "."),
             detail=e.what,
-            fix=("Download the model from the TF2 Detection Zoo and point at its "
-                 "checkpoint/ckpt-0." if internal else e.fix),
-            stock_outcome="fails after building the model and the input pipeline"))
+            fix=(
+              "Download the model from the TF2 Detection Zoo and point at its checkpoint/ckpt-0."
+              if internal
+              else e.fix
+            ),
+            stock_outcome="fails after building the model and the input pipeline",
+          )
+        )
       else:
         fp = fingerprint_lib.fingerprint(inv)
         found.extend(static_diagnosis.diagnose_checkpoint(config, inv, fp))
         if inv.data_shards == inventory.SHARDS_MISSING:
-          not_checked.append("tensor values and the object graph (the data shard is missing); "
-                             "the match used the index keys")
+          not_checked.append(
+            "tensor values and the object graph (the data shard is missing); "
+            "the match used the index keys"
+          )
   return message, config, inv, fp, found, not_checked
 
 
-def check_static(config_path: str, *, checkpoint: str | None = None,
-                 model_dir: str | None = None,
-                 policy: policy_lib.Policy | None = None) -> preflight_report.PreflightReport:
+def check_static(
+  config_path: str,
+  *,
+  checkpoint: str | None = None,
+  model_dir: str | None = None,
+  policy: policy_lib.Policy | None = None,
+) -> preflight_report.PreflightReport:
   """The static tier: config and checkpoint metadata, no TensorFlow.
 
   Args:
@@ -130,14 +167,24 @@ def check_static(config_path: str, *, checkpoint: str | None = None,
   policy = policy or policy_lib.preset("default")
   timer = _Timer()
   _, config, inv, fp, found, not_checked = _static(
-      config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_SUMMARY)
-  not_checked.append("the model was not built: exact bindings, shapes of every variable "
-                     "and coverage need the full check (without --static)")
+    config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_SUMMARY
+  )
+  not_checked.append(
+    "the model was not built: exact bindings, shapes of every variable "
+    "and coverage need the full check (without --static)"
+  )
   verdict, adjusted = policy_lib.decide(policy, found)
   return preflight_report.PreflightReport(
-      tier=preflight_report.STATIC, config=config, checkpoint=inv, fingerprint=fp,
-      restore=None, findings=tuple(adjusted), verdict=verdict, timings=timer.timings,
-      not_checked=tuple(not_checked))
+    tier=preflight_report.STATIC,
+    config=config,
+    checkpoint=inv,
+    fingerprint=fp,
+    restore=None,
+    findings=tuple(adjusted),
+    verdict=verdict,
+    timings=timer.timings,
+    not_checked=tuple(not_checked),
+  )
 
 
 def _requested_components(report) -> frozenset[str]:
@@ -148,9 +195,15 @@ def _requested_components(report) -> frozenset[str]:
   return frozenset(asked)
 
 
-def check(config_path: str, *, checkpoint: str | None = None, model_dir: str | None = None,
-          policy: policy_lib.Policy | None = None, strategy=None,
-          training: bool = False) -> preflight_report.PreflightReport:
+def check(
+  config_path: str,
+  *,
+  checkpoint: str | None = None,
+  model_dir: str | None = None,
+  policy: policy_lib.Policy | None = None,
+  strategy=None,
+  training: bool = False,
+) -> preflight_report.PreflightReport:
   """Both tiers: static checks, then the model built and matched.
 
   Args:
@@ -170,16 +223,18 @@ def check(config_path: str, *, checkpoint: str | None = None, model_dir: str | N
   policy = policy or policy_lib.preset("default")
   timer = _Timer()
   message, config, inv, fp, found, not_checked = _static(
-      config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL)
+    config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL
+  )
   restore = None
   strategy_text = ""
   blocked = {f.code for f in found if f.severity == findings_lib.ERROR} & _NO_MODEL_TIER
   if inv is not None and not blocked and inv.format != inventory.TF1_NAME_BASED:
     # The model tier's modules load only when it runs: --static stays light.
-    from od_guard.restore import live_graph
     from od_guard.odapi import model as odapi_model
     from od_guard.restore import diagnosis as restore_diagnosis
+    from od_guard.restore import live_graph
     from od_guard.restore import matching as restore_match
+
     with timer.phase("import"):
       tf, _ = odapi_model.import_odapi()
     strategy = strategy or tf.distribute.get_strategy()
@@ -195,17 +250,21 @@ def check(config_path: str, *, checkpoint: str | None = None, model_dir: str | N
       if roots is not None:
         graph = live_graph.capture(roots, model={"model": model})
         restore = restore_match.match(graph, inv)
-        hint = (f"fine_tune_checkpoint_type \"{ctype}\" restores "
-                + ", ".join(f"'{k}'" for k in roots))
+        hint = f'fine_tune_checkpoint_type "{ctype}" restores ' + ", ".join(f"'{k}'" for k in roots)
         found.extend(restore_diagnosis.diagnose(restore, inv, root_hint=hint))
-        found.extend(policy_lib.coverage_findings(policy, restore,
-                                                  _requested_components(restore)))
+        found.extend(policy_lib.coverage_findings(policy, restore, _requested_components(restore)))
   elif inv is not None and inv.format == inventory.TF1_NAME_BASED:
     not_checked.append("the model-built match: the TF2 OD API refuses name-based checkpoints")
-  verdict, adjusted = policy_lib.decide(policy, _downgrade_consequences(found),
-                                        training=training)
+  verdict, adjusted = policy_lib.decide(policy, _downgrade_consequences(found), training=training)
   return preflight_report.PreflightReport(
-      tier=preflight_report.MODEL if restore is not None else preflight_report.STATIC,
-      config=config, checkpoint=inv, fingerprint=fp, restore=restore,
-      findings=tuple(adjusted), verdict=verdict, timings=timer.timings,
-      strategy=strategy_text, not_checked=tuple(not_checked))
+    tier=preflight_report.MODEL if restore is not None else preflight_report.STATIC,
+    config=config,
+    checkpoint=inv,
+    fingerprint=fp,
+    restore=restore,
+    findings=tuple(adjusted),
+    verdict=verdict,
+    timings=timer.timings,
+    strategy=strategy_text,
+    not_checked=tuple(not_checked),
+  )

@@ -13,27 +13,35 @@ from __future__ import annotations
 import os
 import re
 
-from od_guard.checkpoint import paths as checkpoint_path
 from od_guard import errors
 from od_guard.checkpoint import fileio
-from od_guard.restore import fingerprint as fingerprint_lib
-from od_guard.restore import findings
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.odapi import config as pipeline_config
+from od_guard.restore import findings
+from od_guard.restore import fingerprint as fingerprint_lib
 
 Finding = findings.Finding
 _DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
-_STOCK_UNBOUND = ("AssertionError: Found {n} Python objects that were not bound to "
-                  "checkpointed values, likely due to changes in the Python program.")
+_STOCK_UNBOUND = (
+  "AssertionError: Found {n} Python objects that were not bound to "
+  "checkpointed values, likely due to changes in the Python program."
+)
 
 
 def _zoo_fix(path: str) -> str:
-  return (f"set fine_tune_checkpoint to the checkpoint prefix, e.g. "
-          f"\"{path}\" (the files are <prefix>.index and <prefix>.data-*)")
+  return (
+    f"set fine_tune_checkpoint to the checkpoint prefix, e.g. "
+    f'"{path}" (the files are <prefix>.index and <prefix>.data-*)'
+  )
 
 
-def diagnose_path(config: pipeline_config.FineTuneConfig, *, checkpoint: str | None = None,
-                  model_dir: str | None = None) -> tuple[list[Finding], str | None]:
+def diagnose_path(
+  config: pipeline_config.FineTuneConfig,
+  *,
+  checkpoint: str | None = None,
+  model_dir: str | None = None,
+) -> tuple[list[Finding], str | None]:
   """Checks where the fine-tune checkpoint points.
 
   Args:
@@ -55,22 +63,34 @@ def diagnose_path(config: pipeline_config.FineTuneConfig, *, checkpoint: str | N
       return out, checkpoint
   value = config.fine_tune_checkpoint
   if not value:
-    out.append(Finding(
-        "no_fine_tune_checkpoint", findings.WARNING,
+    out.append(
+      Finding(
+        "no_fine_tune_checkpoint",
+        findings.WARNING,
         "No fine_tune_checkpoint: the model trains from randomly initialised weights.",
         detail=f"train_config.fine_tune_checkpoint is empty in {config.path}.",
-        fix=("If you meant to fine-tune, set train_config.fine_tune_checkpoint to the "
-             "checkpoint prefix (e.g. \".../checkpoint/ckpt-0\")."),
-        stock_outcome="trains from scratch without a word"))
+        fix=(
+          "If you meant to fine-tune, set train_config.fine_tune_checkpoint to the "
+          'checkpoint prefix (e.g. ".../checkpoint/ckpt-0").'
+        ),
+        stock_outcome="trains from scratch without a word",
+      )
+    )
     return out, None
   if pipeline_config.PLACEHOLDER in value:
-    out.append(Finding(
-        "placeholder_path", findings.ERROR,
+    out.append(
+      Finding(
+        "placeholder_path",
+        findings.ERROR,
         "fine_tune_checkpoint still holds the zoo's PATH_TO_BE_CONFIGURED placeholder.",
-        detail=f"fine_tune_checkpoint: \"{value}\"",
-        fix=("Replace PATH_TO_BE_CONFIGURED with the directory where you extracted the "
-             "zoo model, e.g. \"models/ssd_mobilenet_v2/checkpoint/ckpt-0\"."),
-        stock_outcome="fails after building the model and the input pipeline (NotFoundError)"))
+        detail=f'fine_tune_checkpoint: "{value}"',
+        fix=(
+          "Replace PATH_TO_BE_CONFIGURED with the directory where you extracted the "
+          'zoo model, e.g. "models/ssd_mobilenet_v2/checkpoint/ckpt-0".'
+        ),
+        stock_outcome="fails after building the model and the input pipeline (NotFoundError)",
+      )
+    )
     return out, None
   resolved_value = pipeline_config.resolve_checkpoint_path(value, config.path)
   if not os.path.isabs(value) and not fileio.is_remote(value):
@@ -78,55 +98,82 @@ def diagnose_path(config: pipeline_config.FineTuneConfig, *, checkpoint: str | N
     here = fileio.exists(resolved_value) or fileio.exists(resolved_value + ".index")
     there = fileio.exists(beside_config) or fileio.exists(beside_config + ".index")
     if not here and there:
-      out.append(Finding(
-          "relative_checkpoint_path", findings.ERROR,
+      out.append(
+        Finding(
+          "relative_checkpoint_path",
+          findings.ERROR,
           "fine_tune_checkpoint is relative to the config's directory, but the OD API "
           "resolves it against the working directory.",
-          detail=(f"\"{value}\" -> {resolved_value} (missing); beside the config: "
-                  f"{beside_config}"),
-          fix=f"Use the absolute path: fine_tune_checkpoint: \"{os.path.abspath(beside_config)}\"",
-          stock_outcome="fails after building the model (NotFoundError)"))
+          detail=(f'"{value}" -> {resolved_value} (missing); beside the config: {beside_config}'),
+          fix=f'Use the absolute path: fine_tune_checkpoint: "{os.path.abspath(beside_config)}"',
+          stock_outcome="fails after building the model (NotFoundError)",
+        )
+      )
       return out, beside_config
-    out.append(Finding(
-        "relative_checkpoint_path", findings.WARNING,
+    out.append(
+      Finding(
+        "relative_checkpoint_path",
+        findings.WARNING,
         "fine_tune_checkpoint is a relative path: it resolves against the working "
         "directory, so the run depends on where it is started.",
-        detail=f"\"{value}\" -> {resolved_value} (from {os.getcwd()})",
-        fix=f"Use the absolute path: fine_tune_checkpoint: \"{resolved_value}\""))
+        detail=f'"{value}" -> {resolved_value} (from {os.getcwd()})',
+        fix=f'Use the absolute path: fine_tune_checkpoint: "{resolved_value}"',
+      )
+    )
   name = fileio.basename(resolved_value)
   if name.endswith(".index") or _DATA_FILE.search(resolved_value):
-    prefix = resolved_value[: -len(".index")] if name.endswith(".index") else \
-        _DATA_FILE.sub("", resolved_value)
-    out.append(Finding(
-        "checkpoint_path_is_file", findings.ERROR,
+    prefix = (
+      resolved_value[: -len(".index")]
+      if name.endswith(".index")
+      else _DATA_FILE.sub("", resolved_value)
+    )
+    out.append(
+      Finding(
+        "checkpoint_path_is_file",
+        findings.ERROR,
         "fine_tune_checkpoint names one of the checkpoint's files, not its prefix.",
-        detail=f"fine_tune_checkpoint: \"{value}\"",
-        fix=f"Drop the file suffix: fine_tune_checkpoint: \"{prefix}\"",
-        stock_outcome="fails after building the model (the restore finds no checkpoint)"))
+        detail=f'fine_tune_checkpoint: "{value}"',
+        fix=f'Drop the file suffix: fine_tune_checkpoint: "{prefix}"',
+        stock_outcome="fails after building the model (the restore finds no checkpoint)",
+      )
+    )
     return out, prefix
   if fileio.exists(resolved_value) and fileio.isdir(resolved_value):
     try:
       prefix = checkpoint_path.resolve(resolved_value).path
     except errors.OdGuardError:
       prefix = None
-    out.append(Finding(
-        "checkpoint_path_is_directory", findings.ERROR,
+    out.append(
+      Finding(
+        "checkpoint_path_is_directory",
+        findings.ERROR,
         "fine_tune_checkpoint names a directory; the OD API needs a checkpoint prefix.",
-        detail=f"fine_tune_checkpoint: \"{value}\" is a directory",
-        fix=(_zoo_fix(prefix) if prefix else
-             "Point it at the checkpoint prefix inside, e.g. \".../checkpoint/ckpt-0\"."),
-        stock_outcome="fails after building the model (the restore cannot open a directory)"))
+        detail=f'fine_tune_checkpoint: "{value}" is a directory',
+        fix=(
+          _zoo_fix(prefix)
+          if prefix
+          else 'Point it at the checkpoint prefix inside, e.g. ".../checkpoint/ckpt-0".'
+        ),
+        stock_outcome="fails after building the model (the restore cannot open a directory)",
+      )
+    )
     return out, prefix
   if model_dir:
     ckpt_dir = os.path.abspath(os.path.dirname(resolved_value))
     if ckpt_dir == os.path.abspath(model_dir):
-      out.append(Finding(
-          "checkpoint_in_model_dir", findings.ERROR,
+      out.append(
+        Finding(
+          "checkpoint_in_model_dir",
+          findings.ERROR,
           "The fine-tune checkpoint lies in model_dir, where training writes its own.",
           detail=f"checkpoint dir {ckpt_dir} == model_dir {os.path.abspath(model_dir)}",
           fix="Use a fresh --model_dir, or move the fine-tune checkpoint elsewhere.",
-          stock_outcome=("RuntimeError: Checkpoint dir (...) and model_dir (...) cannot be same. "
-                         "Please set model_dir to a different path.")))
+          stock_outcome=(
+            "RuntimeError: Checkpoint dir (...) and model_dir (...) cannot be same. "
+            "Please set model_dir to a different path."
+          ),
+        )
+      )
   return out, resolved_value
 
 
@@ -140,113 +187,177 @@ def diagnose_model_dir(model_dir: str | None) -> list[Finding]:
     return []
   inv = inventory.read_inventory(latest, object_graph=inventory.OBJECT_GRAPH_NONE)
   weightless = not inv.of_kind(inventory.MODEL)
-  return [Finding(
-      "stale_checkpoint_in_model_dir", findings.WARNING,
+  return [
+    Finding(
+      "stale_checkpoint_in_model_dir",
+      findings.WARNING,
       "model_dir already holds a checkpoint: training resumes from it, and its values "
       "replace the fine-tune checkpoint's right after they are loaded.",
-      detail=(f"{latest} ({'weightless: step and save counter only' if weightless else f'{len(inv.of_kind(inventory.MODEL))} model values'})"),
-      fix=("To fine-tune afresh, use a new --model_dir (or empty this one); to resume "
-           "on purpose, ignore this warning."),
-      stock_outcome="resumes silently from the model_dir checkpoint")]
+      detail=(
+        f"{latest} ({'weightless: step and save counter only' if weightless else f'{len(inv.of_kind(inventory.MODEL))} model values'})"
+      ),
+      fix=(
+        "To fine-tune afresh, use a new --model_dir (or empty this one); to resume "
+        "on purpose, ignore this warning."
+      ),
+      stock_outcome="resumes silently from the model_dir checkpoint",
+    )
+  ]
 
 
-def diagnose_checkpoint(config: pipeline_config.FineTuneConfig, inv: inventory.Inventory,
-                        fp: fingerprint_lib.Fingerprint) -> list[Finding]:
+def diagnose_checkpoint(
+  config: pipeline_config.FineTuneConfig, inv: inventory.Inventory, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
   """Checks the checkpoint's format, version, type and architecture against the config."""
   out: list[Finding] = []
   ctype = config.effective_checkpoint_type
   if inv.data_shards == inventory.SHARDS_MISSING:
-    out.append(Finding(
-        "data_shard_missing", findings.WARNING,
+    out.append(
+      Finding(
+        "data_shard_missing",
+        findings.WARNING,
         "The checkpoint's data shard is missing: names, shapes and dtypes were checked "
         "from the index; tensor values and the object graph were not.",
         detail="missing: " + ", ".join(fileio.basename(m) for m in inv.missing_shards),
-        fix=("Copy the .data-* files next to the .index; training cannot restore "
-             "without them."),
-        stock_outcome="fails when restoring (DataLossError / NotFoundError on the data file)"))
+        fix=("Copy the .data-* files next to the .index; training cannot restore without them."),
+        stock_outcome="fails when restoring (DataLossError / NotFoundError on the data file)",
+      )
+    )
   if inv.format == inventory.TF1_NAME_BASED:
-    out.append(Finding(
-        "tf1_checkpoint", findings.ERROR,
+    out.append(
+      Finding(
+        "tf1_checkpoint",
+        findings.ERROR,
         "The checkpoint is TF1 name-based; the TF2 OD API restores object-based checkpoints only.",
-        detail=(f"{inv.prefix} has no object graph; its keys are TF1 variable names "
-                f"(e.g. {inv.variables[0].key if inv.variables else '?'})."),
-        fix=("Use the TF2 Detection Zoo's checkpoint of this model (checkpoint/ckpt-0), "
-             "or convert this one for the built target model: "
-             "od_guard.remap.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
-             "maps TF1 names to the model's variable names where the shapes fit."),
-        stock_outcome="IOError: Checkpoint is expected to be an object-based checkpoint."))
+        detail=(
+          f"{inv.prefix} has no object graph; its keys are TF1 variable names "
+          f"(e.g. {inv.variables[0].key if inv.variables else '?'})."
+        ),
+        fix=(
+          "Use the TF2 Detection Zoo's checkpoint of this model (checkpoint/ckpt-0), "
+          "or convert this one for the built target model: "
+          "od_guard.remap.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
+          "maps TF1 names to the model's variable names where the shapes fit."
+        ),
+        stock_outcome="IOError: Checkpoint is expected to be an object-based checkpoint.",
+      )
+    )
     return out
   if inv.format == inventory.SAVED_MODEL or inv.resolved.saved_model:
-    out.append(Finding(
-        "saved_model_variables", findings.ERROR,
+    out.append(
+      Finding(
+        "saved_model_variables",
+        findings.ERROR,
         "fine_tune_checkpoint points at a SavedModel's variables, whose object paths "
         "differ from a training checkpoint's.",
         detail=f"{inv.prefix}: root objects {', '.join(fp.root_objects[:4])}",
-        fix=("Point at the training checkpoint exported with it: "
-             "\".../checkpoint/ckpt-0\", not \".../saved_model/variables/variables\"."),
-        stock_outcome=_STOCK_UNBOUND.format(n="N")))
+        fix=(
+          "Point at the training checkpoint exported with it: "
+          '".../checkpoint/ckpt-0", not ".../saved_model/variables/variables".'
+        ),
+        stock_outcome=_STOCK_UNBOUND.format(n="N"),
+      )
+    )
     return out
   if config.fine_tune_checkpoint_version != "V2":
     how = "is V1" if config.version_set else "is not set (the proto default is V1)"
-    out.append(Finding(
-        "checkpoint_version_v1", findings.ERROR,
+    out.append(
+      Finding(
+        "checkpoint_version_v1",
+        findings.ERROR,
         f"fine_tune_checkpoint_version {how}; the TF2 OD API accepts V2 only.",
         detail=f"train_config in {config.path}",
         fix="Add to train_config: fine_tune_checkpoint_version: V2",
-        stock_outcome="ValueError: Checkpoint version should be V2"))
+        stock_outcome="ValueError: Checkpoint version should be V2",
+      )
+    )
   if fp.checkpoint_kind == fingerprint_lib.WEIGHTLESS:
-    out.append(Finding(
-        "weightless_checkpoint", findings.ERROR,
+    out.append(
+      Finding(
+        "weightless_checkpoint",
+        findings.ERROR,
         "The checkpoint holds no weights, only bookkeeping (like the step-0 checkpoint "
         "model_main_tf2 writes before the model has variables).",
         detail=f"{inv.prefix}: {', '.join(v.path for v in inv.variables) or 'no values'}",
-        fix=("Point at a checkpoint with weights: the zoo's checkpoint/ckpt-0, or one saved "
-             "after training steps (model_main_tf2 --checkpoint_every_n)."),
-        stock_outcome=_STOCK_UNBOUND.format(n="N")))
+        fix=(
+          "Point at a checkpoint with weights: the zoo's checkpoint/ckpt-0, or one saved "
+          "after training steps (model_main_tf2 --checkpoint_every_n)."
+        ),
+        stock_outcome=_STOCK_UNBOUND.format(n="N"),
+      )
+    )
     return out
-  supported = {"ssd": ("classification", "detection", "full"),
-               "faster_rcnn": ("classification", "detection", "full"),
-               "center_net": ("classification", "detection", "full")}[config.meta_architecture]
+  supported = {
+    "ssd": ("classification", "detection", "full"),
+    "faster_rcnn": ("classification", "detection", "full"),
+    "center_net": ("classification", "detection", "full"),
+  }[config.meta_architecture]
   if ctype not in supported:
     better = "detection" if fp.checkpoint_kind == fingerprint_lib.DETECTION else "classification"
-    stock = ('ValueError: "fine_tune" is no longer supported for CenterNet. Please set '
-             'fine_tune_checkpoint_type to "detection"' if ctype == "fine_tune" and
-             config.meta_architecture == "center_net" else
-             f"ValueError: Not supported fine_tune_checkpoint_type: {ctype}")
-    out.append(Finding(
-        "checkpoint_type_unsupported", findings.ERROR,
-        f"fine_tune_checkpoint_type \"{ctype}\" is not supported by {config.meta_architecture}.",
+    stock = (
+      'ValueError: "fine_tune" is no longer supported for CenterNet. Please set '
+      'fine_tune_checkpoint_type to "detection"'
+      if ctype == "fine_tune" and config.meta_architecture == "center_net"
+      else f"ValueError: Not supported fine_tune_checkpoint_type: {ctype}"
+    )
+    out.append(
+      Finding(
+        "checkpoint_type_unsupported",
+        findings.ERROR,
+        f'fine_tune_checkpoint_type "{ctype}" is not supported by {config.meta_architecture}.',
         detail=f"supported: {', '.join(supported)}",
-        fix=f"Set fine_tune_checkpoint_type: \"{better}\"",
-        stock_outcome=stock))
+        fix=f'Set fine_tune_checkpoint_type: "{better}"',
+        stock_outcome=stock,
+      )
+    )
   elif fp.checkpoint_kind == fingerprint_lib.DETECTION and ctype == "classification":
-    out.append(Finding(
-        "checkpoint_type_mismatch", findings.ERROR,
-        "fine_tune_checkpoint_type is \"classification\" but the checkpoint is a detection "
+    out.append(
+      Finding(
+        "checkpoint_type_mismatch",
+        findings.ERROR,
+        'fine_tune_checkpoint_type is "classification" but the checkpoint is a detection '
         "checkpoint: nothing would be restored.",
-        detail=(f"\"classification\" restores root object 'feature_extractor'; this "
-                f"checkpoint's root holds {', '.join(fp.root_objects)}."),
-        fix="Set fine_tune_checkpoint_type: \"detection\"",
-        stock_outcome=_STOCK_UNBOUND.format(n="N")))
+        detail=(
+          f"\"classification\" restores root object 'feature_extractor'; this "
+          f"checkpoint's root holds {', '.join(fp.root_objects)}."
+        ),
+        fix='Set fine_tune_checkpoint_type: "detection"',
+        stock_outcome=_STOCK_UNBOUND.format(n="N"),
+      )
+    )
   elif fp.checkpoint_kind == fingerprint_lib.CLASSIFICATION and ctype in ("detection", "full"):
-    out.append(Finding(
-        "checkpoint_type_mismatch", findings.ERROR,
-        f"fine_tune_checkpoint_type is \"{ctype}\" but the checkpoint is a classification "
+    out.append(
+      Finding(
+        "checkpoint_type_mismatch",
+        findings.ERROR,
+        f'fine_tune_checkpoint_type is "{ctype}" but the checkpoint is a classification '
         "checkpoint (root object 'feature_extractor').",
-        detail=(f"\"{ctype}\" restores root object 'model'; this checkpoint's root holds "
-                f"{', '.join(fp.root_objects)}."),
-        fix="Set fine_tune_checkpoint_type: \"classification\"",
-        stock_outcome=("RuntimeError: the checkpoint has variables prefixed with "
-                       "'feature_extractor' (deprecated for \"detection\")")))
+        detail=(
+          f"\"{ctype}\" restores root object 'model'; this checkpoint's root holds "
+          f"{', '.join(fp.root_objects)}."
+        ),
+        fix='Set fine_tune_checkpoint_type: "classification"',
+        stock_outcome=(
+          "RuntimeError: the checkpoint has variables prefixed with "
+          "'feature_extractor' (deprecated for \"detection\")"
+        ),
+      )
+    )
   if ctype == "classification" and not config.run_dummy_computation:
-    out.append(Finding(
-        "dummy_computation_disabled", findings.ERROR,
+    out.append(
+      Finding(
+        "dummy_computation_disabled",
+        findings.ERROR,
         "run_fine_tune_checkpoint_dummy_computation is false, so the classification "
         "backbone is not built when the restore map is made.",
         detail=f"train_config in {config.path}",
         fix="Set run_fine_tune_checkpoint_dummy_computation: true (or remove the line).",
-        stock_outcome=("TypeError: restore_map was expected to return a (str -> Model) "
-                       "mapping, but we received a (str -> NoneType) mapping instead.")))
+        stock_outcome=(
+          "TypeError: restore_map was expected to return a (str -> Model) "
+          "mapping, but we received a (str -> NoneType) mapping instead."
+        ),
+      )
+    )
   out.extend(_diagnose_architecture(config, fp))
   if not any(f.severity == findings.ERROR for f in out):
     out.extend(_diagnose_restore_scopes(config, inv, fp))
@@ -255,21 +366,31 @@ def diagnose_checkpoint(config: pipeline_config.FineTuneConfig, inv: inventory.I
 
 # The scopes each meta-architecture's restore_from_objects(type) asks for.
 _RESTORE_SCOPES = {
-    ("ssd", "detection"): ("model/_feature_extractor/",),
-    ("center_net", "detection"): ("model/_feature_extractor/",),
-    ("faster_rcnn", "detection"): ("model/_feature_extractor_for_proposal_features/",
-                                   "model/_feature_extractor_for_box_classifier_features/"),
+  ("ssd", "detection"): ("model/_feature_extractor/",),
+  ("center_net", "detection"): ("model/_feature_extractor/",),
+  ("faster_rcnn", "detection"): (
+    "model/_feature_extractor_for_proposal_features/",
+    "model/_feature_extractor_for_box_classifier_features/",
+  ),
 }
 # Scopes of a model_main_tf2 checkpoint that are not a feature extractor.
-_KNOWN_SCOPES = frozenset({
-    "_box_predictor", "_first_stage_box_predictor", "_first_stage_box_predictor_first_conv",
-    "_mask_rcnn_box_predictor", "_prediction_head_dict", "_feature_extractor",
-    "_feature_extractor_for_proposal_features", "_feature_extractor_for_box_classifier_features",
-})
+_KNOWN_SCOPES = frozenset(
+  {
+    "_box_predictor",
+    "_first_stage_box_predictor",
+    "_first_stage_box_predictor_first_conv",
+    "_mask_rcnn_box_predictor",
+    "_prediction_head_dict",
+    "_feature_extractor",
+    "_feature_extractor_for_proposal_features",
+    "_feature_extractor_for_box_classifier_features",
+  }
+)
 
 
-def _diagnose_restore_scopes(config: pipeline_config.FineTuneConfig, inv: inventory.Inventory,
-                             fp: fingerprint_lib.Fingerprint) -> list[Finding]:
+def _diagnose_restore_scopes(
+  config: pipeline_config.FineTuneConfig, inv: inventory.Inventory, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
   """The scopes the restore map asks for must be in the checkpoint."""
   ctype = config.effective_checkpoint_type
   expected = _RESTORE_SCOPES.get((config.meta_architecture, ctype))
@@ -288,80 +409,124 @@ def _diagnose_restore_scopes(config: pipeline_config.FineTuneConfig, inv: invent
   there = ", ".join(f"model/{s}/ ({n} values)" for s, n in sorted(scopes.items()))
   renames = []
   if len(absent) == 1 and len(unknown) == 1:
-    (scope, count), = unknown.items()
+    ((scope, count),) = unknown.items()
     renames = [{"old": f"model/{scope}/", "new": absent[0], "count": count}]
-  return [Finding(
-      "restore_scope_missing", findings.ERROR,
-      f"fine_tune_checkpoint_type \"{ctype}\" restores {', '.join(absent)}, which the "
+  return [
+    Finding(
+      "restore_scope_missing",
+      findings.ERROR,
+      f'fine_tune_checkpoint_type "{ctype}" restores {", ".join(absent)}, which the '
       "checkpoint does not have" + (": its scope was renamed." if renames else "."),
       detail=f"the checkpoint's scopes: {there or 'none'}",
-      fix=(f"Rewrite the checkpoint's names: '{renames[0]['old']}' -> '{renames[0]['new']}' "
-           "(or save from a model whose attribute carries the expected name)." if renames else
-           "Use a checkpoint saved by the OD API from this meta-architecture."),
+      fix=(
+        f"Rewrite the checkpoint's names: '{renames[0]['old']}' -> '{renames[0]['new']}' "
+        "(or save from a model whose attribute carries the expected name)."
+        if renames
+        else "Use a checkpoint saved by the OD API from this meta-architecture."
+      ),
       stock_outcome=_STOCK_UNBOUND.format(n="N"),
-      data={"renames": renames} if renames else {})]
+      data={"renames": renames} if renames else {},
+    )
+  ]
 
 
-def _diagnose_architecture(config: pipeline_config.FineTuneConfig,
-                           fp: fingerprint_lib.Fingerprint) -> list[Finding]:
+def _diagnose_architecture(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
   out: list[Finding] = []
   ctype = config.effective_checkpoint_type
   if fp.meta_architecture and fp.meta_architecture != config.meta_architecture:
-    out.append(Finding(
-        "meta_architecture_mismatch", findings.ERROR,
+    out.append(
+      Finding(
+        "meta_architecture_mismatch",
+        findings.ERROR,
         f"The checkpoint is a {fp.describe()} model; the config builds a "
         f"{config.meta_architecture} model.",
         detail="; ".join(fp.evidence),
-        fix=(f"Use a {config.meta_architecture} checkpoint, or a config for "
-             f"{fp.meta_architecture} (feature_extractor.type: "
-             f"{', '.join(fp.feature_extractor_types) or 'see the zoo'})."),
-        stock_outcome=_STOCK_UNBOUND.format(n="N")))
+        fix=(
+          f"Use a {config.meta_architecture} checkpoint, or a config for "
+          f"{fp.meta_architecture} (feature_extractor.type: "
+          f"{', '.join(fp.feature_extractor_types) or 'see the zoo'})."
+        ),
+        stock_outcome=_STOCK_UNBOUND.format(n="N"),
+      )
+    )
     return out
   if fp.feature_extractor_types and config.feature_extractor_type not in fp.feature_extractor_types:
-    fits = " or ".join(f"\"{t}\"" for t in fp.feature_extractor_types)
-    out.append(Finding(
-        "feature_extractor_mismatch", findings.ERROR,
-        f"The config's feature extractor \"{config.feature_extractor_type}\" does not match "
+    fits = " or ".join(f'"{t}"' for t in fp.feature_extractor_types)
+    out.append(
+      Finding(
+        "feature_extractor_mismatch",
+        findings.ERROR,
+        f'The config\'s feature extractor "{config.feature_extractor_type}" does not match '
         f"the checkpoint, which is {fp.describe()}.",
         detail="; ".join(fp.evidence),
-        fix=(f"Set feature_extractor {{ type: {fits} }} (and a config for that model), or "
-             f"point fine_tune_checkpoint at a {config.feature_extractor_type} checkpoint."),
-        stock_outcome=("ValueError: Cannot assign value to variable '...': Shape mismatch "
-                       "(or the 'not bound to checkpointed values' AssertionError)"),
-        data={"fitting_types": list(fp.feature_extractor_types)}))
-  if fp.neck in ("fpn", "fpnlite") and config.meta_architecture == "ssd" and \
-      config.feature_extractor_type in fp.feature_extractor_types and \
-      (fp.neck == "fpnlite") != config.use_depthwise:
+        fix=(
+          f"Set feature_extractor {{ type: {fits} }} (and a config for that model), or "
+          f"point fine_tune_checkpoint at a {config.feature_extractor_type} checkpoint."
+        ),
+        stock_outcome=(
+          "ValueError: Cannot assign value to variable '...': Shape mismatch "
+          "(or the 'not bound to checkpointed values' AssertionError)"
+        ),
+        data={"fitting_types": list(fp.feature_extractor_types)},
+      )
+    )
+  if (
+    fp.neck in ("fpn", "fpnlite")
+    and config.meta_architecture == "ssd"
+    and config.feature_extractor_type in fp.feature_extractor_types
+    and (fp.neck == "fpnlite") != config.use_depthwise
+  ):
     want = "true" if fp.neck == "fpnlite" else "false"
-    out.append(Finding(
-        "neck_mismatch", findings.ERROR,
+    out.append(
+      Finding(
+        "neck_mismatch",
+        findings.ERROR,
         f"The checkpoint's FPN is {'FPNLite (separable convolutions)' if fp.neck == 'fpnlite' else 'a regular FPN'}; "
         f"the config asks for {'separable' if config.use_depthwise else 'regular'} convolutions.",
         detail=f"feature_extractor.use_depthwise: {str(config.use_depthwise).lower()}",
         fix=f"Set feature_extractor {{ use_depthwise: {want} }}",
-        stock_outcome=_STOCK_UNBOUND.format(n="N")))
-  if fp.depth_multiplier is not None and config.meta_architecture == "ssd" and \
-      abs(fp.depth_multiplier - config.depth_multiplier) > 1e-6 and \
-      config.feature_extractor_type in fp.feature_extractor_types:
-    out.append(Finding(
-        "depth_multiplier_mismatch", findings.ERROR,
+        stock_outcome=_STOCK_UNBOUND.format(n="N"),
+      )
+    )
+  if (
+    fp.depth_multiplier is not None
+    and config.meta_architecture == "ssd"
+    and abs(fp.depth_multiplier - config.depth_multiplier) > 1e-6
+    and config.feature_extractor_type in fp.feature_extractor_types
+  ):
+    out.append(
+      Finding(
+        "depth_multiplier_mismatch",
+        findings.ERROR,
         f"The checkpoint's depth multiplier is {fp.depth_multiplier:g}; the config's is "
         f"{config.depth_multiplier:g}.",
         detail="; ".join(fp.evidence),
         fix=f"Set feature_extractor {{ depth_multiplier: {fp.depth_multiplier:g} }}",
-        stock_outcome="ValueError: Cannot assign value to variable '...': Shape mismatch"))
+        stock_outcome="ValueError: Cannot assign value to variable '...': Shape mismatch",
+      )
+    )
   classes = fp.num_classes(config.add_background_class)
   if classes is not None and classes != config.num_classes:
     heads_restored = ctype == "full"
-    out.append(Finding(
-        "num_classes_differ", findings.ERROR if heads_restored else findings.INFO,
-        f"The checkpoint was trained for {classes} classes; the config has "
-        f"{config.num_classes}.",
+    out.append(
+      Finding(
+        "num_classes_differ",
+        findings.ERROR if heads_restored else findings.INFO,
+        f"The checkpoint was trained for {classes} classes; the config has {config.num_classes}.",
         detail=("; ".join(e for e in fp.evidence if "head" in e)),
-        fix=(f"With fine_tune_checkpoint_type \"full\" the heads must match: set "
-             f"num_classes: {classes}, or use \"detection\" to restore all but the heads."
-             if heads_restored else ""),
-        stock_outcome=("ValueError: Cannot assign value to variable '...': Shape mismatch"
-                       if heads_restored else
-                       f"expected under \"{ctype}\": the heads are not restored and start fresh")))
+        fix=(
+          f'With fine_tune_checkpoint_type "full" the heads must match: set '
+          f'num_classes: {classes}, or use "detection" to restore all but the heads.'
+          if heads_restored
+          else ""
+        ),
+        stock_outcome=(
+          "ValueError: Cannot assign value to variable '...': Shape mismatch"
+          if heads_restored
+          else f'expected under "{ctype}": the heads are not restored and start fresh'
+        ),
+      )
+    )
   return out

@@ -13,6 +13,7 @@ from od_guard.report import record as preflight_report
 def write(report: preflight_report.PreflightReport, logdir: str, *, step: int = 0) -> str:
   """Writes `report` to `logdir` at `step`; returns the logdir."""
   import tensorflow as tf
+
   writer = tf.summary.create_file_writer(logdir)
   with writer.as_default():
     for tag, value in preflight_report.scalars(report).items():

@@ -23,9 +23,14 @@ from od_guard.checkpoint import inventory
 
 # EfficientNet B0..B7: (stem filters, top filters, number of MBConv blocks).
 _EFFICIENTNET = {
-    "b0": (32, 1280, 16), "b1": (32, 1280, 23), "b2": (32, 1408, 23),
-    "b3": (40, 1536, 26), "b4": (48, 1792, 32), "b5": (48, 2048, 39),
-    "b6": (56, 2304, 45), "b7": (64, 2560, 55),
+  "b0": (32, 1280, 16),
+  "b1": (32, 1280, 23),
+  "b2": (32, 1408, 23),
+  "b3": (40, 1536, 26),
+  "b4": (48, 1792, 32),
+  "b5": (48, 2048, 39),
+  "b6": (56, 2304, 45),
+  "b7": (64, 2560, 55),
 }
 # Regular (non-depthwise) convolutions of ResNet v1 / v2, shortcuts included.
 _RESNET_CONVS = {53: "resnet50", 104: "resnet101", 155: "resnet152"}
@@ -84,11 +89,18 @@ class Fingerprint:
     return self.class_slots - (1 if add_background_class else 0)
 
   def describe(self) -> str:
-    parts = [self.meta_architecture.upper().replace("_", " ") if self.meta_architecture
-             else "unknown meta-architecture"]
+    parts = [
+      self.meta_architecture.upper().replace("_", " ")
+      if self.meta_architecture
+      else "unknown meta-architecture"
+    ]
     if self.backbone:
-      parts.append(self.backbone.replace("_", " ").replace("mobilenet", "MobileNet")
-                   .replace("resnet", "ResNet").replace("efficientnet", "EfficientNet"))
+      parts.append(
+        self.backbone.replace("_", " ")
+        .replace("mobilenet", "MobileNet")
+        .replace("resnet", "ResNet")
+        .replace("efficientnet", "EfficientNet")
+      )
     if self.neck and self.neck != "ssd_feature_maps":
       parts.append({"fpn": "FPN", "fpnlite": "FPNLite", "bifpn": "BiFPN"}[self.neck])
     return " ".join(parts)
@@ -124,8 +136,8 @@ def _kind(inv: inventory.Inventory, roots: tuple[str, ...]) -> str:
   if "feature_extractor" in top:
     return CLASSIFICATION
   if inv.format == inventory.TF1_NAME_BASED and any(
-      v.path.startswith(("FeatureExtractor/", "FirstStageFeatureExtractor/"))
-      for v in model_values):
+    v.path.startswith(("FeatureExtractor/", "FirstStageFeatureExtractor/")) for v in model_values
+  ):
     return DETECTION
   del roots
   return UNKNOWN
@@ -135,11 +147,17 @@ def _meta_architecture(paths: list[str]) -> tuple[str | None, str]:
   joined = "\n".join(paths)
   if "_prediction_head_dict" in joined:
     return CENTER_NET, "CenterNet prediction heads (_prediction_head_dict)"
-  if ("_first_stage_box_predictor" in joined or "_feature_extractor_for_proposal_features"
-      in joined or "FirstStageFeatureExtractor" in joined):
+  if (
+    "_first_stage_box_predictor" in joined
+    or "_feature_extractor_for_proposal_features" in joined
+    or "FirstStageFeatureExtractor" in joined
+  ):
     return FASTER_RCNN, "Faster R-CNN first-stage objects (_first_stage_box_predictor)"
-  if "_box_predictor" in joined or re.search(r"^BoxPredictor", joined, re.M) or \
-      "WeightSharedConvolutionalBoxPredictor" in joined:
+  if (
+    "_box_predictor" in joined
+    or re.search(r"^BoxPredictor", joined, re.M)
+    or "WeightSharedConvolutionalBoxPredictor" in joined
+  ):
     return SSD, "SSD box predictor (_box_predictor)"
   return None, ""
 
@@ -148,12 +166,18 @@ def _kernels(variables) -> list[inventory.Variable]:
   return [v for v in variables if len(v.shape) == 4]
 
 
-def _backbone(backbone_vars: list[inventory.Variable], all_paths: str) -> tuple[str | None, float | None, str]:
+def _backbone(
+  backbone_vars: list[inventory.Variable], all_paths: str
+) -> tuple[str | None, float | None, str]:
   kernels = _kernels(backbone_vars)
   if not kernels:
     return None, None, ""
-  depthwise = [k for k in kernels if k.path.endswith("depthwise_kernel") or
-               (k.shape[3] == 1 and k.shape[0] == k.shape[1] == 3 and k.shape[2] > 3)]
+  depthwise = [
+    k
+    for k in kernels
+    if k.path.endswith("depthwise_kernel")
+    or (k.shape[3] == 1 and k.shape[0] == k.shape[1] == 3 and k.shape[2] > 3)
+  ]
   regular = [k for k in kernels if k not in depthwise]
   stems = [k for k in regular if k.shape[2] == 3]
   stem = stems[0] if stems else None
@@ -162,12 +186,18 @@ def _backbone(backbone_vars: list[inventory.Variable], all_paths: str) -> tuple[
     stem_filters = stem.shape[3] if stem else None
     for name, (s, top, blocks) in _EFFICIENTNET.items():
       if stem_filters == s and top in tops and len(depthwise) == blocks:
-        return (f"efficientnet-{name}", None,
-                f"EfficientNet stem {s} filters, top {top} filters, {blocks} MBConv blocks")
-    for name, (s, top, blocks) in _EFFICIENTNET.items():
+        return (
+          f"efficientnet-{name}",
+          None,
+          f"EfficientNet stem {s} filters, top {top} filters, {blocks} MBConv blocks",
+        )
+    for name, (s, _top, blocks) in _EFFICIENTNET.items():
       if len(depthwise) == blocks and stem_filters == s:
-        return (f"efficientnet-{name}", None,
-                f"EfficientNet stem {s} filters, {blocks} MBConv blocks")
+        return (
+          f"efficientnet-{name}",
+          None,
+          f"EfficientNet stem {s} filters, {blocks} MBConv blocks",
+        )
     return "efficientnet", None, f"EfficientNet ({len(depthwise)} MBConv blocks)"
   if "hourglass" in all_paths.lower():
     return "hourglass", None, "hourglass network"
@@ -180,9 +210,9 @@ def _backbone(backbone_vars: list[inventory.Variable], all_paths: str) -> tuple[
   if stem is not None and stem.shape[:2] == (3, 3) and depthwise:
     multiplier = stem.shape[3] / 32
     if len(depthwise) == 13:
-      return "mobilenet_v1", multiplier, f"3x3 stem, 13 depthwise convolutions (MobileNet V1)"
+      return "mobilenet_v1", multiplier, "3x3 stem, 13 depthwise convolutions (MobileNet V1)"
     if len(depthwise) == 17:
-      return "mobilenet_v2", multiplier, f"3x3 stem, 17 inverted residual blocks (MobileNet V2)"
+      return "mobilenet_v2", multiplier, "3x3 stem, 17 inverted residual blocks (MobileNet V2)"
     return "mobilenet", multiplier, f"3x3 stem, {len(depthwise)} depthwise convolutions"
   return None, None, ""
 
@@ -224,7 +254,7 @@ def _types(meta: str | None, backbone: str | None, neck: str | None) -> tuple[st
     if backbone == "hourglass":
       return ("hourglass_104", "hourglass_52", "hourglass_10", "hourglass_20", "hourglass_32")
     if backbone.startswith("resnet") and backbone != "resnet":
-      depth = backbone[len("resnet"):]
+      depth = backbone[len("resnet") :]
       if neck in ("fpn", "fpnlite"):
         return (f"resnet_v1_{depth}_fpn",)
       # v1 and v2 differ in where batch norm sits, not in names or shapes.
@@ -236,25 +266,35 @@ def _types(meta: str | None, backbone: str | None, neck: str | None) -> tuple[st
 
 def _last_bias(variables, fragment: str) -> int | None:
   """Width of the last prediction layer's bias under paths containing fragment."""
-  biases = [v for v in variables if fragment in v.path and v.path.endswith("bias")
-            and len(v.shape) == 1]
+  biases = [
+    v for v in variables if fragment in v.path and v.path.endswith("bias") and len(v.shape) == 1
+  ]
   if not biases:
     return None
   return biases[-1].shape[0]
 
 
-def _heads(meta: str | None, model_vars: list[inventory.Variable]) -> tuple[int | None, int | None, str]:
+def _heads(
+  meta: str | None, model_vars: list[inventory.Variable]
+) -> tuple[int | None, int | None, str]:
   """(class slots, box outputs per location, evidence) from the heads' shapes."""
   if meta == SSD:
     pairs = []
     for v in model_vars:
-      m = re.search(r"_prediction_heads/class_predictions_with_background/(.*/)?(\d+/)?bias$"
-                    r"|(_class_predictor_layers/\d+)/bias$", v.path)
+      m = re.search(
+        r"_prediction_heads/class_predictions_with_background/(.*/)?(\d+/)?bias$"
+        r"|(_class_predictor_layers/\d+)/bias$",
+        v.path,
+      )
       if m and len(v.shape) == 1 and "_base_tower" not in v.path:
-        box_path = v.path.replace("class_predictions_with_background", "box_encodings") \
-            .replace("_class_predictor_layers", "_box_encoder_layers") \
-            .replace("_prediction_heads/box_encodings/_box_encoder_layers",
-                     "_box_prediction_head/_box_encoder_layers")
+        box_path = (
+          v.path.replace("class_predictions_with_background", "box_encodings")
+          .replace("_class_predictor_layers", "_box_encoder_layers")
+          .replace(
+            "_prediction_heads/box_encodings/_box_encoder_layers",
+            "_box_prediction_head/_box_encoder_layers",
+          )
+        )
         pairs.append((v, box_path))
     by_path = {v.path: v for v in model_vars}
     for cls, box_path in pairs:
@@ -262,9 +302,12 @@ def _heads(meta: str | None, model_vars: list[inventory.Variable]) -> tuple[int 
       if box is not None and box.shape[0] % 4 == 0 and box.shape[0]:
         anchors = box.shape[0] // 4
         if cls.shape[0] % anchors == 0:
-          return (cls.shape[0] // anchors, box.shape[0],
-                  f"class head {cls.shape[0]} outputs / {anchors} anchors per location "
-                  f"(box head {box.shape[0]} = {anchors} x 4)")
+          return (
+            cls.shape[0] // anchors,
+            box.shape[0],
+            f"class head {cls.shape[0]} outputs / {anchors} anchors per location "
+            f"(box head {box.shape[0]} = {anchors} x 4)",
+          )
     return None, None, ""
   if meta == FASTER_RCNN:
     slots = _last_bias(model_vars, "_mask_rcnn_box_predictor/_class_prediction_head")
@@ -272,9 +315,15 @@ def _heads(meta: str | None, model_vars: list[inventory.Variable]) -> tuple[int 
       return slots, None, f"second-stage class head {slots} outputs"
     return None, None, ""
   if meta == CENTER_NET:
-    centers = [v for v in model_vars if ("_prediction_head_dict/center" in v.path or
-                                         "_prediction_head_dict/object_center" in v.path)
-               and v.path.endswith("bias") and len(v.shape) == 1]
+    centers = [
+      v
+      for v in model_vars
+      if (
+        "_prediction_head_dict/center" in v.path or "_prediction_head_dict/object_center" in v.path
+      )
+      and v.path.endswith("bias")
+      and len(v.shape) == 1
+    ]
     if centers:
       slots = centers[-1].shape[0]
       return slots, None, f"center heatmap head {slots} channels"
@@ -288,8 +337,10 @@ def fingerprint(inv: inventory.Inventory) -> Fingerprint:
   model_vars = list(inv.of_kind(inventory.MODEL))
   if kind == WEIGHTLESS:
     return Fingerprint(
-        checkpoint_kind=kind, root_objects=roots,
-        evidence=(f"no model values: only {', '.join(v.path for v in inv.variables) or 'nothing'}",))
+      checkpoint_kind=kind,
+      root_objects=roots,
+      evidence=(f"no model values: only {', '.join(v.path for v in inv.variables) or 'nothing'}",),
+    )
   paths = [v.path for v in model_vars]
   evidence = []
   meta, why = _meta_architecture(paths)
@@ -306,8 +357,14 @@ def fingerprint(inv: inventory.Inventory) -> Fingerprint:
   if why:
     evidence.append(why)
   return Fingerprint(
-      checkpoint_kind=kind, root_objects=roots, meta_architecture=meta, backbone=backbone,
-      neck=neck, feature_extractor_types=_types(meta, backbone, neck), class_slots=slots,
-      box_outputs_per_location=box,
-      depth_multiplier=multiplier if backbone and backbone.startswith("mobilenet") else None,
-      evidence=tuple(evidence))
+    checkpoint_kind=kind,
+    root_objects=roots,
+    meta_architecture=meta,
+    backbone=backbone,
+    neck=neck,
+    feature_extractor_types=_types(meta, backbone, neck),
+    class_slots=slots,
+    box_outputs_per_location=box,
+    depth_multiplier=multiplier if backbone and backbone.startswith("mobilenet") else None,
+    evidence=tuple(evidence),
+  )

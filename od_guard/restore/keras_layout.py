@@ -13,10 +13,10 @@ import ast
 import collections
 import re
 
-from od_guard.restore import findings
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
 from od_guard.restore import diagnosis as restore_diagnosis
+from od_guard.restore import findings
 from od_guard.restore import matching as restore_match
 
 Finding = findings.Finding
@@ -47,8 +47,9 @@ def _group(key: str) -> tuple[str, str]:
   return "/".join(path[:-1]), _LEAF_ALIASES.get(leaf, leaf)
 
 
-def propose_key_map(report: restore_match.RestoreReport,
-                    inv: inventory.Inventory) -> dict[str, str]:
+def propose_key_map(
+  report: restore_match.RestoreReport, inv: inventory.Inventory
+) -> dict[str, str]:
   """Pairs unused checkpoint values with missing variables layer by layer.
 
   Layers are taken in their natural order on both sides (layer_with_weights-2
@@ -104,55 +105,86 @@ def _layer_renames(mapping: dict[str, str]) -> list[str]:
 def _only_last_dim_differs(m: restore_match.Mismatch) -> bool:
   """A layer whose output width changed: same rank, all but the last dim equal."""
   before, after = ast.literal_eval(m.checkpoint), ast.literal_eval(m.model)
-  return len(before) == len(after) and bool(before) and before[:-1] == after[:-1] \
-      and before[-1] != after[-1]
+  return (
+    len(before) == len(after)
+    and bool(before)
+    and before[:-1] == after[:-1]
+    and before[-1] != after[-1]
+  )
 
 
-def diagnose(report: restore_match.RestoreReport, inv: inventory.Inventory, *,
-             model_flavour: str | None) -> list[Finding]:
+def diagnose(
+  report: restore_match.RestoreReport, inv: inventory.Inventory, *, model_flavour: str | None
+) -> list[Finding]:
   """Keras findings for a predicted restore of `inv` into a Keras model."""
   out: list[Finding] = []
   layout = checkpoint_layout(inv)
   mapping = propose_key_map(report, inv) if report.missing and report.unused else {}
   if model_flavour and layout and layout != model_flavour and not report.restored:
     names = {KERAS3: "Keras 3", TF_KERAS: "tf-keras (Keras 2)"}
-    out.append(Finding(
-        "keras_layout_mismatch", findings.ERROR,
+    out.append(
+      Finding(
+        "keras_layout_mismatch",
+        findings.ERROR,
         f"The checkpoint has {names[layout]}'s layout; the model is {names[model_flavour]}: "
         "their object paths differ, so nothing binds.",
-        detail=(f"checkpoint keys like {next(iter(report.unused), '?')}; the model expects "
-                f"{restore_diagnosis.checkpoint_key(report.missing[0].path) if report.missing else '?'}"),
-        fix=(f"Restore with the Keras that saved it ({names[layout]}"
-             + (", e.g. TF_USE_LEGACY_KERAS=1 with tf-keras" if layout == TF_KERAS else "")
-             + "), or rewrite the checkpoint's keys"
-             + (f": {len(mapping)} keys pair up layer by layer ("
-                + "; ".join(_layer_renames(mapping)[:4]) + ("; ..." if len(mapping) > 4 else "")
-                + ")" if mapping else "") + "."),
-        data={"key_map": mapping} if mapping else {}))
+        detail=(
+          f"checkpoint keys like {next(iter(report.unused), '?')}; the model expects "
+          f"{restore_diagnosis.checkpoint_key(report.missing[0].path) if report.missing else '?'}"
+        ),
+        fix=(
+          f"Restore with the Keras that saved it ({names[layout]}"
+          + (", e.g. TF_USE_LEGACY_KERAS=1 with tf-keras" if layout == TF_KERAS else "")
+          + "), or rewrite the checkpoint's keys"
+          + (
+            f": {len(mapping)} keys pair up layer by layer ("
+            + "; ".join(_layer_renames(mapping)[:4])
+            + ("; ..." if len(mapping) > 4 else "")
+            + ")"
+            if mapping
+            else ""
+          )
+          + "."
+        ),
+        data={"key_map": mapping} if mapping else {},
+      )
+    )
   elif mapping:
-    auto = [r for r in _layer_renames(mapping)]
-    out.append(Finding(
-        "auto_named_layers", findings.ERROR,
+    auto = list(_layer_renames(mapping))
+    out.append(
+      Finding(
+        "auto_named_layers",
+        findings.ERROR,
         f"{len(report.missing)} variables sit in layers whose names or positions differ "
         "between checkpoint and model (auto-generated names such as 'dense_3' change with "
         "construction order).",
         detail="\n".join(f"  {line}" for line in auto[:12]),
-        fix=("Give the layers explicit names (name='...') in the model that saves and the "
-             "one that restores, or rewrite the checkpoint's keys with this map "
-             "(data.key_map)."),
-        data={"key_map": mapping}))
+        fix=(
+          "Give the layers explicit names (name='...') in the model that saves and the "
+          "one that restores, or rewrite the checkpoint's keys with this map "
+          "(data.key_map)."
+        ),
+        data={"key_map": mapping},
+      )
+    )
   heads = [m for m in report.shape_mismatches if _only_last_dim_differs(m)]
   if heads and len(heads) == len(report.shape_mismatches):
     layers = sorted({h.path.rsplit("/", 1)[0] for h in heads})
-    out.append(Finding(
-        "head_shape_changed", findings.ERROR,
+    out.append(
+      Finding(
+        "head_shape_changed",
+        findings.ERROR,
         f"The output layer{'s' if len(layers) > 1 else ''} {', '.join(layers)} changed width "
         f"(checkpoint {heads[0].checkpoint}, model {heads[0].model}): the number of classes "
         "differs.",
         detail="\n".join(f"  {h.path}: {h.checkpoint} -> {h.model}" for h in heads),
-        fix=("Restore everything but the head and train it afresh: "
-             f"exclude={layers!r} (RestoreGuard / od_guard.guarded_restore.restore)."),
-        data={"exclude": layers}))
+        fix=(
+          "Restore everything but the head and train it afresh: "
+          f"exclude={layers!r} (RestoreGuard / od_guard.guarded_restore.restore)."
+        ),
+        data={"exclude": layers},
+      )
+    )
   return out
 
 
@@ -160,23 +192,37 @@ def deferred(inv: inventory.Inventory, unbuilt: list[str]) -> Finding:
   """The deferred-restore trap: values pending for a model that is not built."""
   pending = len(inv.of_kind(inventory.MODEL))
   return Finding(
-      "deferred_restore", findings.ERROR,
-      f"The model is not built: {pending} checkpoint values would wait for variables that "
-      "do not exist yet, and `assert_existing_objects_matched()` would pass vacuously.",
-      detail=("not built: " + ", ".join(unbuilt[:12]) + (" ..." if len(unbuilt) > 12 else "")
-              + ". Variables created later that do not match stay random, with no error."),
-      fix=("Build the model before restoring (call it on a batch, or model.build(shape)), or "
-           "pass input_shape=... so od_guard builds it."),
-      stock_outcome="restores nothing now and reports nothing later")
+    "deferred_restore",
+    findings.ERROR,
+    f"The model is not built: {pending} checkpoint values would wait for variables that "
+    "do not exist yet, and `assert_existing_objects_matched()` would pass vacuously.",
+    detail=(
+      "not built: "
+      + ", ".join(unbuilt[:12])
+      + (" ..." if len(unbuilt) > 12 else "")
+      + ". Variables created later that do not match stay random, with no error."
+    ),
+    fix=(
+      "Build the model before restoring (call it on a batch, or model.build(shape)), or "
+      "pass input_shape=... so od_guard builds it."
+    ),
+    stock_outcome="restores nothing now and reports nothing later",
+  )
 
 
 def tf_checkpoint_for_keras3() -> Finding:
   return Finding(
-      "tf_checkpoint_for_keras3", findings.INFO,
-      "Keras 3's model.load_weights refuses TF checkpoints; od_guard restored this one "
-      "with tf.train.Checkpoint(model=model).",
-      fix=("In your own code use tf.train.Checkpoint(model=model).restore(path) (or "
-           "od_guard.guarded_restore.restore), or save Keras 3 weights with "
-           "model.save_weights('x.weights.h5')."),
-      stock_outcome=("ValueError: File format not supported ... Keras 3 only supports V3 "
-                     "`.keras` and `.weights.h5` files, or legacy V1/V2 `.h5` files."))
+    "tf_checkpoint_for_keras3",
+    findings.INFO,
+    "Keras 3's model.load_weights refuses TF checkpoints; od_guard restored this one "
+    "with tf.train.Checkpoint(model=model).",
+    fix=(
+      "In your own code use tf.train.Checkpoint(model=model).restore(path) (or "
+      "od_guard.guarded_restore.restore), or save Keras 3 weights with "
+      "model.save_weights('x.weights.h5')."
+    ),
+    stock_outcome=(
+      "ValueError: File format not supported ... Keras 3 only supports V3 "
+      "`.keras` and `.weights.h5` files, or legacy V1/V2 `.h5` files."
+    ),
+  )

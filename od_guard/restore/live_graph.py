@@ -9,7 +9,8 @@ and its path), and records names, shapes and dtypes. No value is read.
 from __future__ import annotations
 
 import collections
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from od_guard.checkpoint import components
 from od_guard.restore import matching as restore_match
@@ -28,11 +29,13 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
 
 def _is_variable(obj: Any) -> bool:
   import tensorflow as tf
+
   if isinstance(obj, tf.Variable):
     return True
   # Keras 3 variables wrap a tf.Variable and checkpoint as one value.
-  return any(c.__name__ == "Variable" and c.__module__.startswith("keras")
-             for c in type(obj).__mro__)
+  return any(
+    c.__name__ == "Variable" and c.__module__.startswith("keras") for c in type(obj).__mro__
+  )
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -76,8 +79,9 @@ def _bfs(roots: Mapping[str, Any], exclude: Sequence[str] = ()):
         queue.append((child, child_path))
 
 
-def capture(roots: Mapping[str, Any], *, model: Mapping[str, Any] | None = None,
-            exclude: Sequence[str] = ()) -> restore_match.LiveGraph:
+def capture(
+  roots: Mapping[str, Any], *, model: Mapping[str, Any] | None = None, exclude: Sequence[str] = ()
+) -> restore_match.LiveGraph:
   """Captures what a restore into `roots` would walk.
 
   Args:
@@ -97,8 +101,13 @@ def capture(roots: Mapping[str, Any], *, model: Mapping[str, Any] | None = None,
   def add(obj: Any, path: str) -> None:
     if id(obj) not in variables:
       variables[id(obj)] = restore_match.LiveVariable(
-          uid=id(obj), path=path, name=_variable_name(obj), shape=_shape(obj),
-          dtype=_dtype_name(obj.dtype), component=components.classify(path))
+        uid=id(obj),
+        path=path,
+        name=_variable_name(obj),
+        shape=_shape(obj),
+        dtype=_dtype_name(obj.dtype),
+        component=components.classify(path),
+      )
 
   for obj, path in _bfs(model if model is not None else roots):
     if _is_variable(obj):
@@ -112,11 +121,16 @@ def capture(roots: Mapping[str, Any], *, model: Mapping[str, Any] | None = None,
     objects.append(obj)
     if _is_variable(obj):
       add(obj, path)
-  nodes = [restore_match.LiveNode(
-      children=tuple((name, index[id(obj)]) for name, obj in roots.items()))]
+  nodes = [
+    restore_match.LiveNode(children=tuple((name, index[id(obj)]) for name, obj in roots.items()))
+  ]
   for obj in objects[1:]:
-    nodes.append(restore_match.LiveNode(
-        children=tuple((name, index[id(child)]) for name, child in _children(obj)
-                       if id(child) in index),
-        variable_uid=id(obj) if _is_variable(obj) else None))
+    nodes.append(
+      restore_match.LiveNode(
+        children=tuple(
+          (name, index[id(child)]) for name, child in _children(obj) if id(child) in index
+        ),
+        variable_uid=id(obj) if _is_variable(obj) else None,
+      )
+    )
   return restore_match.LiveGraph(nodes=tuple(nodes), variables=variables)

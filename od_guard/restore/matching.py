@@ -23,9 +23,9 @@ shape and dtype mismatches, and parameter-weighted coverage per component.
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 import dataclasses
 import math
-from typing import Iterable
 
 from od_guard.checkpoint import components
 from od_guard.checkpoint import inventory
@@ -114,9 +114,12 @@ class _CkptNode:
 def _tree_from_object_graph(proto) -> list[_CkptNode]:
   nodes = []
   for n in proto.nodes:
-    nodes.append(_CkptNode(
+    nodes.append(
+      _CkptNode(
         children={c.local_name: c.node_id for c in n.children},
-        attributes={a.name: a.checkpoint_key for a in n.attributes}))
+        attributes={a.name: a.checkpoint_key for a in n.attributes},
+      )
+    )
   return nodes
 
 
@@ -186,8 +189,13 @@ class Binding:
   component: str
 
   def to_dict(self) -> dict:
-    return {"path": self.path, "key": self.key, "shape": list(self.shape),
-            "dtype": self.dtype, "component": self.component}
+    return {
+      "path": self.path,
+      "key": self.key,
+      "shape": list(self.shape),
+      "dtype": self.dtype,
+      "component": self.component,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,8 +208,12 @@ class Unbound:
   component: str
 
   def to_dict(self) -> dict:
-    return {"path": self.path, "shape": list(self.shape), "dtype": self.dtype,
-            "component": self.component}
+    return {
+      "path": self.path,
+      "shape": list(self.shape),
+      "dtype": self.dtype,
+      "component": self.component,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,34 +292,35 @@ class RestoreReport:
   @property
   def total(self) -> Coverage:
     return Coverage(
-        "total",
-        sum(c.restored_params for c in self.coverage),
-        sum(c.total_params for c in self.coverage),
-        sum(c.restored_tensors for c in self.coverage),
-        sum(c.total_tensors for c in self.coverage))
+      "total",
+      sum(c.restored_params for c in self.coverage),
+      sum(c.total_params for c in self.coverage),
+      sum(c.restored_tensors for c in self.coverage),
+      sum(c.total_tensors for c in self.coverage),
+    )
 
   def to_dict(self) -> dict:
     return {
-        "schema": SCHEMA,
-        "mode": self.mode,
-        "counts": {
-            "restored": len(self.restored),
-            "missing": len(self.missing),
-            "not_requested": len(self.not_requested),
-            "unused": len(self.unused),
-            "unused_other": len(self.unused_other),
-            "shape_mismatches": len(self.shape_mismatches),
-            "dtype_mismatches": len(self.dtype_mismatches),
-            "unmatched_objects": self.unmatched_objects,
-        },
-        "coverage": [c.to_dict() for c in self.coverage] + [self.total.to_dict()],
-        "restored": [b.to_dict() for b in self.restored],
-        "missing": [u.to_dict() for u in self.missing],
-        "not_requested": [u.to_dict() for u in self.not_requested],
-        "unused": list(self.unused),
-        "unused_other": list(self.unused_other),
-        "shape_mismatches": [m.to_dict() for m in self.shape_mismatches],
-        "dtype_mismatches": [m.to_dict() for m in self.dtype_mismatches],
+      "schema": SCHEMA,
+      "mode": self.mode,
+      "counts": {
+        "restored": len(self.restored),
+        "missing": len(self.missing),
+        "not_requested": len(self.not_requested),
+        "unused": len(self.unused),
+        "unused_other": len(self.unused_other),
+        "shape_mismatches": len(self.shape_mismatches),
+        "dtype_mismatches": len(self.dtype_mismatches),
+        "unmatched_objects": self.unmatched_objects,
+      },
+      "coverage": [c.to_dict() for c in self.coverage] + [self.total.to_dict()],
+      "restored": [b.to_dict() for b in self.restored],
+      "missing": [u.to_dict() for u in self.missing],
+      "not_requested": [u.to_dict() for u in self.not_requested],
+      "unused": list(self.unused),
+      "unused_other": list(self.unused_other),
+      "shape_mismatches": [m.to_dict() for m in self.shape_mismatches],
+      "dtype_mismatches": [m.to_dict() for m in self.dtype_mismatches],
     }
 
 
@@ -369,8 +382,9 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
     # `assert_existing_objects_matched` counts the objects with values to
     # restore (variables) that the walk did not reach; layers and other
     # containers do not count.
-    unmatched_objects = sum(1 for i, n in enumerate(live.nodes)
-                            if n.variable_uid is not None and i not in reached_live)
+    unmatched_objects = sum(
+      1 for i, n in enumerate(live.nodes) if n.variable_uid is not None and i not in reached_live
+    )
 
   restored, shape_mm, dtype_mm = [], [], []
   for uid, key in sorted(bound.items(), key=lambda kv: live.variables[kv[0]].path):
@@ -379,34 +393,51 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
     if e is None:  # named by the object graph but absent from the index
       continue
     if tuple(e.shape) != v.shape:
-      shape_mm.append(Mismatch(v.path, key, inventory.format_shape(e.shape),
-                               inventory.format_shape(v.shape),
-                               v.component))
+      shape_mm.append(
+        Mismatch(
+          v.path, key, inventory.format_shape(e.shape), inventory.format_shape(v.shape), v.component
+        )
+      )
     elif e.dtype != v.dtype:
       dtype_mm.append(Mismatch(v.path, key, e.dtype, v.dtype, v.component))
     else:
       restored.append(Binding(v.path, key, v.shape, v.dtype, v.component))
   missing = tuple(
-      Unbound(v.path, v.shape, v.dtype, v.component)
-      for v in sorted((live.variables[u] for u in requested - bound.keys()),
-                      key=lambda v: v.path))
+    Unbound(v.path, v.shape, v.dtype, v.component)
+    for v in sorted((live.variables[u] for u in requested - bound.keys()), key=lambda v: v.path)
+  )
   not_requested = tuple(
-      Unbound(v.path, v.shape, v.dtype, v.component)
-      for v in sorted((v for u, v in live.variables.items() if u not in requested),
-                      key=lambda v: v.path))
+    Unbound(v.path, v.shape, v.dtype, v.component)
+    for v in sorted(
+      (v for u, v in live.variables.items() if u not in requested), key=lambda v: v.path
+    )
+  )
   used = set(bound.values())
-  unused = tuple(sorted(k for k, e in entries.items()
-                        if k not in used and e.kind == inventory.MODEL))
-  unused_other = tuple(sorted(k for k, e in entries.items()
-                              if k not in used and e.kind != inventory.MODEL))
-  restored_uids = {uid for uid, key in bound.items()
-                   if key in entries and tuple(entries[key].shape) == live.variables[uid].shape
-                   and entries[key].dtype == live.variables[uid].dtype}
+  unused = tuple(
+    sorted(k for k, e in entries.items() if k not in used and e.kind == inventory.MODEL)
+  )
+  unused_other = tuple(
+    sorted(k for k, e in entries.items() if k not in used and e.kind != inventory.MODEL)
+  )
+  restored_uids = {
+    uid
+    for uid, key in bound.items()
+    if key in entries
+    and tuple(entries[key].shape) == live.variables[uid].shape
+    and entries[key].dtype == live.variables[uid].dtype
+  }
   return RestoreReport(
-      mode=mode, restored=tuple(restored), missing=missing, not_requested=not_requested,
-      unused=unused, unused_other=unused_other, shape_mismatches=tuple(shape_mm),
-      dtype_mismatches=tuple(dtype_mm),
-      coverage=_coverage(live, restored_uids), unmatched_objects=unmatched_objects)
+    mode=mode,
+    restored=tuple(restored),
+    missing=missing,
+    not_requested=not_requested,
+    unused=unused,
+    unused_other=unused_other,
+    shape_mismatches=tuple(shape_mm),
+    dtype_mismatches=tuple(dtype_mm),
+    coverage=_coverage(live, restored_uids),
+    unmatched_objects=unmatched_objects,
+  )
 
 
 def _coverage(live: LiveGraph, restored_uids: set[int]) -> tuple[Coverage, ...]:
@@ -421,8 +452,9 @@ def _coverage(live: LiveGraph, restored_uids: set[int]) -> tuple[Coverage, ...]:
   return tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals)
 
 
-def match_keys(expected: inventory.Inventory, checkpoint: inventory.Inventory, *,
-               by_order: bool = False) -> RestoreReport:
+def match_keys(
+  expected: inventory.Inventory, checkpoint: inventory.Inventory, *, by_order: bool = False
+) -> RestoreReport:
   """Predicts `model.load_weights(file)` for Keras weight files.
 
   Args:
@@ -433,11 +465,15 @@ def match_keys(expected: inventory.Inventory, checkpoint: inventory.Inventory, *
       (by_name=False); else pair by key, as Keras 3 loads `.weights.h5`.
   """
   from od_guard.checkpoint import keras_files as keras_weights  # h5py only for Keras files
+
   want = [v for v in expected.variables if v.kind == inventory.MODEL]
   have = {v.key: v for v in checkpoint.variables if v.kind == inventory.MODEL}
   if by_order:
-    pairs = dict(zip(keras_weights.weight_order(expected.prefix),
-                     keras_weights.weight_order(checkpoint.prefix)))
+    pairs = dict(
+      zip(
+        keras_weights.weight_order(expected.prefix), keras_weights.weight_order(checkpoint.prefix)
+      )
+    )
   else:
     pairs = {v.key: v.key for v in want if v.key in have}
   restored, missing, shape_mm, dtype_mm = [], [], [], []
@@ -448,8 +484,11 @@ def match_keys(expected: inventory.Inventory, checkpoint: inventory.Inventory, *
     if e is None:
       missing.append(Unbound(v.key, v.shape, v.dtype, v.component))
     elif tuple(e.shape) != tuple(v.shape):
-      shape_mm.append(Mismatch(v.key, key, inventory.format_shape(e.shape),
-                               inventory.format_shape(v.shape), v.component))
+      shape_mm.append(
+        Mismatch(
+          v.key, key, inventory.format_shape(e.shape), inventory.format_shape(v.shape), v.component
+        )
+      )
     elif e.dtype != v.dtype:
       dtype_mm.append(Mismatch(v.key, key, e.dtype, v.dtype, v.component))
     else:
@@ -465,10 +504,13 @@ def match_keys(expected: inventory.Inventory, checkpoint: inventory.Inventory, *
       t[0] += v.num_params
       t[2] += 1
   return RestoreReport(
-      mode="keras_file_by_order" if by_order else "keras_file_by_key",
-      restored=tuple(restored), missing=tuple(missing), not_requested=(),
-      unused=tuple(sorted(k for k in have if k not in used)),
-      unused_other=tuple(sorted(v.key for v in checkpoint.variables
-                                if v.kind != inventory.MODEL)),
-      shape_mismatches=tuple(shape_mm), dtype_mismatches=tuple(dtype_mm),
-      coverage=tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals))
+    mode="keras_file_by_order" if by_order else "keras_file_by_key",
+    restored=tuple(restored),
+    missing=tuple(missing),
+    not_requested=(),
+    unused=tuple(sorted(k for k in have if k not in used)),
+    unused_other=tuple(sorted(v.key for v in checkpoint.variables if v.kind != inventory.MODEL)),
+    shape_mismatches=tuple(shape_mm),
+    dtype_mismatches=tuple(dtype_mm),
+    coverage=tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals),
+  )

@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from od_guard.checkpoint import components
 from od_guard import errors
+from od_guard.checkpoint import components
 from od_guard.restore import findings
 
 if TYPE_CHECKING:  # annotations only: matching is the model tier's
@@ -29,10 +29,15 @@ WARN = "warn"
 FAIL = "fail"
 
 # Under 'lenient' these errors only warn: training runs, with fresh variables.
-_LENIENT_DOWNGRADES = frozenset({
-    "variables_not_restored", "renamed_scopes", "relative_checkpoint_path",
-    "stale_checkpoint_in_model_dir", "coverage_below_threshold",
-})
+_LENIENT_DOWNGRADES = frozenset(
+  {
+    "variables_not_restored",
+    "renamed_scopes",
+    "relative_checkpoint_path",
+    "stale_checkpoint_in_model_dir",
+    "coverage_below_threshold",
+  }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +61,14 @@ class Policy:
   allow_index_only: bool = True
   warnings_fail: bool = False
 
-  def replace(self, **changes) -> "Policy":
+  def replace(self, **changes) -> Policy:
     for key, value in changes.items():
       if key.startswith("min_") and value is not None and not 0.0 <= value <= 1.0:
         raise errors.UsageError(
-            f"{key} must be a fraction between 0 and 1.", received=f"{key}={value!r}",
-            fix=f"Pass e.g. {key}=0.95.")
+          f"{key} must be a fraction between 0 and 1.",
+          received=f"{key}={value!r}",
+          fix=f"Pass e.g. {key}=0.95.",
+        )
     return dataclasses.replace(self, **changes)
 
   def to_dict(self) -> dict:
@@ -69,10 +76,16 @@ class Policy:
 
 
 PRESETS = {
-    "strict": Policy(name="strict", min_backbone_coverage=1.0, min_neck_coverage=1.0,
-                     allow_missing=False, allow_index_only=False, warnings_fail=True),
-    "default": Policy(name="default"),
-    "lenient": Policy(name="lenient", min_backbone_coverage=0.0, allow_missing=True),
+  "strict": Policy(
+    name="strict",
+    min_backbone_coverage=1.0,
+    min_neck_coverage=1.0,
+    allow_missing=False,
+    allow_index_only=False,
+    warnings_fail=True,
+  ),
+  "default": Policy(name="default"),
+  "lenient": Policy(name="lenient", min_backbone_coverage=0.0, allow_missing=True),
 }
 
 
@@ -84,8 +97,8 @@ def preset(name: str) -> Policy:
   """
   if name not in PRESETS:
     raise errors.UsageError(
-        f"Unknown policy {name!r}.", received=repr(name),
-        fix=f"Use one of: {', '.join(PRESETS)}.")
+      f"Unknown policy {name!r}.", received=repr(name), fix=f"Use one of: {', '.join(PRESETS)}."
+    )
   return PRESETS[name]
 
 
@@ -102,36 +115,51 @@ class Verdict:
     return self.decision == FAIL
 
   def to_dict(self) -> dict:
-    return {"decision": self.decision, "reasons": list(self.reasons),
-            "policy": self.policy.to_dict()}
+    return {
+      "decision": self.decision,
+      "reasons": list(self.reasons),
+      "policy": self.policy.to_dict(),
+    }
 
 
-def coverage_findings(policy: Policy, report: restore_match.RestoreReport,
-                      requested: frozenset[str]) -> list[findings.Finding]:
+def coverage_findings(
+  policy: Policy, report: restore_match.RestoreReport, requested: frozenset[str]
+) -> list[findings.Finding]:
   """Threshold checks on coverage, for the components the restore asks for."""
   out = []
-  for component, threshold in ((components.BACKBONE, policy.min_backbone_coverage),
-                               (components.NECK, policy.min_neck_coverage)):
+  for component, threshold in (
+    (components.BACKBONE, policy.min_backbone_coverage),
+    (components.NECK, policy.min_neck_coverage),
+  ):
     if threshold is None or component not in requested:
       continue
     cov = report.coverage_of(component)
     if cov is None or not cov.total_params:
       continue
     if cov.fraction + 1e-12 < threshold:
-      out.append(findings.Finding(
-          "coverage_below_threshold", findings.ERROR,
+      out.append(
+        findings.Finding(
+          "coverage_below_threshold",
+          findings.ERROR,
           f"Only {cov.fraction:.1%} of the {component}'s parameters restore; the "
           f"{policy.name} policy needs {threshold:.0%}.",
-          detail=(f"{cov.restored_params:,} of {cov.total_params:,} parameters "
-                  f"({cov.restored_tensors} of {cov.total_tensors} tensors)"),
-          fix=("Fix the causes above, or lower the threshold (--guard_min_backbone_coverage / "
-               "Policy.replace(min_backbone_coverage=...)) if partial restores are intended."),
-          data={"component": component, "fraction": cov.fraction, "threshold": threshold}))
+          detail=(
+            f"{cov.restored_params:,} of {cov.total_params:,} parameters "
+            f"({cov.restored_tensors} of {cov.total_tensors} tensors)"
+          ),
+          fix=(
+            "Fix the causes above, or lower the threshold (--guard_min_backbone_coverage / "
+            "Policy.replace(min_backbone_coverage=...)) if partial restores are intended."
+          ),
+          data={"component": component, "fraction": cov.fraction, "threshold": threshold},
+        )
+      )
   return out
 
 
-def decide(policy: Policy, all_findings: list[findings.Finding], *,
-           training: bool = False) -> tuple[Verdict, list[findings.Finding]]:
+def decide(
+  policy: Policy, all_findings: list[findings.Finding], *, training: bool = False
+) -> tuple[Verdict, list[findings.Finding]]:
   """Applies the policy.
 
   Args:
@@ -148,11 +176,13 @@ def decide(policy: Policy, all_findings: list[findings.Finding], *,
     severity = f.severity
     if f.code == "data_shard_missing" and (training or not policy.allow_index_only):
       severity = findings.ERROR
-    elif policy.allow_missing and f.code in ("variables_not_restored", "renamed_scopes") \
-        and severity == findings.ERROR:
-      severity = findings.WARNING
-    elif policy.name == "lenient" and f.code in _LENIENT_DOWNGRADES and \
-        severity == findings.ERROR:
+    elif (
+      policy.allow_missing
+      and f.code in ("variables_not_restored", "renamed_scopes")
+      and severity == findings.ERROR
+    ) or (
+      policy.name == "lenient" and f.code in _LENIENT_DOWNGRADES and severity == findings.ERROR
+    ):
       severity = findings.WARNING
     adjusted.append(dataclasses.replace(f, severity=severity) if severity != f.severity else f)
   errs = [f for f in adjusted if f.severity == findings.ERROR]

@@ -6,9 +6,9 @@ from typing import Any
 
 # Classes whose public name differs from the class TF instantiates.
 _PUBLIC_NAMES = {
-    "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
-    "CollectiveAllReduceStrategyV1": "MultiWorkerMirroredStrategy",
-    "TPUStrategyV2": "TPUStrategy",
+  "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
+  "CollectiveAllReduceStrategyV1": "MultiWorkerMirroredStrategy",
+  "TPUStrategyV2": "TPUStrategy",
 }
 
 

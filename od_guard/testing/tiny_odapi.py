@@ -17,12 +17,14 @@ from od_guard.checkpoint import fileio
 
 def _pipeline_pb2():
   from object_detection.protos import pipeline_pb2  # protobuf only, no TF.
+
   return pipeline_pb2
 
 
 def load_pipeline_config(path: str):
   """Parses a pipeline.config strictly with the OD API's own protos."""
   from google.protobuf import text_format
+
   config = _pipeline_pb2().TrainEvalPipelineConfig()
   with open(path, encoding="utf-8") as f:
     text_format.Merge(f.read(), config)
@@ -34,16 +36,16 @@ def meta_architecture(config) -> str:
 
 
 def shrink_pipeline_config(
-    config,
-    *,
-    image_size: int = 64,
-    num_classes: int = 3,
-    batch_size: int = 2,
-    num_steps: int = 2,
-    train_record: str | None = None,
-    label_map: str | None = None,
-    fine_tune_checkpoint: str | None = None,
-    fine_tune_checkpoint_type: str | None = None,
+  config,
+  *,
+  image_size: int = 64,
+  num_classes: int = 3,
+  batch_size: int = 2,
+  num_steps: int = 2,
+  train_record: str | None = None,
+  label_map: str | None = None,
+  fine_tune_checkpoint: str | None = None,
+  fine_tune_checkpoint_type: str | None = None,
 ):
   """Returns a copy of `config` made small enough to build and train on a CPU."""
   small = _pipeline_pb2().TrainEvalPipelineConfig()
@@ -83,12 +85,20 @@ def shrink_pipeline_config(
 
 def write_pipeline_config(config, path: str) -> str:
   from google.protobuf import text_format
+
   fileio.atomic_write_text(path, text_format.MessageToString(config))
   return path
 
 
-def localize_config(source: str, destination: str, *, record: str, label_map: str,
-                    checkpoint: str, checkpoint_type: str | None = None) -> str:
+def localize_config(
+  source: str,
+  destination: str,
+  *,
+  record: str,
+  label_map: str,
+  checkpoint: str,
+  checkpoint_type: str | None = None,
+) -> str:
   """Copies a config, pointing it at local data and a fine-tune checkpoint."""
   config = load_pipeline_config(source)
   config.train_config.fine_tune_checkpoint = checkpoint
@@ -102,17 +112,20 @@ def localize_config(source: str, destination: str, *, record: str, label_map: st
 
 
 def write_label_map(path: str, num_classes: int) -> str:
-  items = "".join(f'item {{\n  id: {i}\n  name: "class_{i}"\n}}\n'
-                  for i in range(1, num_classes + 1))
+  items = "".join(
+    f'item {{\n  id: {i}\n  name: "class_{i}"\n}}\n' for i in range(1, num_classes + 1)
+  )
   fileio.atomic_write_text(path, items)
   return path
 
 
-def write_synthetic_tfrecord(path: str, *, num_examples: int = 4, image_size: int = 64,
-                             num_classes: int = 3, seed: int = 0) -> str:
+def write_synthetic_tfrecord(
+  path: str, *, num_examples: int = 4, image_size: int = 64, num_classes: int = 3, seed: int = 0
+) -> str:
   """Writes TFRecords of random images, each with one box, in the OD API's format."""
   import numpy as np
   import tensorflow as tf
+
   rng = np.random.default_rng(seed)
 
   def feature(values, kind):
@@ -130,20 +143,24 @@ def write_synthetic_tfrecord(path: str, *, num_examples: int = 4, image_size: in
       x0, y0 = rng.uniform(0.05, 0.45, 2)
       x1, y1 = x0 + rng.uniform(0.2, 0.5), y0 + rng.uniform(0.2, 0.5)
       label = int(i % num_classes) + 1
-      example = tf.train.Example(features=tf.train.Features(feature={
-          "image/height": feature([image_size], "int"),
-          "image/width": feature([image_size], "int"),
-          "image/filename": feature([f"synthetic_{i}.png".encode()], "bytes"),
-          "image/source_id": feature([str(i).encode()], "bytes"),
-          "image/encoded": feature([encoded], "bytes"),
-          "image/format": feature([b"png"], "bytes"),
-          "image/object/bbox/xmin": feature([x0], "float"),
-          "image/object/bbox/xmax": feature([min(x1, 0.99)], "float"),
-          "image/object/bbox/ymin": feature([y0], "float"),
-          "image/object/bbox/ymax": feature([min(y1, 0.99)], "float"),
-          "image/object/class/text": feature([f"class_{label}".encode()], "bytes"),
-          "image/object/class/label": feature([label], "int"),
-      }))
+      example = tf.train.Example(
+        features=tf.train.Features(
+          feature={
+            "image/height": feature([image_size], "int"),
+            "image/width": feature([image_size], "int"),
+            "image/filename": feature([f"synthetic_{i}.png".encode()], "bytes"),
+            "image/source_id": feature([str(i).encode()], "bytes"),
+            "image/encoded": feature([encoded], "bytes"),
+            "image/format": feature([b"png"], "bytes"),
+            "image/object/bbox/xmin": feature([x0], "float"),
+            "image/object/bbox/xmax": feature([min(x1, 0.99)], "float"),
+            "image/object/bbox/ymin": feature([y0], "float"),
+            "image/object/bbox/ymax": feature([min(y1, 0.99)], "float"),
+            "image/object/class/text": feature([f"class_{label}".encode()], "bytes"),
+            "image/object/class/label": feature([label], "int"),
+          }
+        )
+      )
       writer.write(example.SerializeToString())
   return path
 
@@ -152,12 +169,14 @@ def build_model(config):
   """Builds the detection model of `config` with its variables created, the way
   the preflight does (`odapi_model.build`)."""
   from od_guard.odapi import model as odapi_model
+
   return odapi_model.build(config)
 
 
 def save_detection_checkpoint(model, directory: str) -> str:
   """Saves `model` the way model_main_tf2 does (root object 'model'); returns the prefix."""
   import tensorflow as tf
+
   ckpt = tf.train.Checkpoint(model=model)
   return ckpt.save(os.path.join(directory, "ckpt"))
 
@@ -166,6 +185,7 @@ def save_classification_checkpoint(model, directory: str) -> str:
   """Saves only the classification backbone under root 'feature_extractor', the
   layout fine_tune_checkpoint_type "classification" restores."""
   import tensorflow as tf
+
   backbone = model._feature_extractor.classification_backbone  # pylint: disable=protected-access
   return tf.train.Checkpoint(feature_extractor=backbone).save(os.path.join(directory, "ckpt"))
 
@@ -175,10 +195,13 @@ def save_renamed_checkpoint(model, directory: str, scope: str = "CustomExtractor
   under another attribute name (`model/<scope>/...` instead of
   `model/_feature_extractor/...`)."""
   import tensorflow as tf
-  renamed = tf.train.Checkpoint(**{
+
+  renamed = tf.train.Checkpoint(
+    **{
       scope: model._feature_extractor,  # pylint: disable=protected-access
       "_box_predictor": model._box_predictor,  # pylint: disable=protected-access
-  })
+    }
+  )
   return tf.train.Checkpoint(model=renamed).save(os.path.join(directory, "ckpt"))
 
 
@@ -186,6 +209,7 @@ def save_weightless_checkpoint(directory: str) -> str:
   """What model_main_tf2 saves at step 0 with the default --checkpoint_every_n:
   a step counter and the save counter, no weights."""
   import tensorflow as tf
+
   step = tf.Variable(0, dtype=tf.int64, trainable=False)
   return tf.train.Checkpoint(step=step).save(os.path.join(directory, "ckpt"))
 
@@ -194,6 +218,7 @@ def save_tf1_checkpoint(directory: str) -> str:
   """A TF1 name-based checkpoint with TF1 OD API scope names (tf.compat.v1
   Saver in graph mode, one Momentum step so it has slots and a global step)."""
   import tensorflow as tf
+
   v1 = tf.compat.v1
   with tf.Graph().as_default():
     with v1.variable_scope("FeatureExtractor/MobilenetV2/Conv"):
@@ -218,11 +243,18 @@ class World:
   label_map: str
   checkpoints: dict[str, str]
 
-  def localize(self, source: str, destination: str, checkpoint: str,
-               checkpoint_type: str | None = None) -> str:
+  def localize(
+    self, source: str, destination: str, checkpoint: str, checkpoint_type: str | None = None
+  ) -> str:
     """`localize_config` pointed at this world's data."""
-    return localize_config(source, destination, record=self.record, label_map=self.label_map,
-                           checkpoint=checkpoint, checkpoint_type=checkpoint_type)
+    return localize_config(
+      source,
+      destination,
+      record=self.record,
+      label_map=self.label_map,
+      checkpoint=checkpoint,
+      checkpoint_type=checkpoint_type,
+    )
 
 
 def write_world(root: str, config_path: str) -> World:
@@ -233,9 +265,13 @@ def write_world(root: str, config_path: str) -> World:
   record = write_synthetic_tfrecord(os.path.join(root, "data", "train.record"))
   label_map = write_label_map(os.path.join(root, "data", "label_map.pbtxt"), 3)
   model = build_model(load_pipeline_config(config_path))
-  return World(record=record, label_map=label_map, checkpoints={
+  return World(
+    record=record,
+    label_map=label_map,
+    checkpoints={
       "detection": save_detection_checkpoint(model, os.path.join(root, "pretrained")),
       "renamed": save_renamed_checkpoint(model, os.path.join(root, "pretrained_renamed")),
       "tf1": save_tf1_checkpoint(os.path.join(root, "pretrained_tf1")),
       "weightless": save_weightless_checkpoint(os.path.join(root, "pretrained_weightless")),
-  })
+    },
+  )
