@@ -86,7 +86,7 @@ def _fraction(value: str) -> float:
 
 def _cmd_check(args: argparse.Namespace) -> int:
   from od_guard.odapi import preflight
-  from od_guard.report import record as preflight_report
+  from od_guard.report import render
   from od_guard.restore import policy as policy_lib
 
   policy = policy_lib.preset(args.policy)
@@ -106,13 +106,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     args.pipeline_config_path, checkpoint=args.checkpoint, model_dir=args.model_dir, policy=policy
   )
   if args.tensorboard_dir:
-    from od_guard.report import tensorboard as tensorboard_report
+    from od_guard.report import tensorboard
 
-    tensorboard_report.write(report, args.tensorboard_dir)
+    tensorboard.write(report, args.tensorboard_dir)
   if args.json:
     _print_json(report.to_dict())
   else:
-    print(preflight_report.render_text(report, verbose=args.verbose))
+    print(render.render_text(report, verbose=args.verbose))
   return EXIT_FINDINGS if report.verdict.failed else EXIT_OK
 
 

@@ -183,4 +183,4 @@ def test_full_check_of_real_index_only_checkpoints(user, classes):
   assert [f.code for f in report.findings if f.severity != "info"] == ["data_shard_missing"]
   cov = {c.component: c.fraction for c in report.restore.coverage}
   assert (cov["backbone"], cov["neck"], cov["box_head"], cov["class_head"]) == (1.0, 1.0, 0.0, 0.0)
-  assert report.fingerprint.num_classes(report.config.add_background_class) == classes
+  assert report.fingerprint.num_classes(report.config["add_background_class"]) == classes

@@ -29,7 +29,8 @@ from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
 from od_guard.keras import model_facts as keras_model
-from od_guard.report import record as preflight_report
+from od_guard.report import record
+from od_guard.report import render
 from od_guard.restore import diagnosis as restore_diagnosis
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import keras_layout as keras_diagnosis
@@ -43,12 +44,12 @@ class RestoreGuardError(errors.OdGuardError):
   """The guarded restore's policy failed; nothing was restored.
 
   Attributes:
-    report: the `PreflightReport` that failed.
+    report: the `record.Report` that failed.
   """
 
   exit_code = 1
 
-  def __init__(self, report: preflight_report.PreflightReport):
+  def __init__(self, report: record.Report):
     self.report = report
     errs = [f for f in report.findings if f.severity == findings_lib.ERROR]
     first = errs[0] if errs else None
@@ -61,7 +62,7 @@ class RestoreGuardError(errors.OdGuardError):
       ),
       fix=(first.fix if first and first.fix else "See the report.")
       + "\n\n"
-      + preflight_report.render_text(report),
+      + render.render_text(report),
     )
 
 
@@ -194,7 +195,7 @@ def restore(
   log_dir: str | None = None,
   report_path: str | None = None,
   quiet: bool = False,
-) -> preflight_report.PreflightReport:
+) -> record.Report:
   """Guarded restore of `checkpoint` into `model`.
 
   Args:
@@ -263,8 +264,8 @@ def restore(
         check = _verify(strategy, roots, graph, report, inv.prefix)
       adjusted = findings_lib.by_severity([*adjusted, check])
       verdict, adjusted = policy_lib.decide(policy, adjusted, training=True)
-  result = preflight_report.PreflightReport(
-    tier=preflight_report.MODEL,
+  result = record.Report(
+    tier=record.MODEL,
     config=None,
     checkpoint=inv,
     fingerprint=None,
@@ -283,15 +284,15 @@ def restore(
 
 def _publish(result, strategy, log_dir, report_path, quiet) -> None:
   if not quiet:
-    print(preflight_report.render_text(result), flush=True)
+    print(render.render_text(result), flush=True)
   if not strategies.is_chief(strategy):
     return
   if report_path:
     fileio.atomic_write_text(report_path, json.dumps(result.to_dict(), indent=2) + "\n")
   if log_dir:
-    from od_guard.report import tensorboard as tensorboard_report
+    from od_guard.report import tensorboard
 
-    tensorboard_report.write(result, os.path.join(log_dir, "train"), step=0)
+    tensorboard.write(result, os.path.join(log_dir, "train"), step=0)
 
 
 def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:

@@ -111,22 +111,10 @@ def _drop_from_state(directory: str, base: str) -> None:
 
 
 def _log(violations, log_dir: str | None, step: int | None, path: str) -> None:
-  if not log_dir:
-    return
-  import tensorflow as tf
+  if log_dir:
+    from od_guard.report import tensorboard
 
-  writer = tf.summary.create_file_writer(log_dir)
-  with writer.as_default():
-    tf.summary.scalar("od_guard/naming/violations", float(len(violations)), step=step or 0)
-    rows = "\n".join(f"| `{v.path}` | {v.rule} | {v.message} |" for v in violations[:200])
-    tf.summary.text(
-      "od_guard/naming/report",
-      f"**{len(violations)} naming violation(s)** in `{path}`\n\n"
-      f"| path | rule | message |\n|---|---|---|\n{rows}",
-      step=step or 0,
-    )
-  writer.flush()
-  writer.close()
+    tensorboard.write_naming(violations, path, log_dir, step=step or 0)
 
 
 def check_saved(

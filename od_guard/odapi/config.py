@@ -65,6 +65,13 @@ class FineTuneConfig:
   run_dummy_computation: bool
   use_bfloat16: bool
 
+  def summary(self) -> str:
+    """One line for reports."""
+    return (
+      f"{self.meta_architecture}, feature_extractor {self.feature_extractor_type}, "
+      f'num_classes {self.num_classes}, fine_tune_checkpoint_type "{self.effective_checkpoint_type}"'
+    )
+
   def to_dict(self) -> dict:
     d = dataclasses.asdict(self)
     d["image_size"] = list(self.image_size)

@@ -186,14 +186,14 @@ def _strategy(fv, tf):
 
 def _write_reports(report, report_dir: str) -> None:
   from od_guard.checkpoint import fileio
-  from od_guard.report import record as preflight_report
+  from od_guard.report import render
 
   fileio.atomic_write_text(
     os.path.join(report_dir, "report.json"), json.dumps(report.to_dict(), indent=2) + "\n"
   )
   fileio.atomic_write_text(
     os.path.join(report_dir, "report.txt"),
-    preflight_report.render_text(report, verbose=True) + "\n",
+    render.render_text(report, verbose=True) + "\n",
   )
 
 
@@ -226,8 +226,8 @@ def run(fv: flags.FlagValues) -> int:
     )
     return 0
   from od_guard.odapi import preflight
-  from od_guard.report import record as preflight_report
-  from od_guard.report import tensorboard as tensorboard_report
+  from od_guard.report import render
+  from od_guard.report import tensorboard
   from od_guard.restore import policy as policy_lib
   from od_guard.restore import strategies
 
@@ -248,10 +248,10 @@ def run(fv: flags.FlagValues) -> int:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
   chief = strategies.is_chief(strategy)
-  print(preflight_report.render_text(report), flush=True)
+  print(render.render_text(report), flush=True)
   if chief:
     _write_reports(report, fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"))
-    tensorboard_report.write(report, os.path.join(fv.model_dir, "train"), step=0)
+    tensorboard.write(report, os.path.join(fv.model_dir, "train"), step=0)
   if report.verdict.failed:
     logging.error(
       "od_guard: preflight FAILED (%s); not training. Report: %s",

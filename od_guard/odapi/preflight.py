@@ -11,7 +11,7 @@ decide, in two tiers.
 
     report = od_guard.preflight.check("pipeline.config", model_dir="train")
     if report.verdict.failed:
-      print(od_guard.preflight_report.render_text(report))
+      print(od_guard.render.render_text(report))
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from od_guard import errors
 from od_guard.checkpoint import inventory
 from od_guard.odapi import config as pipeline_config
 from od_guard.odapi import static_diagnosis
-from od_guard.report import record as preflight_report
+from od_guard.report import record
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import fingerprint as fingerprint_lib
 from od_guard.restore import policy as policy_lib
@@ -151,7 +151,7 @@ def check_static(
   checkpoint: str | None = None,
   model_dir: str | None = None,
   policy: policy_lib.Policy | None = None,
-) -> preflight_report.PreflightReport:
+) -> record.Report:
   """The static tier: config and checkpoint metadata, no TensorFlow.
 
   Args:
@@ -174,9 +174,11 @@ def check_static(
     "and coverage need the full check (without --static)"
   )
   verdict, adjusted = policy_lib.decide(policy, found)
-  return preflight_report.PreflightReport(
-    tier=preflight_report.STATIC,
-    config=config,
+  return record.Report(
+    tier=record.STATIC,
+    config=config.to_dict(),
+    config_summary=config.summary(),
+    stock_name="stock model_main_tf2",
     checkpoint=inv,
     fingerprint=fp,
     restore=None,
@@ -203,7 +205,7 @@ def check(
   policy: policy_lib.Policy | None = None,
   strategy=None,
   training: bool = False,
-) -> preflight_report.PreflightReport:
+) -> record.Report:
   """Both tiers: static checks, then the model built and matched.
 
   Args:
@@ -256,9 +258,11 @@ def check(
   elif inv is not None and inv.format == inventory.TF1_NAME_BASED:
     not_checked.append("the model-built match: the TF2 OD API refuses name-based checkpoints")
   verdict, adjusted = policy_lib.decide(policy, _downgrade_consequences(found), training=training)
-  return preflight_report.PreflightReport(
-    tier=preflight_report.MODEL if restore is not None else preflight_report.STATIC,
-    config=config,
+  return record.Report(
+    tier=record.MODEL if restore is not None else record.STATIC,
+    config=config.to_dict(),
+    config_summary=config.summary(),
+    stock_name="stock model_main_tf2",
     checkpoint=inv,
     fingerprint=fp,
     restore=restore,
