@@ -129,7 +129,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
-  from od_guard.checkpoint import key_folding
   from od_guard.naming import rules as naming_rules
 
   presets = args.preset or ([] if args.rules else ["odapi"])
@@ -167,12 +166,8 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         f"od-guard lint: {inv.prefix} under rules {rules.name}: {checked} names checked, "
         f"{len(inv.variables) - checked} exempt, {len(violations)} violation(s)"
       )
-      by_rule: dict[str, list] = {}
-      for v in violations:
-        by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
-      for rule, paths in by_rule.items():
-        print(f"  [{rule}]")
-        print("\n".join("    " + line for line in key_folding.fold_keys(paths, limit=8)))
+      for line in naming_rules.violation_lines(violations, limit=8):
+        print(line)
   return EXIT_FINDINGS if any(v for _, v, _ in results) else EXIT_OK
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from od_guard.checkpoint import inventory
 from od_guard.naming import remap
+from od_guard.naming import tf1_conversion
 
 from conftest import run_cli
 
@@ -178,7 +179,7 @@ def test_tf1_checkpoint_converts_to_object_based_for_a_target(tf, tmp_path, tf1_
       self.classifier = tf.Variable(tf.zeros([1, 1, 8, 12]), name="head/classifier")
 
   target = Target()
-  result = remap.tf1_to_object_based(
+  result = tf1_conversion.tf1_to_object_based(
     tf1_checkpoint,
     str(tmp_path / "tf2" / "ckpt"),
     {"model": target},
@@ -206,7 +207,7 @@ def test_tf1_conversion_says_what_does_not_fit(tf, tmp_path, tf1_checkpoint):
   )
   target.other = tf.Variable(tf.zeros([2]), name="other")
   with pytest.raises(remap.RemapError) as e:
-    remap.tf1_to_object_based(tf1_checkpoint, str(tmp_path / "x"), {"model": target})
+    tf1_conversion.tf1_to_object_based(tf1_checkpoint, str(tmp_path / "x"), {"model": target})
   assert (
     "1 target variables without a value (e.g. model/other (variable name 'other'))"
     in e.value.received

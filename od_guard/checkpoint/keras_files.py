@@ -1,23 +1,50 @@
 """Metadata of Keras weight files: Keras 3 ``.weights.h5`` / ``.keras`` and
 Keras 2 HDF5 (``save_weights('x.h5')`` and whole-model ``.h5``).
 
-Only dataset headers (shape, dtype) are read through h5py; values are never
-loaded, and nothing is unpickled. A ``.keras`` archive is a zip whose
+Only dataset headers (shape, dtype) and Keras 2's `layer_names` /
+`weight_names` attributes are read through h5py; values are never loaded, and
+nothing is unpickled. A ``.keras`` archive is a zip whose
 ``model.weights.h5`` member is read in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
 import zipfile
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.checkpoint import kinds
 from od_guard.checkpoint import paths as checkpoint_path
 
-# (key, kind, shape, dtype) per saved value.
-Record = tuple[str, str, tuple[int, ...], str]
-
 _KERAS3_ROOTS = ("layers", "vars", "optimizer")
+
+
+class Record(NamedTuple):
+  """One saved value: its dataset path, kind (`kinds`), shape and dtype."""
+
+  key: str
+  kind: str
+  shape: tuple[int, ...]
+  dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Contents:
+  """What a Keras weights file holds, from its metadata.
+
+  Attributes:
+    format: kinds.KERAS3_WEIGHTS or kinds.KERAS2_HDF5.
+    records: every dataset, in the file's (alphabetical) order.
+    weight_order: for KERAS2_HDF5, the dataset keys in the order tf-keras
+      loads them (layers in `layer_names` order, weights in `weight_names`
+      order); () for KERAS3_WEIGHTS.
+  """
+
+  format: str
+  records: tuple[Record, ...]
+  weight_order: tuple[str, ...] = ()
 
 
 def _dtype_name(dtype) -> str:
@@ -26,15 +53,13 @@ def _dtype_name(dtype) -> str:
 
 
 def _kind(key: str, shape: tuple[int, ...], dtype: str) -> str:
-  from od_guard.checkpoint import inventory  # Kinds live with the inventory.
-
   root = key.split("/", 1)[0]
   if root in ("optimizer", "optimizer_weights"):
     name = key.rsplit("/", 1)[-1].split(":", 1)[0]
     if name.startswith("iteration"):
-      return inventory.BOOKKEEPING
-    return inventory._optimizer_kind(name, shape, dtype)  # pylint: disable=protected-access
-  return inventory.MODEL
+      return kinds.BOOKKEEPING
+    return kinds.optimizer_kind(name, shape, dtype)
+  return kinds.MODEL
 
 
 def _datasets(group, prefix: str = "") -> list[tuple[str, object]]:
@@ -51,18 +76,31 @@ def _datasets(group, prefix: str = "") -> list[tuple[str, object]]:
   return out
 
 
-def _records(h5file, path: str) -> tuple[str, list[Record]]:
-  from od_guard.checkpoint import inventory
+def _weight_order(h5file) -> tuple[str, ...]:
+  """The order tf-keras loads a Keras 2 HDF5 file in: layers in `layer_names`
+  order, weights in `weight_names` order. A listed layer without its group
+  adds nothing (reading the inventory does not fail on it; loading would)."""
 
-  attrs = h5file.attrs
-  if "layer_names" in attrs or (
+  def decode(x) -> str:
+    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
+
+  root = h5file.get("model_weights", h5file)
+  prefix = "model_weights/" if "model_weights" in h5file else ""
+  order = []
+  for layer in map(decode, root.attrs.get("layer_names", [])):
+    group = root.get(layer)
+    names = group.attrs.get("weight_names", []) if group is not None else []
+    order.extend(f"{prefix}{layer}/{weight}" for weight in map(decode, names))
+  return tuple(order)
+
+
+def _contents(h5file, path: str) -> Contents:
+  if "layer_names" in h5file.attrs or (
     "model_weights" in h5file and "layer_names" in h5file["model_weights"].attrs
   ):
-    fmt = inventory.KERAS2_HDF5
-    roots = [h5file]
+    fmt = kinds.KERAS2_HDF5
   elif any(r in h5file for r in _KERAS3_ROOTS):
-    fmt = inventory.KERAS3_WEIGHTS
-    roots = [h5file]
+    fmt = kinds.KERAS3_WEIGHTS
   else:
     top = ", ".join(list(h5file.keys())[:8]) or "no groups"
     raise errors.NotACheckpointError(
@@ -74,16 +112,16 @@ def _records(h5file, path: str) -> tuple[str, list[Record]]:
         " (.weights.h5, .keras or Keras 2 .h5), or a TF checkpoint."
       ),
     )
-  records: list[Record] = []
-  for root in roots:
-    for key, ds in _datasets(root):
-      shape = tuple(int(d) for d in ds.shape)
-      dtype = _dtype_name(ds.dtype)
-      records.append((key, _kind(key, shape, dtype), shape, dtype))
-  return fmt, records
+  records = []
+  for key, ds in _datasets(h5file):
+    shape = tuple(int(d) for d in ds.shape)
+    dtype = _dtype_name(ds.dtype)
+    records.append(Record(key, _kind(key, shape, dtype), shape, dtype))
+  order = _weight_order(h5file) if fmt == kinds.KERAS2_HDF5 else ()
+  return Contents(format=fmt, records=tuple(records), weight_order=order)
 
 
-def read(path: str, container: str) -> tuple[str, list[Record]]:
+def read(path: str, container: str) -> Contents:
   """Reads the saved values' metadata of a Keras weights file.
 
   Args:
@@ -91,7 +129,7 @@ def read(path: str, container: str) -> tuple[str, list[Record]]:
     container: checkpoint_path.KERAS_H5 or checkpoint_path.KERAS_ARCHIVE.
 
   Returns:
-    (format, records), format being KERAS3_WEIGHTS or KERAS2_HDF5.
+    The file's format, saved values and (Keras 2 HDF5) weight order.
 
   Raises:
     NotACheckpointError: an HDF5 file without Keras layout, or a zip that is
@@ -112,9 +150,9 @@ def read(path: str, container: str) -> tuple[str, list[Record]]:
             )
           with archive.open("model.weights.h5") as member:
             with h5py.File(member, "r") as h5file:
-              return _records(h5file, path)
+              return _contents(h5file, path)
       with h5py.File(f, "r") as h5file:
-        return _records(h5file, path)
+        return _contents(h5file, path)
   except errors.OdGuardError:
     raise
   except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
@@ -123,21 +161,3 @@ def read(path: str, container: str) -> tuple[str, list[Record]]:
       received=f"{path} ({fileio.getsize(path):,} bytes)",
       fix="The file is probably truncated: save or copy it again.",
     ) from e
-
-
-def weight_order(path: str) -> list[str]:
-  """Dataset keys of a Keras 2 HDF5 weights file in the order tf-keras loads
-  them: layers in `layer_names` order, weights in `weight_names` order."""
-  import h5py
-
-  def decode(x) -> str:
-    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
-
-  with fileio.open_binary(path) as f, h5py.File(f, "r") as h5file:
-    root = h5file.get("model_weights", h5file)
-    prefix = "model_weights/" if "model_weights" in h5file else ""
-    out = []
-    for layer in map(decode, root.attrs.get("layer_names", [])):
-      for weight in map(decode, root[layer].attrs.get("weight_names", [])):
-        out.append(f"{prefix}{layer}/{weight}")
-    return out

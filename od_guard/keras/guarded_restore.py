@@ -18,26 +18,28 @@ not built yet) is caught: pass ``input_shape`` to build it first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-import dataclasses
+import functools
 import json
 import os
-import time
+import shutil
 from typing import Any
 
 from od_guard import errors
+from od_guard import pipeline
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
 from od_guard.keras import model_facts as keras_model
 from od_guard.report import record
 from od_guard.report import render
-from od_guard.restore import diagnosis as restore_diagnosis
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import keras_layout as keras_diagnosis
 from od_guard.restore import live_graph
 from od_guard.restore import matching as restore_match
 from od_guard.restore import policy as policy_lib
 from od_guard.restore import strategies
+
+_KERAS_FILES = (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5)
 
 
 class RestoreGuardError(errors.OdGuardError):
@@ -163,25 +165,33 @@ def _manual_restore(strategy, roots, graph, report, prefix) -> None:
       objects[by_path[b.path]].assign(reader.get_tensor(b.key))
 
 
-def _tf_checkpoint(roots, inv, exclude, flavour):
+def _tf_checkpoint(roots, inv, exclude, flavour, policy):
+  """Predicts `tf.train.Checkpoint(**roots).restore(inv)` and diagnoses it."""
   graph = live_graph.capture(roots, exclude=exclude)
-  report = restore_match.match(graph, inv)
-  found = restore_diagnosis.diagnose(report, inv, stock_assertion=False)
-  found.extend(keras_diagnosis.diagnose(report, inv, model_flavour=flavour))
-  if flavour == keras_model.KERAS3:
+  report, found = pipeline.predict(
+    graph,
+    inv,
+    policy=policy,
+    stock_assertion=False,
+    more=[functools.partial(keras_diagnosis.diagnose, model_flavour=flavour)],
+  )
+  if flavour == keras_diagnosis.KERAS3:
     found.append(keras_diagnosis.tf_checkpoint_for_keras3())
-  codes = {f.code for f in found}
-  causes = {
-    "variables_not_restored": {"keras_layout_mismatch", "auto_named_layers", "renamed_scopes"},
-    "shape_mismatch": {"keras_layout_mismatch", "head_shape_changed"},
-  }
-  found = [
-    dataclasses.replace(f, severity=findings_lib.INFO, title=f.title + " (explained below)")
-    if causes.get(f.code, set()) & codes
-    else f
-    for f in found
-  ]
   return graph, report, found
+
+
+def _build_or_defer(model, inv, policy, input_shape, strategy):
+  """Builds an unbuilt model from `input_shape`; without one, the deferred
+  restore is an error (a fact under a policy that allows it)."""
+  if isinstance(model, dict) or keras_model.is_built(model):
+    return [], []
+  if input_shape is not None:
+    with strategy.scope():
+      keras_model.build(model, input_shape)
+    return [], []
+  if policy.allow_unbuilt_model:
+    return [], ["the model is not built: the restore is deferred and unverified"]
+  return [keras_diagnosis.deferred(inv, keras_model.unbuilt_layers(model))], []
 
 
 def restore(
@@ -222,64 +232,53 @@ def restore(
     OdGuardError: the checkpoint cannot be read.
   """
   policy = policy or policy_lib.preset("default")
-  t0 = time.perf_counter()
-  timings: dict[str, float] = {}
-  inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
-  timings["read"] = time.perf_counter() - t0
+  timer = pipeline.Timer()
+  with timer.phase("read"):
+    inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
   roots = model if isinstance(model, dict) else {"model": model}
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
   strategy = _strategy_of(model)
-  found: list[findings_lib.Finding] = []
-  not_checked: list[str] = []
+  found, not_checked = _build_or_defer(model, inv, policy, input_shape, strategy)
   graph = report = None
-  if not isinstance(model, dict) and not keras_model.is_built(model):
-    if input_shape is not None:
-      with strategy.scope():
-        keras_model.build(model, input_shape)
-    elif policy.name == "lenient":
-      not_checked.append("the model is not built: the restore is deferred and unverified")
-    else:
-      found.append(keras_diagnosis.deferred(inv, keras_model.unbuilt_layers(model)))
-  t1 = time.perf_counter()
-  if not found and not not_checked:
-    if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
-      graph, report, more = _keras_file(model, inv, flavour)
-    else:
-      graph, report, more = _tf_checkpoint(roots, inv, exclude, flavour)
-    found.extend(more)
-  timings["match"] = time.perf_counter() - t1
-  verdict, adjusted = policy_lib.decide(policy, found, training=True)
-  if not verdict.failed and (report is not None or not_checked):
-    t2 = time.perf_counter()
-    _apply(model, roots, inv, graph, report, strategy, exclude)
-    timings["restore"] = time.perf_counter() - t2
-    if verify and report is not None:
-      if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
-        check = _verify_keras_file(model, inv, report)
-        not_checked.append(
-          "Keras weight file: values verified on the first replica only "
-          "(load_weights assigns all replicas alike)"
-        )
+  with timer.phase("match"):
+    if not found and not not_checked:
+      if inv.format in _KERAS_FILES:
+        report, more = _keras_file(model, inv, flavour, policy)
       else:
-        check = _verify(strategy, roots, graph, report, inv.prefix)
-      adjusted = findings_lib.by_severity([*adjusted, check])
-      verdict, adjusted = policy_lib.decide(policy, adjusted, training=True)
-  result = record.Report(
+        graph, report, more = _tf_checkpoint(roots, inv, exclude, flavour, policy)
+      found.extend(more)
+  verdict, _ = policy_lib.decide(policy, pipeline.demote_consequences(found), training=True)
+  if not verdict.failed and (report is not None or not_checked):
+    with timer.phase("restore"):
+      _apply(model, roots, inv, graph, report, strategy, exclude)
+    if verify and report is not None:
+      found.append(_verify_restore(model, strategy, roots, graph, report, inv, not_checked))
+  result = pipeline.conclude(
     tier=record.MODEL,
-    config=None,
-    checkpoint=inv,
-    fingerprint=None,
+    inventory=inv,
+    found=found,
+    policy=policy,
     restore=report,
-    findings=tuple(adjusted),
-    verdict=verdict,
-    timings=timings,
+    training=True,
+    timings=timer.timings,
     strategy=strategies.describe(strategy),
-    not_checked=tuple(not_checked),
+    not_checked=not_checked,
   )
   _publish(result, strategy, log_dir, report_path, quiet)
-  if verdict.failed:
+  if result.verdict.failed:
     raise RestoreGuardError(result)
   return result
+
+
+def _verify_restore(model, strategy, roots, graph, report, inv, not_checked):
+  """The finding that says whether every restored value holds the checkpoint's."""
+  if inv.format in _KERAS_FILES:
+    not_checked.append(
+      "Keras weight file: values verified on the first replica only "
+      "(load_weights assigns all replicas alike)"
+    )
+    return _verify_keras_file(model, inv, report)
+  return _verify(strategy, roots, graph, report, inv.prefix)
 
 
 def _publish(result, strategy, log_dir, report_path, quiet) -> None:
@@ -298,7 +297,7 @@ def _publish(result, strategy, log_dir, report_path, quiet) -> None:
 def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
   import tensorflow as tf
 
-  if inv.format in (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5):
+  if inv.format in _KERAS_FILES:
     model.load_weights(inv.prefix)
     return
   if report is None:  # deferred, allowed by the policy
@@ -311,38 +310,27 @@ def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
       tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
 
 
-def _keras_file(model, inv, flavour):
+def _keras_file(model, inv, flavour, policy):
   """Predicts `model.load_weights(file)` by comparing the file with the layout
   the model's own `save_weights` writes."""
-  suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
-  found: list[findings_lib.Finding] = []
   want = {
-    keras_model.KERAS3: inventory.KERAS3_WEIGHTS,
-    keras_model.TF_KERAS: inventory.KERAS2_HDF5,
+    keras_diagnosis.KERAS3: inventory.KERAS3_WEIGHTS,
+    keras_diagnosis.TF_KERAS: inventory.KERAS2_HDF5,
   }.get(flavour)
   if want is not None and want != inv.format:
-    found.append(
-      findings_lib.Finding(
-        "keras_file_flavour",
-        findings_lib.ERROR,
-        f"A {inv.format.replace('_', ' ')} file cannot be loaded into a "
-        f"{'Keras 3' if flavour == keras_model.KERAS3 else 'tf-keras'} model with load_weights.",
-        detail=inv.prefix,
-        fix=(
-          "Load it with the Keras that wrote it, or save the weights again from that "
-          "Keras as a TF checkpoint (tf.train.Checkpoint), which od_guard can map."
-        ),
-      )
-    )
-    return None, None, found
+    return None, [keras_diagnosis.keras_file_flavour(inv, flavour)]
+  suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
   layout_path = keras_model.saved_weights_layout(model, suffix)
   try:
     expected = inventory.read_inventory(layout_path)
     report = restore_match.match_keys(expected, inv, by_order=inv.format == inventory.KERAS2_HDF5)
   finally:
-    import shutil
-
     shutil.rmtree(os.path.dirname(layout_path), ignore_errors=True)
-  found.extend(restore_diagnosis.diagnose(report, inv, stock_assertion=False))
-  found.extend(keras_diagnosis.diagnose(report, inv, model_flavour=flavour))
-  return None, report, found
+  found = pipeline.diagnose(
+    report,
+    inv,
+    policy=policy,
+    stock_assertion=False,
+    more=[functools.partial(keras_diagnosis.diagnose, model_flavour=flavour)],
+  )
+  return report, found

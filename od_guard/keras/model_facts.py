@@ -11,8 +11,9 @@ import os
 import tempfile
 from typing import Any
 
-KERAS3 = "keras3"
-TF_KERAS = "tf_keras"
+from od_guard.restore.keras_layout import KERAS3
+from od_guard.restore.keras_layout import TF_KERAS
+
 
 
 def flavour(model: Any) -> str | None:

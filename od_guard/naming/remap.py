@@ -15,12 +15,15 @@ Tensor bytes are copied unchanged, with their stored CRCs, in bounded chunks
 chunk); only the index and the object graph are written anew. Files are
 written next to DST under temporary names and moved into place when complete
 (data first, index last); SRC is never modified; DST is not overwritten unless
-asked; the result is re-read and checked.
+asked; the result is re-read and compared with SRC, entry by entry.
+
+Converting a TF1 name-based checkpoint for a target model (which needs
+TensorFlow) is `od_guard.naming.tf1_conversion`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import dataclasses
 import json
 import os
@@ -29,6 +32,8 @@ import sys
 
 from od_guard import errors
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import keys as checkpoint_keys
+from od_guard.checkpoint import tensor_bundle
 
 SCHEMA = "od_guard.remap/1"
 _PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
@@ -36,6 +41,11 @@ _PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
 
 class RemapError(errors.OdGuardError):
   """The rename cannot be applied as asked."""
+
+
+class RemapVerificationError(RemapError):
+  """The written destination, read back, does not hold what the source and the
+  rules promise."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +78,43 @@ class Rule:
     if not m:
       return None
     return m.expand(self.new) + key[m.end() :]
+
+
+def rename(key: str, rules: Sequence[Rule]) -> str:
+  """`key` rewritten by the first rule that matches it; unchanged if none does."""
+  for rule in rules:
+    out = rule.apply(key)
+    if out is not None:
+      return out
+  return key
+
+
+def rename_keys(keys: Iterable[str], rules: Sequence[Rule]) -> dict[str, str]:
+  """Each key's new name (see `rename`), checked for collisions.
+
+  Args:
+    keys: distinct checkpoint keys (or TF1 names).
+    rules: rename rules, in order of precedence.
+
+  Returns:
+    {old key: new key} for every key.
+
+  Raises:
+    RemapError: two keys would get the same new name.
+  """
+  mapping: dict[str, str] = {}
+  seen: dict[str, str] = {}
+  for key in keys:
+    new = rename(key, rules)
+    if new in seen:
+      raise RemapError(
+        "Two keys would get the same new name.",
+        received=f"{seen[new]!r} and {key!r} -> {new!r}",
+        fix="Make the rules more specific.",
+      )
+    seen[new] = key
+    mapping[key] = new
+  return mapping
 
 
 def rules_from_report(path: str) -> list[Rule]:
@@ -103,6 +150,18 @@ def rules_from_report(path: str) -> list[Rule]:
 
 @dataclasses.dataclass(frozen=True)
 class RemapResult:
+  """What `remap` wrote.
+
+  Attributes:
+    source: the source prefix.
+    destination: the written prefix.
+    renamed: keys whose name changed.
+    unchanged: keys no rule matched.
+    object_graph_rewritten: whether the object graph was written anew.
+    verified: the destination was read back and matched the source entry by
+      entry (always True in a result: a failed verification raises).
+  """
+
   source: str
   destination: str
   renamed: int
@@ -114,36 +173,10 @@ class RemapResult:
     return {"schema": SCHEMA, **dataclasses.asdict(self)}
 
 
-def _new_keys(inv: inventory.Inventory, rules: Sequence[Rule]) -> dict[str, str]:
-  mapping = {}
-  for v in inv.variables:
-    new = v.key
-    for rule in rules:
-      out = rule.apply(v.key)
-      if out is not None:
-        new = out
-        break
-    mapping[v.key] = new
-  seen: dict[str, str] = {}
-  for old, new in mapping.items():
-    if new in seen and seen[new] != old:
-      raise RemapError(
-        "Two keys would get the same new name.",
-        received=f"{seen[new]!r} and {old!r} -> {new!r}",
-        fix="Make the rules more specific.",
-      )
-    seen[new] = old
-  return mapping
-
-
-def _rewrite_graph(proto, mapping: dict[str, str]):
-  """Renames object-graph edges so that each value's new key is its path."""
-  by_key = {}
-  for node_id, node in enumerate(proto.nodes):
-    for a in node.attributes:
-      by_key[a.checkpoint_key] = node_id
-  # The first (breadth-first) path of every node: the one its keys are made of.
-  paths = {0: ()}
+def _first_paths(proto) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[int, int]]]:
+  """The first (breadth-first) path of every node of an object graph, the one
+  its keys are made of, and the edge (parent node, child index) it is reached by."""
+  paths: dict[int, tuple[str, ...]] = {0: ()}
   parents: dict[int, tuple[int, int]] = {}
   order = [0]
   for node_id in order:
@@ -152,12 +185,20 @@ def _rewrite_graph(proto, mapping: dict[str, str]):
         paths[child.node_id] = paths[node_id] + (child.local_name,)
         parents[child.node_id] = (node_id, i)
         order.append(child.node_id)
+  return paths, parents
+
+
+def _edge_renames(proto, mapping: Mapping[str, str]) -> dict[tuple[int, int], str]:
+  """The new local name of each object-graph edge that `mapping` renames, by
+  (parent node, child index)."""
+  by_key = {a.checkpoint_key: i for i, node in enumerate(proto.nodes) for a in node.attributes}
+  paths, parents = _first_paths(proto)
   renames: dict[tuple[int, int], str] = {}
   for old, new in mapping.items():
     if old == new or old not in by_key:
       continue
-    old_path, _ = inventory.split_key(old)
-    new_path, _ = inventory.split_key(new)
+    old_path, _ = checkpoint_keys.split_key(old)
+    new_path, _ = checkpoint_keys.split_key(new)
     node = by_key[old]
     if paths.get(node) != tuple(old_path) or len(old_path) != len(new_path):
       raise RemapError(
@@ -169,8 +210,8 @@ def _rewrite_graph(proto, mapping: dict[str, str]):
     # Walk up from the value, renaming each edge whose name changes.
     for depth in range(len(old_path) - 1, -1, -1):
       if old_path[depth] != new_path[depth]:
-        parent, index = parents[node]
-        previous = renames.setdefault((parent, index), new_path[depth])
+        edge = parents[node]
+        previous = renames.setdefault(edge, new_path[depth])
         if previous != new_path[depth]:
           raise RemapError(
             "Two rules rename the same scope differently.",
@@ -178,30 +219,25 @@ def _rewrite_graph(proto, mapping: dict[str, str]):
             fix="Make the rules agree.",
           )
       node = parents[node][0] if node in parents else node
+  return renames
+
+
+def _rewrite_graph(proto, mapping: Mapping[str, str]):
+  """A copy of the object graph `proto` in which each value's new key is its
+  path: renamed edges and attribute keys. `proto` itself is left unchanged."""
+  renames = _edge_renames(proto, mapping)
+  out = type(proto)()
+  out.CopyFrom(proto)
   for (parent, index), name in renames.items():
-    proto.nodes[parent].children[index].local_name = name
-  for node in proto.nodes:
+    out.nodes[parent].children[index].local_name = name
+  for node in out.nodes:
     for a in node.attributes:
       a.checkpoint_key = mapping.get(a.checkpoint_key, a.checkpoint_key)
-  return proto
+  return out
 
 
-def remap(
-  source: str,
-  destination: str,
-  rules: Sequence[Rule],
-  *,
-  overwrite: bool = False,
-  progress: Callable[[int, int], None] | None = None,
-  progress_every: int = _PROGRESS_BYTES,
-) -> RemapResult:
-  """Writes DESTINATION: SOURCE with its keys rewritten by `rules`.
-
-  Raises:
-    RemapError: the rules cannot be applied, or DST exists and overwrite is off.
-    OdGuardError: SOURCE cannot be read (missing data shard included).
-  """
-  inv = inventory.read_inventory(source, object_graph=inventory.OBJECT_GRAPH_FULL)
+def _check_source(inv: inventory.Inventory, destination: str, overwrite: bool) -> None:
+  """Refuses what remap cannot or must not do before anything is written."""
   if inv.data_shards != inventory.SHARDS_PRESENT:
     raise RemapError(
       "Remap copies tensor values, and the source's data shard is missing.",
@@ -230,13 +266,43 @@ def remap(
       received=destination + ".index",
       fix="Pass --overwrite to replace it, or choose another prefix.",
     )
-  mapping = _new_keys(inv, rules)
-  replace = {}
+
+
+def remap(
+  source: str,
+  destination: str,
+  rules: Sequence[Rule],
+  *,
+  overwrite: bool = False,
+  progress: Callable[[int, int], None] | None = None,
+  progress_every: int = _PROGRESS_BYTES,
+) -> RemapResult:
+  """Writes DESTINATION: SOURCE with its keys rewritten by `rules`.
+
+  Args:
+    source: a TF checkpoint (object-based, TF1 name-based, or a SavedModel's
+      variables).
+    destination: the new checkpoint prefix.
+    rules: rename rules (the first that matches a key rewrites it).
+    overwrite: replace an existing destination.
+    progress: called with (tensors copied, tensors in all) as the copy goes.
+    progress_every: bytes copied between two progress calls.
+
+  Returns:
+    What was written.
+
+  Raises:
+    RemapError: the rules cannot be applied, or DST exists and overwrite is off.
+    RemapVerificationError: the destination, read back, differs from the source.
+    OdGuardError: SOURCE cannot be read (missing data shard included).
+  """
+  inv = inventory.read_inventory(source, object_graph=inventory.OBJECT_GRAPH_FULL)
+  _check_source(inv, destination, overwrite)
+  mapping = rename_keys((v.key for v in inv.variables), rules)
+  replace: dict[str, bytes] = {}
   if inv.object_graph_proto is not None:
     proto = _rewrite_graph(inv.object_graph_proto, mapping)
     replace[inventory.OBJECT_GRAPH_KEY] = proto.SerializeToString()
-  from od_guard.checkpoint import tensor_bundle
-
   index = tensor_bundle.read_index(inv.prefix + ".index")
   os.makedirs(os.path.dirname(os.path.abspath(destination)) or ".", exist_ok=True)
   tensor_bundle.copy_bundle(
@@ -248,145 +314,99 @@ def remap(
     progress=progress,
     progress_every=progress_every,
   )
-  verified = _verify(inv, destination, mapping)
+  _verify(index, destination, mapping, replace)
   return RemapResult(
     source=inv.prefix,
     destination=destination,
     renamed=sum(1 for o, n in mapping.items() if o != n),
     unchanged=sum(1 for o, n in mapping.items() if o == n),
     object_graph_rewritten=bool(replace),
-    verified=verified,
+    verified=True,
   )
 
 
-def _verify(source: inventory.Inventory, destination: str, mapping: dict[str, str]) -> bool:
-  out = inventory.read_inventory(destination, object_graph=inventory.OBJECT_GRAPH_FULL)
-  want = {mapping[v.key]: (v.shape, v.dtype) for v in source.variables}
-  have = {v.key: (v.shape, v.dtype) for v in out.variables}
-  if want != have:
-    raise RemapError(
-      "The written checkpoint does not hold what was asked.",
-      received=f"{len(set(want) ^ set(have))} keys differ",
-      fix="Report this; the source is untouched.",
+def _entry_differences(
+  source: tensor_bundle.BundleIndex,
+  written: tensor_bundle.BundleIndex,
+  mapping: Mapping[str, str],
+  replace: Mapping[str, bytes],
+) -> list[str]:
+  """How the written index differs from the source's under `mapping`: keys
+  missing or unexpected, and copied tensors whose dtype, shape, size or CRC
+  changed (re-encoded `replace` keys keep their dtype and shape only)."""
+  fields = ("dtype", "shape", "size", "crc32c")
+  have = {e.key: e for e in written.entries}
+  problems = []
+  for e in source.entries:
+    key = mapping.get(e.key, e.key)
+    got = have.pop(key, None)
+    if got is None:
+      problems.append(f"{key!r} is missing")
+      continue
+    for field in fields[:2] if e.key in replace else fields:
+      if getattr(e, field) != getattr(got, field):
+        problems.append(f"{key!r}: {field} {getattr(got, field)} instead of {getattr(e, field)}")
+  problems.extend(f"{key!r} was not asked for" for key in sorted(have))
+  return problems
+
+
+def _layout_differences(written: tensor_bundle.BundleIndex, destination: str) -> list[str]:
+  """How the written data shard differs from what its index describes: one
+  shard, every tensor's bytes following the last's, nothing missing or extra."""
+  if written.header.num_shards != 1:
+    return [f"the index names {written.header.num_shards} data shards instead of 1"]
+  problems = []
+  end = 0
+  for e in sorted(written.entries, key=lambda e: e.offset):
+    if e.offset != end:
+      problems.append(f"{e.key!r} starts at byte {e.offset} instead of {end}")
+    end = e.offset + e.size
+  shard = tensor_bundle.shard_path(destination, 0, 1)
+  size = os.path.getsize(shard) if os.path.exists(shard) else None
+  if size != end:
+    problems.append(
+      f"the data shard holds {'no file' if size is None else f'{size} bytes'}; "
+      f"the index describes {end} bytes"
     )
-  if out.object_graph_proto is not None:
-    keys = {a.checkpoint_key for n in out.object_graph_proto.nodes for a in n.attributes}
-    if keys != set(have):
-      raise RemapError(
-        "The rewritten object graph and the keys disagree.",
-        received=f"{len(keys ^ set(have))} keys",
-        fix="Report this.",
-      )
-  return True
+  return problems
+
+
+def _verify(
+  source: tensor_bundle.BundleIndex,
+  destination: str,
+  mapping: Mapping[str, str],
+  replace: Mapping[str, bytes],
+) -> None:
+  """Reads the destination back and compares it with the source: every key
+  renamed as asked, with the source's dtype, shape, size and CRC, nothing
+  else; the data shard as long as the index says; re-encoded values (the
+  object graph) as written.
+
+  Raises:
+    RemapVerificationError: any difference, all of them listed.
+  """
+  written = tensor_bundle.read_index(destination + ".index")
+  problems = _entry_differences(source, written, mapping, replace)
+  problems += _layout_differences(written, destination)
+  if not problems:
+    by_key = {e.key: e for e in written.entries}
+    for key, value in replace.items():
+      entry = by_key[mapping.get(key, key)]
+      if tensor_bundle.read_string_scalar(destination, entry, 1) != value:
+        problems.append(f"{entry.key!r} does not read back as written")
+  if problems:
+    raise RemapVerificationError(
+      "The written checkpoint, read back, does not hold what the source and the rules promise.",
+      received=f"{destination}: " + "; ".join(problems[:5])
+      + (f"; and {len(problems) - 5} more" if len(problems) > 5 else ""),
+      fix=(
+        f"Do not use {destination}: delete it and run remap again (the source is untouched). "
+        "If it happens again, report it with the source checkpoint's index."
+      ),
+    )
 
 
 def print_progress(done: int, total: int) -> None:
   print(
     f"remap: {done:,}/{total:,} tensors ({done / max(total, 1):.0%})", file=sys.stderr, flush=True
-  )
-
-
-@dataclasses.dataclass(frozen=True)
-class ConversionResult:
-  source: str
-  destination: str
-  converted: int
-  unused: tuple[str, ...]
-
-  def to_dict(self) -> dict:
-    return {"schema": "od_guard.convert/1", **dataclasses.asdict(self), "unused": list(self.unused)}
-
-
-def tf1_to_object_based(
-  source: str, destination: str, roots: dict, *, rules: Sequence[Rule] = (), overwrite: bool = False
-) -> ConversionResult:
-  """Converts a TF1 name-based checkpoint into a TF2 object-based one for a
-  target model.
-
-  Each TF1 name, rewritten by `rules` (first match wins), must equal the TF
-  variable name (without ':0') of one variable of the target, with the same
-  shape; every variable of the target must get a value. The values are
-  assigned to the target's variables and the target is saved with
-  `tf.train.Checkpoint(**roots).write(destination)`, so that it restores with
-  `assert_consumed()`.
-
-  Args:
-    source: the TF1 checkpoint.
-    destination: the new checkpoint prefix.
-    roots: the target, as `tf.train.Checkpoint` keyword arguments
-      (e.g. {'model': model}); its variables must exist (build it first).
-    rules: rename rules from TF1 names to the target's variable names.
-    overwrite: replace an existing destination.
-
-  Raises:
-    RemapError: not a TF1 checkpoint, a target variable without a value, a
-      shape that does not fit, or the destination exists.
-  """
-  import tensorflow as tf
-
-  from od_guard.restore import live_graph
-
-  inv = inventory.read_inventory(source, object_graph=inventory.OBJECT_GRAPH_NONE)
-  if inv.format != inventory.TF1_NAME_BASED:
-    raise RemapError(
-      "Only TF1 name-based checkpoints are converted.",
-      received=f"{inv.prefix} ({inv.format})",
-      fix="An object-based checkpoint is renamed with remap rules instead.",
-    )
-  if os.path.exists(destination + ".index") and not overwrite:
-    raise RemapError(
-      "The destination checkpoint exists.",
-      received=destination + ".index",
-      fix="Pass overwrite=True, or choose another prefix.",
-    )
-  renamed: dict[str, str] = {}
-  for v in inv.of_kind(inventory.MODEL):
-    new = v.key
-    for rule in rules:
-      out = rule.apply(v.key)
-      if out is not None:
-        new = out
-        break
-    renamed[new] = v.key
-  graph = live_graph.capture(roots)
-  objects = {id(o): o for o, _ in live_graph._bfs(roots)}  # pylint: disable=protected-access
-  entries = inv.by_key()
-  reader = tf.train.load_checkpoint(inv.prefix)
-  missing, bad_shapes, assignments = [], [], []
-  for uid, lv in graph.variables.items():
-    old = renamed.get(lv.name)
-    if old is None:
-      missing.append(f"{lv.path} (variable name {lv.name!r})")
-    elif tuple(entries[old].shape) != lv.shape:
-      bad_shapes.append(
-        f"{old}: {inventory.format_shape(entries[old].shape)} vs "
-        f"{lv.path}: {inventory.format_shape(lv.shape)}"
-      )
-    else:
-      assignments.append((objects[uid], old))
-  if missing or bad_shapes:
-    raise RemapError(
-      "The TF1 checkpoint does not fit the target model.",
-      received=(
-        f"{len(missing)} target variables without a value"
-        + (f" (e.g. {missing[0]})" if missing else "")
-        + (f"; {len(bad_shapes)} shape mismatches (e.g. {bad_shapes[0]})" if bad_shapes else "")
-      ),
-      fix=(
-        "Add rules mapping the TF1 names to the target's variable names "
-        "(OLD->NEW, first match wins), or name the target's variables like the TF1 ones."
-      ),
-    )
-  for variable, old in assignments:
-    variable.assign(reader.get_tensor(old))
-  os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
-  ckpt = tf.train.Checkpoint(**roots)
-  _ = ckpt.save_counter  # created, as save() would
-  ckpt.write(destination)
-  used = {old for _, old in assignments}
-  return ConversionResult(
-    source=inv.prefix,
-    destination=destination,
-    converted=len(used),
-    unused=tuple(sorted(k for k in renamed.values() if k not in used)),
   )

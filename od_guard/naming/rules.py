@@ -25,6 +25,7 @@ import re
 
 from od_guard import errors
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import key_folding
 
 SCHEMA = "od_guard.lint/1"
 _DEFAULT_EXEMPT = (inventory.OPTIMIZER_SLOT, inventory.OPTIMIZER_STATE, inventory.BOOKKEEPING)
@@ -231,3 +232,31 @@ def check(rules: Rules, variables: Iterable[inventory.Variable]) -> tuple[list[V
         Violation(v.key, path, "max_depth", f"{len(parts)} components, more than {rules.max_depth}")
       )
   return out, checked
+
+
+def group_by_rule(violations: Iterable[Violation]) -> dict[str, list[str]]:
+  """The violations' paths under each broken rule, as ``'rule: message'``, in
+  order of first appearance."""
+  out: dict[str, list[str]] = {}
+  for v in violations:
+    out.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
+  return out
+
+
+def violation_lines(violations: Iterable[Violation], *, limit: int) -> list[str]:
+  """The violations as text lines: each broken rule, then its paths folded by
+  prefix (at most `limit` lines per rule).
+
+  Args:
+    violations: what `check` found.
+    limit: most folded path lines listed under one rule.
+
+  Returns:
+    ``"  [rule: message]"`` lines, each followed by its ``"    path"`` lines;
+    no line when there is no violation.
+  """
+  lines: list[str] = []
+  for rule, paths in group_by_rule(violations).items():
+    lines.append(f"  [{rule}]")
+    lines.extend("    " + line for line in key_folding.fold_keys(paths, limit=limit))
+  return lines

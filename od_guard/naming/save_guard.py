@@ -11,18 +11,20 @@ dataset headers): milliseconds, whatever the checkpoint's size. Modes:
 
 Adapters: `save` (for ``tf.train.Checkpoint.save``), `guard_manager` (any
 ``tf.train.CheckpointManager``; od_guard's model_main_tf2 uses it for the OD
-API's own saves), and `callbacks`-style Keras classes in `naming_callbacks`.
+API's own saves), and the Keras callbacks `od_guard.keras.NamingGuard` /
+`TfKerasNamingGuard`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import logging
 import os
 import re
 
 from od_guard import errors
+from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
-from od_guard.checkpoint import key_folding
 from od_guard.naming import rules as naming_rules
 
 WARN = "warn"
@@ -30,23 +32,31 @@ ERROR = "error"
 MODES = (WARN, ERROR)
 QUARANTINE = ".quarantined"
 _LOG = logging.getLogger("od_guard")
+# The lines of a directory's 'checkpoint' state file (a CheckpointState proto
+# in text format) that name its latest checkpoint and every kept one.
+_LATEST = "model_checkpoint_path:"
+_ALL = "all_model_checkpoint_paths:"
 
 
 class NamingViolationError(errors.OdGuardError):
-  """A saved checkpoint broke the naming rules (error mode); it was quarantined."""
+  """A saved checkpoint broke the naming rules (error mode); it was quarantined.
+
+  Attributes:
+    violations: every violation found, each with its rule.
+    quarantined: the checkpoint's new (quarantine) path.
+  """
 
   exit_code = 1
 
-  def __init__(self, violations, quarantined: str, rules: naming_rules.Rules):
+  def __init__(
+    self,
+    violations: Sequence[naming_rules.Violation],
+    quarantined: str,
+    rules: naming_rules.Rules,
+  ):
     self.violations = violations
     self.quarantined = quarantined
-    by_rule: dict[str, list[str]] = {}
-    for v in violations:
-      by_rule.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
-    listing = "\n".join(
-      f"  [{rule}]\n" + "\n".join("    " + l for l in key_folding.fold_keys(paths, limit=6))
-      for rule, paths in by_rule.items()
-    )
+    listing = "\n".join(naming_rules.violation_lines(violations, limit=6))
     super().__init__(
       f"The checkpoint just saved breaks the naming rules {rules.name!r} "
       f"({len(violations)} violation(s)); it was kept under a quarantine name and "
@@ -60,26 +70,41 @@ class NamingViolationError(errors.OdGuardError):
     )
 
 
-def _validate_mode(mode: str) -> None:
+def validate_mode(mode: str) -> None:
+  """Raises a `UsageError` unless `mode` is 'warn' or 'error'."""
   if mode not in MODES:
     raise errors.UsageError(
-      f"Unknown naming mode {mode!r}.", received=repr(mode), fix=f"Use one of: {', '.join(MODES)}."
+      f"Unknown naming mode {mode!r}.",
+      received=f"mode={mode!r}",
+      fix=f"Use one of: {', '.join(MODES)}.",
     )
 
 
 def _quarantine(path: str) -> str:
-  """Renames a saved checkpoint's files to the quarantine name; returns it."""
+  """Moves a saved checkpoint to its quarantine name; returns that name."""
   if os.path.exists(path + ".index"):
-    directory, base = os.path.split(path)
-    target = path + QUARANTINE
-    for name in os.listdir(directory or "."):
-      if name == base + ".index" or re.match(re.escape(base) + r"\.data-\d{5}-of-\d{5}$", name):
-        os.replace(
-          os.path.join(directory, name),
-          os.path.join(directory, target.rsplit("/", 1)[-1] + name[len(base) :]),
-        )
-    _drop_from_state(directory, base)
-    return target
+    return _quarantine_bundle(path)
+  return _quarantine_file(path)
+
+
+def _quarantine_bundle(prefix: str) -> str:
+  """A TF checkpoint: its index and data shards take the prefix
+  ``<prefix>.quarantined``, and it leaves the directory's state file."""
+  directory, base = os.path.split(prefix)
+  shard = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
+  for name in os.listdir(directory or "."):
+    if name == base + ".index" or shard.match(name):
+      os.replace(
+        os.path.join(directory, name),
+        os.path.join(directory, base + QUARANTINE + name[len(base) :]),
+      )
+  _drop_from_state(directory, base)
+  return prefix + QUARANTINE
+
+
+def _quarantine_file(path: str) -> str:
+  """A Keras file: the quarantine mark goes before the suffix Keras insists on
+  (``e1.weights.h5`` -> ``e1.quarantined.weights.h5``)."""
   root, ext = os.path.splitext(path)
   if root.endswith(".weights"):
     root, ext = root[: -len(".weights")], ".weights" + ext
@@ -90,31 +115,28 @@ def _quarantine(path: str) -> str:
 
 def _drop_from_state(directory: str, base: str) -> None:
   """Removes a checkpoint from the 'checkpoint' state file, so that resuming
-  does not look for it."""
+  does not look for it; removes the file when no checkpoint is left in it."""
   state = os.path.join(directory, "checkpoint")
   if not os.path.exists(state):
     return
   with open(state, encoding="utf-8") as f:
-    lines = f.read().splitlines()
-  kept = [l for l in lines if not re.search(r'"(.*/)?' + re.escape(base) + r'"$', l)]
-  latest = [l for l in kept if l.startswith("all_model_checkpoint_paths:")]
-  if latest:
-    kept = [re.sub(r"^all_model_checkpoint_paths:", "model_checkpoint_path:", latest[-1])] + [
-      l for l in kept if not l.startswith("model_checkpoint_path:")
-    ]
-  from od_guard.checkpoint import fileio
-
-  if any(l.startswith("model_checkpoint_path:") for l in kept):
+    kept = _state_without(f.read().splitlines(), base)
+  if any(l.startswith(_LATEST) for l in kept):
     fileio.atomic_write_text(state, "\n".join(kept) + "\n")
   else:
     os.unlink(state)
 
 
-def _log(violations, log_dir: str | None, step: int | None, path: str) -> None:
-  if log_dir:
-    from od_guard.report import tensorboard
-
-    tensorboard.write_naming(violations, path, log_dir, step=step or 0)
+def _state_without(lines: list[str], base: str) -> list[str]:
+  """The state file's lines without checkpoint `base`; the newest checkpoint
+  left becomes the latest."""
+  named = re.compile(r'"(.*/)?' + re.escape(base) + r'"$')
+  kept = [l for l in lines if not named.search(l)]
+  remaining = [l for l in kept if l.startswith(_ALL)]
+  if remaining:
+    latest = _LATEST + remaining[-1][len(_ALL) :]
+    kept = [latest] + [l for l in kept if not l.startswith(_LATEST)]
+  return kept
 
 
 def check_saved(
@@ -124,8 +146,15 @@ def check_saved(
   mode: str = ERROR,
   log_dir: str | None = None,
   step: int | None = None,
-) -> list:
+) -> list[naming_rules.Violation]:
   """Checks a checkpoint that was just saved; see the module docstring.
+
+  Args:
+    path: the checkpoint (a TF prefix, or a Keras weights file).
+    rules: the naming rules.
+    mode: 'warn' or 'error'.
+    log_dir: also write the violations to TensorBoard there.
+    step: the TensorBoard step (default 0).
 
   Returns:
     The violations (empty when the names follow the rules).
@@ -133,16 +162,19 @@ def check_saved(
   Raises:
     NamingViolationError: in error mode, when there are violations (after
       quarantining the checkpoint).
+    UsageError: `mode` is neither 'warn' nor 'error'.
   """
-  _validate_mode(mode)
+  validate_mode(mode)
   inv = inventory.read_inventory(path, object_graph=inventory.OBJECT_GRAPH_NONE)
   violations, _ = naming_rules.check(rules, inv.variables)
   if not violations:
     return []
-  _log(violations, log_dir, step, inv.prefix)
+  if log_dir:
+    from od_guard.report import tensorboard
+
+    tensorboard.write_naming(violations, inv.prefix, log_dir, step=step or 0)
   if mode == ERROR:
-    quarantined = _quarantine(inv.prefix)
-    raise NamingViolationError(violations, quarantined, rules)
+    raise NamingViolationError(violations, _quarantine(inv.prefix), rules)
   _LOG.warning(
     "od_guard: %s breaks the naming rules %r: %d violation(s), e.g. %s (%s)",
     inv.prefix,
@@ -173,7 +205,7 @@ def guard_manager(
   manager, rules: naming_rules.Rules, *, mode: str = ERROR, log_dir: str | None = None
 ):
   """Makes `manager.save()` check each checkpoint it writes; returns the manager."""
-  _validate_mode(mode)
+  validate_mode(mode)
   original = manager.save
 
   def save_and_check(*args, **kwargs):

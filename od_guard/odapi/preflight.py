@@ -1,5 +1,5 @@
-"""The restore preflight for OD API fine-tunes: read -> match -> diagnose ->
-decide, in two tiers.
+"""The restore preflight for OD API fine-tunes, in two tiers, through the one
+restore pipeline (`od_guard.pipeline`).
 
 * `check_static` reads the pipeline.config and the checkpoint's index (and
   object graph) and imports no TensorFlow: path mistakes, format and version,
@@ -9,16 +9,18 @@ decide, in two tiers.
   the training strategy, its restore map is matched against the checkpoint,
   and every variable's fate is known before step one.
 
-    report = od_guard.preflight.check("pipeline.config", model_dir="train")
+    from od_guard import odapi
+    report = odapi.check("pipeline.config", model_dir="train")
     if report.verdict.failed:
-      print(od_guard.render.render_text(report))
+      print(od_guard.report.render.render_text(report))
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
 
 from od_guard import errors
+from od_guard import pipeline
 from od_guard.checkpoint import inventory
 from od_guard.odapi import config as pipeline_config
 from od_guard.odapi import static_diagnosis
@@ -26,123 +28,91 @@ from od_guard.report import record
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import fingerprint as fingerprint_lib
 from od_guard.restore import policy as policy_lib
-from od_guard.restore import strategies
 
-# When a static error explains it, a model-tier finding is a consequence.
-_EXPLAINED_BY = {
-  # The model tier's map is exact; the static one only names the scope.
-  "restore_scope_missing": {"renamed_scopes"},
-  "renamed_scopes": {
-    "feature_extractor_mismatch",
-    "meta_architecture_mismatch",
-    "checkpoint_type_mismatch",
-  },
-  "variables_not_restored": {
-    "checkpoint_type_mismatch",
-    "weightless_checkpoint",
-    "restore_scope_missing",
-    "feature_extractor_mismatch",
-    "meta_architecture_mismatch",
-    "neck_mismatch",
-    "saved_model_variables",
-    "renamed_scopes",
-  },
-  "shape_mismatch": {
-    "feature_extractor_mismatch",
-    "depth_multiplier_mismatch",
-    "num_classes_differ",
-    "meta_architecture_mismatch",
-  },
-  "coverage_below_threshold": {
-    "checkpoint_type_mismatch",
-    "weightless_checkpoint",
-    "restore_scope_missing",
-    "feature_extractor_mismatch",
-    "meta_architecture_mismatch",
-    "renamed_scopes",
-    "neck_mismatch",
-  },
-}
 # Static errors after which the model tier cannot say more.
-_NO_MODEL_TIER = {"placeholder_path", "tf1_checkpoint", "checkpoint_not_found"}
+_NO_MODEL_TIER = frozenset({"placeholder_path", "tf1_checkpoint", "checkpoint_not_found"})
+_GOOGLE_INTERNAL = ("/cns/", "/placer/", "/bigstore/")
+STOCK = "stock model_main_tf2"
 
 
-def _downgrade_consequences(found: list[findings_lib.Finding]) -> list[findings_lib.Finding]:
-  import dataclasses
+@dataclasses.dataclass
+class _Read:
+  """What the read stage established: the config, the checkpoint, findings."""
 
-  errors_present = {f.code for f in found if f.severity == findings_lib.ERROR}
-  out = []
-  for f in found:
-    causes = _EXPLAINED_BY.get(f.code, set()) & errors_present
-    if causes and f.severity == findings_lib.ERROR:
-      f = dataclasses.replace(
-        f,
-        severity=findings_lib.INFO,
-        title=f.title + f" (a consequence of {', '.join(sorted(causes))})",
-      )
-    out.append(f)
-  return out
+  message: object
+  config: pipeline_config.FineTuneConfig
+  inventory: inventory.Inventory | None = None
+  fingerprint: fingerprint_lib.Fingerprint | None = None
+  found: list[findings_lib.Finding] = dataclasses.field(default_factory=list)
+  not_checked: list[str] = dataclasses.field(default_factory=list)
 
 
-class _Timer:
-  def __init__(self):
-    self.timings: dict[str, float] = {}
+def _not_found(path: str, e: errors.CheckpointNotFoundError) -> findings_lib.Finding:
+  internal = path.startswith(_GOOGLE_INTERNAL)
+  return findings_lib.Finding(
+    "checkpoint_not_found",
+    findings_lib.ERROR,
+    "fine_tune_checkpoint names no checkpoint"
+    + (" (a Google-internal path the zoo config kept)." if internal else "."),
+    detail=e.what,
+    fix=(
+      "Download the model from the TF2 Detection Zoo and point at its checkpoint/ckpt-0."
+      if internal
+      else e.fix
+    ),
+    stock_outcome="fails after building the model and the input pipeline",
+  )
 
-  def phase(self, name: str):
-    timer = self
 
-    class _Phase:
-      def __enter__(self):
-        self.t = time.perf_counter()
-
-      def __exit__(self, *exc):
-        timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.t
-
-    return _Phase()
-
-
-def _static(
-  config_path: str, checkpoint: str | None, model_dir: str | None, timer: _Timer, object_graph: str
-):
+def _read(
+  config_path: str,
+  checkpoint: str | None,
+  model_dir: str | None,
+  timer: pipeline.Timer,
+  object_graph: str,
+) -> _Read:
+  """The read stage: the config, the checkpoint's metadata, the static diagnoses."""
   with timer.phase("read"):
     message = pipeline_config.parse(config_path)
-    config = pipeline_config.read(config_path, message)
+    read = _Read(message, pipeline_config.read(config_path, message))
   with timer.phase("static"):
     found, ckpt_path = static_diagnosis.diagnose_path(
-      config, checkpoint=checkpoint, model_dir=model_dir
+      read.config, checkpoint=checkpoint, model_dir=model_dir
     )
-    found.extend(static_diagnosis.diagnose_model_dir(model_dir))
-    inv = fp = None
-    not_checked: list[str] = []
-    if ckpt_path is not None:
-      try:
-        inv = inventory.read_inventory(ckpt_path, object_graph=object_graph)
-      except errors.CheckpointNotFoundError as e:
-        internal = ckpt_path.startswith(("/cns/", "/placer/", "/bigstore/"))
-        found.append(
-          findings_lib.Finding(
-            "checkpoint_not_found",
-            findings_lib.ERROR,
-            "fine_tune_checkpoint names no checkpoint"
-            + (" (a Google-internal path the zoo config kept)." if internal else "."),
-            detail=e.what,
-            fix=(
-              "Download the model from the TF2 Detection Zoo and point at its checkpoint/ckpt-0."
-              if internal
-              else e.fix
-            ),
-            stock_outcome="fails after building the model and the input pipeline",
-          )
-        )
-      else:
-        fp = fingerprint_lib.fingerprint(inv)
-        found.extend(static_diagnosis.diagnose_checkpoint(config, inv, fp))
-        if inv.data_shards == inventory.SHARDS_MISSING:
-          not_checked.append(
-            "tensor values and the object graph (the data shard is missing); "
-            "the match used the index keys"
-          )
-  return message, config, inv, fp, found, not_checked
+    read.found.extend(found)
+    read.found.extend(static_diagnosis.diagnose_model_dir(model_dir))
+    if ckpt_path is None:
+      return read
+    try:
+      read.inventory = inventory.read_inventory(ckpt_path, object_graph=object_graph)
+    except errors.CheckpointNotFoundError as e:
+      read.found.append(_not_found(ckpt_path, e))
+      return read
+    read.fingerprint = fingerprint_lib.fingerprint(read.inventory)
+    read.found.extend(
+      static_diagnosis.diagnose_checkpoint(read.config, read.inventory, read.fingerprint)
+    )
+    if read.inventory.data_shards == inventory.SHARDS_MISSING:
+      read.not_checked.append(
+        "tensor values and the object graph (the data shard is missing); "
+        "the match used the index keys"
+      )
+  return read
+
+
+def _conclude(read: _Read, timer: pipeline.Timer, policy, **more) -> record.Report:
+  return pipeline.conclude(
+    inventory=read.inventory,
+    found=read.found,
+    policy=policy,
+    fingerprint=read.fingerprint,
+    timings=timer.timings,
+    not_checked=read.not_checked,
+    config=read.config.to_dict(),
+    config_summary=read.config.summary(),
+    stock_name=STOCK,
+    **more,
+  )
 
 
 def check_static(
@@ -164,37 +134,19 @@ def check_static(
     OdGuardError: the config cannot be read (a malformed checkpoint is a
       finding, not an exception, when the config names it).
   """
-  policy = policy or policy_lib.preset("default")
-  timer = _Timer()
-  _, config, inv, fp, found, not_checked = _static(
-    config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_SUMMARY
-  )
-  not_checked.append(
+  timer = pipeline.Timer()
+  read = _read(config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_SUMMARY)
+  read.not_checked.append(
     "the model was not built: exact bindings, shapes of every variable "
     "and coverage need the full check (without --static)"
   )
-  verdict, adjusted = policy_lib.decide(policy, found)
-  return record.Report(
-    tier=record.STATIC,
-    config=config.to_dict(),
-    config_summary=config.summary(),
-    stock_name="stock model_main_tf2",
-    checkpoint=inv,
-    fingerprint=fp,
-    restore=None,
-    findings=tuple(adjusted),
-    verdict=verdict,
-    timings=timer.timings,
-    not_checked=tuple(not_checked),
-  )
+  return _conclude(read, timer, policy or policy_lib.preset("default"))
 
 
-def _requested_components(report) -> frozenset[str]:
-  """Components the restore asks for (those with a variable inside the roots)."""
-  asked = {b.component for b in report.restored}
-  asked |= {u.component for u in report.missing}
-  asked |= {m.component for m in report.shape_mismatches}
-  return frozenset(asked)
+def _model_tier_possible(read: _Read) -> bool:
+  if read.inventory is None or read.inventory.format == inventory.TF1_NAME_BASED:
+    return False
+  return not {f.code for f in read.found if f.severity == findings_lib.ERROR} & _NO_MODEL_TIER
 
 
 def check(
@@ -223,52 +175,39 @@ def check(
     OdGuardError: the config cannot be read, or the OD API cannot build it.
   """
   policy = policy or policy_lib.preset("default")
-  timer = _Timer()
-  message, config, inv, fp, found, not_checked = _static(
-    config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL
-  )
-  restore = None
-  strategy_text = ""
-  blocked = {f.code for f in found if f.severity == findings_lib.ERROR} & _NO_MODEL_TIER
-  if inv is not None and not blocked and inv.format != inventory.TF1_NAME_BASED:
-    # The model tier's modules load only when it runs: --static stays light.
-    from od_guard.odapi import model as odapi_model
-    from od_guard.restore import diagnosis as restore_diagnosis
-    from od_guard.restore import live_graph
-    from od_guard.restore import matching as restore_match
+  timer = pipeline.Timer()
+  read = _read(config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL)
+  if read.inventory is not None and read.inventory.format == inventory.TF1_NAME_BASED:
+    read.not_checked.append("the model-built match: the TF2 OD API refuses name-based checkpoints")
+  if not _model_tier_possible(read):
+    return _conclude(read, timer, policy, training=training)
+  # The model tier's modules load only when it runs: --static stays light.
+  from od_guard.odapi import model as odapi_model
+  from od_guard.restore import live_graph
+  from od_guard.restore import strategies
 
-    with timer.phase("import"):
-      tf, _ = odapi_model.import_odapi()
-    strategy = strategy or tf.distribute.get_strategy()
-    strategy_text = strategies.describe(strategy)
-    with timer.phase("build"):
-      model = odapi_model.build(message, strategy)
-    with timer.phase("match"):
-      ctype = config.effective_checkpoint_type
-      try:
-        roots = odapi_model.restore_roots(model, ctype)
-      except odapi_model.ModelBuildError:
-        roots = None  # checkpoint_type_unsupported says why
-      if roots is not None:
-        graph = live_graph.capture(roots, model={"model": model})
-        restore = restore_match.match(graph, inv)
-        hint = f'fine_tune_checkpoint_type "{ctype}" restores ' + ", ".join(f"'{k}'" for k in roots)
-        found.extend(restore_diagnosis.diagnose(restore, inv, root_hint=hint))
-        found.extend(policy_lib.coverage_findings(policy, restore, _requested_components(restore)))
-  elif inv is not None and inv.format == inventory.TF1_NAME_BASED:
-    not_checked.append("the model-built match: the TF2 OD API refuses name-based checkpoints")
-  verdict, adjusted = policy_lib.decide(policy, _downgrade_consequences(found), training=training)
-  return record.Report(
-    tier=record.MODEL if restore is not None else record.STATIC,
-    config=config.to_dict(),
-    config_summary=config.summary(),
-    stock_name="stock model_main_tf2",
-    checkpoint=inv,
-    fingerprint=fp,
-    restore=restore,
-    findings=tuple(adjusted),
-    verdict=verdict,
-    timings=timer.timings,
-    strategy=strategy_text,
-    not_checked=tuple(not_checked),
+  with timer.phase("import"):
+    tf, _ = odapi_model.import_odapi()
+  strategy = strategy or tf.distribute.get_strategy()
+  with timer.phase("build"):
+    model = odapi_model.build(read.message, strategy)
+  restore = None
+  with timer.phase("match"):
+    ctype = read.config.effective_checkpoint_type
+    try:
+      roots = odapi_model.restore_roots(model, ctype)
+    except odapi_model.ModelBuildError:
+      roots = None  # checkpoint_type_unsupported says why
+    if roots is not None:
+      restore, found = pipeline.predict(
+        live_graph.capture(roots, model={"model": model}),
+        read.inventory,
+        policy=policy,
+        coverage=True,
+        root_hint=f'fine_tune_checkpoint_type "{ctype}" restores '
+        + ", ".join(f"'{k}'" for k in roots),
+      )
+      read.found.extend(found)
+  return _conclude(
+    read, timer, policy, restore=restore, training=training, strategy=strategies.describe(strategy)
   )

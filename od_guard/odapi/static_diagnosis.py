@@ -236,7 +236,7 @@ def diagnose_checkpoint(
         fix=(
           "Use the TF2 Detection Zoo's checkpoint of this model (checkpoint/ckpt-0), "
           "or convert this one for the built target model: "
-          "od_guard.remap.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
+          "od_guard.naming.tf1_conversion.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
           "maps TF1 names to the model's variable names where the shapes fit."
         ),
         stock_outcome="IOError: Checkpoint is expected to be an object-based checkpoint.",

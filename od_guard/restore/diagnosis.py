@@ -13,26 +13,13 @@ import dataclasses
 
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
+from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.restore import findings
 from od_guard.restore import matching as restore_match
 
 Finding = findings.Finding
-_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SCOPE_SHARE = 0.9  # of a scope's values a rename rule must move
 _EXPLAINED_SHARE = 0.5  # of the missing variables the rules together must bind
-
-
-def escape(component: str) -> str:
-  """TF's escaping of an object-path component ('.' -> '..', '/' -> '.S')."""
-  return component.replace(".", "..").replace("/", ".S")
-
-
-def checkpoint_key(path: str) -> str:
-  """The checkpoint key TF writes for the variable at object path `path`.
-
-  Paths here are '/'-joined already-decoded components, which hold no '/'.
-  """
-  return "/".join(escape(c) for c in path.split("/")) + _VALUE_SUFFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +62,8 @@ def propose_renames(
   # value keyed under one parent but reachable through the renamed scope counts.
   unused_paths: list[tuple[str, str]] = []
   for key in report.unused:
-    for path in alternatives.get(key) or ["/".join(inventory.split_key(key)[0])]:
-      unused_paths.append((key, checkpoint_key(path)))
+    for path in alternatives.get(key) or ["/".join(checkpoint_keys.split_key(key)[0])]:
+      unused_paths.append((key, checkpoint_keys.checkpoint_key(path)))
   by_rest: dict[tuple[str, tuple[int, ...], str], list[str]] = collections.defaultdict(list)
   for key, as_key in unused_paths:
     e = entries[key]
@@ -85,7 +72,7 @@ def propose_renames(
       by_rest[("/".join(parts[i:]), e.shape, e.dtype)].append("/".join(parts[:i]) + "/")
   votes: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
   for missing in report.missing:
-    key = checkpoint_key(missing.path)
+    key = checkpoint_keys.checkpoint_key(missing.path)
     parts = key.split("/")
     for i in range(1, len(parts)):
       rest = "/".join(parts[i:])
@@ -93,7 +80,7 @@ def propose_renames(
         new = "/".join(parts[:i]) + "/"
         if old != new:
           votes[(old, new)].add(key)
-  missing_keys = [checkpoint_key(u.path) for u in report.missing]
+  missing_keys = [checkpoint_keys.checkpoint_key(u.path) for u in report.missing]
 
   def under(prefix: str, keys) -> int:
     return sum(1 for k in keys if k.startswith(prefix))

@@ -15,7 +15,7 @@ import re
 
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
-from od_guard.restore import diagnosis as restore_diagnosis
+from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.restore import findings
 from od_guard.restore import matching as restore_match
 
@@ -24,6 +24,21 @@ KERAS3 = "keras3"
 TF_KERAS = "tf_keras"
 _AUTO_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(_\d+)?$")
 _LEAF_ALIASES = {"_kernel": "kernel", "_bias": "bias"}
+
+
+def keras_file_flavour(inv: inventory.Inventory, model_flavour: str) -> Finding:
+  """A Keras weight file written by the other Keras than the model's."""
+  return Finding(
+    "keras_file_flavour",
+    findings.ERROR,
+    f"A {inv.format.replace('_', ' ')} file cannot be loaded into a "
+    f"{'Keras 3' if model_flavour == KERAS3 else 'tf-keras'} model with load_weights.",
+    detail=inv.prefix,
+    fix=(
+      "Load it with the Keras that wrote it, or save the weights again from that "
+      "Keras as a TF checkpoint (tf.train.Checkpoint), which od_guard can map."
+    ),
+  )
 
 
 def checkpoint_layout(inv: inventory.Inventory) -> str | None:
@@ -42,7 +57,7 @@ def checkpoint_layout(inv: inventory.Inventory) -> str | None:
 
 def _group(key: str) -> tuple[str, str]:
   """(layer prefix, normalised leaf) of a model key."""
-  path, _ = inventory.split_key(key)
+  path, _ = checkpoint_keys.split_key(key)
   leaf = path[-1]
   return "/".join(path[:-1]), _LEAF_ALIASES.get(leaf, leaf)
 
@@ -89,7 +104,7 @@ def propose_key_map(
     for old_key, unbound in pairs:
       if tuple(entries[old_key].shape) != unbound.shape:
         return {}
-      mapping[old_key] = restore_diagnosis.checkpoint_key(unbound.path)
+      mapping[old_key] = checkpoint_keys.checkpoint_key(unbound.path)
   return mapping
 
 
@@ -130,7 +145,7 @@ def diagnose(
         "their object paths differ, so nothing binds.",
         detail=(
           f"checkpoint keys like {next(iter(report.unused), '?')}; the model expects "
-          f"{restore_diagnosis.checkpoint_key(report.missing[0].path) if report.missing else '?'}"
+          f"{checkpoint_keys.checkpoint_key(report.missing[0].path) if report.missing else '?'}"
         ),
         fix=(
           f"Restore with the Keras that saved it ({names[layout]}"

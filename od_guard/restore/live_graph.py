@@ -9,7 +9,7 @@ and its path), and records names, shapes and dtypes. No value is read.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from od_guard.checkpoint import components
@@ -27,7 +27,9 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
   return list(children.items())
 
 
-def _is_variable(obj: Any) -> bool:
+def is_variable(obj: Any) -> bool:
+  """Whether `obj` checkpoints as one saved value: a `tf.Variable`, or a Keras 3
+  variable (which wraps one)."""
   import tensorflow as tf
 
   if isinstance(obj, tf.Variable):
@@ -56,10 +58,17 @@ def _variable_name(obj: Any) -> str:
   return name[:-2] if name.endswith(":0") else name
 
 
-def _bfs(roots: Mapping[str, Any], exclude: Sequence[str] = ()):
-  """Yields (object, path) for every object reachable from `roots`, breadth
-  first, each object once, in TF's own traversal order; subtrees whose path
-  starts with an `exclude` prefix are skipped."""
+def walk(roots: Mapping[str, Any], exclude: Sequence[str] = ()) -> Iterator[tuple[Any, str]]:
+  """Walks what `tf.train.Checkpoint(**roots)` would save.
+
+  Args:
+    roots: the keyword arguments of the `tf.train.Checkpoint`.
+    exclude: object-path prefixes whose subtrees are skipped.
+
+  Yields:
+    (object, path) for every object reachable from `roots`, breadth first,
+    each object once, in TF's own traversal order.
+  """
   prefixes = tuple(p.rstrip("/") for p in exclude)
 
   def excluded(path: str) -> bool:
@@ -77,6 +86,24 @@ def _bfs(roots: Mapping[str, Any], exclude: Sequence[str] = ()):
       if id(child) not in seen and not excluded(child_path):
         seen.add(id(child))
         queue.append((child, child_path))
+
+
+def variables(roots: Mapping[str, Any], exclude: Sequence[str] = ()) -> dict[int, Any]:
+  """Every variable reachable from `roots`, by `id()` (a `LiveVariable.uid`).
+
+  Args:
+    roots: the keyword arguments of the `tf.train.Checkpoint`.
+    exclude: object-path prefixes whose subtrees are skipped.
+
+  Returns:
+    {id(variable): variable}, in `walk` order.
+  """
+  return {id(obj): obj for obj, _ in walk(roots, exclude) if is_variable(obj)}
+
+
+# The names these functions had before they were public; callers may still use them.
+_bfs = walk
+_is_variable = is_variable
 
 
 def capture(
@@ -109,17 +136,17 @@ def capture(
         component=components.classify(path),
       )
 
-  for obj, path in _bfs(model if model is not None else roots):
-    if _is_variable(obj):
+  for obj, path in walk(model if model is not None else roots):
+    if is_variable(obj):
       add(obj, path)
 
   index: dict[int, int] = {}
   objects: list[Any] = [None]
-  order = list(_bfs(roots, exclude))
+  order = list(walk(roots, exclude))
   for obj, path in order:
     index[id(obj)] = len(objects)
     objects.append(obj)
-    if _is_variable(obj):
+    if is_variable(obj):
       add(obj, path)
   nodes = [
     restore_match.LiveNode(children=tuple((name, index[id(obj)]) for name, obj in roots.items()))
@@ -130,7 +157,7 @@ def capture(
         children=tuple(
           (name, index[id(child)]) for name, child in _children(obj) if id(child) in index
         ),
-        variable_uid=id(obj) if _is_variable(obj) else None,
+        variable_uid=id(obj) if is_variable(obj) else None,
       )
     )
   return restore_match.LiveGraph(nodes=tuple(nodes), variables=variables)

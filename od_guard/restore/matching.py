@@ -29,9 +29,9 @@ import math
 
 from od_guard.checkpoint import components
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import keys as checkpoint_keys
 
 SCHEMA = "od_guard.restore_report/1"
-VARIABLE_VALUE = "VARIABLE_VALUE"
 
 
 # ---------------------------------------------------------------------------
@@ -126,9 +126,9 @@ def _tree_from_object_graph(proto) -> list[_CkptNode]:
 def _tree_from_keys(keys: Iterable[str]) -> list[_CkptNode]:
   nodes = [_CkptNode()]
   for key in keys:
-    if key == inventory.OBJECT_GRAPH_KEY or "/.OPTIMIZER_SLOT/" in key:
+    if key == inventory.OBJECT_GRAPH_KEY or checkpoint_keys.OPTIMIZER_SLOT_INFIX in key:
       continue
-    path, attribute = inventory.split_key(key)
+    path, attribute = checkpoint_keys.split_key(key)
     if not attribute:
       continue
     node = 0
@@ -152,7 +152,7 @@ def checkpoint_paths(inv: inventory.Inventory, *, limit: int = 4) -> dict[str, l
   value has its key's path only.
   """
   if inv.object_graph_proto is None:
-    return {k: ["/".join(inventory.split_key(k)[0])] for k in inv.by_key()}
+    return {k: ["/".join(checkpoint_keys.split_key(k)[0])] for k in inv.by_key()}
   tree = _tree_from_object_graph(inv.object_graph_proto)
   paths: dict[int, list[str]] = {0: [""]}
   queue = collections.deque([0])
@@ -168,7 +168,7 @@ def checkpoint_paths(inv: inventory.Inventory, *, limit: int = 4) -> dict[str, l
         queue.append(child)
   out: dict[str, list[str]] = {}
   for node, n in enumerate(tree):
-    key = n.attributes.get(VARIABLE_VALUE)
+    key = n.attributes.get(checkpoint_keys.VARIABLE_VALUE)
     if key is not None:
       out[key] = paths.get(node, [])
   return out
@@ -286,6 +286,13 @@ class RestoreReport:
   coverage: tuple[Coverage, ...]
   unmatched_objects: int = 0
 
+  def requested_components(self) -> frozenset[str]:
+    """Components the restore asks for (those with a variable inside the roots)."""
+    asked = {b.component for b in self.restored}
+    asked |= {u.component for u in self.missing}
+    asked |= {m.component for m in self.shape_mismatches}
+    return frozenset(asked)
+
   def coverage_of(self, component: str) -> Coverage | None:
     return next((c for c in self.coverage if c.component == component), None)
 
@@ -335,8 +342,8 @@ def _walk(live: LiveGraph, tree: list[_CkptNode]) -> tuple[dict[int, str], set[i
     live_id, ckpt_id = queue.popleft()
     node = live.nodes[live_id]
     ckpt = tree[ckpt_id]
-    if node.variable_uid is not None and VARIABLE_VALUE in ckpt.attributes:
-      bound.setdefault(node.variable_uid, ckpt.attributes[VARIABLE_VALUE])
+    if node.variable_uid is not None and checkpoint_keys.VARIABLE_VALUE in ckpt.attributes:
+      bound.setdefault(node.variable_uid, ckpt.attributes[checkpoint_keys.VARIABLE_VALUE])
     for name, child in node.children:
       ckpt_child = ckpt.children.get(name)
       if ckpt_child is None:

@@ -28,16 +28,14 @@ PASS = "pass"
 WARN = "warn"
 FAIL = "fail"
 
+# With allow_missing, variables the restore asks for may stay fresh.
+_MISSING = frozenset({"variables_not_restored", "renamed_scopes"})
 # Under 'lenient' these errors only warn: training runs, with fresh variables.
-_LENIENT_DOWNGRADES = frozenset(
-  {
-    "variables_not_restored",
-    "renamed_scopes",
-    "relative_checkpoint_path",
-    "stale_checkpoint_in_model_dir",
-    "coverage_below_threshold",
-  }
-)
+_LENIENT_WARN_ONLY = _MISSING | {
+  "relative_checkpoint_path",
+  "stale_checkpoint_in_model_dir",
+  "coverage_below_threshold",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +50,9 @@ class Policy:
     allow_missing: variables the restore asks for may stay fresh (warn only).
     allow_index_only: a checkpoint without its data shard only warns.
     warnings_fail: any warning fails the run.
+    warn_only: finding codes that only warn, whatever their severity.
+    allow_unbuilt_model: a Keras model that is not built yet may take a
+      deferred, unverified restore (otherwise that is an error).
   """
 
   name: str = "default"
@@ -60,6 +61,8 @@ class Policy:
   allow_missing: bool = False
   allow_index_only: bool = True
   warnings_fail: bool = False
+  warn_only: frozenset[str] = frozenset()
+  allow_unbuilt_model: bool = False
 
   def replace(self, **changes) -> Policy:
     for key, value in changes.items():
@@ -72,7 +75,13 @@ class Policy:
     return dataclasses.replace(self, **changes)
 
   def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    d = dataclasses.asdict(self)
+    d["warn_only"] = sorted(self.warn_only)
+    return d
+
+  def only_warns(self, code: str) -> bool:
+    """Whether an error with this code is demoted to a warning."""
+    return code in self.warn_only or (self.allow_missing and code in _MISSING)
 
 
 PRESETS = {
@@ -85,7 +94,13 @@ PRESETS = {
     warnings_fail=True,
   ),
   "default": Policy(name="default"),
-  "lenient": Policy(name="lenient", min_backbone_coverage=0.0, allow_missing=True),
+  "lenient": Policy(
+    name="lenient",
+    min_backbone_coverage=0.0,
+    allow_missing=True,
+    warn_only=_LENIENT_WARN_ONLY,
+    allow_unbuilt_model=True,
+  ),
 }
 
 
@@ -176,13 +191,7 @@ def decide(
     severity = f.severity
     if f.code == "data_shard_missing" and (training or not policy.allow_index_only):
       severity = findings.ERROR
-    elif (
-      policy.allow_missing
-      and f.code in ("variables_not_restored", "renamed_scopes")
-      and severity == findings.ERROR
-    ) or (
-      policy.name == "lenient" and f.code in _LENIENT_DOWNGRADES and severity == findings.ERROR
-    ):
+    elif severity == findings.ERROR and policy.only_warns(f.code):
       severity = findings.WARNING
     adjusted.append(dataclasses.replace(f, severity=severity) if severity != f.severity else f)
   errs = [f for f in adjusted if f.severity == findings.ERROR]
