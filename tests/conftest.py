@@ -17,12 +17,39 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+
+# The project's shared real-world data lives beside the repository in CI
+# (../shared), not in a user's clone. OD_GUARD_SHARED_DIR points elsewhere, e.g.
+# at a path that does not exist, to run the suite as a clone would.
+SHARED = pathlib.Path(os.environ.get("OD_GUARD_SHARED_DIR") or REPO.parent / "shared")
 REALWORLD = SHARED / "realworld"
 USER_CKPTS = REALWORLD / "user_checkpoints"
 ZOO = REALWORLD / "zoo_configs"
 SIGN_LANGUAGE = USER_CKPTS / "sign_language_ssd_mobilenet_v2_fpnlite_320"
 BITEWING = USER_CKPTS / "bitewing_efficientdet_d0"
+
+# What the suite cannot do without is in the repository: verbatim copies of the
+# zoo configs the fixtures build tiny models from (tests/data/make_test_data.py).
+DATA = REPO / "tests" / "data"
+ZOO_COPIES = DATA / "zoo_configs"
+
+HAS_REALWORLD = REALWORLD.is_dir()
+REALWORLD_MISSING = (
+  "needs ../shared/realworld (the project's shared real-world data: TF2 Detection Zoo "
+  "configs and users' checkpoints), not present beside this clone"
+  if "OD_GUARD_SHARED_DIR" not in os.environ
+  else f"needs {REALWORLD} (the project's shared real-world data: TF2 Detection Zoo "
+  "configs and users' checkpoints; OD_GUARD_SHARED_DIR points there), not present"
+)
+needs_realworld = pytest.mark.skipif(not HAS_REALWORLD, reason=REALWORLD_MISSING)
+
+
+def zoo_config_names() -> list:
+  """Every shared zoo config's file name, for parametrize; one skipped
+  placeholder when the shared data is absent."""
+  if not HAS_REALWORLD:
+    return [pytest.param("(no shared zoo configs)", marks=needs_realworld)]
+  return sorted(p.name for p in ZOO.glob("*.config"))
 
 
 def _odapi_usable() -> bool:
@@ -49,18 +76,24 @@ def keras3_available() -> bool:
 
 
 def run_cli(
-  *args: str, check_tf: bool = False, env: dict | None = None, launcher: list[str] | None = None
+  *args: str,
+  check_tf: bool = False,
+  env: dict | None = None,
+  unset: tuple[str, ...] = (),
+  launcher: list[str] | None = None,
 ) -> subprocess.CompletedProcess:
   """Runs `od-guard ARGS` in a fresh interpreter, as a user would.
 
   With check_tf, the process also reports on stderr's last line whether
-  TensorFlow got imported.
+  TensorFlow got imported. `env` adds variables, `unset` removes them.
   """
   code = "import sys\nfrom od_guard import cli\nrc = cli.main(sys.argv[1:])\n"
   if check_tf:
     code += "print('TF_IMPORTED=' + str('tensorflow' in sys.modules), file=sys.stderr)\n"
   code += "sys.exit(rc)\n"
   full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+  for name in unset:
+    full_env.pop(name, None)
   return subprocess.run(
     [*(launcher or []), sys.executable, "-c", code, *args],
     capture_output=True,
@@ -184,7 +217,7 @@ def odapi_checkpoint(tmp_path_factory):
   from od_guard.testing import tiny_odapi
 
   config = tiny_odapi.load_pipeline_config(
-    str(ZOO / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config")
+    str(ZOO_COPIES / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config")
   )
   small = tiny_odapi.shrink_pipeline_config(config, image_size=64, num_classes=3)
   model = tiny_odapi.build_model(small)
@@ -221,7 +254,7 @@ class OdapiWorld:
       str(root / "data" / "label_map.pbtxt"), self.CLASSES
     )
     self.base_config = tiny_odapi.load_pipeline_config(
-      str(ZOO / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config")
+      str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config")
     )
     model = tiny_odapi.build_model(self.config(checkpoint=""))
     self.checkpoints = {
@@ -243,10 +276,11 @@ class OdapiWorld:
     num_classes: int | None = None,
     **train_fields,
   ):
-    """A shrunk config message; `zoo` swaps in another zoo config's model."""
+    """A shrunk config message; `zoo` swaps in another zoo config's model (a
+    file name in tests/data/zoo_configs)."""
     from od_guard.testing import tiny_odapi
 
-    base = self.base_config if zoo is None else tiny_odapi.load_pipeline_config(str(ZOO / zoo))
+    base = self.base_config if zoo is None else tiny_odapi.load_pipeline_config(str(ZOO_COPIES / zoo))
     config = tiny_odapi.shrink_pipeline_config(
       base,
       image_size=image_size or self.IMAGE,

@@ -1,5 +1,5 @@
-"""Fingerprints of checkpoints the OD API wrote from zoo configs, and of the
-real users' index-only checkpoints."""
+"""Fingerprints of checkpoints the OD API wrote from zoo configs (tests/data's
+copies), and of the real users' index-only checkpoints (shared/realworld)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from od_guard.restore import fingerprint
 
 from conftest import BITEWING
 from conftest import SIGN_LANGUAGE
-from conftest import ZOO
+from conftest import ZOO_COPIES
+from conftest import needs_realworld
 
 ZOO_MODELS = [
   # (zoo config, image size the backbone accepts, expected description)
@@ -32,7 +33,7 @@ def test_fingerprint_of_a_model_the_od_api_built(tmp_path, config, size, descrip
   from od_guard.testing import tiny_odapi
 
   small = tiny_odapi.shrink_pipeline_config(
-    tiny_odapi.load_pipeline_config(str(ZOO / config)), image_size=size, num_classes=3
+    tiny_odapi.load_pipeline_config(str(ZOO_COPIES / config)), image_size=size, num_classes=3
   )
   prefix = tiny_odapi.save_detection_checkpoint(tiny_odapi.build_model(small), str(tmp_path))
   fp = fingerprint.fingerprint(inventory.read_inventory(prefix))
@@ -44,6 +45,7 @@ def test_fingerprint_of_a_model_the_od_api_built(tmp_path, config, size, descrip
   assert fp.checkpoint_kind == fingerprint.DETECTION
 
 
+@needs_realworld
 def test_real_user_checkpoints():
   sign = fingerprint.fingerprint(inventory.read_inventory(str(SIGN_LANGUAGE / "checkpoint")))
   assert (

@@ -61,11 +61,6 @@ def test_escaped_names_are_decoded(keras_tf_checkpoint):
     v for v in inv.of_kind(inventory.MODEL) if v.shape == (4, 3)
   )  # the Dense named 'class.head/logits'
   assert ".." in kernel.key or ".S" in kernel.key or "layer_with_weights" in kernel.key
-  assert inventory.unescape("class..head.Slogits") == "class.head/logits"
-  assert inventory.split_key("a/b..c.Sd/.ATTRIBUTES/VARIABLE_VALUE") == (
-    ("a", "b.c/d"),
-    "VARIABLE_VALUE",
-  )
 
 
 def test_tf1_checkpoint_format_kinds_and_components(tf1_checkpoint):

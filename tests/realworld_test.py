@@ -1,4 +1,5 @@
-"""The two users' index-only checkpoints in shared/realworld, read as they are."""
+"""The two users' index-only checkpoints in shared/realworld, read as they are;
+and tests/data's zoo configs, verbatim copies of shared/realworld's."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from od_guard.checkpoint import components
 from od_guard.checkpoint import inventory
 
 from conftest import BITEWING
+from conftest import DATA
 from conftest import SIGN_LANGUAGE
+from conftest import ZOO
+from conftest import ZOO_COPIES
+from conftest import needs_realworld
 from conftest import tf_listing
+
+pytestmark = needs_realworld
 
 REAL = [
   SIGN_LANGUAGE / "checkpoint" / "ckpt-0",
@@ -52,6 +59,15 @@ def test_efficientdet_components_from_the_index_alone():
     "_class_predictor_layers/0/pointwise_kernel/.ATTRIBUTES/VARIABLE_VALUE"
   ]
   assert (head.component, head.shape) == (components.CLASS_HEAD, (1, 1, 64, 45))
+
+
+def test_test_data_zoo_configs_are_verbatim_copies_of_the_shared_ones():
+  import runpy
+
+  listed = runpy.run_path(str(DATA / "make_test_data.py"), run_name="make_test_data")
+  assert sorted(p.name for p in ZOO_COPIES.iterdir()) == sorted(listed["ZOO_CONFIGS"])
+  for name in listed["ZOO_CONFIGS"]:
+    assert (ZOO_COPIES / name).read_bytes() == (ZOO / name).read_bytes(), name
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import tensor_bundle
 from od_guard.naming import remap
 from od_guard.naming import tf1_conversion
 
@@ -234,3 +236,80 @@ def test_remap_does_not_import_tensorflow(tf, tmp_path):
     "remap", src, str(tmp_path / "d" / "ckpt"), "--rule", "model/a/->model/b/", check_tf=True
   )
   assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "TF_IMPORTED=False"
+
+
+def _source_and_damaged_remap(tf, tmp_path, monkeypatch, damage):
+  """Remaps a small checkpoint 'model/a/' -> 'model/b/' with `damage` applied
+  to the destination as it is written; returns the verification error."""
+  src = tf.train.Checkpoint(model=_tree(tf, a=[[8, 8], [16]])).save(str(tmp_path / "s" / "ckpt"))
+  copy = tensor_bundle.copy_bundle
+
+  def damaged_copy(prefix, index, destination, renames, replace, **kwargs):
+    damage(copy, prefix, index, destination, renames, replace, **kwargs)
+
+  monkeypatch.setattr(tensor_bundle, "copy_bundle", damaged_copy)
+  with pytest.raises(remap.RemapVerificationError) as e:
+    remap.remap(src, str(tmp_path / "d" / "ckpt"), [remap.Rule.parse("model/a/->model/b/")])
+  assert "does not hold what the source and the rules promise" in e.value.what
+  return e.value
+
+
+def test_verification_catches_a_truncated_data_shard(tf, tmp_path, monkeypatch):
+  def truncate(copy, prefix, index, destination, *args, **kwargs):
+    copy(prefix, index, destination, *args, **kwargs)
+    data = tensor_bundle.shard_path(destination, 0, 1)
+    os.truncate(data, os.path.getsize(data) - 4)
+
+  error = _source_and_damaged_remap(tf, tmp_path, monkeypatch, truncate)
+  m = re.search(
+    r"the data shard holds (\d+) bytes; the index describes (\d+) bytes", error.received
+  )
+  assert m and int(m[2]) - int(m[1]) == 4
+
+
+def test_verification_catches_a_key_written_under_another_name(tf, tmp_path, monkeypatch):
+  def misname(copy, prefix, index, destination, renames, *args, **kwargs):
+    wrong = dict(renames)
+    wrong["model/a/w1/.ATTRIBUTES/VARIABLE_VALUE"] = "model/x/w1/.ATTRIBUTES/VARIABLE_VALUE"
+    copy(prefix, index, destination, wrong, *args, **kwargs)
+
+  error = _source_and_damaged_remap(tf, tmp_path, monkeypatch, misname)
+  assert error.received.endswith(
+    ": 'model/b/w1/.ATTRIBUTES/VARIABLE_VALUE' is missing; "
+    "'model/x/w1/.ATTRIBUTES/VARIABLE_VALUE' was not asked for"
+  )
+
+
+def test_verification_catches_other_values_under_the_right_names(tf, tmp_path, monkeypatch):
+  """Same keys, dtypes, shapes and sizes, other bytes: the stored CRCs differ."""
+  other = tf.train.Checkpoint(model=_tree(tf, a=[[8, 8], [16]])).save(str(tmp_path / "o" / "ckpt"))
+
+  def from_other(copy, prefix, index, *args, **kwargs):
+    copy(other, tensor_bundle.read_index(other + ".index"), *args, **kwargs)
+
+  error = _source_and_damaged_remap(tf, tmp_path, monkeypatch, from_other)
+  problems = error.received.split(": ", 1)[1].split("; ")
+  assert [p.split(" ")[:2] for p in problems] == [
+    ["'model/b/w0/.ATTRIBUTES/VARIABLE_VALUE':", "crc32c"],
+    ["'model/b/w1/.ATTRIBUTES/VARIABLE_VALUE':", "crc32c"],
+  ]
+
+
+def test_rewriting_the_object_graph_leaves_the_source_graph_unchanged(tf, tmp_path):
+  src = tf.train.Checkpoint(model=_tree(tf, a=[[2]])).save(str(tmp_path / "s" / "ckpt"))
+  inv = inventory.read_inventory(src, object_graph=inventory.OBJECT_GRAPH_FULL)
+  before = inv.object_graph_proto.SerializeToString()
+  mapping = remap.rename_keys([v.key for v in inv.variables], [remap.Rule("model/a/", "model/b/")])
+  rewritten = remap.rewrite_object_graph(inv.object_graph_proto, mapping)
+  assert inv.object_graph_proto.SerializeToString() == before
+  keys = {a.checkpoint_key for node in rewritten.nodes for a in node.attributes}
+  assert keys == set(mapping.values())
+
+
+def test_two_keys_renamed_alike_are_refused():
+  with pytest.raises(remap.RemapError) as e:
+    remap.rename_keys(["a/x", "b/x"], [remap.Rule.parse("(a|b)/->c/")])
+  assert (e.value.what, e.value.received) == (
+    "Two keys would get the same new name.",
+    "'a/x' and 'b/x' -> 'c/x'",
+  )

@@ -12,31 +12,31 @@ from collections.abc import Iterable
 import dataclasses
 import gc
 import math
-import re
 from typing import NamedTuple
 
 from od_guard import errors
 from od_guard.checkpoint import components
 from od_guard.checkpoint import fileio
+from od_guard.checkpoint import keys as checkpoint_keys
+from od_guard.checkpoint import kinds
 from od_guard.checkpoint import object_graph as object_graph_lib
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import tensor_bundle
 
 SCHEMA = "od_guard.inventory/1"
 
-# Formats.
-TF2_OBJECT_BASED = "tf2_object_based"
-TF1_NAME_BASED = "tf1_name_based"
-SAVED_MODEL = "saved_model"
-KERAS3_WEIGHTS = "keras3_weights"
-KERAS2_HDF5 = "keras2_hdf5"
-
-# Kinds of saved value.
-MODEL = "model"
-OPTIMIZER_SLOT = "optimizer_slot"
-OPTIMIZER_STATE = "optimizer_state"
-BOOKKEEPING = "bookkeeping"
-KINDS = (MODEL, OPTIMIZER_SLOT, OPTIMIZER_STATE, BOOKKEEPING)
+# Formats and kinds of saved value, defined in `kinds` and named through the
+# inventory by the layers above.
+TF2_OBJECT_BASED = kinds.TF2_OBJECT_BASED
+TF1_NAME_BASED = kinds.TF1_NAME_BASED
+SAVED_MODEL = kinds.SAVED_MODEL
+KERAS3_WEIGHTS = kinds.KERAS3_WEIGHTS
+KERAS2_HDF5 = kinds.KERAS2_HDF5
+MODEL = kinds.MODEL
+OPTIMIZER_SLOT = kinds.OPTIMIZER_SLOT
+OPTIMIZER_STATE = kinds.OPTIMIZER_STATE
+BOOKKEEPING = kinds.BOOKKEEPING
+KINDS = kinds.KINDS
 
 # Data-shard states.
 SHARDS_PRESENT = "present"
@@ -49,63 +49,11 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 OBJECT_GRAPH_NONE = "none"
 OBJECT_GRAPH_SUMMARY = "summary"
 OBJECT_GRAPH_FULL = "full"
-_ATTRIBUTES = "/.ATTRIBUTES/"
-_SLOT = "/.OPTIMIZER_SLOT/"
-_SLOT_MARK = ".OPTIMIZER_SLOT"
-_OPTIMIZER_ROOTS = frozenset({"optimizer", "_optimizer", "optimizer_state"})
-_ESCAPE = re.compile(r"\.(.)")
-_BOOKKEEPING_NAMES = frozenset(
-  {
-    "save_counter",
-    "step",
-    "global_step",
-    "iterations",
-    "iter",
-    "epoch",
-    "_CHECKPOINTABLE_OBJECT_GRAPH",
-    "_SAVEABLE_OBJECT_GRAPH",
-  }
-)
-_TF1_SLOT_SUFFIXES = (
-  "Momentum",
-  "RMSProp",
-  "RMSProp_1",
-  "Adam",
-  "Adam_1",
-  "Adagrad",
-  "Ftrl",
-  "Ftrl_1",
-  "ExponentialMovingAverage",
-  "AdamW",
-  "AdamW_1",
-  "Adadelta",
-  "Adadelta_1",
-)
-_TF1_OPTIMIZER_STATE = re.compile(r"^(beta1_power|beta2_power|learning_rate)(_\d+)?$")
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
   """A shape as Python prints a tuple: '(3, 3)', '(4,)', '()'."""
   return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def unescape(component: str) -> str:
-  """Undoes TF's escaping of an object-path component ('..' -> '.', '.S' -> '/')."""
-  return _ESCAPE.sub(lambda m: "/" if m.group(1) == "S" else m.group(1), component)
-
-
-def split_key(key: str) -> tuple[tuple[str, ...], str]:
-  """Splits a TF2 checkpoint key into its decoded object path and attribute.
-
-  ``model/_box..predictor/kernel/.ATTRIBUTES/VARIABLE_VALUE`` gives
-  (('model', '_box.predictor', 'kernel'), 'VARIABLE_VALUE').
-  """
-  head, sep, attribute = key.rpartition(_ATTRIBUTES)
-  if not sep:
-    head, attribute = key, ""
-  if "." not in head:  # nothing escaped: the common case
-    return tuple(head.split("/")), attribute
-  return tuple(unescape(c) for c in head.split("/")), attribute
 
 
 class Variable(NamedTuple):
@@ -201,6 +149,9 @@ class Inventory:
     num_shards: data shards the index names (0 for Keras files).
     notes: facts worth telling the user (how the path resolved, what could
       not be read).
+    weight_order: for KERAS2_HDF5 files, the keys of the saved values in the
+      order tf-keras loads them by position (layers in `layer_names` order,
+      weights in `weight_names` order); () for every other format.
   """
 
   resolved: checkpoint_path.Resolved
@@ -212,6 +163,7 @@ class Inventory:
   object_graph_proto: object | None = dataclasses.field(default=None, compare=False, repr=False)
   num_shards: int = 0
   notes: tuple[str, ...] = ()
+  weight_order: tuple[str, ...] = dataclasses.field(default=(), repr=False)
 
   @property
   def prefix(self) -> str:
@@ -307,58 +259,7 @@ def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
   return (math.prod(shape) if shape else 1) * tensor_bundle.DTYPE_SIZES.get(dtype, 0)
 
 
-def _optimizer_kind(name: str, shape: tuple[int, ...], dtype: str) -> str:
-  """Kind of a value under the optimizer whose slot link is not in its key.
-
-  Keras optimizers since tf-keras 2.11 (and Keras 3) keep slots in a flat
-  ``_variables`` list: non-scalars are slots, the integer scalar is the
-  iteration counter, other scalars are hyperparameters.
-  """
-  if name in _BOOKKEEPING_NAMES or name == "_iterations" or (not shape and dtype.startswith("int")):
-    return BOOKKEEPING
-  return OPTIMIZER_SLOT if shape else OPTIMIZER_STATE
-
-
-def _classify_tf2(
-  path: tuple[str, ...], key: str, shape: tuple[int, ...], dtype: str
-) -> tuple[str, str]:
-  """Returns (kind, slot_of) for a TF2 object-based key."""
-  if _SLOT in key:
-    primary = key.split(_SLOT, 1)[0]
-    return OPTIMIZER_SLOT, "/".join(unescape(c) for c in primary.split("/"))
-  for i, part in enumerate(path):
-    if part in _OPTIMIZER_ROOTS:
-      # Keras 3 optimizers also track the model's own trainable variables;
-      # TF keys those under the optimizer when that path is the shortest.
-      if i + 1 < len(path) and path[i + 1] == "_trainable_variables":
-        return MODEL, ""
-      return _optimizer_kind(path[-1], shape, dtype), ""
-  if len(path) == 1 and path[0] in _BOOKKEEPING_NAMES:
-    return BOOKKEEPING, ""
-  return MODEL, ""
-
-
-def _classify_tf1(name: str, all_names: frozenset[str]) -> tuple[str, str]:
-  base, _, last = name.rpartition("/")
-  if (
-    base
-    and (last in _TF1_SLOT_SUFFIXES or last.startswith("ExponentialMovingAverage"))
-    and base in all_names
-  ):
-    return OPTIMIZER_SLOT, base
-  if name in _BOOKKEEPING_NAMES:
-    return BOOKKEEPING, ""
-  if _TF1_OPTIMIZER_STATE.match(name):
-    return OPTIMIZER_STATE, ""
-  return MODEL, ""
-
-
-def _is_object_based(keys: Iterable[str]) -> bool:
-  return any(k == OBJECT_GRAPH_KEY or _ATTRIBUTES in k for k in keys)
-
-
-def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -> Inventory:
-  prefix = resolved.path
+def _read_index(prefix: str) -> tensor_bundle.BundleIndex:
   index_path = prefix + ".index"
   if not fileio.exists(index_path):
     raise errors.CheckpointNotFoundError(
@@ -372,54 +273,48 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -
       received=index_path,
       fix="Point at the checkpoint prefix whose .index is a file.",
     )
-  index = tensor_bundle.read_index(index_path)
-  notes = list(resolved.notes)
-  num_shards = index.header.num_shards
-  missing = tuple(
-    p
-    for p in (tensor_bundle.shard_path(prefix, i, num_shards) for i in range(num_shards))
-    if not fileio.exists(p)
-  )
-  shards = SHARDS_MISSING if missing else SHARDS_PRESENT
-  keys = [e.key for e in index.entries]
-  object_based = _is_object_based(keys)
-  if resolved.saved_model:
-    fmt = SAVED_MODEL
-  else:
-    fmt = TF2_OBJECT_BASED if object_based else TF1_NAME_BASED
-  names = frozenset(keys)
+  return tensor_bundle.read_index(index_path)
+
+
+def _missing_shards(prefix: str, num_shards: int) -> tuple[str, ...]:
+  shards = (tensor_bundle.shard_path(prefix, i, num_shards) for i in range(num_shards))
+  return tuple(p for p in shards if not fileio.exists(p))
+
+
+def _is_object_based(keys: Iterable[str]) -> bool:
+  return any(k == OBJECT_GRAPH_KEY or checkpoint_keys.ATTRIBUTES_INFIX in k for k in keys)
+
+
+def _tf2_variables(
+  entries: Iterable[tensor_bundle.BundleEntry],
+) -> tuple[list[Variable], tensor_bundle.BundleEntry | None]:
+  """The saved values of a TF2 object-based checkpoint, and the entry of its
+  object graph (None where there is none)."""
   variables = []
   append = variables.append
   make = tuple.__new__  # a Variable without its Python-level __new__ (see tensor_bundle)
   classify = components.classify
+  attributes_infix = checkpoint_keys.ATTRIBUTES_INFIX
+  bookkeeping_names = kinds.BOOKKEEPING_NAMES
   graph_entry = None
   # The hot loop of `od-guard inspect`: kept free of helper calls for the
-  # common TF2 key, '<path>/.ATTRIBUTES/VARIABLE_VALUE' with nothing escaped.
-  for e in index.entries:
+  # common key, '<path>/.ATTRIBUTES/VARIABLE_VALUE' with nothing escaped (so
+  # no slot) and no optimizer on the path (every optimizer root's name holds
+  # "optimizer"); `kinds.tf2_kind` classifies the others.
+  for e in entries:
     key = e.key
     if key == OBJECT_GRAPH_KEY:
       graph_entry = e
       continue
-    if object_based:
-      head, sep, attribute = key.rpartition(_ATTRIBUTES)
-      if sep and "." not in head and _SLOT_MARK not in head and "optimizer" not in head:
-        path = head
-        root = head.split("/", 1)[0]
-        if root in _OPTIMIZER_ROOTS:
-          kind = _optimizer_kind(head.rsplit("/", 1)[-1], e.shape, e.dtype)
-        elif root == head and root in _BOOKKEEPING_NAMES:
-          kind = BOOKKEEPING
-        else:
-          kind = MODEL
-        slot_of = ""
-      else:
-        path_parts, attribute = split_key(key)
-        kind, slot_of = _classify_tf2(path_parts, key, e.shape, e.dtype)
-        path = "/".join(path_parts)
+    head, sep, attribute = key.rpartition(attributes_infix)
+    if sep and "." not in head and "optimizer" not in head:
+      path = head
+      kind = BOOKKEEPING if head in bookkeeping_names else MODEL
+      slot_of = ""
     else:
-      attribute = ""
-      path = key
-      kind, slot_of = _classify_tf1(key, names)
+      path_parts, attribute = checkpoint_keys.split_key(key)
+      kind, slot_of = kinds.tf2_kind(path_parts, key, e.shape, e.dtype)
+      path = "/".join(path_parts)
     append(
       make(
         Variable,
@@ -436,8 +331,58 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -
         ),
       )
     )
-  summary = None
-  proto = None
+  return variables, graph_entry
+
+
+def _tf1_variables(entries: tuple[tensor_bundle.BundleEntry, ...]) -> list[Variable]:
+  """The saved values of a TF1 name-based checkpoint."""
+  names = frozenset(e.key for e in entries)
+  variables = []
+  for e in entries:
+    kind, slot_of = kinds.tf1_kind(e.key, names)
+    variables.append(
+      Variable(
+        key=e.key,
+        path=e.key,
+        attribute="",
+        kind=kind,
+        component=components.classify(e.key) if kind == MODEL else "",
+        shape=e.shape,
+        dtype=e.dtype,
+        nbytes=e.size or _nbytes(e.shape, e.dtype),
+        slot_of=slot_of,
+      )
+    )
+  return variables
+
+
+def _read_object_graph(
+  prefix: str, entry: tensor_bundle.BundleEntry, num_shards: int, how: str
+) -> tuple[object_graph_lib.ObjectGraphSummary | None, object | None]:
+  """(summary, parsed message) of the object graph, as much as `how` asks."""
+  if how == OBJECT_GRAPH_NONE:
+    return None, None
+  raw = tensor_bundle.read_string_scalar(prefix, entry, num_shards)
+  summary = object_graph_lib.summarize(raw, prefix)
+  return summary, object_graph_lib.parse(raw, prefix) if how == OBJECT_GRAPH_FULL else None
+
+
+def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -> Inventory:
+  prefix = resolved.path
+  index = _read_index(prefix)
+  num_shards = index.header.num_shards
+  missing = _missing_shards(prefix, num_shards)
+  object_based = _is_object_based(e.key for e in index.entries)
+  if object_based:
+    variables, graph_entry = _tf2_variables(index.entries)
+  else:
+    variables, graph_entry = _tf1_variables(index.entries), None
+  if resolved.saved_model:
+    fmt = SAVED_MODEL
+  else:
+    fmt = TF2_OBJECT_BASED if object_based else TF1_NAME_BASED
+  notes = list(resolved.notes)
+  summary = proto = None
   if missing:
     notes.append(
       "data shard missing: "
@@ -445,11 +390,8 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -
       + "; names, shapes and dtypes come from the index, but tensor values and "
       "the object graph cannot be checked"
     )
-  elif graph_entry is not None and object_graph != OBJECT_GRAPH_NONE:
-    raw = tensor_bundle.read_string_scalar(prefix, graph_entry, num_shards)
-    summary = object_graph_lib.summarize(raw, prefix)
-    if object_graph == OBJECT_GRAPH_FULL:
-      proto = object_graph_lib.parse(raw, prefix)
+  elif graph_entry is not None:
+    summary, proto = _read_object_graph(prefix, graph_entry, num_shards, object_graph)
   if fmt == TF1_NAME_BASED:
     notes.append(
       "TF1 name-based checkpoint (no object graph): TF2 code restores it only by variable name"
@@ -458,7 +400,7 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -
     resolved=resolved,
     format=fmt,
     variables=tuple(variables),
-    data_shards=shards,
+    data_shards=SHARDS_MISSING if missing else SHARDS_PRESENT,
     missing_shards=missing,
     object_graph=summary,
     object_graph_proto=proto,
@@ -467,7 +409,35 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -
   )
 
 
-def read_inventory(path: str, *, object_graph: str = "summary") -> Inventory:
+def _read_keras_file(resolved: checkpoint_path.Resolved) -> Inventory:
+  # Imported on use: only Keras files need it (and its zipfile and h5py).
+  from od_guard.checkpoint import keras_files
+
+  contents = keras_files.read(resolved.path, resolved.container)
+  variables = tuple(
+    Variable(
+      key=r.key,
+      path=r.key,
+      attribute="",
+      kind=r.kind,
+      component=components.classify(r.key) if r.kind == MODEL else "",
+      shape=r.shape,
+      dtype=r.dtype,
+      nbytes=_nbytes(r.shape, r.dtype),
+    )
+    for r in contents.records
+  )
+  return Inventory(
+    resolved=resolved,
+    format=contents.format,
+    variables=variables,
+    data_shards=SHARDS_NOT_APPLICABLE,
+    notes=resolved.notes,
+    weight_order=contents.weight_order,
+  )
+
+
+def read_inventory(path: str, *, object_graph: str = OBJECT_GRAPH_SUMMARY) -> Inventory:
   """Reads a checkpoint's inventory from its metadata.
 
   Args:
@@ -484,38 +454,14 @@ def read_inventory(path: str, *, object_graph: str = "summary") -> Inventory:
     OdGuardError: a subclass saying what is wrong with the path or the files.
   """
   resolved = checkpoint_path.resolve(path)
-  if resolved.container == checkpoint_path.TF_CHECKPOINT:
-    # Reading builds two records per saved value and no cycles; the cyclic
-    # collector would run hundreds of times over the growing heap for nothing.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-      return _read_tf_checkpoint(resolved, object_graph)
-    finally:
-      if collecting:
-        gc.enable()
-  from od_guard.checkpoint import (
-    keras_files as keras_weights,  # h5py is only needed for Keras files.
-  )
-
-  fmt, records = keras_weights.read(resolved.path, resolved.container)
-  variables = tuple(
-    Variable(
-      key=key,
-      path=key,
-      attribute="",
-      kind=kind,
-      component=components.classify(key) if kind == MODEL else "",
-      shape=shape,
-      dtype=dtype,
-      nbytes=_nbytes(shape, dtype),
-    )
-    for key, kind, shape, dtype in records
-  )
-  return Inventory(
-    resolved=resolved,
-    format=fmt,
-    variables=variables,
-    data_shards=SHARDS_NOT_APPLICABLE,
-    notes=resolved.notes,
-  )
+  if resolved.container != checkpoint_path.TF_CHECKPOINT:
+    return _read_keras_file(resolved)
+  # Reading builds two records per saved value and no cycles; the cyclic
+  # collector would run hundreds of times over the growing heap for nothing.
+  collecting = gc.isenabled()
+  gc.disable()
+  try:
+    return _read_tf_checkpoint(resolved, object_graph)
+  finally:
+    if collecting:
+      gc.enable()

@@ -43,7 +43,7 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
   num_nodes = 0
   pos = 0
   end = len(raw)
-  varint = tensor_bundle._varint  # pylint: disable=protected-access
+  varint = tensor_bundle.decode_varint
   try:
     while pos < end:
       tag = raw[pos]
@@ -51,7 +51,7 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
       if tag != 0x0A:
         if tag & 0x80:
           tag, pos = varint(raw, pos - 1)  # anything but `repeated TrackableObject nodes = 1`
-        pos = tensor_bundle._skip(raw, pos, tag & 7)  # pylint: disable=protected-access
+        pos = tensor_bundle.skip_field(raw, pos, tag & 7)
         continue
       b = raw[pos]
       n = b & 0x7F

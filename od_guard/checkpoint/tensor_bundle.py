@@ -142,7 +142,16 @@ def _size_text(path: str) -> str:
     return "size unknown"
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
+  """Decodes the protobuf varint at `pos` of `buf`.
+
+  Returns:
+    (value, position after it).
+
+  Raises:
+    IndexError: `buf` ends inside the varint.
+    ValueError: the varint is longer than 64 bits.
+  """
   result = 0
   shift = 0
   while True:
@@ -156,11 +165,19 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
       raise ValueError("varint too long")
 
 
-def _skip(buf: bytes, pos: int, wire: int) -> int:
+def skip_field(buf: bytes, pos: int, wire: int) -> int:
+  """Skips the value of a protobuf field of wire type `wire` starting at `pos`.
+
+  Returns:
+    The position after the value.
+
+  Raises:
+    ValueError: a group wire type (3, 4) or an unknown one.
+  """
   if wire == 0:
-    return _varint(buf, pos)[1]
+    return decode_varint(buf, pos)[1]
   if wire == 2:
-    n, pos = _varint(buf, pos)
+    n, pos = decode_varint(buf, pos)
     return pos + n
   if wire == 5:
     return pos + 4
@@ -175,19 +192,19 @@ def fields(buf: bytes, pos: int = 0, end: int | None = None) -> Iterator[tuple[i
   the next position is its end."""
   end = len(buf) if end is None else end
   while pos < end:
-    tag, pos = _varint(buf, pos)
+    tag, pos = decode_varint(buf, pos)
     field, wire = tag >> 3, tag & 7
     if wire == 0:
-      value, pos = _varint(buf, pos)
+      value, pos = decode_varint(buf, pos)
     elif wire == 2:
-      n, pos = _varint(buf, pos)
+      n, pos = decode_varint(buf, pos)
       value = pos
       pos += n
       if pos > end:
         raise ValueError("length-delimited field runs past the end")
     else:
       value = pos
-      pos = _skip(buf, pos, wire)
+      pos = skip_field(buf, pos, wire)
     yield field, wire, value, pos
 
 
@@ -200,7 +217,7 @@ def _decode_shape(buf: bytes, pos: int, end: int) -> tuple[int, ...]:
       n = buf[pos]
       pos += 1
       if n & 0x80:
-        n, pos = _varint(buf, pos - 1)
+        n, pos = decode_varint(buf, pos - 1)
       stop = pos + n
       size = 0
       while pos < stop:
@@ -210,16 +227,16 @@ def _decode_shape(buf: bytes, pos: int, end: int) -> tuple[int, ...]:
           size = buf[pos]
           pos += 1
           if size & 0x80:
-            size, pos = _varint(buf, pos - 1)
+            size, pos = decode_varint(buf, pos - 1)
         else:
-          pos = _skip(buf, pos, t & 7)
+          pos = skip_field(buf, pos, t & 7)
       if size >= 1 << 63:  # int64 -1 for unknown dimensions.
         size -= 1 << 64
       dims.append(size)
     else:
       if tag & 0x80:
-        tag, pos = _varint(buf, pos - 1)
-      pos = _skip(buf, pos, tag & 7)
+        tag, pos = decode_varint(buf, pos - 1)
+      pos = skip_field(buf, pos, tag & 7)
   return tuple(dims)
 
 
@@ -233,28 +250,28 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
     tag = buf[pos]
     pos += 1
     if tag == 0x08:
-      dtype, pos = _varint(buf, pos)
+      dtype, pos = decode_varint(buf, pos)
     elif tag == 0x12:
-      n, pos = _varint(buf, pos)
+      n, pos = decode_varint(buf, pos)
       shape = _decode_shape(buf, pos, pos + n)
       pos += n
     elif tag == 0x18:
-      shard_id, pos = _varint(buf, pos)
+      shard_id, pos = decode_varint(buf, pos)
     elif tag == 0x20:
-      offset, pos = _varint(buf, pos)
+      offset, pos = decode_varint(buf, pos)
     elif tag == 0x28:
-      size, pos = _varint(buf, pos)
+      size, pos = decode_varint(buf, pos)
     elif tag == 0x35:  # fixed32 crc32c
       crc = int.from_bytes(buf[pos : pos + 4], "little")
       pos += 4
     elif tag == 0x3A:  # repeated TensorSliceProto slices
       sliced = True
-      n, pos = _varint(buf, pos)
+      n, pos = decode_varint(buf, pos)
       pos += n
     else:
       if tag & 0x80:
-        tag, pos = _varint(buf, pos - 1)
-      pos = _skip(buf, pos, tag & 7)
+        tag, pos = decode_varint(buf, pos - 1)
+      pos = skip_field(buf, pos, tag & 7)
   if pos != end:
     raise ValueError(f"the entry for {key!r} runs past its end")
   if dtype > 100:
@@ -282,10 +299,7 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
   entry_type = BundleEntry
   # The table-block walk of `_block_entries`, inlined: this loop runs once per
   # saved tensor.
-  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
-  limit = len(block) - 4 - 4 * num_restarts
-  if limit < 0:
-    raise ValueError("a block's restart array does not fit in the block")
+  limit = _entries_end(block)
   q = 0
   key = b""
   while q < limit:
@@ -295,9 +309,9 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
     if shared | non_shared | value_len < 0x80:
       q += 3
     else:
-      shared, q = _varint(block, q)
-      non_shared, q = _varint(block, q)
-      value_len, q = _varint(block, q)
+      shared, q = decode_varint(block, q)
+      non_shared, q = decode_varint(block, q)
+      value_len, q = decode_varint(block, q)
     if shared > len(key) or q + non_shared + value_len > limit:
       raise ValueError("a block entry runs past the end of its block")
     key = key[:shared] + block[q : q + non_shared]
@@ -326,7 +340,7 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
       p = stop
       shard_id = 0
       if block[p] == 0x18:
-        shard_id, p = _varint(block, p + 1)
+        shard_id, p = decode_varint(block, p + 1)
       if block[p] == 0x20:
         # Two varints, decoded inline: this runs once per saved tensor.
         b = block[p + 1]
@@ -403,14 +417,20 @@ def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
   raise ValueError(f"unknown block compression type {kind}")
 
 
-def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
-  """Yields (key, value start, value end) of each entry of a table block."""
-  if len(block) < 4:
-    raise ValueError("a block is shorter than its restart count")
+def _entries_end(block: bytes) -> int:
+  """Where a table block's entries end: before its restart offsets and count."""
   (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
   limit = len(block) - 4 - 4 * num_restarts
   if limit < 0:
     raise ValueError("a block's restart array does not fit in the block")
+  return limit
+
+
+def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
+  """Yields (key, value start, value end) of each entry of a table block."""
+  if len(block) < 4:
+    raise ValueError("a block is shorter than its restart count")
+  limit = _entries_end(block)
   pos = 0
   key = b""
   while pos < limit:
@@ -420,15 +440,66 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
     if shared | non_shared | value_len < 0x80:  # the usual: three 1-byte varints
       pos += 3
     else:
-      shared, pos = _varint(block, pos)
-      non_shared, pos = _varint(block, pos)
-      value_len, pos = _varint(block, pos)
+      shared, pos = decode_varint(block, pos)
+      non_shared, pos = decode_varint(block, pos)
+      value_len, pos = decode_varint(block, pos)
     if shared > len(key) or pos + non_shared + value_len > limit:
       raise ValueError("a block entry runs past the end of its block")
     key = key[:shared] + block[pos : pos + non_shared]
     pos += non_shared
     yield key, pos, pos + value_len
     pos += value_len
+
+
+def _footer(f: BinaryIO, path: str) -> tuple[int, bytes]:
+  """The file's size and its table footer, whose magic number is checked."""
+  f.seek(0, os.SEEK_END)
+  file_size = f.tell()
+  if file_size == 0:
+    raise errors.NotACheckpointError(
+      f"The checkpoint index {path!r} is empty.",
+      received=f"{path} (0 bytes)",
+      fix=(
+        "An empty index is left by a save that was interrupted or a copy "
+        "that failed; copy or save the checkpoint again."
+      ),
+    )
+  if file_size < _FOOTER_SIZE:
+    raise _corrupt(
+      path,
+      f"it has {file_size} bytes, fewer than the {_FOOTER_SIZE}-byte footer every index ends with",
+    )
+  f.seek(file_size - _FOOTER_SIZE)
+  footer = f.read(_FOOTER_SIZE)
+  (magic,) = struct.unpack_from("<Q", footer, _FOOTER_SIZE - 8)
+  if magic != _MAGIC:
+    raise _corrupt(
+      path,
+      "it does not end with the table magic number "
+      "(the file is truncated, or is not a checkpoint index)",
+    )
+  return file_size, footer
+
+
+def _read_table(
+  f: BinaryIO, file_size: int, footer: bytes
+) -> tuple[BundleHeader | None, list[BundleEntry]]:
+  """Decodes every data block that the footer's index block points at."""
+  pos = 0
+  _, pos = decode_varint(footer, pos)  # metaindex offset
+  _, pos = decode_varint(footer, pos)  # metaindex size
+  index_offset, pos = decode_varint(footer, pos)
+  index_size, pos = decode_varint(footer, pos)
+  index_block = _read_block(f, file_size, index_offset, index_size)
+  header = None
+  entries: list[BundleEntry] = []
+  cache: dict = {}
+  for _, start, _ in _block_entries(index_block):
+    offset, p = decode_varint(index_block, start)
+    size, _ = decode_varint(index_block, p)
+    block = _read_block(f, file_size, offset, size)
+    header = _decode_entries(block, entries, cache) or header
+  return header, entries
 
 
 def read_index(path: str) -> BundleIndex:
@@ -447,47 +518,9 @@ def read_index(path: str) -> BundleIndex:
     UnreadableFileError: the file cannot be opened.
   """
   with fileio.open_binary(path) as f:
-    f.seek(0, os.SEEK_END)
-    file_size = f.tell()
-    if file_size == 0:
-      raise errors.NotACheckpointError(
-        f"The checkpoint index {path!r} is empty.",
-        received=f"{path} (0 bytes)",
-        fix=(
-          "An empty index is left by a save that was interrupted or a copy "
-          "that failed; copy or save the checkpoint again."
-        ),
-      )
-    if file_size < _FOOTER_SIZE:
-      raise _corrupt(
-        path,
-        f"it has {file_size} bytes, fewer than the "
-        f"{_FOOTER_SIZE}-byte footer every index ends with",
-      )
-    f.seek(file_size - _FOOTER_SIZE)
-    footer = f.read(_FOOTER_SIZE)
-    (magic,) = struct.unpack_from("<Q", footer, _FOOTER_SIZE - 8)
-    if magic != _MAGIC:
-      raise _corrupt(
-        path,
-        "it does not end with the table magic number "
-        "(the file is truncated, or is not a checkpoint index)",
-      )
+    file_size, footer = _footer(f, path)
     try:
-      pos = 0
-      _, pos = _varint(footer, pos)  # metaindex offset
-      _, pos = _varint(footer, pos)  # metaindex size
-      index_offset, pos = _varint(footer, pos)
-      index_size, pos = _varint(footer, pos)
-      index_block = _read_block(f, file_size, index_offset, index_size)
-      header = None
-      entries: list[BundleEntry] = []
-      cache: dict = {}
-      for _, start, _ in _block_entries(index_block):
-        offset, p = _varint(index_block, start)
-        size, _ = _varint(index_block, p)
-        block = _read_block(f, file_size, offset, size)
-        header = _decode_entries(block, entries, cache) or header
+      header, entries = _read_table(f, file_size, footer)
     except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
       raise _corrupt(path, str(e) or type(e).__name__) from e
     except Exception as e:  # cramjam raises its own DecompressionError.
@@ -527,7 +560,7 @@ def read_string_scalar(prefix: str, entry: BundleEntry, num_shards: int) -> byte
       fix="Copy the checkpoint's data shard again from its source.",
     )
   try:
-    length, pos = _varint(raw, 0)
+    length, pos = decode_varint(raw, 0)
   except IndexError as e:
     raise _corrupt(path, f"the string tensor {entry.key!r} is unreadable") from e
   pos += 4  # masked CRC32C of the length varints.
@@ -715,6 +748,67 @@ def _copy_range(
     remaining -= len(chunk)
 
 
+def _copy_data(
+  source: str,
+  index: BundleIndex,
+  out: BinaryIO,
+  renames: dict[str, str],
+  replace: dict[str, bytes],
+  progress,
+  progress_every: int,
+) -> list[tuple[bytes, bytes]]:
+  """Writes every tensor of `source` to `out` in the order of its shards;
+  returns the index records, (new key, encoded entry), of what it wrote."""
+  records: list[tuple[bytes, bytes]] = []
+  position = 0
+  reported = 0
+  ordered = sorted(index.entries, key=lambda e: (e.shard_id, e.offset))
+  open_shards: dict[int, BinaryIO] = {}
+  try:
+    for n, e in enumerate(ordered, 1):
+      if e.sliced:
+        raise errors.CorruptCheckpointError(
+          f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
+          received=source,
+          fix="Save the checkpoint without partitioned variables.",
+        )
+      new_key = renames.get(e.key, e.key)
+      if e.key in replace:
+        payload, crc = encode_string_scalar(replace[e.key])
+        out.write(payload)
+        size = len(payload)
+      else:
+        f = open_shards.get(e.shard_id)
+        if f is None:
+          f = open_shards[e.shard_id] = fileio.open_binary(
+            shard_path(source, e.shard_id, index.header.num_shards)
+          )
+        _copy_range(f, out, e.offset, e.size, source, e.key)
+        size, crc = e.size, e.crc32c
+      records.append(
+        (new_key.encode("utf-8"), _encode_entry(e.dtype, e.shape, position, size, crc))
+      )
+      position += size
+      if progress and (position - reported >= progress_every or n == len(ordered)):
+        reported = position
+        progress(n, len(ordered))
+  finally:
+    for f in open_shards.values():
+      f.close()
+  return records
+
+
+def _write_index(path: str, records: list[tuple[bytes, bytes]]) -> None:
+  table = _TableBuilder()
+  table.add(b"", _encode_header(1))
+  for key, value in sorted(records):
+    table.add(key, value)
+  with open(path, "wb") as out:
+    out.write(table.finish())
+    out.flush()
+    os.fsync(out.fileno())
+
+
 def copy_bundle(
   source: str,
   index: BundleIndex,
@@ -729,61 +823,30 @@ def copy_bundle(
   strings, e.g. a rewritten object graph) re-encoded. Files are written under
   temporary names next to the destination and renamed into place, data first,
   index last. Memory stays within one copy chunk.
+
+  Args:
+    source: the checkpoint prefix to copy.
+    index: its index (`read_index`).
+    destination: the prefix to write.
+    renames: new keys by old key; keys not in it keep their names.
+    replace: new values of scalar string tensors, by old key.
+    progress: called as progress(tensors written, tensors in all) after every
+      `progress_every` bytes and at the end.
+    progress_every: bytes between progress calls.
+
+  Raises:
+    CorruptCheckpointError: a tensor is partitioned, or its data ends early.
   """
-  replace = replace or {}
   directory = os.path.dirname(os.path.abspath(destination)) or "."
-  data_path = shard_path(destination, 0, 1)
   tmp_data = os.path.join(directory, f".od_guard-{os.getpid()}-data.tmp")
   tmp_index = os.path.join(directory, f".od_guard-{os.getpid()}-index.tmp")
-  records: list[tuple[bytes, bytes]] = []
   try:
     with open(tmp_data, "wb") as out:
-      position = 0
-      reported = 0
-      ordered = sorted(index.entries, key=lambda e: (e.shard_id, e.offset))
-      open_shards: dict[int, BinaryIO] = {}
-      try:
-        for n, e in enumerate(ordered, 1):
-          if e.sliced:
-            raise errors.CorruptCheckpointError(
-              f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
-              received=source,
-              fix="Save the checkpoint without partitioned variables.",
-            )
-          new_key = renames.get(e.key, e.key)
-          if e.key in replace:
-            payload, crc = encode_string_scalar(replace[e.key])
-            out.write(payload)
-            size = len(payload)
-          else:
-            f = open_shards.get(e.shard_id)
-            if f is None:
-              f = open_shards[e.shard_id] = fileio.open_binary(
-                shard_path(source, e.shard_id, index.header.num_shards)
-              )
-            _copy_range(f, out, e.offset, e.size, source, e.key)
-            size, crc = e.size, e.crc32c
-          records.append(
-            (new_key.encode("utf-8"), _encode_entry(e.dtype, e.shape, position, size, crc))
-          )
-          position += size
-          if progress and (position - reported >= progress_every or n == len(ordered)):
-            reported = position
-            progress(n, len(ordered))
-      finally:
-        for f in open_shards.values():
-          f.close()
+      records = _copy_data(source, index, out, renames, replace or {}, progress, progress_every)
       out.flush()
       os.fsync(out.fileno())
-    table = _TableBuilder()
-    table.add(b"", _encode_header(1))
-    for key, value in sorted(records):
-      table.add(key, value)
-    with open(tmp_index, "wb") as out:
-      out.write(table.finish())
-      out.flush()
-      os.fsync(out.fileno())
-    os.replace(tmp_data, data_path)
+    _write_index(tmp_index, records)
+    os.replace(tmp_data, shard_path(destination, 0, 1))
     os.replace(tmp_index, destination + ".index")
   finally:
     for p in (tmp_data, tmp_index):

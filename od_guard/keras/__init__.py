@@ -1,6 +1,11 @@
 """The Keras integration (Keras 3 and tf-keras): facts about a live model, the
-guarded restore for custom loops, and callbacks for `model.fit`. Adapts only:
-the restore pipeline lives in `od_guard.restore`.
+guarded restore for custom loops, and callbacks for `model.fit` (one class per
+module: `callbacks.RestoreGuard` and `naming_callbacks.NamingGuard` subclass
+Keras 3's Callback, `tf_keras_callbacks.TfKerasRestoreGuard` and
+`tf_keras_naming_callbacks.TfKerasNamingGuard` tf-keras'; their logic is in
+`restore_guard_core` and `naming_guard_core`). Adapts only: the restore
+pipeline lives in `od_guard.restore`. Nothing here imports Keras until a
+callback class is asked for.
 
     from od_guard import keras as od_keras
     model.fit(data, callbacks=[od_keras.RestoreGuard("pretrained/ckpt-3")])
@@ -11,9 +16,9 @@ import importlib
 
 _EXPORTS = {
   "RestoreGuard": ("od_guard.keras.callbacks", "RestoreGuard"),
-  "TfKerasRestoreGuard": ("od_guard.keras.callbacks", "TfKerasRestoreGuard"),
+  "TfKerasRestoreGuard": ("od_guard.keras.tf_keras_callbacks", "TfKerasRestoreGuard"),
   "NamingGuard": ("od_guard.keras.naming_callbacks", "NamingGuard"),
-  "TfKerasNamingGuard": ("od_guard.keras.naming_callbacks", "TfKerasNamingGuard"),
+  "TfKerasNamingGuard": ("od_guard.keras.tf_keras_naming_callbacks", "TfKerasNamingGuard"),
   "restore": ("od_guard.keras.guarded_restore", "restore"),
   "RestoreGuardError": ("od_guard.keras.guarded_restore", "RestoreGuardError"),
 }

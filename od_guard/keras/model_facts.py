@@ -72,30 +72,3 @@ def saved_weights_layout(model: Any, suffix: str) -> str:
   path = os.path.join(directory, "model" + suffix)
   model.save_weights(path)
   return path
-
-
-def lazy_callback_classes(module: str, define, names: tuple[str, ...]):
-  """A module `__getattr__` that creates each callback class on first use.
-
-  Names starting with 'TfKeras' subclass `tf_keras.callbacks.Callback`, the
-  others `keras.callbacks.Callback`; nothing Keras is imported before a class
-  is asked for.
-  """
-  cache: dict[str, type] = {}
-
-  def __getattr__(name: str) -> type:
-    if name not in names:
-      raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    if name not in cache:
-      if name.startswith("TfKeras"):
-        import tf_keras
-
-        base = tf_keras.callbacks.Callback
-      else:
-        import keras
-
-        base = keras.callbacks.Callback
-      cache[name] = define(base, name)
-    return cache[name]
-
-  return __getattr__

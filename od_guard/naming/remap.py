@@ -222,9 +222,22 @@ def _edge_renames(proto, mapping: Mapping[str, str]) -> dict[tuple[int, int], st
   return renames
 
 
-def _rewrite_graph(proto, mapping: Mapping[str, str]):
-  """A copy of the object graph `proto` in which each value's new key is its
-  path: renamed edges and attribute keys. `proto` itself is left unchanged."""
+def rewrite_object_graph(proto, mapping: Mapping[str, str]):
+  """The object graph of the renamed checkpoint: each value's new key is its
+  path (renamed edges, renamed attribute keys).
+
+  Args:
+    proto: a `TrackableObjectGraph` (`Inventory.object_graph_proto`); left
+      unchanged.
+    mapping: {old key: new key} (see `rename_keys`).
+
+  Returns:
+    A rewritten copy of `proto`.
+
+  Raises:
+    RemapError: a rename moves a value to another depth, or two renames give
+      one scope different names.
+  """
   renames = _edge_renames(proto, mapping)
   out = type(proto)()
   out.CopyFrom(proto)
@@ -301,7 +314,7 @@ def remap(
   mapping = rename_keys((v.key for v in inv.variables), rules)
   replace: dict[str, bytes] = {}
   if inv.object_graph_proto is not None:
-    proto = _rewrite_graph(inv.object_graph_proto, mapping)
+    proto = rewrite_object_graph(inv.object_graph_proto, mapping)
     replace[inventory.OBJECT_GRAPH_KEY] = proto.SerializeToString()
   index = tensor_bundle.read_index(inv.prefix + ".index")
   os.makedirs(os.path.dirname(os.path.abspath(destination)) or ".", exist_ok=True)
@@ -397,7 +410,8 @@ def _verify(
   if problems:
     raise RemapVerificationError(
       "The written checkpoint, read back, does not hold what the source and the rules promise.",
-      received=f"{destination}: " + "; ".join(problems[:5])
+      received=f"{destination}: "
+      + "; ".join(problems[:5])
       + (f"; and {len(problems) - 5} more" if len(problems) > 5 else ""),
       fix=(
         f"Do not use {destination}: delete it and run remap again (the source is untouched). "

@@ -14,7 +14,6 @@ from od_guard import errors
 from od_guard.checkpoint import fileio
 
 PLACEHOLDER = "PATH_TO_BE_CONFIGURED"
-CHECKPOINT_TYPES = ("classification", "detection", "full", "fine_tune")
 
 
 class ConfigError(errors.OdGuardError):
@@ -226,8 +225,7 @@ def read(path: str, config=None) -> FineTuneConfig:
   )
 
 
-def resolve_checkpoint_path(value: str, config_path: str) -> str:
+def resolve_checkpoint_path(value: str) -> str:
   """The path model_lib_v2 will open: relative paths resolve against the
   working directory, not the config's directory."""
-  del config_path
   return value if os.path.isabs(value) or fileio.is_remote(value) else os.path.abspath(value)

@@ -53,128 +53,152 @@ def diagnose_path(
   Returns:
     (findings, path to read the checkpoint from, or None if there is none).
   """
-  out: list[Finding] = []
   if checkpoint is not None:
     # An explicit checkpoint to check (od-guard check --checkpoint): any form
     # `inspect` accepts is fine; the config's own value is not in question.
     try:
-      return out, checkpoint_path.resolve(checkpoint).path
+      return [], checkpoint_path.resolve(checkpoint).path
     except errors.CheckpointNotFoundError:
-      return out, checkpoint
+      return [], checkpoint
   value = config.fine_tune_checkpoint
   if not value:
-    out.append(
-      Finding(
-        "no_fine_tune_checkpoint",
-        findings.WARNING,
-        "No fine_tune_checkpoint: the model trains from randomly initialised weights.",
-        detail=f"train_config.fine_tune_checkpoint is empty in {config.path}.",
-        fix=(
-          "If you meant to fine-tune, set train_config.fine_tune_checkpoint to the "
-          'checkpoint prefix (e.g. ".../checkpoint/ckpt-0").'
-        ),
-        stock_outcome="trains from scratch without a word",
-      )
-    )
-    return out, None
+    return [_no_checkpoint(config)], None
   if pipeline_config.PLACEHOLDER in value:
-    out.append(
-      Finding(
-        "placeholder_path",
-        findings.ERROR,
-        "fine_tune_checkpoint still holds the zoo's PATH_TO_BE_CONFIGURED placeholder.",
-        detail=f'fine_tune_checkpoint: "{value}"',
-        fix=(
-          "Replace PATH_TO_BE_CONFIGURED with the directory where you extracted the "
-          'zoo model, e.g. "models/ssd_mobilenet_v2/checkpoint/ckpt-0".'
-        ),
-        stock_outcome="fails after building the model and the input pipeline (NotFoundError)",
-      )
-    )
-    return out, None
-  resolved_value = pipeline_config.resolve_checkpoint_path(value, config.path)
-  if not os.path.isabs(value) and not fileio.is_remote(value):
-    beside_config = os.path.join(os.path.dirname(os.path.abspath(config.path)), value)
-    here = fileio.exists(resolved_value) or fileio.exists(resolved_value + ".index")
-    there = fileio.exists(beside_config) or fileio.exists(beside_config + ".index")
-    if not here and there:
-      out.append(
-        Finding(
-          "relative_checkpoint_path",
-          findings.ERROR,
-          "fine_tune_checkpoint is relative to the config's directory, but the OD API "
-          "resolves it against the working directory.",
-          detail=(f'"{value}" -> {resolved_value} (missing); beside the config: {beside_config}'),
-          fix=f'Use the absolute path: fine_tune_checkpoint: "{os.path.abspath(beside_config)}"',
-          stock_outcome="fails after building the model (NotFoundError)",
-        )
-      )
-      return out, beside_config
-    out.append(
+    return [_placeholder(value)], None
+  resolved = pipeline_config.resolve_checkpoint_path(value)
+  out, beside_config = _relative_path(config, value, resolved)
+  if beside_config is not None:
+    return out, beside_config
+  for wrong_kind in (_file_not_prefix, _directory):
+    found = wrong_kind(value, resolved)
+    if found is not None:
+      finding, prefix = found
+      return [*out, finding], prefix
+  out.extend(_in_model_dir(resolved, model_dir))
+  return out, resolved
+
+
+def _no_checkpoint(config: pipeline_config.FineTuneConfig) -> Finding:
+  return Finding(
+    "no_fine_tune_checkpoint",
+    findings.WARNING,
+    "No fine_tune_checkpoint: the model trains from randomly initialised weights.",
+    detail=f"train_config.fine_tune_checkpoint is empty in {config.path}.",
+    fix=(
+      "If you meant to fine-tune, set train_config.fine_tune_checkpoint to the "
+      'checkpoint prefix (e.g. ".../checkpoint/ckpt-0").'
+    ),
+    stock_outcome="trains from scratch without a word",
+  )
+
+
+def _placeholder(value: str) -> Finding:
+  return Finding(
+    "placeholder_path",
+    findings.ERROR,
+    "fine_tune_checkpoint still holds the zoo's PATH_TO_BE_CONFIGURED placeholder.",
+    detail=f'fine_tune_checkpoint: "{value}"',
+    fix=(
+      "Replace PATH_TO_BE_CONFIGURED with the directory where you extracted the "
+      'zoo model, e.g. "models/ssd_mobilenet_v2/checkpoint/ckpt-0".'
+    ),
+    stock_outcome="fails after building the model and the input pipeline (NotFoundError)",
+  )
+
+
+def _relative_path(
+  config: pipeline_config.FineTuneConfig, value: str, resolved: str
+) -> tuple[list[Finding], str | None]:
+  """A relative path: an error when only the config's directory has it (then
+  that is the path to read), else a warning."""
+  if os.path.isabs(value) or fileio.is_remote(value):
+    return [], None
+  beside_config = os.path.join(os.path.dirname(os.path.abspath(config.path)), value)
+  here = fileio.exists(resolved) or fileio.exists(resolved + ".index")
+  there = fileio.exists(beside_config) or fileio.exists(beside_config + ".index")
+  if not here and there:
+    return [
       Finding(
         "relative_checkpoint_path",
-        findings.WARNING,
-        "fine_tune_checkpoint is a relative path: it resolves against the working "
-        "directory, so the run depends on where it is started.",
-        detail=f'"{value}" -> {resolved_value} (from {os.getcwd()})',
-        fix=f'Use the absolute path: fine_tune_checkpoint: "{resolved_value}"',
-      )
-    )
-  name = fileio.basename(resolved_value)
-  if name.endswith(".index") or _DATA_FILE.search(resolved_value):
-    prefix = (
-      resolved_value[: -len(".index")]
-      if name.endswith(".index")
-      else _DATA_FILE.sub("", resolved_value)
-    )
-    out.append(
-      Finding(
-        "checkpoint_path_is_file",
         findings.ERROR,
-        "fine_tune_checkpoint names one of the checkpoint's files, not its prefix.",
-        detail=f'fine_tune_checkpoint: "{value}"',
-        fix=f'Drop the file suffix: fine_tune_checkpoint: "{prefix}"',
-        stock_outcome="fails after building the model (the restore finds no checkpoint)",
+        "fine_tune_checkpoint is relative to the config's directory, but the OD API "
+        "resolves it against the working directory.",
+        detail=f'"{value}" -> {resolved} (missing); beside the config: {beside_config}',
+        fix=f'Use the absolute path: fine_tune_checkpoint: "{os.path.abspath(beside_config)}"',
+        stock_outcome="fails after building the model (NotFoundError)",
       )
+    ], beside_config
+  return [
+    Finding(
+      "relative_checkpoint_path",
+      findings.WARNING,
+      "fine_tune_checkpoint is a relative path: it resolves against the working "
+      "directory, so the run depends on where it is started.",
+      detail=f'"{value}" -> {resolved} (from {os.getcwd()})',
+      fix=f'Use the absolute path: fine_tune_checkpoint: "{resolved}"',
     )
-    return out, prefix
-  if fileio.exists(resolved_value) and fileio.isdir(resolved_value):
-    try:
-      prefix = checkpoint_path.resolve(resolved_value).path
-    except errors.OdGuardError:
-      prefix = None
-    out.append(
-      Finding(
-        "checkpoint_path_is_directory",
-        findings.ERROR,
-        "fine_tune_checkpoint names a directory; the OD API needs a checkpoint prefix.",
-        detail=f'fine_tune_checkpoint: "{value}" is a directory',
-        fix=(
-          _zoo_fix(prefix)
-          if prefix
-          else 'Point it at the checkpoint prefix inside, e.g. ".../checkpoint/ckpt-0".'
-        ),
-        stock_outcome="fails after building the model (the restore cannot open a directory)",
-      )
+  ], None
+
+
+def _file_not_prefix(value: str, resolved: str) -> tuple[Finding, str] | None:
+  """An .index or .data-* file named instead of the prefix."""
+  if fileio.basename(resolved).endswith(".index"):
+    prefix = resolved[: -len(".index")]
+  elif _DATA_FILE.search(resolved):
+    prefix = _DATA_FILE.sub("", resolved)
+  else:
+    return None
+  return Finding(
+    "checkpoint_path_is_file",
+    findings.ERROR,
+    "fine_tune_checkpoint names one of the checkpoint's files, not its prefix.",
+    detail=f'fine_tune_checkpoint: "{value}"',
+    fix=f'Drop the file suffix: fine_tune_checkpoint: "{prefix}"',
+    stock_outcome="fails after building the model (the restore finds no checkpoint)",
+  ), prefix
+
+
+def _directory(value: str, resolved: str) -> tuple[Finding, str | None] | None:
+  """A directory named instead of a prefix (the prefix inside, if any, is read)."""
+  if not (fileio.exists(resolved) and fileio.isdir(resolved)):
+    return None
+  try:
+    prefix = checkpoint_path.resolve(resolved).path
+  except errors.OdGuardError:
+    prefix = None
+  return Finding(
+    "checkpoint_path_is_directory",
+    findings.ERROR,
+    "fine_tune_checkpoint names a directory; the OD API needs a checkpoint prefix.",
+    detail=f'fine_tune_checkpoint: "{value}" is a directory',
+    fix=(
+      _zoo_fix(prefix)
+      if prefix
+      else 'Point it at the checkpoint prefix inside, e.g. ".../checkpoint/ckpt-0".'
+    ),
+    stock_outcome="fails after building the model (the restore cannot open a directory)",
+  ), prefix
+
+
+def _in_model_dir(resolved: str, model_dir: str | None) -> list[Finding]:
+  if not model_dir:
+    return []
+  ckpt_dir = os.path.abspath(os.path.dirname(resolved))
+  if ckpt_dir != os.path.abspath(model_dir):
+    return []
+  return [
+    Finding(
+      "checkpoint_in_model_dir",
+      findings.ERROR,
+      "The fine-tune checkpoint lies in model_dir, where training writes its own.",
+      detail=f"checkpoint dir {ckpt_dir} == model_dir {os.path.abspath(model_dir)}",
+      fix="Use a fresh --model_dir, or move the fine-tune checkpoint elsewhere.",
+      stock_outcome=(
+        "RuntimeError: Checkpoint dir (...) and model_dir (...) cannot be same. "
+        "Please set model_dir to a different path."
+      ),
     )
-    return out, prefix
-  if model_dir:
-    ckpt_dir = os.path.abspath(os.path.dirname(resolved_value))
-    if ckpt_dir == os.path.abspath(model_dir):
-      out.append(
-        Finding(
-          "checkpoint_in_model_dir",
-          findings.ERROR,
-          "The fine-tune checkpoint lies in model_dir, where training writes its own.",
-          detail=f"checkpoint dir {ckpt_dir} == model_dir {os.path.abspath(model_dir)}",
-          fix="Use a fresh --model_dir, or move the fine-tune checkpoint elsewhere.",
-          stock_outcome=(
-            "RuntimeError: Checkpoint dir (...) and model_dir (...) cannot be same. "
-            "Please set model_dir to a different path."
-          ),
-        )
-      )
-  return out, resolved_value
+  ]
 
 
 def diagnose_model_dir(model_dir: str | None) -> list[Finding]:
@@ -209,89 +233,114 @@ def diagnose_checkpoint(
   config: pipeline_config.FineTuneConfig, inv: inventory.Inventory, fp: fingerprint_lib.Fingerprint
 ) -> list[Finding]:
   """Checks the checkpoint's format, version, type and architecture against the config."""
-  out: list[Finding] = []
-  ctype = config.effective_checkpoint_type
-  if inv.data_shards == inventory.SHARDS_MISSING:
-    out.append(
-      Finding(
-        "data_shard_missing",
-        findings.WARNING,
-        "The checkpoint's data shard is missing: names, shapes and dtypes were checked "
-        "from the index; tensor values and the object graph were not.",
-        detail="missing: " + ", ".join(fileio.basename(m) for m in inv.missing_shards),
-        fix=("Copy the .data-* files next to the .index; training cannot restore without them."),
-        stock_outcome="fails when restoring (DataLossError / NotFoundError on the data file)",
-      )
-    )
-  if inv.format == inventory.TF1_NAME_BASED:
-    out.append(
-      Finding(
-        "tf1_checkpoint",
-        findings.ERROR,
-        "The checkpoint is TF1 name-based; the TF2 OD API restores object-based checkpoints only.",
-        detail=(
-          f"{inv.prefix} has no object graph; its keys are TF1 variable names "
-          f"(e.g. {inv.variables[0].key if inv.variables else '?'})."
-        ),
-        fix=(
-          "Use the TF2 Detection Zoo's checkpoint of this model (checkpoint/ckpt-0), "
-          "or convert this one for the built target model: "
-          "od_guard.naming.tf1_conversion.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
-          "maps TF1 names to the model's variable names where the shapes fit."
-        ),
-        stock_outcome="IOError: Checkpoint is expected to be an object-based checkpoint.",
-      )
-    )
-    return out
-  if inv.format == inventory.SAVED_MODEL or inv.resolved.saved_model:
-    out.append(
-      Finding(
-        "saved_model_variables",
-        findings.ERROR,
-        "fine_tune_checkpoint points at a SavedModel's variables, whose object paths "
-        "differ from a training checkpoint's.",
-        detail=f"{inv.prefix}: root objects {', '.join(fp.root_objects[:4])}",
-        fix=(
-          "Point at the training checkpoint exported with it: "
-          '".../checkpoint/ckpt-0", not ".../saved_model/variables/variables".'
-        ),
-        stock_outcome=_STOCK_UNBOUND.format(n="N"),
-      )
-    )
-    return out
-  if config.fine_tune_checkpoint_version != "V2":
-    how = "is V1" if config.version_set else "is not set (the proto default is V1)"
-    out.append(
-      Finding(
-        "checkpoint_version_v1",
-        findings.ERROR,
-        f"fine_tune_checkpoint_version {how}; the TF2 OD API accepts V2 only.",
-        detail=f"train_config in {config.path}",
-        fix="Add to train_config: fine_tune_checkpoint_version: V2",
-        stock_outcome="ValueError: Checkpoint version should be V2",
-      )
-    )
+  out = _data_shard(inv)
+  wrong_format = _wrong_format(inv, fp)
+  if wrong_format is not None:
+    return [*out, wrong_format]  # nothing else about it applies
+  out.extend(_version(config))
   if fp.checkpoint_kind == fingerprint_lib.WEIGHTLESS:
-    out.append(
-      Finding(
-        "weightless_checkpoint",
-        findings.ERROR,
-        "The checkpoint holds no weights, only bookkeeping (like the step-0 checkpoint "
-        "model_main_tf2 writes before the model has variables).",
-        detail=f"{inv.prefix}: {', '.join(v.path for v in inv.variables) or 'no values'}",
-        fix=(
-          "Point at a checkpoint with weights: the zoo's checkpoint/ckpt-0, or one saved "
-          "after training steps (model_main_tf2 --checkpoint_every_n)."
-        ),
-        stock_outcome=_STOCK_UNBOUND.format(n="N"),
-      )
+    return [*out, _weightless(inv)]
+  out.extend(_checkpoint_type(config, fp))
+  out.extend(_dummy_computation(config))
+  out.extend(_diagnose_architecture(config, fp))
+  if not any(f.severity == findings.ERROR for f in out):
+    out.extend(_diagnose_restore_scopes(config, inv, fp))
+  return out
+
+
+def _data_shard(inv: inventory.Inventory) -> list[Finding]:
+  if inv.data_shards != inventory.SHARDS_MISSING:
+    return []
+  return [
+    Finding(
+      "data_shard_missing",
+      findings.WARNING,
+      "The checkpoint's data shard is missing: names, shapes and dtypes were checked "
+      "from the index; tensor values and the object graph were not.",
+      detail="missing: " + ", ".join(fileio.basename(m) for m in inv.missing_shards),
+      fix=("Copy the .data-* files next to the .index; training cannot restore without them."),
+      stock_outcome="fails when restoring (DataLossError / NotFoundError on the data file)",
     )
-    return out
-  supported = {
-    "ssd": ("classification", "detection", "full"),
-    "faster_rcnn": ("classification", "detection", "full"),
-    "center_net": ("classification", "detection", "full"),
-  }[config.meta_architecture]
+  ]
+
+
+def _wrong_format(inv: inventory.Inventory, fp: fingerprint_lib.Fingerprint) -> Finding | None:
+  """A TF1 name-based checkpoint or a SavedModel's variables: the TF2 OD API
+  cannot restore either."""
+  if inv.format == inventory.TF1_NAME_BASED:
+    return Finding(
+      "tf1_checkpoint",
+      findings.ERROR,
+      "The checkpoint is TF1 name-based; the TF2 OD API restores object-based checkpoints only.",
+      detail=(
+        f"{inv.prefix} has no object graph; its keys are TF1 variable names "
+        f"(e.g. {inv.variables[0].key if inv.variables else '?'})."
+      ),
+      fix=(
+        "Use the TF2 Detection Zoo's checkpoint of this model (checkpoint/ckpt-0), "
+        "or convert this one for the built target model: "
+        "od_guard.naming.tf1_conversion.tf1_to_object_based(src, dst, {'model': model}, rules=[...]) "
+        "maps TF1 names to the model's variable names where the shapes fit."
+      ),
+      stock_outcome="IOError: Checkpoint is expected to be an object-based checkpoint.",
+    )
+  if inv.format == inventory.SAVED_MODEL or inv.resolved.saved_model:
+    return Finding(
+      "saved_model_variables",
+      findings.ERROR,
+      "fine_tune_checkpoint points at a SavedModel's variables, whose object paths "
+      "differ from a training checkpoint's.",
+      detail=f"{inv.prefix}: root objects {', '.join(fp.root_objects[:4])}",
+      fix=(
+        "Point at the training checkpoint exported with it: "
+        '".../checkpoint/ckpt-0", not ".../saved_model/variables/variables".'
+      ),
+      stock_outcome=_STOCK_UNBOUND.format(n="N"),
+    )
+  return None
+
+
+def _version(config: pipeline_config.FineTuneConfig) -> list[Finding]:
+  if config.fine_tune_checkpoint_version == "V2":
+    return []
+  how = "is V1" if config.version_set else "is not set (the proto default is V1)"
+  return [
+    Finding(
+      "checkpoint_version_v1",
+      findings.ERROR,
+      f"fine_tune_checkpoint_version {how}; the TF2 OD API accepts V2 only.",
+      detail=f"train_config in {config.path}",
+      fix="Add to train_config: fine_tune_checkpoint_version: V2",
+      stock_outcome="ValueError: Checkpoint version should be V2",
+    )
+  ]
+
+
+def _weightless(inv: inventory.Inventory) -> Finding:
+  return Finding(
+    "weightless_checkpoint",
+    findings.ERROR,
+    "The checkpoint holds no weights, only bookkeeping (like the step-0 checkpoint "
+    "model_main_tf2 writes before the model has variables).",
+    detail=f"{inv.prefix}: {', '.join(v.path for v in inv.variables) or 'no values'}",
+    fix=(
+      "Point at a checkpoint with weights: the zoo's checkpoint/ckpt-0, or one saved "
+      "after training steps (model_main_tf2 --checkpoint_every_n)."
+    ),
+    stock_outcome=_STOCK_UNBOUND.format(n="N"),
+  )
+
+
+_SUPPORTED_TYPES = ("classification", "detection", "full")
+
+
+def _checkpoint_type(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
+  """fine_tune_checkpoint_type against what the meta-architecture supports and
+  what the checkpoint's root objects are."""
+  ctype = config.effective_checkpoint_type
+  supported = _SUPPORTED_TYPES
   if ctype not in supported:
     better = "detection" if fp.checkpoint_kind == fingerprint_lib.DETECTION else "classification"
     stock = (
@@ -300,7 +349,7 @@ def diagnose_checkpoint(
       if ctype == "fine_tune" and config.meta_architecture == "center_net"
       else f"ValueError: Not supported fine_tune_checkpoint_type: {ctype}"
     )
-    out.append(
+    return [
       Finding(
         "checkpoint_type_unsupported",
         findings.ERROR,
@@ -309,9 +358,9 @@ def diagnose_checkpoint(
         fix=f'Set fine_tune_checkpoint_type: "{better}"',
         stock_outcome=stock,
       )
-    )
-  elif fp.checkpoint_kind == fingerprint_lib.DETECTION and ctype == "classification":
-    out.append(
+    ]
+  if fp.checkpoint_kind == fingerprint_lib.DETECTION and ctype == "classification":
+    return [
       Finding(
         "checkpoint_type_mismatch",
         findings.ERROR,
@@ -324,9 +373,9 @@ def diagnose_checkpoint(
         fix='Set fine_tune_checkpoint_type: "detection"',
         stock_outcome=_STOCK_UNBOUND.format(n="N"),
       )
-    )
-  elif fp.checkpoint_kind == fingerprint_lib.CLASSIFICATION and ctype in ("detection", "full"):
-    out.append(
+    ]
+  if fp.checkpoint_kind == fingerprint_lib.CLASSIFICATION and ctype in ("detection", "full"):
+    return [
       Finding(
         "checkpoint_type_mismatch",
         findings.ERROR,
@@ -342,26 +391,27 @@ def diagnose_checkpoint(
           "'feature_extractor' (deprecated for \"detection\")"
         ),
       )
+    ]
+  return []
+
+
+def _dummy_computation(config: pipeline_config.FineTuneConfig) -> list[Finding]:
+  if config.effective_checkpoint_type != "classification" or config.run_dummy_computation:
+    return []
+  return [
+    Finding(
+      "dummy_computation_disabled",
+      findings.ERROR,
+      "run_fine_tune_checkpoint_dummy_computation is false, so the classification "
+      "backbone is not built when the restore map is made.",
+      detail=f"train_config in {config.path}",
+      fix="Set run_fine_tune_checkpoint_dummy_computation: true (or remove the line).",
+      stock_outcome=(
+        "TypeError: restore_map was expected to return a (str -> Model) "
+        "mapping, but we received a (str -> NoneType) mapping instead."
+      ),
     )
-  if ctype == "classification" and not config.run_dummy_computation:
-    out.append(
-      Finding(
-        "dummy_computation_disabled",
-        findings.ERROR,
-        "run_fine_tune_checkpoint_dummy_computation is false, so the classification "
-        "backbone is not built when the restore map is made.",
-        detail=f"train_config in {config.path}",
-        fix="Set run_fine_tune_checkpoint_dummy_computation: true (or remove the line).",
-        stock_outcome=(
-          "TypeError: restore_map was expected to return a (str -> Model) "
-          "mapping, but we received a (str -> NoneType) mapping instead."
-        ),
-      )
-    )
-  out.extend(_diagnose_architecture(config, fp))
-  if not any(f.severity == findings.ERROR for f in out):
-    out.extend(_diagnose_restore_scopes(config, inv, fp))
-  return out
+  ]
 
 
 # The scopes each meta-architecture's restore_from_objects(type) asks for.

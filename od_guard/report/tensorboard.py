@@ -3,16 +3,27 @@
 A restore report: scalars under ``od_guard/`` (verdict, counts, coverage per
 component) and the Markdown report as the text summary ``od_guard/report``.
 Naming violations found at a save: ``od_guard/naming/violations`` and the
-text ``od_guard/naming/report``, at the save's step. Needs TensorFlow; only
-the chief of a multi-worker job should call these.
+text ``od_guard/naming/report``, at the save's step. Beside them, each report
+goes whole to the od_guard dashboard (`od_guard.report.dashboard`: a summary
+its plugin owns; the scalars and Markdown show where the plugin is absent).
+With TensorFlow already imported (or a remote logdir) the summaries go through
+tf.summary; otherwise through TensorBoard's protos and record framing, so the
+TF-free commands never import TensorFlow. Only the chief of a multi-worker job
+should call these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import sys
+from typing import Any
 
+from od_guard.checkpoint import fileio
+from od_guard.report import event_file
 from od_guard.report import record
 from od_guard.report import render
+from od_guard.report.dashboard import metadata as dashboard_metadata
+from od_guard.report.dashboard import summary as dashboard_summary
 from od_guard.restore import findings
 from od_guard.restore import policy as policy_lib
 
@@ -44,9 +55,32 @@ def scalars(report: record.Report) -> dict[str, float]:
 
 
 def write_summaries(
-  logdir: str, *, step: int, scalars: Mapping[str, float] = (), texts: Mapping[str, str] = ()
+  logdir: str,
+  *,
+  step: int,
+  scalars: Mapping[str, float] = (),
+  texts: Mapping[str, str] = (),
+  records: Mapping[str, tuple[str, Mapping[str, Any]]] = (),
 ) -> str:
-  """Writes scalar and text summaries to `logdir` at `step`; returns the logdir."""
+  """Writes scalar and text summaries to `logdir` at `step`; returns the logdir.
+
+  `records` maps a tag to (kind, JSON-able record) for the od_guard dashboard.
+  """
+  if "tensorflow" not in sys.modules and not fileio.is_remote(logdir):
+    from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+    from tensorboard.plugins.text import summary_v2 as text_summary
+
+    event_file.write(
+      fileio.local(logdir),
+      [scalar_summary.scalar_pb(tag, value) for tag, value in dict(scalars).items()]
+      + [text_summary.text_pb(tag, text) for tag, text in dict(texts).items()]
+      + [
+        dashboard_summary.record_pb(tag, data, kind=kind)
+        for tag, (kind, data) in dict(records).items()
+      ],
+      step=step,
+    )
+    return logdir
   import tensorflow as tf
 
   writer = tf.summary.create_file_writer(logdir)
@@ -55,6 +89,8 @@ def write_summaries(
       tf.summary.scalar(tag, value, step=step)
     for tag, text in dict(texts).items():
       tf.summary.text(tag, text, step=step)
+    for tag, (kind, data) in dict(records).items():
+      dashboard_summary.record(tag, data, kind=kind, step=step)
   writer.flush()
   writer.close()
   return logdir
@@ -67,6 +103,12 @@ def write(report: record.Report, logdir: str, *, step: int = 0) -> str:
     step=step,
     scalars=scalars(report),
     texts={"od_guard/report": render.render_markdown(report)},
+    records={
+      dashboard_metadata.TAGS[dashboard_metadata.PREFLIGHT]: (
+        dashboard_metadata.PREFLIGHT,
+        report.to_dict(),
+      )
+    },
   )
 
 
@@ -86,4 +128,10 @@ def write_naming(violations: Sequence, path: str, logdir: str, *, step: int = 0)
     step=step,
     scalars={"od_guard/naming/violations": float(len(violations))},
     texts={"od_guard/naming/report": naming_markdown(violations, path)},
+    records={
+      dashboard_metadata.TAGS[dashboard_metadata.NAMING]: (
+        dashboard_metadata.NAMING,
+        dashboard_summary.naming_record(violations, path),
+      )
+    },
   )

@@ -471,16 +471,10 @@ def match_keys(
     by_order: pair layers by position, as tf-keras loads Keras 2 HDF5 files
       (by_name=False); else pair by key, as Keras 3 loads `.weights.h5`.
   """
-  from od_guard.checkpoint import keras_files as keras_weights  # h5py only for Keras files
-
   want = [v for v in expected.variables if v.kind == inventory.MODEL]
   have = {v.key: v for v in checkpoint.variables if v.kind == inventory.MODEL}
   if by_order:
-    pairs = dict(
-      zip(
-        keras_weights.weight_order(expected.prefix), keras_weights.weight_order(checkpoint.prefix)
-      )
-    )
+    pairs = dict(zip(expected.weight_order, checkpoint.weight_order))
   else:
     pairs = {v.key: v.key for v in want if v.key in have}
   restored, missing, shape_mm, dtype_mm = [], [], [], []
