@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -11,12 +15,16 @@ from conftest import BITEWING
 from conftest import HAS_ODAPI
 from conftest import SIGN_LANGUAGE
 from conftest import ZOO
+from conftest import ZOO_COPIES
+from conftest import needs_realworld
 from conftest import run_cli
+from conftest import zoo_config_names
 
 needs_odapi = pytest.mark.odapi
 
 
 @needs_odapi
+@needs_realworld
 def test_static_check_real_user_checkpoints_from_the_index_alone():
   for user, description, classes in (
     (SIGN_LANGUAGE, "SSD MobileNet v2 FPNLite", 10),
@@ -43,6 +51,7 @@ def test_static_check_real_user_checkpoints_from_the_index_alone():
 
 
 @needs_odapi
+@needs_realworld
 def test_static_check_fails_under_strict_on_index_only():
   r = run_cli(
     "check",
@@ -59,6 +68,7 @@ def test_static_check_fails_under_strict_on_index_only():
 
 
 @needs_odapi
+@needs_realworld
 def test_the_users_own_path_is_reported_missing():
   # The user's config names the zoo checkpoint on their machine.
   r = run_cli("check", "--static", "--pipeline_config_path", str(BITEWING / "pipeline.config"))
@@ -67,7 +77,7 @@ def test_the_users_own_path_is_reported_missing():
 
 
 @needs_odapi
-@pytest.mark.parametrize("config", sorted(p.name for p in ZOO.glob("*.config")))
+@pytest.mark.parametrize("config", zoo_config_names())
 def test_every_zoo_config_parses_or_fails_clearly(config):
   r = run_cli("check", "--static", "--json", "--pipeline_config_path", str(ZOO / config))
   if config == "centernet_resnet50_v2_512x512_coco17_tpu-8.config":
@@ -107,13 +117,8 @@ def test_malformed_config_is_a_clear_error(tmp_path):
 
 
 @needs_odapi
-def test_checkpoint_given_as_config_is_a_clear_error():
-  r = run_cli(
-    "check",
-    "--static",
-    "--pipeline_config_path",
-    str(SIGN_LANGUAGE / "checkpoint" / "ckpt-0.index"),
-  )
+def test_checkpoint_given_as_config_is_a_clear_error(keras_tf_checkpoint):
+  r = run_cli("check", "--static", "--pipeline_config_path", keras_tf_checkpoint + ".index")
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert "is not a text file, so it cannot be a pipeline config" in r.stderr
 
@@ -122,7 +127,11 @@ def test_check_without_a_usable_od_api_says_so():
   if HAS_ODAPI:
     pytest.skip("the OD API works here")
   r = run_cli(
-    "check", "--static", "--json", "--pipeline_config_path", str(SIGN_LANGUAGE / "pipeline.config")
+    "check",
+    "--static",
+    "--json",
+    "--pipeline_config_path",
+    str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"),
   )
   assert r.returncode == 2
   d = json.loads(r.stdout)
@@ -151,26 +160,44 @@ def test_doctor_json():
     assert "Descriptors cannot be created directly" in by_name["object_detection.protos"]["found"]
 
 
-def test_doctor_is_right_about_keras_3_without_legacy_keras():
-  """What doctor predicts for TF 2.20 without TF_USE_LEGACY_KERAS is what happens."""
-  import tensorflow as tf
-
-  if tf.__version__.startswith("2.15"):
-    pytest.skip("TF 2.15 has Keras 2: nothing to predict")
-  import subprocess
-  import sys
-
-  code = "import tensorflow as tf\nprint(hasattr(tf.keras.layers, 'experimental'))"
-  r = subprocess.run(
-    [sys.executable, "-c", code],
+def _import_od_api_keras_layers(env: dict) -> subprocess.CompletedProcess:
+  """Imports the first OD API module that needs Keras 2 (FreezableSyncBatchNorm
+  subclasses tf.keras.layers.experimental.SyncBatchNormalization)."""
+  return subprocess.run(
+    [sys.executable, "-c", "from object_detection.core import freezable_sync_batch_norm"],
     capture_output=True,
     text=True,
-    env={k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"},
+    timeout=300,
+    env=env,
   )
-  assert r.stdout.strip() == "False"  # what freezable_sync_batch_norm.py needs
+
+
+@pytest.mark.parametrize("legacy", [None, "1"], ids=["legacy_keras_unset", "legacy_keras_1"])
+def test_doctor_is_right_about_keras_3_without_legacy_keras(legacy):
+  """What `od-guard doctor` says about Keras is what importing the OD API does,
+  with TF_USE_LEGACY_KERAS unset and set; where it finds an error, the error it
+  quotes is the real one and the fix it gives makes the import work."""
+  if importlib.util.find_spec("object_detection") is None:
+    pytest.skip("needs the OD API's files (both environments have them)")
+  given = {} if legacy is None else {"TF_USE_LEGACY_KERAS": legacy}
+  r = run_cli("doctor", "--json", env=given, unset=("TF_USE_LEGACY_KERAS",) * (legacy is None))
+  keras = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["keras"]
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env.update(given, TF_CPP_MIN_LOG_LEVEL="3")
+  real = _import_od_api_keras_layers(env)
+  if keras["status"] == "ok":
+    assert real.returncode == 0, real.stderr[-2000:]
+    return
+  assert keras["status"] == "error" and real.returncode != 0
+  assert real.stderr.strip().splitlines()[-1] in keras["fix"]
+  fix = re.match(r"export (\w+)=(\S+)", keras["fix"])
+  assert fix, keras["fix"]
+  fixed = _import_od_api_keras_layers(dict(env, **{fix[1]: fix[2]}))
+  assert fixed.returncode == 0, fixed.stderr[-2000:]
 
 
 @needs_odapi
+@needs_realworld
 @pytest.mark.parametrize(
   "user,classes", [(SIGN_LANGUAGE, 10), (BITEWING, 5)], ids=["sign_language", "bitewing"]
 )

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from od_guard import cli
 
+from conftest import REPO
 from conftest import SIGN_LANGUAGE
+from conftest import needs_realworld
 from conftest import run_cli
 
 
+@needs_realworld
 def test_inspect_real_user_checkpoint_reports_prefix_missing_shard_and_components():
   r = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"))
   assert r.returncode == 0, r.stderr
@@ -28,8 +33,20 @@ def test_inspect_real_user_checkpoint_reports_prefix_missing_shard_and_component
     assert line in r.stdout
 
 
-def test_inspect_json_follows_the_documented_schema():
+@needs_realworld
+def test_inspect_json_of_real_user_checkpoint():
   r = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--json", "--variables")
+  assert r.returncode == 0, r.stderr
+  d = json.loads(r.stdout)
+  assert (d["format"], d["data_shards"]) == ("tf2_object_based", "missing")
+  assert d["components"]["backbone"] == {"tensors": 260, "params": 2257984, "bytes": 9031936}
+  assert d["totals"]["tensors"] == len(d["variables"]) == 385
+
+
+def test_inspect_json_follows_the_documented_schema(tmp_path, keras_tf_checkpoint):
+  # Index only, as users' checkpoints often come: the schema is the same.
+  shutil.copy(keras_tf_checkpoint + ".index", tmp_path / "ckpt-1.index")
+  r = run_cli("inspect", str(tmp_path / "ckpt-1"), "--json", "--variables")
   assert r.returncode == 0, r.stderr
   d = json.loads(r.stdout)
   assert set(d) == {
@@ -54,8 +71,7 @@ def test_inspect_json_follows_the_documented_schema():
     "tf2_object_based",
     "missing",
   )
-  assert d["components"]["backbone"] == {"tensors": 260, "params": 2257984, "bytes": 9031936}
-  assert d["totals"]["tensors"] == len(d["variables"]) == 385
+  assert d["totals"]["tensors"] == len(d["variables"]) > 0
   v = d["variables"][0]
   assert set(v) == {
     "key",
@@ -71,6 +87,7 @@ def test_inspect_json_follows_the_documented_schema():
   }
 
 
+@needs_realworld
 def test_inspect_depth_controls_the_tree():
   shallow = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--depth", "1").stdout
   deep = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--depth", "4").stdout
@@ -130,17 +147,43 @@ def test_diff_reports_added_removed_and_shape_changes(tf, tmp_path):
   assert "head/.ATTRIBUTES/VARIABLE_VALUE: (4,) -> (5,)" in text
 
 
-def test_console_script_is_installed():
-  bindir = os.path.dirname(os.path.realpath(os.sys.executable))
-  script = shutil.which("od-guard", path=os.path.dirname(os.sys.executable)) or shutil.which(
-    "od-guard", path=bindir
+def _console_script() -> str:
+  bindir = os.path.dirname(sys.executable)
+  script = shutil.which("od-guard", path=bindir) or shutil.which(
+    "od-guard", path=os.path.dirname(os.path.realpath(sys.executable))
   )
   if script is None:
     pytest.fail("od-guard console script missing: run `pip install -e .` (make does)")
-  import subprocess
+  return script
 
-  r = subprocess.run([script, "--version"], capture_output=True, text=True)
-  assert r.returncode == 0 and r.stdout.startswith("od_guard ")
+
+def test_console_script_runs_od_guard_cli():
+  from importlib import metadata
+
+  import od_guard
+
+  (entry,) = [e for e in metadata.entry_points(group="console_scripts") if e.name == "od-guard"]
+  assert entry.value == "od_guard.cli:run" and entry.load() is cli.run
+  r = subprocess.run([_console_script(), "--version"], capture_output=True, text=True)
+  assert (r.returncode, r.stdout) == (0, f"od_guard {od_guard.__version__}\n")
+
+
+def test_console_script_and_python_m_give_od_guards_exit_codes(tf, tmp_path, keras_tf_checkpoint):
+  other = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "other"))
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  for argv, code in (
+    (("diff", keras_tf_checkpoint, keras_tf_checkpoint), cli.EXIT_OK),
+    (("diff", keras_tf_checkpoint, other), cli.EXIT_FINDINGS),
+    (("inspect", str(tmp_path / "nothing-here")), cli.EXIT_BAD_INPUT),
+    (("inspect",), cli.EXIT_BAD_INPUT),
+  ):
+    runs = [
+      subprocess.run([*launcher, *argv], capture_output=True, text=True, env=env, timeout=120)
+      for launcher in ([_console_script()], [sys.executable, "-m", "od_guard"])
+    ]
+    assert [r.returncode for r in runs] == [code, code], (argv, runs[0].stderr)
+    assert runs[0].stdout == runs[1].stdout
+  assert runs[0].stderr.startswith("od-guard: error: UsageError: od-guard inspect: ")
 
 
 if __name__ == "__main__":

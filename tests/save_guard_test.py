@@ -71,6 +71,7 @@ def test_checkpoint_manager_drops_the_quarantined_from_its_state(tf, tmp_path):
   with pytest.raises(save_guard.NamingViolationError):
     manager.save()
   assert tf.train.latest_checkpoint(str(tmp_path)) == first
+  assert "ckpt-2" not in (tmp_path / "checkpoint").read_text()
   assert os.path.exists(str(tmp_path / "ckpt-2.quarantined.index"))
 
 
@@ -107,22 +108,94 @@ def test_keras_model_checkpoint_with_auto_named_layers_is_stopped(keras_guard, t
   assert not os.path.exists(tmp_path / f"e2{suffix}")  # stopped after the first save
 
 
-def test_keras_backup_and_restore_saves_are_checked(tmp_path):
+_CUSTOM_EXTRACTOR_RULES = """
+extends = ["keras"]
+[rules]
+forbidden = ["(^|/)CustomExtractor(/|$)"]
+"""
+
+
+def _fit_with_backup_and_guard(tmp_path, mode, epochs=2, **guard_kwargs):
+  """A tf-keras model whose attribute `CustomExtractor` breaks the rules file,
+  trained with BackupAndRestore (which saves `backup/chief/ckpt-<epoch>` at each
+  epoch's end and deletes the backup when training ends) and the guard after it."""
   import tf_keras as keras
 
   from od_guard.keras import naming_callbacks
 
-  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="head")])
+  class Net(keras.Model):
+    def __init__(self):
+      super().__init__()
+      self.CustomExtractor = keras.layers.Dense(3)
+      self.head = keras.layers.Dense(2)
+
+    def call(self, x):
+      return self.head(self.CustomExtractor(x))
+
+  rules = tmp_path / "rules.toml"
+  rules.write_text(_CUSTOM_EXTRACTOR_RULES)
+  model = Net()
   model.compile(optimizer="sgd", loss="mse")
-  guard = naming_callbacks.TfKerasNamingGuard(str(tmp_path / "backup"), preset="keras", mode="warn")
-  model.fit(
-    np.zeros((4, 4), "float32"),
-    np.zeros((4, 2), "float32"),
-    epochs=2,
-    verbose=0,
-    callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), guard],
+  backup = str(tmp_path / "backup")
+  guard = naming_callbacks.TfKerasNamingGuard(backup, rules=str(rules), mode=mode, **guard_kwargs)
+
+  def fit():
+    model.fit(
+      np.zeros((4, 4), "float32"),
+      np.zeros((4, 2), "float32"),
+      epochs=epochs,
+      verbose=0,
+      callbacks=[keras.callbacks.BackupAndRestore(backup), guard],
+    )
+
+  return model, guard, fit
+
+
+def test_keras_backup_and_restore_saves_are_checked_in_warn_mode(tmp_path, caplog):
+  _, guard, fit = _fit_with_backup_and_guard(tmp_path, "warn", log_dir=str(tmp_path / "tb"))
+  with caplog.at_level("WARNING", logger="od_guard"):
+    fit()  # warn mode: training runs to the end
+  chief = tmp_path / "backup" / "chief"
+  assert guard.checked == [str(chief / "ckpt-1"), str(chief / "ckpt-2")]
+  warned = [r.getMessage() for r in caplog.records if r.name == "od_guard"]
+  assert warned == [
+    f"od_guard: {chief / f'ckpt-{n}'} breaks the naming rules {str(tmp_path / 'rules.toml')!r}: "
+    "2 violation(s), e.g. model/CustomExtractor/bias (matches forbidden pattern "
+    "'(^|/)CustomExtractor(/|$)')"
+    for n in (1, 2)
+  ]
+  from tensorboard.backend.event_processing import event_accumulator
+
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+  acc.Reload()
+  assert [e.step for e in acc.Tensors("od_guard/naming/violations")] == [1, 2]
+
+
+def test_keras_backup_and_restore_save_is_quarantined_in_error_mode(tf, tmp_path):
+  model, guard, fit = _fit_with_backup_and_guard(tmp_path, "error", epochs=3)
+  with pytest.raises(save_guard.NamingViolationError) as e:
+    fit()
+  chief = tmp_path / "backup" / "chief"
+  assert guard.checked == [str(chief / "ckpt-1")]  # stopped at the first epoch's end
+  assert [(v.path, v.rule) for v in e.value.violations] == [
+    ("model/CustomExtractor/bias", "forbidden"),
+    ("model/CustomExtractor/kernel", "forbidden"),
+  ]
+  assert "[forbidden: matches forbidden pattern '(^|/)CustomExtractor(/|$)']" in e.value.what
+  assert e.value.quarantined == str(chief / "ckpt-1.quarantined")
+  assert sorted(os.listdir(chief)) == [
+    "ckpt-1.quarantined.data-00000-of-00001",
+    "ckpt-1.quarantined.index",
+  ]
+  # The state file named only ckpt-1: it is gone, so a resume starts afresh
+  # instead of restoring the quarantined checkpoint.
+  assert tf.train.latest_checkpoint(str(chief)) is None
+  np.testing.assert_array_equal(
+    tf.train.load_checkpoint(e.value.quarantined).get_tensor(
+      "model/CustomExtractor/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    ),
+    model.CustomExtractor.kernel.numpy(),
   )
-  assert guard.checked and all("backup" in p for p in guard.checked)
 
 
 @pytest.mark.odapi

@@ -483,8 +483,19 @@ def _diagnose_restore_scopes(
 def _diagnose_architecture(
   config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
 ) -> list[Finding]:
+  """The fingerprint's architecture against the config's: the meta-architecture
+  first (nothing else compares across them), then each part."""
+  mismatch = _meta_architecture(config, fp)
+  if mismatch:
+    return mismatch
+  checks = (_feature_extractor, _neck, _depth_multiplier, _num_classes)
+  return [finding for check in checks for finding in check(config, fp)]
+
+
+def _meta_architecture(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
   out: list[Finding] = []
-  ctype = config.effective_checkpoint_type
   if fp.meta_architecture and fp.meta_architecture != config.meta_architecture:
     out.append(
       Finding(
@@ -501,7 +512,13 @@ def _diagnose_architecture(
         stock_outcome=_STOCK_UNBOUND.format(n="N"),
       )
     )
-    return out
+  return out
+
+
+def _feature_extractor(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
+  out: list[Finding] = []
   if fp.feature_extractor_types and config.feature_extractor_type not in fp.feature_extractor_types:
     fits = " or ".join(f'"{t}"' for t in fp.feature_extractor_types)
     out.append(
@@ -522,6 +539,11 @@ def _diagnose_architecture(
         data={"fitting_types": list(fp.feature_extractor_types)},
       )
     )
+  return out
+
+
+def _neck(config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint) -> list[Finding]:
+  out: list[Finding] = []
   if (
     fp.neck in ("fpn", "fpnlite")
     and config.meta_architecture == "ssd"
@@ -540,6 +562,13 @@ def _diagnose_architecture(
         stock_outcome=_STOCK_UNBOUND.format(n="N"),
       )
     )
+  return out
+
+
+def _depth_multiplier(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
+  out: list[Finding] = []
   if (
     fp.depth_multiplier is not None
     and config.meta_architecture == "ssd"
@@ -557,6 +586,14 @@ def _diagnose_architecture(
         stock_outcome="ValueError: Cannot assign value to variable '...': Shape mismatch",
       )
     )
+  return out
+
+
+def _num_classes(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
+  out: list[Finding] = []
+  ctype = config.effective_checkpoint_type
   classes = fp.num_classes(config.add_background_class)
   if classes is not None and classes != config.num_classes:
     heads_restored = ctype == "full"
