@@ -100,7 +100,7 @@ def test_shape_mismatch_is_predicted_and_tf_refuses_it(tf, tmp_path, make_net):
   graph = live_graph.capture({"model": target})
   report = restore_match.match(graph, inventory.read_inventory(prefix, object_graph=FULL))
   (mm,) = report.shape_mismatches
-  assert (mm.path, mm.checkpoint, mm.model) == ("model/head", "(4,)", "(5,)")
+  assert (mm.path, mm.checkpoint, mm.model) == ("model/head", (4,), (5,))
   assert predicted(report) == {"model/backbone"}
   with pytest.raises(ValueError, match="Shape mismatch|incompatible"):
     tf.train.Checkpoint(model=target).restore(prefix)

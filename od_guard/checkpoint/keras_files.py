@@ -36,7 +36,7 @@ class Contents:
 
   Attributes:
     format: kinds.KERAS3_WEIGHTS or kinds.KERAS2_HDF5.
-    records: every dataset, in the file's (alphabetical) order.
+    records: every dataset, in the order h5py lists them.
     weight_order: for KERAS2_HDF5, the dataset keys in the order tf-keras
       loads them (layers in `layer_names` order, weights in `weight_names`
       order); () for KERAS3_WEIGHTS.

@@ -25,10 +25,13 @@ _COUNTER = itertools.count()
 
 
 def event_file_name(wall_time: float) -> str:
-  """A name TensorBoard recognises as an event file, unique per process and call."""
+  """A name TensorBoard recognises as an event file, unique per process and
+  call; names sort in the order they were written (TensorBoard reads a run's
+  files in name order, and a step older than one it has read counts as a
+  restart that purges the later ones)."""
   return (
     f"events.out.tfevents.{int(wall_time):010d}.{socket.gethostname()}."
-    f"{os.getpid()}.{next(_COUNTER)}.od_guard"
+    f"{os.getpid()}.{next(_COUNTER):06d}.od_guard"
   )
 
 

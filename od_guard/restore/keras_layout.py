@@ -9,7 +9,6 @@ Framework-level like `restore_diagnosis`: plain data in, findings out.
 
 from __future__ import annotations
 
-import ast
 import collections
 import re
 
@@ -119,7 +118,7 @@ def _layer_renames(mapping: dict[str, str]) -> list[str]:
 
 def _only_last_dim_differs(m: restore_match.Mismatch) -> bool:
   """A layer whose output width changed: same rank, all but the last dim equal."""
-  before, after = ast.literal_eval(m.checkpoint), ast.literal_eval(m.model)
+  before, after = m.checkpoint, m.model
   return (
     len(before) == len(after)
     and bool(before)

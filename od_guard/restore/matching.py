@@ -159,8 +159,8 @@ def checkpoint_paths(inv: inventory.Inventory, *, limit: int = 4) -> dict[str, l
   while queue:
     node = queue.popleft()
     for name, child in tree[node].children.items():
+      fresh = child not in paths
       known = paths.setdefault(child, [])
-      fresh = child not in paths or not known
       for p in paths[node]:
         if len(known) < limit:
           known.append(f"{p}/{name}" if p else name)
@@ -218,16 +218,31 @@ class Unbound:
 
 @dataclasses.dataclass(frozen=True)
 class Mismatch:
-  """A binding whose checkpoint value cannot be assigned (shape or dtype)."""
+  """A binding whose checkpoint value cannot be assigned (shape or dtype).
+
+  Attributes:
+    checkpoint, model: the two shapes (tuples) of a shape mismatch, or the two
+      dtype names of a dtype mismatch. Shapes stay tuples until rendered
+      (`to_dict` writes them as Python prints them: '(3, 3)').
+  """
 
   path: str
   key: str
-  checkpoint: str
-  model: str
+  checkpoint: tuple[int, ...] | str
+  model: tuple[int, ...] | str
   component: str
 
   def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    def text(x: tuple[int, ...] | str) -> str:
+      return x if isinstance(x, str) else inventory.format_shape(x)
+
+    return {
+      "path": self.path,
+      "key": self.key,
+      "checkpoint": text(self.checkpoint),
+      "model": text(self.model),
+      "component": self.component,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,21 +409,19 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
     )
 
   restored, shape_mm, dtype_mm = [], [], []
+  restored_uids: set[int] = set()
   for uid, key in sorted(bound.items(), key=lambda kv: live.variables[kv[0]].path):
     v = live.variables[uid]
     e = entries.get(key)
     if e is None:  # named by the object graph but absent from the index
       continue
     if tuple(e.shape) != v.shape:
-      shape_mm.append(
-        Mismatch(
-          v.path, key, inventory.format_shape(e.shape), inventory.format_shape(v.shape), v.component
-        )
-      )
+      shape_mm.append(Mismatch(v.path, key, tuple(e.shape), tuple(v.shape), v.component))
     elif e.dtype != v.dtype:
       dtype_mm.append(Mismatch(v.path, key, e.dtype, v.dtype, v.component))
     else:
       restored.append(Binding(v.path, key, v.shape, v.dtype, v.component))
+      restored_uids.add(uid)
   missing = tuple(
     Unbound(v.path, v.shape, v.dtype, v.component)
     for v in sorted((live.variables[u] for u in requested - bound.keys()), key=lambda v: v.path)
@@ -426,13 +439,6 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
   unused_other = tuple(
     sorted(k for k, e in entries.items() if k not in used and e.kind != inventory.MODEL)
   )
-  restored_uids = {
-    uid
-    for uid, key in bound.items()
-    if key in entries
-    and tuple(entries[key].shape) == live.variables[uid].shape
-    and entries[key].dtype == live.variables[uid].dtype
-  }
   return RestoreReport(
     mode=mode,
     restored=tuple(restored),
@@ -442,19 +448,22 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
     unused_other=unused_other,
     shape_mismatches=tuple(shape_mm),
     dtype_mismatches=tuple(dtype_mm),
-    coverage=_coverage(live, restored_uids),
+    coverage=_coverage(
+      (v.component, v.num_params, uid in restored_uids) for uid, v in live.variables.items()
+    ),
     unmatched_objects=unmatched_objects,
   )
 
 
-def _coverage(live: LiveGraph, restored_uids: set[int]) -> tuple[Coverage, ...]:
+def _coverage(variables: Iterable[tuple[str, int, bool]]) -> tuple[Coverage, ...]:
+  """Coverage per component from (component, parameters, restored) triples."""
   totals: dict[str, list[int]] = {}
-  for uid, v in live.variables.items():
-    t = totals.setdefault(v.component, [0, 0, 0, 0])
-    t[1] += v.num_params
+  for component, params, restored in variables:
+    t = totals.setdefault(component, [0, 0, 0, 0])
+    t[1] += params
     t[3] += 1
-    if uid in restored_uids:
-      t[0] += v.num_params
+    if restored:
+      t[0] += params
       t[2] += 1
   return tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals)
 
@@ -485,25 +494,13 @@ def match_keys(
     if e is None:
       missing.append(Unbound(v.key, v.shape, v.dtype, v.component))
     elif tuple(e.shape) != tuple(v.shape):
-      shape_mm.append(
-        Mismatch(
-          v.key, key, inventory.format_shape(e.shape), inventory.format_shape(v.shape), v.component
-        )
-      )
+      shape_mm.append(Mismatch(v.key, key, tuple(e.shape), tuple(v.shape), v.component))
     elif e.dtype != v.dtype:
       dtype_mm.append(Mismatch(v.key, key, e.dtype, v.dtype, v.component))
     else:
       restored.append(Binding(v.key, key, tuple(v.shape), v.dtype, v.component))
       restored_keys.add(v.key)
   used = set(pairs.values()) if by_order else set(pairs)
-  totals: dict[str, list[int]] = {}
-  for v in want:
-    t = totals.setdefault(v.component, [0, 0, 0, 0])
-    t[1] += v.num_params
-    t[3] += 1
-    if v.key in restored_keys:
-      t[0] += v.num_params
-      t[2] += 1
   return RestoreReport(
     mode="keras_file_by_order" if by_order else "keras_file_by_key",
     restored=tuple(restored),
@@ -513,5 +510,5 @@ def match_keys(
     unused_other=tuple(sorted(v.key for v in checkpoint.variables if v.kind != inventory.MODEL)),
     shape_mismatches=tuple(shape_mm),
     dtype_mismatches=tuple(dtype_mm),
-    coverage=tuple(Coverage(c, *totals[c]) for c in components.ALL if c in totals),
+    coverage=_coverage((v.component, v.num_params, v.key in restored_keys) for v in want),
   )

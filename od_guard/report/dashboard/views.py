@@ -16,6 +16,7 @@ from typing import Any
 
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
+from od_guard.checkpoint import keys as checkpoint_keys
 
 RESTORED = "restored"
 MISSING = "missing"
@@ -26,7 +27,6 @@ NOT_REQUESTED = "not_requested"
 ABSENT = "absent"  # compare only: the variable is not in that report
 FATES = (RESTORED, MISSING, SHAPE_MISMATCH, DTYPE_MISMATCH, UNUSED, NOT_REQUESTED)
 
-_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # A shape as the restore report writes it for a mismatch: '(3, 3, 32)'.
 _DIM = re.compile(r"-?\d+")
 
@@ -109,7 +109,7 @@ class _Columns:
     self.shape.append(shape)
     self.checkpoint.append(checkpoint)
     self.params.append(params)
-    self.key.append("" if key in ("", path + _VALUE_SUFFIX) else key)
+    self.key.append("" if key in ("", path + checkpoint_keys.VARIABLE_VALUE_SUFFIX) else key)
 
   def to_dict(self) -> dict:
     return {
@@ -128,7 +128,7 @@ class _Columns:
 
 
 def _unused_path(key: str) -> str:
-  parts, _ = inventory.split_key(key)
+  parts, _ = checkpoint_keys.split_key(key)
   return "/".join(parts)
 
 

@@ -41,11 +41,11 @@ function el(tag, props, ...children) {
     else if (ALLOWED_ATTRIBUTES.has(key)) node.setAttribute(key, String(value));
     else throw new Error(`od_guard dashboard: attribute ${key} is not allowed`);
   }
-  append(node, children);
+  appendChildren(node, children);
   return node;
 }
 
-function append(node, children) {
+function appendChildren(node, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
@@ -415,7 +415,7 @@ class Dashboard {
     this.runsList = el('ul', {class: 'runs', data: {role: 'runs'}});
     this.tabs = el('nav', {class: 'tabs'});
     this.content = el('div', {class: 'content', data: {role: 'content'}});
-    append(this.root, el('div', {class: 'app'},
+    this.root.append(el('div', {class: 'app'},
       el('aside', {class: 'sidebar'},
         el('div', {class: 'sidebar-head'},
           el('h1', null, 'od_guard runs'),
