@@ -13,7 +13,7 @@ import pytest
 from od_guard import errors
 from od_guard.checkpoint import inventory
 
-from conftest import ZOO
+from conftest import ZOO_COPIES
 from conftest import run_cli
 
 
@@ -114,7 +114,7 @@ def test_truncated_hdf5(tmp_path, keras2_h5):
 
 
 def test_pipeline_config_passed_as_checkpoint():
-  r = run_cli("inspect", str(ZOO / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
+  r = run_cli("inspect", str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
   _assert_clean_failure(r, "NotACheckpointError", "is a pipeline config", "--pipeline_config_path")
 
 

@@ -12,6 +12,7 @@ from od_guard.checkpoint import paths as checkpoint_path
 
 from conftest import BITEWING
 from conftest import SIGN_LANGUAGE
+from conftest import needs_realworld
 
 
 def test_prefix_resolves_to_itself(keras_tf_checkpoint):
@@ -50,12 +51,14 @@ def test_state_file_with_foreign_absolute_path_falls_back_beside_it(tmp_path, ke
   assert "which is not here (written on another machine?)" in r.notes[-1]
 
 
+@needs_realworld
 def test_directory_without_state_file_uses_single_checkpoint():
   r = checkpoint_path.resolve(str(BITEWING / "checkpoint"))
   assert r.path == str(BITEWING / "checkpoint" / "ckpt-0")
   assert "its only checkpoint" in r.notes[0]
 
 
+@needs_realworld
 def test_directory_with_several_checkpoints_and_no_state_is_ambiguous(tmp_path):
   for n in (1, 2):
     shutil.copy(BITEWING / "checkpoint" / "ckpt-0.index", tmp_path / f"ckpt-{n}.index")
@@ -64,6 +67,7 @@ def test_directory_with_several_checkpoints_and_no_state_is_ambiguous(tmp_path):
   assert "ckpt-2" in e.value.fix
 
 
+@needs_realworld
 def test_real_state_file_resolves():
   r = checkpoint_path.resolve(str(SIGN_LANGUAGE / "checkpoint"))
   assert r.path == str(SIGN_LANGUAGE / "checkpoint" / "ckpt-0")
@@ -74,6 +78,7 @@ def test_saved_model_directory_resolves_to_variables(saved_model_dir):
   assert (r.path, r.saved_model) == (os.path.join(saved_model_dir, "variables", "variables"), True)
 
 
+@needs_realworld
 def test_saved_model_without_pb_still_reads_variables():
   r = checkpoint_path.resolve(str(SIGN_LANGUAGE / "saved_model"))
   assert r.path.endswith("saved_model/variables/variables") and r.saved_model

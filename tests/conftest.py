@@ -280,7 +280,9 @@ class OdapiWorld:
     file name in tests/data/zoo_configs)."""
     from od_guard.testing import tiny_odapi
 
-    base = self.base_config if zoo is None else tiny_odapi.load_pipeline_config(str(ZOO_COPIES / zoo))
+    base = (
+      self.base_config if zoo is None else tiny_odapi.load_pipeline_config(str(ZOO_COPIES / zoo))
+    )
     config = tiny_odapi.shrink_pipeline_config(
       base,
       image_size=image_size or self.IMAGE,

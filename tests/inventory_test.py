@@ -9,6 +9,7 @@ import pytest
 from od_guard.checkpoint import components
 from od_guard.checkpoint import inventory
 
+from conftest import needs_realworld
 from conftest import tf_listing
 
 
@@ -96,6 +97,7 @@ def test_missing_data_shard_keeps_names_and_says_what_is_unchecked(tmp_path, ker
   assert any("tensor values and the object graph cannot be checked" in n for n in inv.notes)
 
 
+@needs_realworld
 @pytest.mark.parametrize("depth", [1, 2, 3, 5])
 def test_groups_are_the_path_prefixes_of_depth_components(depth):
   from conftest import SIGN_LANGUAGE

@@ -11,9 +11,11 @@ from od_guard.naming import rules as naming_rules
 
 from conftest import BITEWING
 from conftest import SIGN_LANGUAGE
+from conftest import needs_realworld
 from conftest import run_cli
 
 
+@needs_realworld
 @pytest.mark.parametrize("user", [SIGN_LANGUAGE, BITEWING], ids=["sign_language", "bitewing"])
 def test_real_user_checkpoints_pass_the_odapi_preset(user):
   r = run_cli("lint", str(user / "checkpoint"), "--preset", "odapi", "--json", check_tf=True)

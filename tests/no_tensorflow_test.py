@@ -66,24 +66,27 @@ def test_the_broken_packages_are_what_python_finds(broken_frameworks):
     assert r.stderr.strip().splitlines()[-1] == f"ImportError: {name} is broken on purpose"
 
 
-def test_the_checkpoint_layer_imports(broken_frameworks):
-  code = (
-    "import importlib, pkgutil, sys\n"
-    "import od_guard, od_guard.checkpoint as layer\n"
-    "names = sorted(m.name for m in pkgutil.iter_modules(layer.__path__))\n"
-    "for name in names:\n"
-    "  importlib.import_module('od_guard.checkpoint.' + name)\n"
-    "print(names)\n"
-    "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-    + repr(BROKEN)
-    + "))\n"
-  )
-  r = _python("-c", code, broken=broken_frameworks)
+_IMPORT_THE_LAYER = """
+import importlib, json, pkgutil, sys
+import od_guard.checkpoint as layer
+
+names = sorted(m.name for m in pkgutil.iter_modules(layer.__path__))
+for name in names:
+  importlib.import_module("od_guard.checkpoint." + name)
+frameworks = sorted(m for m in sys.modules if m.split(".")[0] in {broken})
+print(json.dumps({{"modules": names, "frameworks": frameworks}}))
+"""
+
+
+def test_the_checkpoint_layer_and_all_its_modules_import(broken_frameworks):
+  r = _python("-c", _IMPORT_THE_LAYER.format(broken=BROKEN), broken=broken_frameworks)
   assert r.returncode == 0, r.stderr
   assert MARK not in r.stderr
-  modules, frameworks = r.stdout.strip().splitlines()
-  assert {"inventory", "tensor_bundle", "object_graph", "keras_files", "paths"} <= set(eval(modules))
-  assert frameworks == "[]"
+  got = json.loads(r.stdout)
+  assert {"inventory", "tensor_bundle", "object_graph", "keras_files", "paths"} <= set(
+    got["modules"]
+  )
+  assert got["frameworks"] == []
 
 
 @pytest.fixture(scope="module")

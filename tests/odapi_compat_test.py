@@ -122,7 +122,9 @@ def test_apply_makes_tf_slims_case_and_cond_calls_work_in_process_only():
   }
   # A fresh interpreter is back to TF's own module: nothing persisted.
   assert _installed_files_digest() == before
-  fresh = _run(["-c", "from tensorflow.python.ops import control_flow_ops as c; print(hasattr(c, 'case'))"])
+  fresh = _run(
+    ["-c", "from tensorflow.python.ops import control_flow_ops as c; print(hasattr(c, 'case'))"]
+  )
   assert fresh.stdout.strip().splitlines()[-1] == "False", fresh.stderr[-2000:]
 
 

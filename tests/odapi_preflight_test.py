@@ -269,7 +269,7 @@ def test_centernet_fine_tune_type_is_unsupported(odapi_world, tmp_path):
   from od_guard.testing import tiny_odapi
 
   config = tiny_odapi.load_pipeline_config(
-    str(__import__("conftest").ZOO / "center_net_deepmac_1024x1024_coco_tpu-128.config")
+    str(__import__("conftest").ZOO_COPIES / "center_net_deepmac_1024x1024_coco_tpu-128.config")
   )
   config.train_config.fine_tune_checkpoint = odapi_world.checkpoints["detection"]
   path = tiny_odapi.write_pipeline_config(config, str(tmp_path / "centernet.config"))

@@ -99,7 +99,9 @@ def test_no_findings_and_facts_pass(name):
   assert _decide(name)[0].decision == policy_lib.PASS
 
 
-@pytest.mark.parametrize("name,decision", [("strict", "fail"), ("default", "warn"), ("lenient", "warn")])
+@pytest.mark.parametrize(
+  "name,decision", [("strict", "fail"), ("default", "warn"), ("lenient", "warn")]
+)
 def test_a_warning(name, decision):
   verdict, _ = _decide(name, _finding("unused_checkpoint_values", WARNING, "12 values unused."))
   assert (verdict.decision, verdict.reasons) == (
@@ -129,6 +131,14 @@ def test_a_policy_derived_from_lenient_stays_lenient():
   derived = policy_lib.preset("lenient").replace(min_backbone_coverage=0.5)
   verdict, _ = policy_lib.decide(derived, [_finding("stale_checkpoint_in_model_dir", ERROR)])
   assert verdict.decision == policy_lib.WARN
+
+
+def test_a_custom_policy_can_make_any_error_warn_only():
+  custom = policy_lib.preset("default").replace(warn_only=frozenset({"head_shape_changed"}))
+  verdict, adjusted = policy_lib.decide(custom, [_finding("head_shape_changed", ERROR)])
+  assert verdict.decision == policy_lib.WARN and [f.severity for f in adjusted] == [WARNING]
+  assert custom.to_dict()["warn_only"] == ["head_shape_changed"]
+  assert policy_lib.decide(custom, [_finding("shape_mismatch", ERROR)])[0].failed
 
 
 def test_downgrades_leave_warnings_and_facts_alone():
@@ -286,7 +296,9 @@ def test_strict_needs_the_whole_backbone_and_neck():
     ("backbone", 1.0),
     ("neck", 1.0),
   ]
-  assert got[1].title == "Only 50.0% of the neck's parameters restore; the strict policy needs 100%."
+  assert (
+    got[1].title == "Only 50.0% of the neck's parameters restore; the strict policy needs 100%."
+  )
 
 
 def test_lenient_has_no_backbone_threshold():
@@ -312,10 +324,14 @@ def test_replaced_threshold_is_the_one_applied():
   report = _report(_cov(components.BACKBONE, 600, 1000))
   default = policy_lib.preset("default")
   assert len(policy_lib.coverage_findings(default, report, BOTH)) == 1
-  assert policy_lib.coverage_findings(default.replace(min_backbone_coverage=0.6), report, BOTH) == []
+  assert (
+    policy_lib.coverage_findings(default.replace(min_backbone_coverage=0.6), report, BOTH) == []
+  )
 
 
-@pytest.mark.parametrize("name,decision", [("strict", "fail"), ("default", "fail"), ("lenient", "pass")])
+@pytest.mark.parametrize(
+  "name,decision", [("strict", "fail"), ("default", "fail"), ("lenient", "pass")]
+)
 def test_coverage_findings_through_decide(name, decision):
   policy = policy_lib.preset(name)
   found = policy_lib.coverage_findings(policy, _report(_cov(components.BACKBONE, 900, 1000)), BOTH)

@@ -197,7 +197,7 @@ def test_coverage_is_parameter_weighted_per_component(tf, tmp_path, make_net):
 
 
 def _renames(tf, tmp_path, saved: dict, target: dict):
-  from od_guard.restore import diagnosis as restore_diagnosis
+  from od_guard.restore import renames
 
   def tree(spec):
     m = tf.Module()
@@ -208,7 +208,7 @@ def _renames(tf, tmp_path, saved: dict, target: dict):
   prefix = _save(tf, tmp_path, model=tree(saved))
   inv = inventory.read_inventory(prefix, object_graph=FULL)
   report = restore_match.match(live_graph.capture({"model": tree(target)}), inv)
-  return [(r.old, r.new, r.count) for r in restore_diagnosis.propose_renames(report, inv)]
+  return [(r.old, r.new, r.count) for r in renames.propose_renames(report, inv)]
 
 
 def test_a_renamed_scope_gets_one_rule(tf, tmp_path):

@@ -376,11 +376,10 @@ def _layout_differences(written: tensor_bundle.BundleIndex, destination: str) ->
     end = e.offset + e.size
   shard = tensor_bundle.shard_path(destination, 0, 1)
   size = os.path.getsize(shard) if os.path.exists(shard) else None
-  if size != end:
-    problems.append(
-      f"the data shard holds {'no file' if size is None else f'{size} bytes'}; "
-      f"the index describes {end} bytes"
-    )
+  if size is None:
+    problems.append(f"the data shard {shard} is missing")
+  elif size != end:
+    problems.append(f"the data shard holds {size} bytes; the index describes {end} bytes")
   return problems
 
 
@@ -396,7 +395,7 @@ def _verify(
   object graph) as written.
 
   Raises:
-    RemapVerificationError: any difference, all of them listed.
+    RemapVerificationError: any difference (the first five are listed).
   """
   written = tensor_bundle.read_index(destination + ".index")
   problems = _entry_differences(source, written, mapping, replace)

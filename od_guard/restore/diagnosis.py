@@ -9,119 +9,14 @@ shapes that cannot be assigned, and what stays freshly initialised.
 from __future__ import annotations
 
 import collections
-import dataclasses
 
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
-from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.restore import findings
 from od_guard.restore import matching as restore_match
+from od_guard.restore import renames as renames_lib
 
 Finding = findings.Finding
-_SCOPE_SHARE = 0.9  # of a scope's values a rename rule must move
-_EXPLAINED_SHARE = 0.5  # of the missing variables the rules together must bind
-
-
-@dataclasses.dataclass(frozen=True)
-class RenameRule:
-  """Checkpoint keys starting with `old` should start with `new`."""
-
-  old: str
-  new: str
-  count: int
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
-
-  def text(self) -> str:
-    return f"{self.old} -> {self.new}"
-
-
-def propose_renames(
-  report: restore_match.RestoreReport, inv: inventory.Inventory, *, min_count: int = 2
-) -> list[RenameRule]:
-  """Finds prefix substitutions that would bind missing variables to unused values.
-
-  For every missing variable and every split of its key into prefix + rest,
-  an unused checkpoint key ending in the same rest, with the same shape and
-  dtype, votes for (its prefix -> the missing prefix). A rule must move
-  nearly all of its scope on both sides; rules are taken greedily by votes,
-  each variable counted once, so that the result maps whole scopes
-  ('model/CustomExtractor/' -> 'model/_feature_extractor/'). Layers that
-  merely share shapes (two batch norms of 64 channels) do not make a rename:
-  when a scope would map two ways, or the rules bind less than half of the
-  missing variables, there is no proposal.
-
-  Returns:
-    Rules with at least `min_count` variables, most votes first; [] when the
-    differences are not a systematic renaming.
-  """
-  entries = inv.by_key()
-  alternatives = restore_match.checkpoint_paths(inv)
-  # Vote in path space (every object-graph path of an unused value), so that a
-  # value keyed under one parent but reachable through the renamed scope counts.
-  unused_paths: list[tuple[str, str]] = []
-  for key in report.unused:
-    for path in alternatives.get(key) or ["/".join(checkpoint_keys.split_key(key)[0])]:
-      unused_paths.append((key, checkpoint_keys.checkpoint_key(path)))
-  by_rest: dict[tuple[str, tuple[int, ...], str], list[str]] = collections.defaultdict(list)
-  for key, as_key in unused_paths:
-    e = entries[key]
-    parts = as_key.split("/")
-    for i in range(1, len(parts)):
-      by_rest[("/".join(parts[i:]), e.shape, e.dtype)].append("/".join(parts[:i]) + "/")
-  votes: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
-  for missing in report.missing:
-    key = checkpoint_keys.checkpoint_key(missing.path)
-    parts = key.split("/")
-    for i in range(1, len(parts)):
-      rest = "/".join(parts[i:])
-      for old in by_rest.get((rest, missing.shape, missing.dtype), ()):
-        new = "/".join(parts[:i]) + "/"
-        if old != new:
-          votes[(old, new)].add(key)
-  missing_keys = [checkpoint_keys.checkpoint_key(u.path) for u in report.missing]
-
-  def under(prefix: str, keys) -> int:
-    return sum(1 for k in keys if k.startswith(prefix))
-
-  # A scope rename moves whole scopes: a rule must account for nearly all of
-  # the values under its old prefix and of the variables under its new one.
-  def values_under(prefix: str) -> int:
-    """Unused values (not paths: a value may have several) under a prefix."""
-    return len({key for key, as_key in unused_paths if as_key.startswith(prefix)})
-
-  candidates = {
-    rule: keys
-    for rule, keys in votes.items()
-    if len(keys) >= min_count
-    and len(keys) >= _SCOPE_SHARE * values_under(rule[0])
-    and len(keys) >= _SCOPE_SHARE * under(rule[1], missing_keys)
-  }
-  # Most votes first; among equals the shortest (most general) prefixes. A
-  # prefix claimed by two different rules is a coincidence of shapes, not a
-  # rename, unless one rule strictly contains the other's keys.
-  rules = []
-  covered: set[str] = set()
-  used_old: set[str] = set()
-  used_new: set[str] = set()
-  for (old, new), keys in sorted(
-    candidates.items(), key=lambda kv: (-len(kv[1]), len(kv[0][0]) + len(kv[0][1]))
-  ):
-    fresh = keys - covered
-    if len(fresh) < min_count:
-      continue
-    if any(old.startswith(o) or o.startswith(old) for o in used_old) or any(
-      new.startswith(n) or n.startswith(new) for n in used_new
-    ):
-      return []  # the same scope would go two ways: not a systematic rename
-    rules.append(RenameRule(old=old, new=new, count=len(fresh)))
-    covered |= fresh
-    used_old.add(old)
-    used_new.add(new)
-  if len(covered) < _EXPLAINED_SHARE * len(report.missing):
-    return []
-  return rules
 
 
 def _fold(paths, limit=8) -> str:
@@ -145,9 +40,25 @@ def diagnose(
     stock_assertion: the caller restores with `assert_existing_objects_matched`
       (the OD API does), so missing objects raise rather than pass silently.
   """
+  return [
+    *_missing(report, inv, root_hint, stock_assertion),
+    *_shape_mismatches(report),
+    *_dtype_mismatches(report),
+    *_unused(report, inv),
+    *_not_requested(report, root_hint),
+  ]
+
+
+def _missing(
+  report: restore_match.RestoreReport,
+  inv: inventory.Inventory,
+  root_hint: str,
+  stock_assertion: bool,
+) -> list[Finding]:
+  """Variables the restore asks for without a value, and the renaming that explains them."""
   out: list[Finding] = []
   if report.missing:
-    renames = propose_renames(report, inv)
+    renames = renames_lib.propose_renames(report, inv)
     by_component = collections.Counter(u.component for u in report.missing)
     if renames:
       covered = sum(r.count for r in renames)
@@ -191,6 +102,11 @@ def diagnose(
         else "trains with these variables freshly initialised",
       )
     )
+  return out
+
+
+def _shape_mismatches(report: restore_match.RestoreReport) -> list[Finding]:
+  out: list[Finding] = []
   if report.shape_mismatches:
     first = report.shape_mismatches[0]
     out.append(
@@ -220,6 +136,11 @@ def diagnose(
         ),
       )
     )
+  return out
+
+
+def _dtype_mismatches(report: restore_match.RestoreReport) -> list[Finding]:
+  out: list[Finding] = []
   if report.dtype_mismatches:
     out.append(
       Finding(
@@ -233,6 +154,11 @@ def diagnose(
         fix="Match the model's dtype policy (e.g. mixed precision) to the checkpoint's.",
       )
     )
+  return out
+
+
+def _unused(report: restore_match.RestoreReport, inv: inventory.Inventory) -> list[Finding]:
+  out: list[Finding] = []
   if report.unused:
     by_component = collections.Counter(inv.by_key()[k].component for k in report.unused)
     out.append(
@@ -247,6 +173,11 @@ def diagnose(
         ),
       )
     )
+  return out
+
+
+def _not_requested(report: restore_match.RestoreReport, root_hint: str) -> list[Finding]:
+  out: list[Finding] = []
   if report.not_requested:
     by_component = collections.Counter(u.component for u in report.not_requested)
     out.append(

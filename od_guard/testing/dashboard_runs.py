@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
+from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.report import record
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import fingerprint as fingerprint_lib
@@ -75,23 +76,21 @@ def synthetic_report(
       not_requested.append(matching.Unbound(path, shape, "float32", component))
     elif i % 97 == 96:
       mismatches.append(
-        matching.Mismatch(
-          path, path + "/.ATTRIBUTES/VARIABLE_VALUE", "(3, 3, 16, 32)", str(shape), component
-        )
+        matching.Mismatch(path, checkpoint_keys.checkpoint_key(path), (3, 3, 16, 32), shape, component)
       )
     elif component == "backbone" and (i * 7919 % 1000) < renamed_fraction * 1000:
       missing.append(matching.Unbound(path, shape, "float32", component))
-      unused.append(path.replace("_feature_extractor", "CustomExtractor") + "/.ATTRIBUTES/VARIABLE_VALUE")
+      unused.append(checkpoint_keys.checkpoint_key(path.replace("_feature_extractor", "CustomExtractor")))
     else:
       restored.append(
-        matching.Binding(path, path + "/.ATTRIBUTES/VARIABLE_VALUE", shape, "float32", component)
+        matching.Binding(path, checkpoint_keys.checkpoint_key(path), shape, "float32", component)
       )
       tally[0] += params
       tally[2] += 1
   if hostile:
     for j, name in enumerate(HOSTILE_NAMES):
       missing.append(matching.Unbound(f"{HOSTILE_SCOPE}/{name}", (4,), "float32", "box_head"))
-      unused.append(f"model/{name}/.ATTRIBUTES/VARIABLE_VALUE")
+      unused.append(checkpoint_keys.checkpoint_key(f"model/{name}"))
       restored.append(
         matching.Binding(f"model/extra_{j}/{name}", f"model/extra_{j}/{name}/x", (2,), "float32", "other")
       )
@@ -174,6 +173,226 @@ def synthetic_report(
     timings={"match": 0.1},
     strategy="synthetic",
   )
+
+
+HOSTILE_RUN = "hostile_<img src=x onerror=alert(6)>"
+NAMING_STEPS = tuple(range(100, 1300, 100))  # 12 saves: more than TensorBoard's default 10
+
+
+class _Violation:
+  def __init__(self, path: str, rule: str, message: str):
+    self.key = checkpoint_keys.checkpoint_key(path)
+    self.path = path
+    self.rule = rule
+    self.message = message
+
+
+def write_tf_free_runs(logdir: str) -> dict:
+  """Writes the hostile run with od_guard's TF-free writer; returns what was written.
+
+  Run in a fresh interpreter (`python -m od_guard.testing.dashboard_runs
+  tf_free LOGDIR`): the result says whether TensorFlow got imported.
+  """
+  from od_guard.report import tensorboard
+
+  run = os.path.join(logdir, HOSTILE_RUN)
+  report = synthetic_report(
+    120,
+    hostile=True,
+    renamed_fraction=0.5,
+    config_path=f"/configs/{HOSTILE_NAMES[0]}/pipeline.config",
+    checkpoint=f"/ckpt/{HOSTILE_NAMES[1]}",
+  )
+  tensorboard.write(report, run, step=0)
+  for i, step in enumerate(NAMING_STEPS):
+    violations = [
+      _Violation(f"model/{HOSTILE_NAMES[j % len(HOSTILE_NAMES)]}/v{j}", rule, f"{rule}: {HOSTILE_NAMES[0]}")
+      for j, rule in enumerate(["forbidden"] * (i % 3 + 1) + ["charset"] * (i % 2))
+    ]
+    tensorboard.write_naming(violations, f"/ckpt/{HOSTILE_NAMES[1]}-{step}", run, step=step)
+  return {
+    "run": HOSTILE_RUN,
+    "report": report.to_dict(),
+    "tensorflow_imported": "tensorflow" in sys.modules,
+  }
+
+
+def write_keras_runs(logdir: str) -> dict:
+  """Two Keras fits with the restore guard: one restores, one whose feature
+  layer was renamed (stopped before the first batch). Keras 3 where it is
+  installed, tf-keras otherwise. Returns the runs and their reports."""
+  import numpy as np
+  import tensorflow as tf
+
+  from od_guard.keras import callbacks
+  from od_guard.keras import guarded_restore
+
+  try:
+    import keras
+
+    keras3 = int(keras.__version__.split(".")[0]) >= 3
+  except ImportError:
+    keras3 = False
+  if keras3:
+    guard_class = callbacks.RestoreGuard
+  else:
+    import tf_keras as keras
+
+    guard_class = callbacks.TfKerasRestoreGuard
+
+  def make(features: str = "features"):
+    class TinyNet(keras.Model):
+      def __init__(self):
+        super().__init__()
+        setattr(self, features, keras.layers.Dense(8, activation="relu"))
+        self.classifier = keras.layers.Dense(3)
+
+      def call(self, x):
+        return self.classifier(getattr(self, features)(x))
+
+    model = TinyNet()
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(8, 4)).astype("float32")
+  y = rng.normal(size=(8, 3)).astype("float32")
+  saved = make()
+  saved.fit(x, y, epochs=1, verbose=0)
+  prefix = tf.train.Checkpoint(model=saved).save(os.path.join(logdir, "..", "keras_pretrained", "ckpt"))
+  out = {"checkpoint": prefix, "flavour": "keras3" if keras3 else "tf_keras", "runs": {}}
+  for name, features in (("keras_good", "features"), ("keras_renamed", "encoder")):
+    log_dir = os.path.join(logdir, name)
+    report_path = os.path.join(logdir, "..", f"{name}.json")
+    guard = guard_class(
+      prefix, input_shape=(None, 4), log_dir=log_dir, quiet=True, report_path=report_path
+    )
+    try:
+      make(features).fit(
+        x, y, epochs=1, verbose=0, callbacks=[guard, keras.callbacks.TensorBoard(log_dir)]
+      )
+    except guarded_restore.RestoreGuardError:
+      pass  # the renamed one stops before the first batch
+    with open(report_path) as f:
+      out["runs"][f"{name}/train"] = json.load(f)
+  return out
+
+
+def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict:
+  """Writes every run the dashboard's tests read, once per `root`.
+
+  Runs, written concurrently in fresh interpreters: the hostile run (the
+  TF-free writer), two Keras fits, and with `odapi_world` (tests/conftest.py's
+  OdapiWorld) two real `python -m od_guard.model_main_tf2` runs (a good
+  fine-tune that trains two steps with naming rules in warn mode, and a
+  renamed-scope checkpoint stopped before step one) and `od-guard check
+  --static --tensorboard_dir` (TF-free).
+
+  Returns:
+    {"logdir": ..., "runs": {run: {"decision", "report"?}}, "tf_free": bool,
+    "keras": {...}, "odapi": {...} or None}.
+  """
+  done = os.path.join(root, "logdir.json")
+  if os.path.exists(done):
+    with open(done) as f:
+      return json.load(f)
+  logdir = os.path.join(root, "logs")
+  os.makedirs(logdir, exist_ok=True)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=_repo_root())
+  jobs: dict[str, subprocess.Popen] = {}
+
+  def start(name: str, *args: str) -> None:
+    jobs[name] = subprocess.Popen(
+      [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+  out_tf_free = os.path.join(root, "tf_free.json")
+  out_keras = os.path.join(root, "keras.json")
+  start("tf_free", "-m", __name__, "tf_free", logdir, out_tf_free)
+  start("keras", "-m", __name__, "keras", logdir, out_keras)
+  odapi = None
+  if odapi_world is not None:
+    rules = os.path.join(root, "naming_rules.toml")
+    with open(rules, "w") as f:
+      f.write('extends = ["odapi"]\n[rules]\nforbidden = ["^model/_box_predictor/"]\n')
+    good = odapi_world.write_config("dashboard_good")
+    renamed = odapi_world.write_config(
+      "dashboard_renamed", checkpoint=odapi_world.checkpoints["renamed"]
+    )
+    odapi = {"good_config": good, "renamed_config": renamed, "checkpoints": odapi_world.checkpoints}
+    drop_in = ["-m", "od_guard.model_main_tf2"]
+    start(
+      "odapi_good",
+      *drop_in,
+      f"--pipeline_config_path={good}",
+      f"--model_dir={os.path.join(logdir, 'odapi_good')}",
+      "--num_train_steps=2",
+      "--num_steps_per_iteration=1",
+      "--checkpoint_every_n=1",
+      "--guard_naming_mode=warn",
+      f"--guard_naming_rules={rules}",
+    )
+    start(
+      "odapi_renamed",
+      *drop_in,
+      f"--pipeline_config_path={renamed}",
+      f"--model_dir={os.path.join(logdir, 'odapi_renamed')}",
+    )
+    code = (
+      "import sys\nfrom od_guard import cli\nrc = cli.main(sys.argv[1:])\n"
+      "print('TF_IMPORTED=' + str('tensorflow' in sys.modules), file=sys.stderr)\nsys.exit(rc)\n"
+    )
+    start(
+      "odapi_static",
+      "-c",
+      code,
+      "check",
+      "--static",
+      "--json",
+      "--pipeline_config_path",
+      good,
+      "--tensorboard_dir",
+      os.path.join(logdir, "odapi_static"),
+    )
+  results = {}
+  for name, job in jobs.items():
+    stdout, stderr = job.communicate(timeout=timeout)
+    results[name] = (job.returncode, stdout, stderr)
+  expected_codes = {"odapi_good": 0, "odapi_renamed": 1, "odapi_static": 0}
+  for name, (rc, stdout, stderr) in results.items():
+    if rc != expected_codes.get(name, 0):
+      raise RuntimeError(f"{name} exited with {rc}:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+  with open(out_tf_free) as f:
+    tf_free = json.load(f)
+  with open(out_keras) as f:
+    keras_runs = json.load(f)
+  runs = {tf_free["run"]: {"report": tf_free["report"]}}
+  for name, report in keras_runs["runs"].items():
+    runs[name] = {"report": report}
+  if odapi is not None:
+    for name in ("odapi_good", "odapi_renamed"):
+      with open(os.path.join(logdir, name, "od_guard", "report.json")) as f:
+        runs[f"{name}/train"] = {"report": json.load(f)}
+    runs["odapi_static"] = {"report": json.loads(results["odapi_static"][1])}
+    odapi["static_tf_imported"] = "TF_IMPORTED=True" in results["odapi_static"][2]
+  for entry in runs.values():
+    entry["decision"] = entry["report"]["verdict"]["decision"]
+  result = {
+    "logdir": logdir,
+    "runs": runs,
+    "tf_free": not tf_free["tensorflow_imported"],
+    "keras": {k: v for k, v in keras_runs.items() if k != "runs"},
+    "odapi": odapi,
+  }
+  with open(done, "w") as f:
+    json.dump(result, f)
+  return result
+
+
+def _repo_root() -> str:
+  import od_guard
+
+  return os.path.dirname(os.path.dirname(os.path.abspath(od_guard.__file__)))
 
 
 def free_port() -> int:
@@ -268,3 +487,16 @@ class TensorBoardServer:
 
   def __exit__(self, *exc):
     self.stop()
+
+
+def main(argv: list[str]) -> int:
+  """`python -m od_guard.testing.dashboard_runs tf_free|keras LOGDIR OUT_JSON`."""
+  what, logdir, out = argv
+  result = {"tf_free": write_tf_free_runs, "keras": write_keras_runs}[what](logdir)
+  with open(out, "w") as f:
+    json.dump(result, f)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -97,11 +97,16 @@ def _step_param(request, name: str) -> int | None:
 
 
 class _Lru:
-  """A small thread-safe LRU cache (TensorBoard serves requests on threads)."""
+  """A small thread-safe LRU cache (TensorBoard serves requests on threads).
+
+  Single-flight: concurrent requests for one key (the page asks for a report
+  and its variable table at once) compute it once.
+  """
 
   def __init__(self, size: int):
     self._size = size
     self._items: collections.OrderedDict = collections.OrderedDict()
+    self._pending: dict[Any, threading.Event] = {}
     self._lock = threading.Lock()
 
   def get(self, key, make: Callable[[], Any]):
@@ -109,12 +114,27 @@ class _Lru:
       if key in self._items:
         self._items.move_to_end(key)
         return self._items[key]
-    value = make()
-    with self._lock:
-      self._items[key] = value
-      while len(self._items) > self._size:
-        self._items.popitem(last=False)
-    return value
+      pending = self._pending.get(key)
+      owner = pending is None
+      if owner:
+        pending = self._pending[key] = threading.Event()
+    if not owner:
+      pending.wait()
+      with self._lock:
+        if key in self._items:
+          return self._items[key]
+      return make()  # the first request failed; this one reports its own error
+    try:
+      value = make()
+      with self._lock:
+        self._items[key] = value
+        while len(self._items) > self._size:
+          self._items.popitem(last=False)
+      return value
+    finally:
+      with self._lock:
+        del self._pending[key]
+      pending.set()
 
 
 class OdGuardPlugin(base_plugin.TBPlugin):

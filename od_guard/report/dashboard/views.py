@@ -70,6 +70,13 @@ def report_view(report: Mapping[str, Any]) -> dict:
   return out
 
 
+def _default_key(path: str) -> str:
+  """The key TF writes for the variable at `path` (only other keys are listed)."""
+  if "." in path:
+    return checkpoint_keys.checkpoint_key(path)
+  return path + checkpoint_keys.VARIABLE_VALUE_SUFFIX
+
+
 class _Columns:
   """The variable table, one list per column; strings repeated across rows
   (components, dtypes) as indices into a small table."""
@@ -109,7 +116,7 @@ class _Columns:
     self.shape.append(shape)
     self.checkpoint.append(checkpoint)
     self.params.append(params)
-    self.key.append("" if key in ("", path + checkpoint_keys.VARIABLE_VALUE_SUFFIX) else key)
+    self.key.append("" if key == "" or key == _default_key(path) else key)
 
   def to_dict(self) -> dict:
     return {
@@ -271,13 +278,13 @@ def compare(
   pb = fates(table_b if table_b is not None else variable_table(b))
   transitions: dict[tuple[str, str], int] = {}
   changed = []
-  for path in sorted(set(pa) | set(pb), key=key_folding.natural_key):
+  for path in pa.keys() | pb.keys():
     x, y = pa.get(path, ABSENT), pb.get(path, ABSENT)
-    if x == y:
-      continue
-    transitions[(x, y)] = transitions.get((x, y), 0) + 1
-    if len(changed) < limit:
-      changed.append({"path": path, "a": x, "b": y})
+    if x != y:
+      transitions[(x, y)] = transitions.get((x, y), 0) + 1
+      changed.append((ABSENT in (x, y), path, x, y))
+  # Variables in both reports whose fate changed first, then the others.
+  changed.sort(key=lambda c: (c[0], key_folding.natural_key(c[1])))
   return {
     "verdict": {
       "a": va.get("decision"),
@@ -300,8 +307,8 @@ def compare(
         {"from": x, "to": y, "count": n}
         for (x, y), n in sorted(transitions.items(), key=lambda t: -t[1])
       ],
-      "changed": changed,
-      "changed_total": sum(transitions.values()),
+      "changed": [{"path": p, "a": x, "b": y} for _, p, x, y in changed[:limit]],
+      "changed_total": len(changed),
       "unchanged": sum(1 for p in pa if p in pb and pa[p] == pb[p]),
     },
   }

@@ -101,9 +101,8 @@ function basename(path) {
   return trimmed.slice(trimmed.lastIndexOf('/') + 1) || s;
 }
 
-function naturalCompare(a, b) {
-  return a.localeCompare(b, 'en', {numeric: true});
-}
+// One collator: String.localeCompare builds one per call, far too slow for 50,000 names.
+const naturalCompare = new Intl.Collator('en', {numeric: true}).compare;
 
 function kvTable(rows) {
   return el(
@@ -143,12 +142,6 @@ class VariableTree {
       this.leafName[i] = parts[parts.length - 1];
       this.leafDepth[i] = node.depth + 1;
     }
-    const sort = (node) => {
-      node.nodes.sort((a, b) => naturalCompare(a.name, b.name));
-      node.leaves.sort((a, b) => naturalCompare(this.leafName[a], this.leafName[b]));
-      for (const child of node.nodes) sort(child);
-    };
-    sort(this.root);
     this.match = new Uint8Array(table.rows);
   }
 
@@ -187,10 +180,20 @@ class VariableTree {
     return matched;
   }
 
+  // Children in natural order ('layer_2' before 'layer_10'), sorted the first
+  // time a node is shown: most of a 50,000-variable tree is never opened.
+  sortNode(node) {
+    if (node.sorted) return;
+    node.nodes.sort((a, b) => naturalCompare(a.name, b.name));
+    node.leaves.sort((a, b) => naturalCompare(this.leafName[a], this.leafName[b]));
+    node.sorted = true;
+  }
+
   // Visible rows, depth first: scopes (with a match below) then variables.
   flatten(expanded) {
     const rows = [];
     const walk = (node) => {
+      this.sortNode(node);
       for (const child of node.nodes) {
         if (!child.total) continue;
         rows.push({node: child});
@@ -205,6 +208,7 @@ class VariableTree {
   nodeIds(maxDepth) {
     const ids = [];
     const walk = (node) => {
+      this.sortNode(node);
       for (const child of node.nodes) {
         if (!child.total) continue;
         if (maxDepth === undefined || child.depth < maxDepth) ids.push(child.id);
@@ -220,6 +224,7 @@ class VariableTable {
   constructor(table, onRendered) {
     this.table = table;
     this.tree = new VariableTree(table);
+    performance.mark('od_guard:tree-built');
     this.onRendered = onRendered;
     this.fates = new Set(table.fates);
     this.filterText = '';
@@ -229,8 +234,7 @@ class VariableTable {
     this.expanded = new Set();
     this.tree.applyFilter(null, this.fates);
     for (const id of this.tree.nodeIds(DEFAULT_DEPTH)) this.expanded.add(id);
-    this.build();
-    this.refresh();
+    this.build();  // rows are rendered by refresh(), once the table is in the document
   }
 
   build() {
@@ -258,8 +262,8 @@ class VariableTable {
         this.input,
         el('label', null, this.regexBox, ' regex'),
         this.chips,
-        el('button', {class: 'chip', onclick: () => this.expandAll(true)}, 'expand all'),
-        el('button', {class: 'chip', onclick: () => this.expandAll(false)}, 'collapse all'),
+        el('button', {class: 'chip', data: {role: 'expand-all'}, onclick: () => this.expandAll(true)}, 'expand all'),
+        el('button', {class: 'chip', data: {role: 'collapse-all'}, onclick: () => this.expandAll(false)}, 'collapse all'),
       ),
       this.status,
       el('div', {class: 'vt-head'},
@@ -538,9 +542,14 @@ class Dashboard {
       return;
     }
     const choice = this.choice[run.run] || {tag: run.reports[0].tag, step: null};
-    const data = await getJSON('report', {run: run.run, tag: choice.tag, step: choice.step});
+    const kind = (run.reports.find((r) => r.tag === choice.tag) || run.reports[0]).kind;
+    const params = {run: run.run, tag: choice.tag, step: choice.step};
+    // Both at once: the server parses the record once for the two.
+    const tablePromise = kind === 'preflight' ? getJSON('variables', params) : null;
+    if (tablePromise) tablePromise.catch(() => {});  // awaited (and reported) below
+    const data = await getJSON('report', params);
     const report = data.report;
-    body.append(this.reportPicker(run, data));
+    appendChildren(body, [this.reportPicker(run, data)]);
     if (data.kind !== 'preflight') {
       body.append(this.genericRecord(data));
       return;
@@ -567,7 +576,7 @@ class Dashboard {
       body.append(el('div', {class: 'section'}, el('h2', null, 'Not checked'),
         el('ul', {class: 'reasons'}, report.not_checked.map((n) => el('li', null, n)))));
     }
-    body.append(await this.variablesSection(run, data));
+    body.append(this.variablesSection(await tablePromise));
   }
 
   reportPicker(run, data) {
@@ -607,12 +616,12 @@ class Dashboard {
     const config = report.config || {};
     const fp = report.fingerprint || {};
     const blocks = [];
-    blocks.push(el('div', null, el('h2', null, 'Checkpoint'), kvTable([
+    blocks.push(el('div', {data: {role: 'checkpoint'}}, el('h2', null, 'Checkpoint'), report.checkpoint ? kvTable([
       ['given', ckpt.given], ['resolved', ckpt.resolved], ['format', ckpt.format],
       ['data shards', ckpt.data_shards],
       ['tensors', ckpt.totals ? ckpt.totals.tensors : null],
       ['params', ckpt.totals ? formatCount(ckpt.totals.params) : null],
-    ])));
+    ]) : el('div', {class: 'muted'}, 'No checkpoint was read.')));
     blocks.push(el('div', {data: {role: 'config'}}, el('h2', null, 'Config'),
       report.config ? kvTable(Object.entries(config)) : el('div', {class: 'muted'}, 'No pipeline config (a Keras model).')));
     if (report.fingerprint) {
@@ -662,9 +671,9 @@ class Dashboard {
       el('div', {class: 'status'}, 'Apply it with: od-guard remap SRC DST --from-report report.json'));
   }
 
-  async variablesSection(run, data) {
+  variablesSection(table) {
+    performance.mark('od_guard:variables-fetched');
     const section = el('div', {class: 'section', data: {role: 'variables'}}, el('h2', null, 'Variables'));
-    const table = await getJSON('variables', {run: run.run, tag: data.tag, step: data.step});
     if (!table.has_restore) {
       section.append(el('div', {class: 'muted'},
         'This report has no variable list: the static tier reads the config and the checkpoint only. Run the model tier (without --static) for every variable\'s fate.'));
