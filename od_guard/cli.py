@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     "lint",
     help="check a checkpoint's variable names against naming rules",
     description="Check saved variable names against naming rules (presets "
-    "odapi, keras, and/or a TOML rules file; see od_guard/naming_rules.py). "
+    "odapi, keras, and/or a TOML rules file; see od_guard/naming/rules.py). "
     "Exit 1 on violations: usable in CI and pre-commit.",
   )
   p.add_argument(

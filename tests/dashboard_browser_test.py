@@ -28,9 +28,9 @@ READY = "document.body.dataset.state === 'ready'"
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory, request):
-  odapi_world = request.getfixturevalue("odapi_world") if HAS_ODAPI else None
   return dashboard_runs.build_logdir(
-    str(tmp_path_factory.getbasetemp() / "dashboard_world"), odapi_world=odapi_world
+    str(tmp_path_factory.getbasetemp() / "dashboard_world"),
+    odapi_world=(lambda: request.getfixturevalue("odapi_world")) if HAS_ODAPI else None,
   )
 
 

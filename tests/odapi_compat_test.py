@@ -71,8 +71,8 @@ from tensorflow.python.ops import control_flow_case
 from tensorflow.python.ops import control_flow_ops
 
 result["aliases"] = [
-  control_flow_ops.case is control_flow_case.case,
-  control_flow_ops.cond is cond_module.cond,
+  getattr(control_flow_ops, "case", None) is control_flow_case.case,
+  getattr(control_flow_ops, "cond", None) is cond_module.cond,
 ]
 print(json.dumps(result))
 """

@@ -88,21 +88,12 @@ def _local_values(strategy, variable) -> list:
   return [tf.convert_to_tensor(v).numpy() for v in strategy.experimental_local_results(target)]
 
 
-def _objects(roots: dict[str, Any]) -> dict[int, Any]:
-  """Every variable reachable from the roots, by id (what capture calls uid)."""
-  out = {}
-  for obj, _ in live_graph._bfs(roots):  # pylint: disable=protected-access
-    if live_graph._is_variable(obj):  # pylint: disable=protected-access
-      out[id(obj)] = obj
-  return out
-
-
 def _verify(strategy, roots, graph, report, prefix) -> findings_lib.Finding:
   import numpy as np
   import tensorflow as tf
 
   reader = tf.train.load_checkpoint(prefix)
-  objects = _objects(roots)
+  objects = live_graph.variables(roots)
   by_path = {v.path: uid for uid, v in graph.variables.items()}
   wrong = []
   replicas = 1
@@ -158,7 +149,7 @@ def _manual_restore(strategy, roots, graph, report, prefix) -> None:
   import tensorflow as tf
 
   reader = tf.train.load_checkpoint(prefix)
-  objects = _objects(roots)
+  objects = live_graph.variables(roots)
   by_path = {v.path: uid for uid, v in graph.variables.items()}
   with strategy.scope():
     for b in report.restored:

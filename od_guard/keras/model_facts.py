@@ -15,7 +15,6 @@ from od_guard.restore.keras_layout import KERAS3
 from od_guard.restore.keras_layout import TF_KERAS
 
 
-
 def flavour(model: Any) -> str | None:
   """KERAS3 for a Keras 3 model, TF_KERAS for tf-keras / Keras 2 (tf.keras in
   TF <= 2.15), None for something that is not a Keras model."""

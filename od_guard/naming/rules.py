@@ -161,7 +161,7 @@ def load(path: str | None = None, presets: Iterable[str] = ()) -> Rules:
       raise RulesError(
         f"The rules file {path!r} is not valid TOML: {e}.",
         received=path,
-        fix="See the format in `od-guard lint --help` / od_guard/naming_rules.py.",
+        fix="See the format in `od-guard lint --help` / od_guard/naming/rules.py.",
       ) from e
     names = list(dict.fromkeys([*data.get("extends", []), *names]))
     table = data.get("rules", {})

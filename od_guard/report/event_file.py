@@ -54,7 +54,9 @@ def write(logdir: str, summaries: Sequence[summary_pb2.Summary], *, step: int) -
   partial = os.path.join(logdir, f".od_guard.{os.getpid()}.{next(_COUNTER)}.partial")
   with open(partial, "wb") as f:
     writer = record_writer.RecordWriter(f)
-    writer.write(event_pb2.Event(wall_time=wall_time, file_version=_FILE_VERSION).SerializeToString())
+    writer.write(
+      event_pb2.Event(wall_time=wall_time, file_version=_FILE_VERSION).SerializeToString()
+    )
     for summary in summaries:
       event = event_pb2.Event(wall_time=wall_time, step=int(step), summary=summary)
       writer.write(event.SerializeToString())

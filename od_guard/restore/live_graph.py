@@ -102,8 +102,6 @@ def variables(roots: Mapping[str, Any], exclude: Sequence[str] = ()) -> dict[int
 
 
 # The names these functions had before they were public; callers may still use them.
-_bfs = walk
-_is_variable = is_variable
 
 
 def capture(

@@ -8,12 +8,14 @@ until the od_guard plugin serves the runs it should.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from typing import Any
 import urllib.error
 import urllib.request
 
@@ -76,11 +78,15 @@ def synthetic_report(
       not_requested.append(matching.Unbound(path, shape, "float32", component))
     elif i % 97 == 96:
       mismatches.append(
-        matching.Mismatch(path, checkpoint_keys.checkpoint_key(path), (3, 3, 16, 32), shape, component)
+        matching.Mismatch(
+          path, checkpoint_keys.checkpoint_key(path), (3, 3, 16, 32), shape, component
+        )
       )
     elif component == "backbone" and (i * 7919 % 1000) < renamed_fraction * 1000:
       missing.append(matching.Unbound(path, shape, "float32", component))
-      unused.append(checkpoint_keys.checkpoint_key(path.replace("_feature_extractor", "CustomExtractor")))
+      unused.append(
+        checkpoint_keys.checkpoint_key(path.replace("_feature_extractor", "CustomExtractor"))
+      )
     else:
       restored.append(
         matching.Binding(path, checkpoint_keys.checkpoint_key(path), shape, "float32", component)
@@ -92,7 +98,9 @@ def synthetic_report(
       missing.append(matching.Unbound(f"{HOSTILE_SCOPE}/{name}", (4,), "float32", "box_head"))
       unused.append(checkpoint_keys.checkpoint_key(f"model/{name}"))
       restored.append(
-        matching.Binding(f"model/extra_{j}/{name}", f"model/extra_{j}/{name}/x", (2,), "float32", "other")
+        matching.Binding(
+          f"model/extra_{j}/{name}", f"model/extra_{j}/{name}/x", (2,), "float32", "other"
+        )
       )
   restore = matching.RestoreReport(
     mode="object_graph",
@@ -119,7 +127,11 @@ def synthetic_report(
         stock_outcome="AssertionError: Found N Python objects that were not bound to checkpointed values",
         data={
           "renames": [
-            {"old": "model/CustomExtractor/", "new": "model/_feature_extractor/", "count": len(missing)}
+            {
+              "old": "model/CustomExtractor/",
+              "new": "model/_feature_extractor/",
+              "count": len(missing),
+            }
           ]
         },
       )
@@ -206,7 +218,9 @@ def write_tf_free_runs(logdir: str) -> dict:
   tensorboard.write(report, run, step=0)
   for i, step in enumerate(NAMING_STEPS):
     violations = [
-      _Violation(f"model/{HOSTILE_NAMES[j % len(HOSTILE_NAMES)]}/v{j}", rule, f"{rule}: {HOSTILE_NAMES[0]}")
+      _Violation(
+        f"model/{HOSTILE_NAMES[j % len(HOSTILE_NAMES)]}/v{j}", rule, f"{rule}: {HOSTILE_NAMES[0]}"
+      )
       for j, rule in enumerate(["forbidden"] * (i % 3 + 1) + ["charset"] * (i % 2))
     ]
     tensorboard.write_naming(violations, f"/ckpt/{HOSTILE_NAMES[1]}-{step}", run, step=step)
@@ -259,7 +273,9 @@ def write_keras_runs(logdir: str) -> dict:
   y = rng.normal(size=(8, 3)).astype("float32")
   saved = make()
   saved.fit(x, y, epochs=1, verbose=0)
-  prefix = tf.train.Checkpoint(model=saved).save(os.path.join(logdir, "..", "keras_pretrained", "ckpt"))
+  prefix = tf.train.Checkpoint(model=saved).save(
+    os.path.join(logdir, "..", "keras_pretrained", "ckpt")
+  )
   out = {"checkpoint": prefix, "flavour": "keras3" if keras3 else "tf_keras", "runs": {}}
   for name, features in (("keras_good", "features"), ("keras_renamed", "encoder")):
     log_dir = os.path.join(logdir, name)
@@ -278,7 +294,9 @@ def write_keras_runs(logdir: str) -> dict:
   return out
 
 
-def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict:
+def build_logdir(
+  root: str, *, odapi_world: Callable[[], Any] | None = None, timeout: float = 600.0
+) -> dict:
   """Writes every run the dashboard's tests read, once per `root`.
 
   Runs, written concurrently in fresh interpreters: the hostile run (the
@@ -286,7 +304,8 @@ def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict
   OdapiWorld) two real `python -m od_guard.model_main_tf2` runs (a good
   fine-tune that trains two steps with naming rules in warn mode, and a
   renamed-scope checkpoint stopped before step one) and `od-guard check
-  --static --tensorboard_dir` (TF-free).
+  --static --tensorboard_dir` (TF-free). `odapi_world` is called once the
+  other runs have started (building it takes a while too).
 
   Returns:
     {"logdir": ..., "runs": {run: {"decision", "report"?}}, "tf_free": bool,
@@ -300,8 +319,11 @@ def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict
   os.makedirs(logdir, exist_ok=True)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=_repo_root())
   jobs: dict[str, subprocess.Popen] = {}
+  started: dict[str, float] = {}
+  seconds: dict[str, float] = {}
 
   def start(name: str, *args: str) -> None:
+    started[name] = time.time()
     jobs[name] = subprocess.Popen(
       [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -312,6 +334,9 @@ def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict
   start("keras", "-m", __name__, "keras", logdir, out_keras)
   odapi = None
   if odapi_world is not None:
+    t = time.time()
+    odapi_world = odapi_world()
+    seconds["odapi_world"] = time.time() - t
     rules = os.path.join(root, "naming_rules.toml")
     with open(rules, "w") as f:
       f.write('extends = ["odapi"]\n[rules]\nforbidden = ["^model/_box_predictor/"]\n')
@@ -358,6 +383,7 @@ def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict
   for name, job in jobs.items():
     stdout, stderr = job.communicate(timeout=timeout)
     results[name] = (job.returncode, stdout, stderr)
+    seconds[name] = time.time() - started[name]  # an upper bound: waited in order
   expected_codes = {"odapi_good": 0, "odapi_renamed": 1, "odapi_static": 0}
   for name, (rc, stdout, stderr) in results.items():
     if rc != expected_codes.get(name, 0):
@@ -383,6 +409,7 @@ def build_logdir(root: str, *, odapi_world=None, timeout: float = 600.0) -> dict
     "tf_free": not tf_free["tensorflow_imported"],
     "keras": {k: v for k, v in keras_runs.items() if k != "runs"},
     "odapi": odapi,
+    "seconds": {k: round(v, 1) for k, v in seconds.items()},
   }
   with open(done, "w") as f:
     json.dump(result, f)
@@ -415,7 +442,9 @@ class TensorBoardServer:
     self.logdir = logdir
     self.port = free_port()
     self.url = f"http://127.0.0.1:{self.port}"
-    self._log_path = os.path.join(os.path.dirname(os.path.abspath(logdir)), f"tensorboard-{self.port}.log")
+    self._log_path = os.path.join(
+      os.path.dirname(os.path.abspath(logdir)), f"tensorboard-{self.port}.log"
+    )
     self._log = open(self._log_path, "w")  # noqa: SIM115  closed in stop()
     self.process = subprocess.Popen(
       [
@@ -465,7 +494,9 @@ class TensorBoardServer:
       except (OSError, AssertionError) as e:
         last = e
       time.sleep(0.3)
-    raise TimeoutError(f"TensorBoard did not list the runs {sorted(expected)}; last: {last}\n{self.log()}")
+    raise TimeoutError(
+      f"TensorBoard did not list the runs {sorted(expected)}; last: {last}\n{self.log()}"
+    )
 
   def log(self) -> str:
     self._log.flush()

@@ -241,7 +241,9 @@ class OdGuardPlugin(base_plugin.TBPlugin):
       preferred = [metadata.TAGS[k] for k in kinds if metadata.TAGS[k] in candidates]
       tag = (preferred or sorted(candidates) or [None])[0]
       if tag is None:
-        raise tb_errors.NotFoundError(f"Run {run[:200]!r} has no od_guard {' or '.join(kinds)} data.")
+        raise tb_errors.NotFoundError(
+          f"Run {run[:200]!r} has no od_guard {' or '.join(kinds)} data."
+        )
     elif tags.get(tag) not in kinds:
       raise tb_errors.NotFoundError(
         f"Run {run[:200]!r} has no od_guard {' or '.join(kinds)} data under tag {tag[:200]!r}."
@@ -364,7 +366,9 @@ class OdGuardPlugin(base_plugin.TBPlugin):
     saves = []
     for tag, kind in tags.items():
       if kind == metadata.NAMING:
-        saves += [(d.step, d.wall_time, self._header(ctx, d)) for d in self._data(ctx, experiment, run, tag)]
+        saves += [
+          (d.step, d.wall_time, self._header(ctx, d)) for d in self._data(ctx, experiment, run, tag)
+        ]
     return _json(request, {"run": run, **views.naming_timeline(saves)})
 
   @wrappers.Request.application

@@ -9,8 +9,7 @@ described in `metadata`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import json
 from typing import Any
 
@@ -145,7 +144,9 @@ def record_pb(
     ),
     string_val=blobs,
   )
-  return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
+  return summary_pb2.Summary(
+    value=[summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor)]
+  )
 
 
 def record(

@@ -8,8 +8,7 @@ the naming checks over steps).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 import math
 import re
 from typing import Any
@@ -195,7 +194,7 @@ def variable_table(report: Mapping[str, Any]) -> dict:
     cols.add(_unused_path(key), UNUSED, key=key)
   out = cols.to_dict()
   out["rows"] = len(cols.path)
-  out["counts"] = {f: 0 for f in FATES}
+  out["counts"] = dict.fromkeys(FATES, 0)
   for i in cols.fate:
     out["counts"][FATES[i]] += 1
   out["unused_other"] = len(restore.get("unused_other") or ())
@@ -264,16 +263,19 @@ def compare(
     "added": [fb[c] for c in fb if c not in fa],
     "removed": [fa[c] for c in fa if c not in fb],
     "changed": [
-      {"code": c, "title": fb[c].get("title", ""), "a": fa[c].get("severity"), "b": fb[c].get("severity")}
+      {
+        "code": c,
+        "title": fb[c].get("title", ""),
+        "a": fa[c].get("severity"),
+        "b": fb[c].get("severity"),
+      }
       for c in fb
       if c in fa and fa[c].get("severity") != fb[c].get("severity")
     ],
     "unchanged": [c for c in fb if c in fa and fa[c].get("severity") == fb[c].get("severity")],
   }
   ca, cb = _coverage(a), _coverage(b)
-  coverage = [
-    {"component": c, "a": ca.get(c), "b": cb.get(c)} for c in dict.fromkeys([*ca, *cb])
-  ]
+  coverage = [{"component": c, "a": ca.get(c), "b": cb.get(c)} for c in dict.fromkeys([*ca, *cb])]
   pa = fates(table_a if table_a is not None else variable_table(a))
   pb = fates(table_b if table_b is not None else variable_table(b))
   transitions: dict[tuple[str, str], int] = {}
@@ -294,7 +296,8 @@ def compare(
     },
     "findings": findings,
     "fingerprint": _differing(
-      _flat(a.get("fingerprint"), skip=("evidence",)), _flat(b.get("fingerprint"), skip=("evidence",))
+      _flat(a.get("fingerprint"), skip=("evidence",)),
+      _flat(b.get("fingerprint"), skip=("evidence",)),
     ),
     "config": _differing(_flat(a.get("config")), _flat(b.get("config"))),
     "checkpoint": {
