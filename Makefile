@@ -3,12 +3,15 @@ PYTHON ?= python3.11
 VENV ?= .venv
 ODAPI := $(VENV)/odapi/bin/python
 MODERN := $(VENV)/modern/bin/python
+PLAIN := $(VENV)/plain/bin/python
 LINTBIN := $(VENV)/lint/bin
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
+# Test files that import without TensorFlow (the plain environment has none).
+PLAIN_TESTS := tests/static_config_test.py tests/install_test.py tests/precommit_test.py
 
-.PHONY: all envs env-odapi env-modern env-lint tools lint format test test-odapi test-modern demo keras-example bench clean
+.PHONY: all envs env-odapi env-modern env-lint env-plain tools lint format test test-odapi test-modern test-plain demo keras-example bench clean
 
 all: test
 
@@ -21,7 +24,12 @@ env-modern:
 env-lint:
 	@.ci/make_env.sh lint $(VENV) $(PYTHON)
 
-envs: env-odapi env-modern env-lint
+# What `pip install .` brings (no TensorFlow, no OD API) and the packaging tools:
+# built in well under a minute (constraints/plain.txt).
+env-plain:
+	@.ci/make_env.sh plain $(VENV) $(PYTHON)
+
+envs: env-odapi env-modern env-lint env-plain
 
 $(BUILDIFIER):
 	npm install --silent --no-save --no-audit --no-fund --prefix .tools @bazel/buildifier@$(BUILDIFIER_VERSION)
@@ -39,15 +47,22 @@ format: env-lint
 	$(LINTBIN)/ruff check --fix .
 	$(LINTBIN)/ruff format .
 
-# Everything runs in odapi (TF 2.15, Keras 2, OD API); everything that does not
-# need the OD API runs again in modern (TF 2.20, Keras 3, tf-keras).
+# Everything but the packaging tests runs in odapi (TF 2.15, Keras 2, OD API);
+# everything that does not need the OD API runs again in modern (TF 2.20, Keras 3,
+# tf-keras).
 test-odapi: env-odapi
-	$(ODAPI) -m pytest $(PYTEST_FLAGS) tests
+	$(ODAPI) -m pytest $(PYTEST_FLAGS) -m "not installs" tests
 
 test-modern: env-modern
-	$(MODERN) -m pytest $(PYTEST_FLAGS) -m "not odapi" tests
+	$(MODERN) -m pytest $(PYTEST_FLAGS) -m "not odapi and not installs" tests
 
-test: lint test-modern test-odapi
+# The plain environment runs what applies without TensorFlow (marker `plain`) and
+# the packaging tests (marker `installs`: the wheel, a protobuf 3.20 + OD API
+# venv, pre-commit), which build their own virtual environments in tmp dirs.
+test-plain: env-plain
+	$(PLAIN) -m pytest $(PYTEST_FLAGS) -m "plain or installs" $(PLAIN_TESTS)
+
+test: lint test-plain test-modern test-odapi
 
 demo: env-odapi
 	$(ODAPI) examples/demo.py --out demo_out

@@ -11,8 +11,11 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ODAPI_TESTS = {"odapi_compat_test", "odapi_preflight_test", "model_main_tf2_test"}
 # (library, sources: a subpackage or single modules, deps), bottom layer first.
 LAYERS = [
+  # The bottom layer: the errors, lazy attributes (PEP 562), the records' JSON form.
   ("errors", ["od_guard/errors.py"], []),
-  ("checkpoint", "od_guard/checkpoint", [":errors"]),
+  ("_lazy", ["od_guard/_lazy.py"], []),
+  ("_records", ["od_guard/_records.py"], []),
+  ("checkpoint", "od_guard/checkpoint", [":_lazy", ":_records", ":errors"]),
   ("restore", "od_guard/restore", [":checkpoint"]),
   ("report", "od_guard/report", [":restore"]),
   ("pipeline", ["od_guard/pipeline.py"], [":report"]),
@@ -26,6 +29,18 @@ TOP = ":od_guard"
 def _list(items, indent=8):
   pad = " " * indent
   return "[\n" + "".join(f'{pad}"{x}",\n' for x in items) + " " * (indent - 4) + "]"
+
+
+def _string(x) -> str:
+  return f'"{x}"'
+
+
+def _call(function, attributes, indent=0) -> str:
+  """A Starlark call, one attribute a line; `attributes` are (name, value written out)."""
+  pad = " " * indent
+  lines = [f"{pad}{function}("]
+  lines += [f"{pad}    {name} = {value}," for name, value in attributes if value]
+  return "\n".join(lines) + f"\n{pad})\n"
 
 
 def _sources(where) -> list[str]:
@@ -45,13 +60,32 @@ def _data(where) -> list[str]:
 
 
 def _library(name, srcs, deps, data=()) -> str:
-  out = f"py_library(\n    name = \"{name}\",\n    srcs = {_list(srcs)},\n"
-  if data:
-    out += f"    data = {_list(data)},\n"
-  out += '    imports = ["."],\n'
-  if deps:
-    out += f"    deps = {_list(deps)},\n"
-  return out + ")\n"
+  return _call(
+    "py_library",
+    [
+      ("name", _string(name)),
+      ("srcs", _list(srcs)),
+      ("data", data and _list(data)),
+      ("imports", '["."]'),
+      ("deps", deps and _list(deps)),
+    ],
+  )
+
+
+def _tests(names, size, tags="") -> str:
+  """One py_test per test module, generated in BUILD by a comprehension."""
+  test = _call(
+    "py_test",
+    [
+      ("name", "name"),
+      ("size", _string(size)),
+      ("srcs", '["tests/%s.py" % name]'),
+      ("tags", tags),
+      ("deps", _list([TOP, ":test_fixtures"], 12)),
+    ],
+    indent=4,
+  )
+  return f"[\n{test}    for name in {_list(names, 8)}\n]\n"
 
 
 def main():
@@ -81,36 +115,23 @@ package(default_visibility = ["//visibility:public"])
 
 licenses(["notice"])
 """
-  fixtures = """py_library(
-    name = "test_fixtures",
-    testonly = True,
-    srcs = ["tests/conftest.py"],
-    data = glob(["tests/data/**"]),
-    imports = ["tests"],
-    deps = [":od_guard"],
-)
-"""
-
-  def tests_block(names, size, tags):
-    tag_line = f"\n        tags = {tags}," if tags else ""
-    return f"""[
-    py_test(
-        name = name,
-        size = "{size}",
-        srcs = ["tests/%s.py" % name],{tag_line}
-        deps = [
-            ":od_guard",
-            ":test_fixtures",
-        ],
-    )
-    for name in {_list(names, 8)}
-]
-"""
-
+  fixtures = _call(
+    "py_library",
+    [
+      ("name", _string("test_fixtures")),
+      ("testonly", "True"),
+      ("srcs", '["tests/conftest.py"]'),
+      ("data", 'glob(["tests/data/**"])'),
+      ("imports", '["tests"]'),
+      ("deps", f'["{TOP}"]'),
+    ],
+  )
   blocks = [header, *parts, fixtures]
-  blocks.append("# Tests that need the TF2 Object Detection API (the odapi environment).\n"
-                + tests_block(odapi, "large", '["odapi"]'))
-  blocks.append(tests_block(others, "medium", ""))
+  blocks.append(
+    "# Tests that need the TF2 Object Detection API (the odapi environment).\n"
+    + _tests(odapi, "large", '["odapi"]')
+  )
+  blocks.append(_tests(others, "medium"))
   (REPO / "BUILD").write_text("\n".join(blocks))
 
 

@@ -15,18 +15,13 @@ Usage: python benchmarks/inventory.py [--variables 50000] [--gigabytes 2] [--rou
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import pathlib
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+import harness
 
 # The model: `blocks` blocks of `per_block` variables, each of `width` floats,
 # tracked as model/blocks/<i>/<j> like a real layered model.
@@ -75,10 +70,10 @@ print(len(tf.train.list_variables(sys.argv[1])))
 """
 
 
-def _run(argv: list[str], env: dict) -> tuple[float, float, str]:
+def _run(argv: list[str]) -> tuple[float, float, str]:
   """Runs a process; returns (wall seconds, peak RSS in MB, stdout)."""
   t = time.perf_counter()
-  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=harness.ENV)
   out = proc.stdout.read()
   _, status, usage = os.wait4(proc.pid, 0)
   elapsed = time.perf_counter() - t
@@ -89,88 +84,61 @@ def _run(argv: list[str], env: dict) -> tuple[float, float, str]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = harness.parser(__doc__, rounds=3)
   parser.add_argument("--variables", type=int, default=50_000)
   parser.add_argument("--gigabytes", type=float, default=2.0)
-  parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--workdir", default=None, help="default: a temporary directory")
   args = parser.parse_args()
 
   per_block = 100
   blocks = max(1, args.variables // per_block)
   width = int(args.gigabytes * 1e9 / 4 / (blocks * per_block))
-  env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
-  workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="od_guard_bench_"))
-  workdir.mkdir(parents=True, exist_ok=True)
-  try:
-    print(
+  with harness.workdir("od_guard_bench_", args.workdir) as workdir:
+    harness.progress(
       f"writing {blocks * per_block:,} variables x {width:,} floats "
-      f"({blocks * per_block * width * 4 / 1e9:.2f} GB) to {workdir} ...",
-      file=sys.stderr,
-      flush=True,
+      f"({blocks * per_block * width * 4 / 1e9:.2f} GB) to {workdir} ..."
     )
     t = time.perf_counter()
-    _, _, out = _run(
-      [
-        sys.executable,
-        "-c",
-        _WRITE,
-        str(blocks),
-        str(per_block),
-        str(width),
-        str(workdir / "ckpt"),
-      ],
-      env,
-    )
+    model = [str(blocks), str(per_block), str(width)]
+    _, _, out = _run([sys.executable, "-c", _WRITE, *model, str(workdir / "ckpt")])
     prefix = out.strip().splitlines()[-1]
-    print(f"written in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    harness.progress(f"written in {time.perf_counter() - t:.0f} s")
     size = sum(p.stat().st_size for p in workdir.iterdir())
 
     times = {"a": [], "b": [], "c": []}
     rss = {"a": 0.0, "b": 0.0, "c": 0.0}
     for r in range(args.rounds):
-      secs, peak, _ = _run([sys.executable, "-m", "od_guard", "inspect", "--json", prefix], env)
+      secs, peak, _ = _run([sys.executable, "-m", "od_guard", "inspect", "--json", prefix])
       times["a"].append(secs)
       rss["a"] = max(rss["a"], peak)
-      secs, peak, _ = _run([sys.executable, "-c", _LIST, prefix], env)
+      secs, peak, _ = _run([sys.executable, "-c", _LIST, prefix])
       times["b"].append(secs)
       rss["b"] = max(rss["b"], peak)
-      _, peak, out = _run(
-        [sys.executable, "-c", _RESTORE, str(blocks), str(per_block), str(width), prefix], env
-      )
+      _, peak, out = _run([sys.executable, "-c", _RESTORE, *model, prefix])
       times["c"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
       rss["c"] = max(rss["c"], peak)
-      print(
+      harness.progress(
         f"round {r + 1}/{args.rounds}: a={times['a'][-1]:.3f}s b={times['b'][-1]:.2f}s "
-        f"c={times['c'][-1]:.2f}s",
-        file=sys.stderr,
-        flush=True,
+        f"c={times['c'][-1]:.2f}s"
       )
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(
-      json.dumps(
-        {
-          "benchmark": "inventory",
-          "variables": blocks * per_block,
-          "checkpoint_bytes": size,
-          "rounds": args.rounds,
-          "inspect_seconds": round(med["a"], 4),
-          "tf_list_variables_process_seconds": round(med["b"], 3),
-          "tf_restore_seconds": round(med["c"], 3),
-          "ratio_list_over_inspect": round(med["b"] / med["a"], 1),
-          "ratio_restore_over_inspect": round(med["c"] / med["a"], 1),
-          "inspect_peak_rss_mb": round(rss["a"], 1),
-          "tf_list_variables_peak_rss_mb": round(rss["b"], 1),
-          "tf_restore_peak_rss_mb": round(rss["c"], 1),
-          "targets_met": med["b"] / med["a"] >= 20
-          and med["c"] / med["a"] >= 100
-          and rss["a"] < 100,
-        }
-      )
-    )
-  finally:
-    if args.workdir is None:
-      shutil.rmtree(workdir, ignore_errors=True)
+  med = harness.medians(times)
+  harness.emit(
+    "inventory",
+    {
+      "variables": blocks * per_block,
+      "checkpoint_bytes": size,
+      "rounds": args.rounds,
+      "inspect_seconds": round(med["a"], 4),
+      "tf_list_variables_process_seconds": round(med["b"], 3),
+      "tf_restore_seconds": round(med["c"], 3),
+      "ratio_list_over_inspect": round(med["b"] / med["a"], 1),
+      "ratio_restore_over_inspect": round(med["c"] / med["a"], 1),
+      "inspect_peak_rss_mb": round(rss["a"], 1),
+      "tf_list_variables_peak_rss_mb": round(rss["b"], 1),
+      "tf_restore_peak_rss_mb": round(rss["c"], 1),
+      "targets_met": med["b"] / med["a"] >= 20 and med["c"] / med["a"] >= 100 and rss["a"] < 100,
+    },
+  )
 
 
 if __name__ == "__main__":

@@ -13,18 +13,11 @@ Usage: python benchmarks/remap.py [--rounds 3]
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import pathlib
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+import harness
 
 _WRITE = """
 import sys, tensorflow as tf
@@ -57,60 +50,49 @@ print(json.dumps({"seconds": seconds, "rss_growth_mb": (peak - base) / 1024}))
 """
 
 
-def _run(code: str, *args: str) -> dict:
+def _last_line(code: str, *args: str) -> str:
+  """Runs `code` in a fresh Python; returns the last line it printed."""
   r = subprocess.run(
-    [sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV, timeout=1800
+    [sys.executable, "-c", code, *args],
+    capture_output=True,
+    text=True,
+    env=harness.ENV,
+    timeout=1800,
   )
   if r.returncode != 0:
     raise SystemExit(r.stderr[-2000:])
-  return json.loads(r.stdout.strip().splitlines()[-1])
+  return r.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=3)
-  args = parser.parse_args()
-  work = pathlib.Path(tempfile.mkdtemp(prefix="od_guard_remap_"))
-  try:
-    src = (
-      subprocess.run(
-        [sys.executable, "-c", _WRITE, str(work / "src")],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        check=True,
-      )
-      .stdout.strip()
-      .splitlines()[-1]
-    )
+  args = harness.parser(__doc__, rounds=3).parse_args()
+  with harness.workdir("od_guard_remap_") as work:
+    src = _last_line(_WRITE, str(work / "src"))
     reads, remaps, growth = [], [], []
     size = 0
     for _ in range(args.rounds):
-      read = _run(_READ, src)
+      read = json.loads(_last_line(_READ, src))
       reads.append(read["seconds"])
       size = read["bytes"]
-      out = _run(_REMAP, src, str(work / "dst"))
+      out = json.loads(_last_line(_REMAP, src, str(work / "dst")))
       remaps.append(out["seconds"])
       growth.append(out["rss_growth_mb"])
-    a, b = statistics.median(reads), statistics.median(remaps)
-    largest_mb = (16 << 20) * 4 / (1 << 20)
-    print(
-      json.dumps(
-        {
-          "benchmark": "remap",
-          "bytes": size,
-          "rounds": args.rounds,
-          "plain_read_seconds": round(a, 3),
-          "remap_seconds": round(b, 3),
-          "throughput_ratio": round(a / b, 3),
-          "remap_rss_growth_mb": round(max(growth), 1),
-          "largest_tensor_mb": largest_mb,
-          "targets_met": a / b >= 0.5 and max(growth) <= largest_mb + 100,
-        }
-      )
-    )
-  finally:
-    shutil.rmtree(work, ignore_errors=True)
+  med = harness.medians({"read": reads, "remap": remaps})
+  a, b = med["read"], med["remap"]
+  largest_mb = (16 << 20) * 4 / (1 << 20)
+  harness.emit(
+    "remap",
+    {
+      "bytes": size,
+      "rounds": args.rounds,
+      "plain_read_seconds": round(a, 3),
+      "remap_seconds": round(b, 3),
+      "throughput_ratio": round(a / b, 3),
+      "remap_rss_growth_mb": round(max(growth), 1),
+      "largest_tensor_mb": largest_mb,
+      "targets_met": a / b >= 0.5 and max(growth) <= largest_mb + 100,
+    },
+  )
 
 
 if __name__ == "__main__":

@@ -17,25 +17,20 @@ Usage: python benchmarks/time_to_verdict.py [--rounds 1]
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import pathlib
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-ZOO = REPO.parent / "shared" / "realworld" / "zoo_configs"
-ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+import harness
+
+REPO = harness.REPO
 
 
 def _timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
   t = time.perf_counter()
-  r = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=1200)
+  r = subprocess.run(argv, capture_output=True, text=True, env=harness.ENV, timeout=1200)
   return time.perf_counter() - t, r
 
 
@@ -64,12 +59,9 @@ def _setup(root: pathlib.Path) -> dict[str, str]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=1)
-  args = parser.parse_args()
-  root = pathlib.Path(tempfile.mkdtemp(prefix="od_guard_ttv_"))
-  try:
-    print("setting up the tiny model, checkpoints and configs ...", file=sys.stderr, flush=True)
+  args = harness.parser(__doc__, rounds=1).parse_args()
+  with harness.workdir("od_guard_ttv_") as root:
+    harness.progress("setting up the tiny model, checkpoints and configs ...")
     scenarios = _setup(root)
     results = {}
     for name, config in scenarios.items():
@@ -90,22 +82,10 @@ def main() -> None:
         if stock.returncode == 0:
           raise SystemExit(f"stock model_main_tf2 trained on {name}: not a misconfiguration")
         times["stock"].append(secs)
-        secs, static = _timed(
-          [
-            sys.executable,
-            "-m",
-            "od_guard",
-            "check",
-            "--static",
-            "--json",
-            "--pipeline_config_path",
-            config,
-          ]
-        )
+        check = [sys.executable, "-m", "od_guard", "check", "--json", "--pipeline_config_path"]
+        secs, static = _timed([*check, config, "--static"])
         times["static"].append(secs)
-        secs, full = _timed(
-          [sys.executable, "-m", "od_guard", "check", "--json", "--pipeline_config_path", config]
-        )
+        secs, full = _timed([*check, config])
         times["full"].append(secs)
         for out in (static, full):
           if out.returncode != 1:
@@ -113,13 +93,11 @@ def main() -> None:
         phases = json.loads(full.stdout)["timings"]
         lines = [l for l in stock.stderr.strip().splitlines() if "Error" in l] or ["?"]
         stock_error = lines[-1][:160]
-        print(
+        harness.progress(
           f"{name}: stock {times['stock'][-1]:.1f}s ({stock_error}); static "
-          f"{times['static'][-1]:.2f}s; full {times['full'][-1]:.1f}s",
-          file=sys.stderr,
-          flush=True,
+          f"{times['static'][-1]:.2f}s; full {times['full'][-1]:.1f}s"
         )
-      med = {k: statistics.median(v) for k, v in times.items()}
+      med = harness.medians(times)
       results[name] = {
         "stock_seconds": round(med["stock"], 2),
         "static_seconds": round(med["static"], 3),
@@ -132,23 +110,18 @@ def main() -> None:
           f["code"] for f in json.loads(static.stdout)["findings"] if f["severity"] == "error"
         ],
       }
-    print(
-      json.dumps(
-        {
-          "benchmark": "time_to_verdict",
-          "rounds": args.rounds,
-          "scenarios": results,
-          "max_static_over_stock": max(r["static_over_stock"] for r in results.values()),
-          "max_full_over_stock": max(r["full_over_stock"] for r in results.values()),
-          "targets_met": all(
-            r["static_over_stock"] <= 0.01 and r["full_over_stock"] <= 1 / 3
-            for r in results.values()
-          ),
-        }
-      )
-    )
-  finally:
-    shutil.rmtree(root, ignore_errors=True)
+  harness.emit(
+    "time_to_verdict",
+    {
+      "rounds": args.rounds,
+      "scenarios": results,
+      "max_static_over_stock": max(r["static_over_stock"] for r in results.values()),
+      "max_full_over_stock": max(r["full_over_stock"] for r in results.values()),
+      "targets_met": all(
+        r["static_over_stock"] <= 0.01 and r["full_over_stock"] <= 1 / 3 for r in results.values()
+      ),
+    },
+  )
 
 
 if __name__ == "__main__":

@@ -142,6 +142,14 @@ def main() -> int:
     else "UNEXPECTED: see the exit codes above."
   )
   print(f"See every report in TensorBoard:\n  tensorboard --logdir {runs}")
+  print(
+    "and open http://localhost:6006/#od_guard (the OD_GUARD tab): the runs list shows\n"
+    "  good/train PASS, wrong_backbone/train, renamed_scopes/train and tf1_checkpoint/train\n"
+    "  FAIL, each with its checkpoint and config. renamed_scopes/train opens first: its\n"
+    "  findings and fixes, the rename map, coverage per component and, in the variable\n"
+    "  table, its missing variables beside the checkpoint's unused ones; 'Compare runs' sets\n"
+    "  it against good/train. (docs/dashboard.md explains each view.)"
+  )
   return 0 if ok else 1
 
 

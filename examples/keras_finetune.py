@@ -64,45 +64,40 @@ def main() -> int:
   prefix = tf.train.Checkpoint(model=pretrained).save(os.path.join(args.out, "pretrained", "ckpt"))
   print(f"saved {prefix}")
 
+  def fit_guarded(model, classes, **guard_args):
+    """One epoch of `model.fit`, the restore of `prefix` guarded."""
+    guard = callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3), **guard_args)
+    return model.fit(*data(classes), epochs=1, verbose=0, callbacks=[guard])
+
+  def stopped(model, classes, mistake):
+    """The report with which the guard stops `model` before its first batch."""
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    try:
+      fit_guarded(model, classes)
+    except guarded_restore.RestoreGuardError as e:
+      return e.report
+    print(f"UNEXPECTED: {mistake} was not caught")
+    return None
+
   print("\n=== 2. Fine-tuning for 10 classes", flush=True)
   model = Classifier(10)
-  model.compile(optimizer="adam", loss="categorical_crossentropy")
-  try:
-    model.fit(
-      *data(10),
-      epochs=1,
-      verbose=0,
-      callbacks=[callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3))],
-    )
-    print("UNEXPECTED: the changed head was not caught")
+  report = stopped(model, 10, "the changed head")
+  if report is None:
     return 1
-  except guarded_restore.RestoreGuardError as e:
-    exclude = e.report.finding("head_shape_changed").data["exclude"]
-    print(f"-> stopped before the first batch; retrying with exclude={exclude}\n", flush=True)
-  guard = callbacks.RestoreGuard(
-    prefix, input_shape=(None, 64, 64, 3), exclude=exclude, log_dir=os.path.join(args.out, "logs")
-  )
-  history = model.fit(*data(10), epochs=1, verbose=0, callbacks=[guard])
+  exclude = report.finding("head_shape_changed").data["exclude"]
+  print(f"-> stopped before the first batch; retrying with exclude={exclude}\n", flush=True)
+  history = fit_guarded(model, 10, exclude=exclude, log_dir=os.path.join(args.out, "logs"))
   print(f"-> trained: loss {history.history['loss'][-1]:.3f}")
 
   print("\n=== 3. A rebuilt variant with renamed attributes (encoder / classifier)", flush=True)
-  renamed = Classifier(5, backbone="encoder", head="classifier")
-  renamed.compile(optimizer="adam", loss="categorical_crossentropy")
-  try:
-    renamed.fit(
-      *data(5),
-      epochs=1,
-      verbose=0,
-      callbacks=[callbacks.RestoreGuard(prefix, input_shape=(None, 64, 64, 3))],
-    )
-    print("UNEXPECTED: the renamed model was not caught")
+  report = stopped(Classifier(5, backbone="encoder", head="classifier"), 5, "the renamed model")
+  if report is None:
     return 1
-  except guarded_restore.RestoreGuardError as e:
-    renames = e.report.finding("renamed_scopes").data["renames"]
-    print(
-      "-> stopped before the first batch; proposed rename map: "
-      + ", ".join(f"{r['old']} -> {r['new']}" for r in renames)
-    )
+  renames = report.finding("renamed_scopes").data["renames"]
+  print(
+    "-> stopped before the first batch; proposed rename map: "
+    + ", ".join(f"{r['old']} -> {r['new']}" for r in renames)
+  )
 
   print(
     f"\nDone in {time.time() - t0:.0f} s. TensorBoard: tensorboard --logdir "

@@ -14,7 +14,7 @@ Layers (see the README's Layout): `checkpoint` (reading, no TF) -> `restore`
 `od-guard inspect` and `od-guard check --static` start in milliseconds.
 """
 
-import importlib
+from od_guard import _lazy
 
 __version__ = "0.1.0"
 
@@ -45,11 +45,4 @@ __all__ = [
   "testing",
 ]
 
-
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    module, attribute = _EXPORTS[name]
-    return getattr(importlib.import_module(module), attribute)
-  if name in _SUBPACKAGES or name in ("cli", "errors"):
-    return importlib.import_module(f"od_guard.{name}")
-  raise AttributeError(f"module 'od_guard' has no attribute {name!r}")
+__getattr__ = _lazy.module_getattr(__name__, _EXPORTS, submodules=(*_SUBPACKAGES, "cli", "errors"))

@@ -12,7 +12,7 @@ Exit codes (stable, for CI):
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import json
 import os
 import sys
@@ -201,6 +201,27 @@ def _cmd_remap(args: argparse.Namespace) -> int:
   return EXIT_OK
 
 
+def _switch(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+  """Adds an on/off flag, off unless given."""
+  parser.add_argument(flag, action="store_true", help=help)
+
+
+def _command(
+  sub,
+  name: str,
+  run: Callable[[argparse.Namespace], int],
+  *,
+  help: str,
+  description: str,
+  schema: str,
+) -> argparse.ArgumentParser:
+  """Adds the subcommand `name`, run by `run`, with the --json flag every command has."""
+  p = sub.add_parser(name, help=help, description=description)
+  _switch(p, "--json", f"print JSON (schema {schema})")
+  p.set_defaults(func=run)
+  return p
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(
     prog="od-guard", description=("Check checkpoints before training starts on the wrong weights.")
@@ -208,79 +229,72 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--version", action="version", version=f"od_guard {__version__}")
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-  p = sub.add_parser(
+  p = _command(
+    sub,
     "inspect",
+    _cmd_inspect,
     help="list a checkpoint's contents from its metadata",
     description="List a checkpoint's saved values (names, shapes, "
     "dtypes, sizes) grouped by prefix, without reading tensor values.",
+    schema="od_guard.inventory/1",
   )
   p.add_argument(
     "path",
     help="checkpoint prefix, .index/.data file, directory, SavedModel "
     "directory, Keras .weights.h5/.h5/.keras file, or a tf.io.gfile URI",
   )
-  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.inventory/1)")
   p.add_argument("--depth", type=_depth, default=3, help="prefix depth of the tree (default 3)")
-  p.add_argument(
-    "--variables",
-    action="store_true",
-    help="with --json: include every saved value, not only the totals",
-  )
-  p.set_defaults(func=_cmd_inspect)
+  _switch(p, "--variables", "with --json: include every saved value, not only the totals")
 
-  p = sub.add_parser(
+  p = _command(
+    sub,
     "diff",
+    _cmd_diff,
     help="compare two checkpoints by key, shape and dtype",
     description="Compare two checkpoints: keys added, removed, and "
     "changed in shape or dtype. Exit 1 when they differ.",
+    schema="od_guard.diff/1",
   )
   p.add_argument("a")
   p.add_argument("b")
-  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.diff/1)")
-  p.set_defaults(func=_cmd_diff)
 
-  p = sub.add_parser(
+  p = _command(
+    sub,
     "check",
+    _cmd_check,
     help="preflight an OD API fine-tune: will the checkpoint restore?",
     description="Check a pipeline.config and its fine_tune_checkpoint before "
     "training: path, format, version, checkpoint type, architecture, and (without "
     "--static) the exact restore of the model built by the OD API. Exit 1 when "
     "the policy fails.",
+    schema="od_guard.preflight/1",
   )
   p.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
   p.add_argument(
-    "--checkpoint",
-    default=None,
-    help="check this checkpoint instead of train_config.fine_tune_checkpoint",
+    "--checkpoint", help="check this checkpoint instead of train_config.fine_tune_checkpoint"
   )
   p.add_argument(
-    "--model_dir",
-    default=None,
-    help="the training output directory (checked for stale checkpoints)",
+    "--model_dir", help="the training output directory (checked for stale checkpoints)"
   )
-  p.add_argument(
-    "--static",
-    action="store_true",
-    help="config and checkpoint metadata only: no TensorFlow, milliseconds",
-  )
+  _switch(p, "--static", "config and checkpoint metadata only: no TensorFlow, milliseconds")
   p.add_argument("--policy", default="default", choices=["strict", "default", "lenient"])
   p.add_argument(
     "--min_backbone_coverage",
     type=_fraction,
-    default=None,
     help="override the policy's minimum restored fraction of backbone parameters",
   )
-  p.add_argument("--tensorboard_dir", default=None, help="also write the report there")
-  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.preflight/1)")
-  p.add_argument("--verbose", action="store_true", help="also list facts (INFO findings)")
-  p.set_defaults(func=_cmd_check)
+  p.add_argument("--tensorboard_dir", help="also write the report there")
+  _switch(p, "--verbose", "also list facts (INFO findings)")
 
-  p = sub.add_parser(
+  p = _command(
+    sub,
     "lint",
+    _cmd_lint,
     help="check a checkpoint's variable names against naming rules",
     description="Check saved variable names against naming rules (presets "
     "odapi, keras, and/or a TOML rules file; see od_guard/naming/rules.py). "
     "Exit 1 on violations: usable in CI and pre-commit.",
+    schema="od_guard.lint/1",
   )
   p.add_argument(
     "paths",
@@ -288,49 +302,42 @@ def build_parser() -> argparse.ArgumentParser:
     metavar="path",
     help="checkpoints (anything `inspect` accepts; several for pre-commit)",
   )
-  p.add_argument("--rules", default=None, help="a TOML rules file")
+  p.add_argument("--rules", help="a TOML rules file")
   p.add_argument(
     "--preset",
     action="append",
     choices=["odapi", "keras"],
     help="a preset to apply (repeatable; default odapi when no --rules)",
   )
-  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.lint/1)")
-  p.set_defaults(func=_cmd_lint)
 
-  p = sub.add_parser(
+  p = _command(
+    sub,
     "remap",
+    _cmd_remap,
     help="write a copy of a checkpoint with its names rewritten",
     description="Rewrite a TF checkpoint's keys (and its object graph) with rename "
     "rules OLD->NEW (OLD a regex at the key's start, NEW its replacement), or with "
     "the map a preflight report proposed. SRC is never modified.",
+    schema="od_guard.remap/1",
   )
   p.add_argument("src")
   p.add_argument("dst", help="the new checkpoint prefix")
   p.add_argument("--rule", action="append", help="OLD->NEW (repeatable; first match wins)")
   p.add_argument(
-    "--from-report",
-    dest="from_report",
-    default=None,
-    help="a JSON report (od-guard check --json, the guard's report.json)",
+    "--from-report", help="a JSON report (od-guard check --json, the guard's report.json)"
   )
-  p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
-  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.remap/1)")
-  p.set_defaults(func=_cmd_remap)
+  _switch(p, "--overwrite", "replace DST if it exists")
 
-  p = sub.add_parser(
+  p = _command(
+    sub,
     "doctor",
+    _cmd_doctor,
     help="check this environment for OD API version drift",
     description="Check TF / Keras / tf-keras / protobuf / OD API versions and "
     "the known breakages between them. Exit 1 when something blocks the OD API.",
+    schema="od_guard.doctor/1",
   )
-  p.add_argument(
-    "--deep",
-    action="store_true",
-    help="also import object_detection.model_lib_v2 in a subprocess (5-15 s)",
-  )
-  p.add_argument("--json", action="store_true", help="print JSON (schema od_guard.doctor/1)")
-  p.set_defaults(func=_cmd_doctor)
+  _switch(p, "--deep", "also import object_detection.model_lib_v2 in a subprocess (5-15 s)")
   return parser
 
 

@@ -123,15 +123,18 @@ def test_checkpoint_given_as_config_is_a_clear_error(keras_tf_checkpoint):
   assert "is not a text file, so it cannot be a pipeline config" in r.stderr
 
 
-def test_check_without_a_usable_od_api_says_so():
+def test_model_tier_without_a_usable_od_api_says_so(keras_tf_checkpoint):
+  # The static tier reads the config from the protos' descriptors here
+  # (tests/static_config_test.py); building the model needs the OD API itself.
   if HAS_ODAPI:
     pytest.skip("the OD API works here")
   r = run_cli(
     "check",
-    "--static",
     "--json",
     "--pipeline_config_path",
     str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"),
+    "--checkpoint",
+    keras_tf_checkpoint,
   )
   assert r.returncode == 2
   d = json.loads(r.stdout)
@@ -179,8 +182,11 @@ def test_doctor_is_right_about_keras_3_without_legacy_keras(legacy):
   quotes is the real one and the fix it gives makes the import work."""
   if importlib.util.find_spec("object_detection") is None:
     pytest.skip("needs the OD API's files (both environments have them)")
-  given = {} if legacy is None else {"TF_USE_LEGACY_KERAS": legacy}
-  r = run_cli("doctor", "--json", env=given, unset=("TF_USE_LEGACY_KERAS",) * (legacy is None))
+  if legacy is None:
+    given, unset = {}, ("TF_USE_LEGACY_KERAS",)
+  else:
+    given, unset = {"TF_USE_LEGACY_KERAS": legacy}, ()
+  r = run_cli("doctor", "--json", env=given, unset=unset)
   keras = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["keras"]
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   env.update(given, TF_CPP_MIN_LOG_LEVEL="3")

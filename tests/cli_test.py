@@ -164,18 +164,23 @@ def test_console_script_runs_od_guard_cli():
 
   (entry,) = [e for e in metadata.entry_points(group="console_scripts") if e.name == "od-guard"]
   assert entry.value == "od_guard.cli:run" and entry.load() is cli.run
-  r = subprocess.run([_console_script(), "--version"], capture_output=True, text=True)
+  r = subprocess.run(
+    [_console_script(), "--version"],
+    capture_output=True,
+    text=True,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+  )
   assert (r.returncode, r.stdout) == (0, f"od_guard {od_guard.__version__}\n")
 
 
 def test_console_script_and_python_m_give_od_guards_exit_codes(tf, tmp_path, keras_tf_checkpoint):
   other = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "other"))
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  for argv, code in (
-    (("diff", keras_tf_checkpoint, keras_tf_checkpoint), cli.EXIT_OK),
-    (("diff", keras_tf_checkpoint, other), cli.EXIT_FINDINGS),
-    (("inspect", str(tmp_path / "nothing-here")), cli.EXIT_BAD_INPUT),
-    (("inspect",), cli.EXIT_BAD_INPUT),
+  for argv, code, error in (
+    (("diff", keras_tf_checkpoint, keras_tf_checkpoint), cli.EXIT_OK, ""),
+    (("diff", keras_tf_checkpoint, other), cli.EXIT_FINDINGS, ""),
+    (("inspect", str(tmp_path / "nothing-here")), cli.EXIT_BAD_INPUT, "CheckpointNotFoundError"),
+    (("inspect",), cli.EXIT_BAD_INPUT, "UsageError: od-guard inspect: "),
   ):
     runs = [
       subprocess.run([*launcher, *argv], capture_output=True, text=True, env=env, timeout=120)
@@ -183,10 +188,9 @@ def test_console_script_and_python_m_give_od_guards_exit_codes(tf, tmp_path, ker
     ]
     assert [r.returncode for r in runs] == [code, code], (argv, runs[0].stderr)
     assert runs[0].stdout == runs[1].stdout
-  assert runs[0].stderr.startswith("od-guard: error: UsageError: od-guard inspect: ")
+    if error:
+      assert [r.stderr.startswith(f"od-guard: error: {error}") for r in runs] == [True, True]
 
 
 if __name__ == "__main__":
-  import sys
-
   sys.exit(pytest.main([__file__, "-q"]))

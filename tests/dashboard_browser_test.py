@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -135,15 +136,39 @@ def test_dashboard_loads_with_a_badge_per_run(page, world, tmp_path):
   page.screenshot(str(tmp_path / "loaded.png"))
 
 
+def test_the_dashboard_opens_in_tensorboards_own_tab(server, chromium, world, tmp_path):
+  chromium.requests.clear()
+  chromium.navigate(f"{server.url}/#od_guard")
+  chromium.wait_for("!!document.querySelector('iframe')", timeout=60)
+  deadline = time.time() + 60
+  while True:  # the iframe's document replaces about:blank once the plugin loads
+    try:
+      frame = chromium.frame_context("plugin_entry.html?name=od_guard")
+      if chromium.evaluate("document.body.dataset.tableRendered === '1'", context=frame):
+        break
+    except headless_chromium.BrowserError:
+      pass
+    assert time.time() < deadline, "the od_guard tab did not render its table"
+    time.sleep(0.2)
+  runs = chromium.evaluate("document.querySelectorAll('[data-role=run]').length", context=frame)
+  assert runs == len(world["runs"])
+  assert [u for u in chromium.requests if not u.startswith(server.url + "/")] == []
+  chromium.screenshot(str(tmp_path / "in_tensorboard.png"))
+
+
 def test_the_badge_says_fail_for_a_failing_run(page, world, tmp_path):
   run = _renamed_run(world)
   _select(page, run)
-  assert page.evaluate(
-    "document.querySelector('[data-role=run].selected [data-role=badge]').textContent"
-  ) == "FAIL"
-  assert page.evaluate(
-    "document.querySelector('[data-role=verdict] [data-role=badge]').textContent"
-  ) == "FAIL"
+  assert (
+    page.evaluate(
+      "document.querySelector('[data-role=run].selected [data-role=badge]').textContent"
+    )
+    == "FAIL"
+  )
+  assert (
+    page.evaluate("document.querySelector('[data-role=verdict] [data-role=badge]').textContent")
+    == "FAIL"
+  )
   codes = page.evaluate(
     "[...document.querySelectorAll('[data-role=finding]')].map((f) => f.dataset.code)"
   )
@@ -181,7 +206,9 @@ def test_filtering_narrows_the_table(page, world, tmp_path):
   assert all(re.search("kernel$", r["title"].split("\n")[0], re.I) for r in _rows(page))
   _filter(page, "(unclosed", regex=True)
   assert _matched(page) == 0
-  assert page.evaluate("document.querySelector('[data-role=var-filter]').classList.contains('invalid')")
+  assert page.evaluate(
+    "document.querySelector('[data-role=var-filter]').classList.contains('invalid')"
+  )
   page.screenshot(str(tmp_path / "filtered_bad_regex.png"))
 
 

@@ -111,12 +111,14 @@ def test_report_keeps_findings_errors_first_and_the_rename_map(server, world):
   assert report["fingerprint"] == expected["fingerprint"]
   assert set(report["restore"]) == {"schema", "mode", "counts", "coverage"}
   assert report["restore"]["coverage"] == expected["restore"]["coverage"]
-  renames = [
-    {"old": r["old"], "new": r["new"]}
+  proposed = {
+    (r["old"], r["new"]): f["code"]
     for f in expected["findings"]
     for r in f.get("data", {}).get("renames", [])
-  ]
-  assert renames and [{"old": r["old"], "new": r["new"]} for r in report["renames"]] == renames
+  }
+  assert proposed  # one row per (old, new), with every finding that proposes it
+  assert {(r["old"], r["new"]) for r in report["renames"]} == set(proposed)
+  assert all(proposed[(r["old"], r["new"])] in r["codes"] for r in report["renames"])
 
 
 def _fates(table: dict) -> dict[str, set[str]]:
@@ -155,9 +157,7 @@ def test_variables_of_a_renamed_scope_run_are_missing(server, world):
 
 def test_variables_give_shapes_params_and_both_shapes_of_a_mismatch(server, world):
   table = server.get_json(f"{PLUGIN}/variables?{_q(run=HOSTILE)}")
-  rows = {
-    (table["path"][i], table["fates"][table["fate"][i]]): i for i in range(table["rows"])
-  }
+  rows = {(table["path"][i], table["fates"][table["fate"][i]]): i for i in range(table["rows"])}
   restore = world["runs"][HOSTILE]["report"]["restore"]
   mismatch = restore["shape_mismatches"][0]
   i = rows[(mismatch["path"], "shape_mismatch")]
@@ -183,6 +183,19 @@ def test_static_reports_have_no_variable_list(server, world):
   assert data["report"]["tier"] == "static"
   table = server.get_json(f"{PLUGIN}/variables?{_q(run='odapi_static')}")
   assert (table["has_restore"], table["rows"]) == (False, 0)
+
+
+def test_a_checkpoint_verification_is_a_run_with_its_own_verdict(server, world):
+  run = dashboard_runs.VERIFY_RUN
+  by_run = {r["run"]: r for r in server.get_json(f"{PLUGIN}/runs")["runs"]}
+  (entry,) = by_run[run]["reports"]
+  assert (entry["kind"], entry["step"], by_run[run]["decision"]) == ("verification", 1, "pass")
+  assert entry["header"]["checkpoint"] == world["keras"]["checkpoint"]
+  assert (entry["header"]["damaged"], entry["header"]["unhealthy"]) == (0, 0)
+  data = server.get_json(f"{PLUGIN}/report?{_q(run=run)}")
+  assert data["report"] == world["runs"][run]["report"]
+  status, _, body = server.get(f"{PLUGIN}/variables?{_q(run=run)}")
+  assert status == 404 and b"has no od_guard preflight data" in body
 
 
 def test_naming_checks_of_an_od_api_save(server, world):

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
+from od_guard import _records
 from od_guard.checkpoint import inventory
 
 SCHEMA = "od_guard.diff/1"
 
 
 @dataclasses.dataclass(frozen=True)
-class Changed:
+class Changed(_records.Record):
   key: str
   before: str
   after: str
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)

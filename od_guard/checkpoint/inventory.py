@@ -14,6 +14,7 @@ import gc
 import math
 from typing import NamedTuple
 
+from od_guard import _records
 from od_guard import errors
 from od_guard.checkpoint import components
 from od_guard.checkpoint import fileio
@@ -97,13 +98,10 @@ class Variable(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Totals:
+class Totals(_records.Record):
   tensors: int = 0
   params: int = 0
   bytes: int = 0
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 def sum_by(variables: Iterable[Variable], key) -> dict:

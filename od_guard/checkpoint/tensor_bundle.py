@@ -297,26 +297,7 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
   # of building a record, paid once per saved tensor.
   make = tuple.__new__
   entry_type = BundleEntry
-  # The table-block walk of `_block_entries`, inlined: this loop runs once per
-  # saved tensor.
-  limit = _entries_end(block)
-  q = 0
-  key = b""
-  while q < limit:
-    shared = block[q]
-    non_shared = block[q + 1]
-    value_len = block[q + 2]
-    if shared | non_shared | value_len < 0x80:
-      q += 3
-    else:
-      shared, q = decode_varint(block, q)
-      non_shared, q = decode_varint(block, q)
-      value_len, q = decode_varint(block, q)
-    if shared > len(key) or q + non_shared + value_len > limit:
-      raise ValueError("a block entry runs past the end of its block")
-    key = key[:shared] + block[q : q + non_shared]
-    pos = q + non_shared
-    end = q = pos + value_len
+  for key, pos, end in _block_entries(block):
     if not key:
       header = _decode_header(block[pos:end])
       continue
@@ -341,44 +322,28 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
       shard_id = 0
       if block[p] == 0x18:
         shard_id, p = decode_varint(block, p + 1)
-      if block[p] == 0x20:
-        # Two varints, decoded inline: this runs once per saved tensor.
+      # offset (tag 0x20), then size (0x28): varints decoded inline, as this
+      # runs once per saved tensor.
+      offset_size = []
+      for tag in (0x20, 0x28):
+        if block[p] != tag:
+          break
         b = block[p + 1]
-        offset = b & 0x7F
+        value = b & 0x7F
         p += 2
         shift = 7
         while b & 0x80:
           b = block[p]
-          offset |= (b & 0x7F) << shift
+          value |= (b & 0x7F) << shift
           shift += 7
           p += 1
-        if block[p] == 0x28:
-          b = block[p + 1]
-          size = b & 0x7F
-          p += 2
-          shift = 7
-          while b & 0x80:
-            b = block[p]
-            size |= (b & 0x7F) << shift
-            shift += 7
-            p += 1
-          if block[p] == 0x35 and p + 5 == end:
-            append(
-              make(
-                entry_type,
-                (
-                  name,
-                  known[0],
-                  known[1],
-                  shard_id,
-                  offset,
-                  size,
-                  False,
-                  int.from_bytes(block[p + 1 : end], "little"),
-                ),
-              )
-            )
-            continue
+        offset_size.append(value)
+      else:
+        if block[p] == 0x35 and p + 5 == end:
+          offset, size = offset_size
+          crc = int.from_bytes(block[p + 1 : end], "little")
+          append(make(entry_type, (name, *known, shard_id, offset, size, False, crc)))
+          continue
     append(_decode_entry(name, block, pos, end))
   return header
 

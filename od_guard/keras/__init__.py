@@ -12,7 +12,7 @@ callback class is asked for.
     report = od_keras.restore(model, "pretrained/ckpt-3", input_shape=(None, 64, 64, 3))
 """
 
-import importlib
+from od_guard import _lazy
 
 _EXPORTS = {
   "RestoreGuard": ("od_guard.keras.callbacks", "RestoreGuard"),
@@ -24,10 +24,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    module, attribute = _EXPORTS[name]
-    return getattr(importlib.import_module(module), attribute)
-  raise AttributeError(f"module 'od_guard.keras' has no attribute {name!r}")
+__getattr__ = _lazy.module_getattr(__name__, _EXPORTS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keras
 
+from od_guard import _lazy
 from od_guard.keras import restore_guard_core
 
 
@@ -27,11 +28,8 @@ class RestoreGuard(restore_guard_core.RestoreGuardCore, keras.callbacks.Callback
   """
 
 
-def __getattr__(name: str) -> type:
-  # `od_guard.keras.callbacks.TfKerasRestoreGuard`, where it was before it got
-  # its own module; imports tf_keras only when asked for.
-  if name == "TfKerasRestoreGuard":
-    from od_guard.keras import tf_keras_callbacks
-
-    return tf_keras_callbacks.TfKerasRestoreGuard
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `od_guard.keras.callbacks.TfKerasRestoreGuard`, where it was before it got
+# its own module; imports tf_keras only when asked for.
+__getattr__ = _lazy.module_getattr(
+  __name__, {"TfKerasRestoreGuard": ("od_guard.keras.tf_keras_callbacks", "TfKerasRestoreGuard")}
+)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import keras
 
+from od_guard import _lazy
 from od_guard.keras import naming_guard_core
 
 
@@ -25,11 +26,9 @@ class NamingGuard(naming_guard_core.NamingGuardCore, keras.callbacks.Callback):
   """
 
 
-def __getattr__(name: str) -> type:
-  # `od_guard.keras.naming_callbacks.TfKerasNamingGuard`, where it was before it
-  # got its own module; imports tf_keras only when asked for.
-  if name == "TfKerasNamingGuard":
-    from od_guard.keras import tf_keras_naming_callbacks
-
-    return tf_keras_naming_callbacks.TfKerasNamingGuard
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `od_guard.keras.naming_callbacks.TfKerasNamingGuard`, where it was before it
+# got its own module; imports tf_keras only when asked for.
+__getattr__ = _lazy.module_getattr(
+  __name__,
+  {"TfKerasNamingGuard": ("od_guard.keras.tf_keras_naming_callbacks", "TfKerasNamingGuard")},
+)

@@ -34,6 +34,7 @@ from od_guard import errors
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.checkpoint import tensor_bundle
+from od_guard.naming import rules as naming_rules
 
 SCHEMA = "od_guard.remap/1"
 _PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
@@ -63,14 +64,13 @@ class Rule:
       )
     old, new = text.split("->", 1)
     old, new = old.strip(), new.strip()
-    try:
-      re.compile(old)
-    except re.error as e:
-      raise RemapError(
-        f"The rule's OLD part is not a valid regular expression: {e}.",
-        received=repr(text),
-        fix="Escape special characters (Python `re`).",
-      ) from e
+    naming_rules.compile_pattern(
+      old,
+      "The rule's OLD part",
+      error=RemapError,
+      received=repr(text),
+      fix="Escape special characters (Python `re`).",
+    )
     return cls(old, new)
 
   def apply(self, key: str) -> str | None:

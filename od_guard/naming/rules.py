@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import dataclasses
 import re
 
+from od_guard import _records
 from od_guard import errors
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
@@ -44,7 +45,7 @@ class RulesError(errors.OdGuardError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Rules:
+class Rules(_records.Record):
   """A set of naming rules (see the module docstring for the TOML form)."""
 
   name: str = "custom"
@@ -54,9 +55,6 @@ class Rules:
   charset: str = ""
   max_depth: int | None = None
   exempt_kinds: tuple[str, ...] = _DEFAULT_EXEMPT
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 PRESETS: dict[str, Rules] = {
@@ -89,18 +87,38 @@ PRESETS: dict[str, Rules] = {
 }
 
 
+def compile_pattern(
+  pattern: str,
+  what: str,
+  *,
+  error: type[errors.OdGuardError] = RulesError,
+  received: str | None = None,
+  fix: str = "Fix the pattern (Python `re` syntax).",
+) -> re.Pattern:
+  """`pattern` compiled, or `error` saying that `what` is not a valid regular expression.
+
+  Args:
+    pattern: a Python `re` pattern.
+    what: how the message names the pattern, e.g. "A pattern in rules.toml".
+    error: the OdGuardError to raise.
+    received: what the message says was received (default: the pattern).
+    fix: the message's fix.
+
+  Raises:
+    `error`: the pattern does not compile.
+  """
+  try:
+    return re.compile(pattern)
+  except re.error as e:
+    raise error(
+      f"{what} is not a valid regular expression: {e}.",
+      received=repr(pattern) if received is None else received,
+      fix=fix,
+    ) from e
+
+
 def _compile(patterns: Iterable[str], where: str) -> list[re.Pattern]:
-  out = []
-  for p in patterns:
-    try:
-      out.append(re.compile(p))
-    except re.error as e:
-      raise RulesError(
-        f"A pattern in {where} is not a valid regular expression: {e}.",
-        received=repr(p),
-        fix="Fix the pattern (Python `re` syntax).",
-      ) from e
-  return out
+  return [compile_pattern(p, f"A pattern in {where}") for p in patterns]
 
 
 def merge(base: Rules, override: dict, name: str) -> Rules:
@@ -178,14 +196,11 @@ def load(path: str | None = None, presets: Iterable[str] = ()) -> Rules:
 
 
 @dataclasses.dataclass(frozen=True)
-class Violation:
+class Violation(_records.Record):
   key: str
   path: str
   rule: str
   message: str
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 def check(rules: Rules, variables: Iterable[inventory.Variable]) -> tuple[list[Violation], int]:

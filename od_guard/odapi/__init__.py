@@ -9,7 +9,7 @@ Adapts only: matching, diagnosis of restores and policy live in
     report = odapi.check("pipeline.config", model_dir="train")
 """
 
-import importlib
+from od_guard import _lazy
 
 _EXPORTS = {
   "check": ("od_guard.odapi.preflight", "check"),
@@ -17,10 +17,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    module, attribute = _EXPORTS[name]
-    return getattr(importlib.import_module(module), attribute)
-  raise AttributeError(f"module 'od_guard.odapi' has no attribute {name!r}")
+__getattr__ = _lazy.module_getattr(__name__, _EXPORTS)

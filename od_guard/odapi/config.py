@@ -1,8 +1,12 @@
 """Reads an OD API pipeline.config into what the preflight needs.
 
-Parsing uses the OD API's own generated protos (`object_detection.protos`),
-which import protobuf only, never TensorFlow. The result is a frozen
-`FineTuneConfig`; the parsed message itself is kept for the model builder.
+Parsing takes the best schema this environment has (`config_schema.load`):
+the OD API's generated protos where they import (protobuf 3.x), the same
+message classes rebuilt from their serialized descriptors where protobuf >= 4
+refuses those modules, and, without the OD API, the text format read with a
+partial schema of the fields the preflight needs (`config_text`). None of the
+three imports TensorFlow. The result is a frozen `FineTuneConfig`; the parsed
+message itself is kept for the model builder (`odapi_message`).
 """
 
 from __future__ import annotations
@@ -12,16 +16,15 @@ import os
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.odapi import config_schema
+from od_guard.odapi import config_text
 
-PLACEHOLDER = "PATH_TO_BE_CONFIGURED"
+PLACEHOLDER = config_text.PLACEHOLDER
+OdApiUnavailableError = config_schema.OdApiUnavailableError
 
 
 class ConfigError(errors.OdGuardError):
   """The pipeline config cannot be read or parsed."""
-
-
-class OdApiUnavailableError(errors.OdGuardError):
-  """The Object Detection API cannot be imported in this environment."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,44 +80,7 @@ class FineTuneConfig:
     return d
 
 
-def _protos():
-  try:
-    from object_detection.protos import pipeline_pb2  # protobuf only
-    from object_detection.protos import train_pb2  # protobuf only
-  except ImportError as e:
-    raise OdApiUnavailableError(
-      "The TF2 Object Detection API's protos cannot be imported here, so a "
-      "pipeline.config cannot be read.",
-      received=f"{type(e).__name__}: {e}",
-      fix=(
-        "Run od_guard in an environment with the OD API (`make env-odapi`, or "
-        "`pip install tf-models-research-object-detection==2.8.0.post1 "
-        "protobuf==3.20.3`); `od-guard doctor` says what this one lacks."
-      ),
-    ) from e
-  except TypeError as e:  # protoc-3 generated code under protobuf >= 4
-    raise OdApiUnavailableError(
-      "The OD API's generated protos do not load under this protobuf.",
-      received=f"TypeError: {str(e).splitlines()[0]}",
-      fix=(
-        "The package ships protoc-3 generated *_pb2.py files: pin "
-        "protobuf==3.20.3, or regenerate the protos with a current protoc."
-      ),
-    ) from e
-  return pipeline_pb2, train_pb2
-
-
-def parse(path: str):
-  """Parses a pipeline.config into a TrainEvalPipelineConfig message.
-
-  Raises:
-    ConfigError: missing file, not text, or not a valid pipeline config
-      (with the parser's line and column).
-    OdApiUnavailableError: the OD API's protos cannot be imported.
-  """
-  from google.protobuf import text_format
-
-  pipeline_pb2, _ = _protos()
+def _read_text(path: str) -> str:
   if not fileio.exists(path):
     raise ConfigError(
       f"The pipeline config {path!r} does not exist.",
@@ -130,34 +96,74 @@ def parse(path: str):
   with fileio.open_binary(path) as f:
     raw = f.read()
   try:
-    text = raw.decode("utf-8")
+    return raw.decode("utf-8")
   except UnicodeDecodeError as e:
     raise ConfigError(
       f"{path!r} is not a text file, so it cannot be a pipeline config.",
       received=f"{path} ({len(raw):,} bytes, starts with {raw[:16]!r})",
       fix="Pass the pipeline.config (a text protobuf), not a checkpoint or binary file.",
     ) from e
-  config = pipeline_pb2.TrainEvalPipelineConfig()
-  try:
-    text_format.Merge(text, config)
-  except text_format.ParseError as e:
-    if "Expected string but found" in str(e):
-      fix = (
-        "Quote the value: string fields need double quotes, e.g. "
-        'fine_tune_checkpoint: "models/ssd/checkpoint/ckpt-0" (the zoo ships some '
-        "configs with an unquoted PATH_TO_BE_CONFIGURED)."
-      )
-    else:
-      fix = (
-        "Fix the field at the line and column named above; field names must match "
-        "object_detection/protos/*.proto of the installed OD API "
-        "(a typo, or a field from a newer or internal OD API version)."
-      )
-    raise ConfigError(
-      f"{path!r} is not a valid pipeline config: {e}.",
-      received=f"{path} ({len(raw):,} bytes)",
-      fix=fix,
-    ) from e
+
+
+def _invalid(path: str, text: str, e: Exception, *, schema: bool) -> ConfigError:
+  if "Expected string but found" in str(e):
+    fix = (
+      "Quote the value: string fields need double quotes, e.g. "
+      'fine_tune_checkpoint: "models/ssd/checkpoint/ckpt-0" (the zoo ships some '
+      "configs with an unquoted PATH_TO_BE_CONFIGURED)."
+    )
+  elif schema:
+    fix = (
+      "Fix the field at the line and column named above; field names must match "
+      "object_detection/protos/*.proto of the installed OD API "
+      "(a typo, or a field from a newer or internal OD API version)."
+    )
+  else:
+    fix = (
+      "Fix the field at the line and column named above (without the OD API installed, "
+      "the syntax and the fields the preflight reads are checked; a field from a newer or "
+      "internal OD API version is not valid in the public one)."
+    )
+  return ConfigError(
+    f"{path!r} is not a valid pipeline config: {e}.",
+    received=f"{path} ({len(text.encode('utf-8')):,} bytes)",
+    fix=fix,
+  )
+
+
+def parse(path: str, *, route: str = config_schema.AUTO):
+  """Parses a pipeline.config into a TrainEvalPipelineConfig message.
+
+  Args:
+    path: the config file.
+    route: which schema to parse with (`config_schema.ROUTES`); by default
+      the best this environment has.
+
+  Returns:
+    A TrainEvalPipelineConfig message (GENERATED, DESCRIPTORS), or a
+    `config_text.Node` answering like one for the fields the preflight reads
+    (NONE).
+
+  Raises:
+    ConfigError: missing file, not text, or not a valid pipeline config
+      (with the parser's line and column).
+    OdApiUnavailableError: `route` names a schema this environment lacks.
+  """
+  schema = config_schema.load(route)
+  text = _read_text(path)
+  if schema.message_class is None:
+    try:
+      config = config_text.parse(text)
+    except config_text.TextFormatError as e:
+      raise _invalid(path, text, e, schema=False) from e
+  else:
+    from google.protobuf import text_format
+
+    config = schema.message_class()
+    try:
+      text_format.Merge(text, config)
+    except text_format.ParseError as e:
+      raise _invalid(path, text, e, schema=True) from e
   if not config.HasField("model") or config.model.WhichOneof("model") is None:
     raise ConfigError(
       f"{path!r} has no model {{ ... }} section.",
@@ -165,6 +171,32 @@ def parse(path: str):
       fix="A pipeline config needs model { ssd | faster_rcnn | center_net { ... } }.",
     )
   return config
+
+
+def not_checked(config) -> list[str]:
+  """What parsing `config` could not check, in words: with no schema, every
+  field the preflight does not read."""
+  if not isinstance(config, config_text.Node):
+    return []
+  return [
+    "field names and values outside those the preflight reads: the OD API's schema is "
+    "not available here, so unknown or misspelt fields were not checked "
+    "(install the OD API for the full schema)"
+  ]
+
+
+def odapi_message(path: str, config):
+  """The parsed config as the OD API's own TrainEvalPipelineConfig, which its
+  model builder insists on (it checks the message's class).
+
+  Raises:
+    OdApiUnavailableError: the OD API's generated protos do not import here.
+    ConfigError: see `parse`.
+  """
+  schema = config_schema.load(config_schema.GENERATED)
+  if isinstance(config, schema.message_class):
+    return config
+  return parse(path, route=config_schema.GENERATED)
 
 
 def image_size(arch) -> tuple[int, int]:
@@ -190,7 +222,6 @@ def read(path: str, config=None) -> FineTuneConfig:
     ConfigError, OdApiUnavailableError: see `parse`.
   """
   config = parse(path) if config is None else config
-  _, train_pb2 = _protos()
   meta = config.model.WhichOneof("model")
   arch = getattr(config.model, meta)
   supported = ("ssd", "faster_rcnn", "center_net")
@@ -216,13 +247,18 @@ def read(path: str, config=None) -> FineTuneConfig:
     fine_tune_checkpoint=train.fine_tune_checkpoint,
     fine_tune_checkpoint_type=ftype,
     effective_checkpoint_type=effective,
-    fine_tune_checkpoint_version=train_pb2.CheckpointVersion.Name(
-      train.fine_tune_checkpoint_version
-    ),
+    fine_tune_checkpoint_version=_enum_name(train, "fine_tune_checkpoint_version"),
     version_set=train.HasField("fine_tune_checkpoint_version"),
     run_dummy_computation=train.run_fine_tune_checkpoint_dummy_computation,
     use_bfloat16=train.use_bfloat16,
   )
+
+
+def _enum_name(message, field: str) -> str:
+  number = getattr(message, field)
+  if isinstance(message, config_text.Node):
+    return config_text.enum_name(config_text.PARTIAL_SCHEMA[message.type_name][field], number)
+  return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[number].name
 
 
 def resolve_checkpoint_path(value: str) -> str:

@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 
+from od_guard import _records
 from od_guard.restore import findings
 
 SCHEMA = "od_guard.doctor/1"
@@ -26,14 +27,11 @@ OK = "ok"
 
 
 @dataclasses.dataclass(frozen=True)
-class Check:
+class Check(_records.Record):
   name: str
   status: str  # OK, or a findings severity
   found: str
   fix: str = ""
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -213,11 +213,15 @@ def run(fv: flags.FlagValues) -> int:
   import tensorflow.compat.v2 as tf
 
   tf.config.set_soft_device_placement(True)
+  # What model_lib_v2's evaluation and training loops both take.
+  run_args = {
+    "pipeline_config_path": fv.pipeline_config_path,
+    "model_dir": fv.model_dir,
+    "train_steps": fv.num_train_steps,
+  }
   if fv.checkpoint_dir:
     model_lib_v2.eval_continuously(
-      pipeline_config_path=fv.pipeline_config_path,
-      model_dir=fv.model_dir,
-      train_steps=fv.num_train_steps,
+      **run_args,
       sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,
       sample_1_of_n_eval_on_train_examples=fv.sample_1_of_n_eval_on_train_examples,
       checkpoint_dir=fv.checkpoint_dir,
@@ -277,9 +281,7 @@ def run(fv: flags.FlagValues) -> int:
   try:
     with strategy.scope():
       model_lib_v2.train_loop(
-        pipeline_config_path=fv.pipeline_config_path,
-        model_dir=fv.model_dir,
-        train_steps=fv.num_train_steps,
+        **run_args,
         use_tpu=fv.use_tpu,
         checkpoint_every_n=fv.checkpoint_every_n,
         record_summaries=fv.record_summaries,

@@ -75,6 +75,7 @@ def _read(
   with timer.phase("read"):
     message = pipeline_config.parse(config_path)
     read = _Read(message, pipeline_config.read(config_path, message))
+    read.not_checked.extend(pipeline_config.not_checked(message))
   with timer.phase("static"):
     found, ckpt_path = static_diagnosis.diagnose_path(
       read.config, checkpoint=checkpoint, model_dir=model_dir
@@ -187,10 +188,11 @@ def check(
   from od_guard.restore import strategies
 
   with timer.phase("import"):
+    message = pipeline_config.odapi_message(config_path, read.message)  # the builder's class
     tf, _ = odapi_model.import_odapi()
   strategy = strategy or tf.distribute.get_strategy()
   with timer.phase("build"):
-    model = odapi_model.build(read.message, strategy)
+    model = odapi_model.build(message, strategy)
   restore = None
   with timer.phase("match"):
     ctype = read.config.effective_checkpoint_type

@@ -27,6 +27,7 @@ _STOCK_UNBOUND = (
   "AssertionError: Found {n} Python objects that were not bound to "
   "checkpointed values, likely due to changes in the Python program."
 )
+_STOCK_SHAPE_MISMATCH = "ValueError: Cannot assign value to variable '...': Shape mismatch"
 
 
 def _zoo_fix(path: str) -> str:
@@ -492,101 +493,115 @@ def _diagnose_architecture(
   return [finding for check in checks for finding in check(config, fp)]
 
 
+def _architecture_error(
+  code: str,
+  title: str,
+  *,
+  detail: str,
+  fix: str,
+  stock_outcome: str = _STOCK_UNBOUND.format(n="N"),
+  data: dict | None = None,
+) -> list[Finding]:
+  """The finding of a part of the checkpoint's architecture that the config does not build."""
+  return [
+    Finding(
+      code,
+      findings.ERROR,
+      title,
+      detail=detail,
+      fix=fix,
+      stock_outcome=stock_outcome,
+      data=data or {},
+    )
+  ]
+
+
+def _ssd_parts_compare(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> bool:
+  """Whether the checkpoint's neck and depth multiplier can be held against the
+  config's: both are SSDs with the same feature extractor."""
+  return (
+    config.meta_architecture == "ssd"
+    and config.feature_extractor_type in fp.feature_extractor_types
+  )
+
+
 def _meta_architecture(
   config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
 ) -> list[Finding]:
-  out: list[Finding] = []
   if fp.meta_architecture and fp.meta_architecture != config.meta_architecture:
-    out.append(
-      Finding(
-        "meta_architecture_mismatch",
-        findings.ERROR,
-        f"The checkpoint is a {fp.describe()} model; the config builds a "
-        f"{config.meta_architecture} model.",
-        detail="; ".join(fp.evidence),
-        fix=(
-          f"Use a {config.meta_architecture} checkpoint, or a config for "
-          f"{fp.meta_architecture} (feature_extractor.type: "
-          f"{', '.join(fp.feature_extractor_types) or 'see the zoo'})."
-        ),
-        stock_outcome=_STOCK_UNBOUND.format(n="N"),
-      )
+    return _architecture_error(
+      "meta_architecture_mismatch",
+      f"The checkpoint is a {fp.describe()} model; the config builds a "
+      f"{config.meta_architecture} model.",
+      detail="; ".join(fp.evidence),
+      fix=(
+        f"Use a {config.meta_architecture} checkpoint, or a config for "
+        f"{fp.meta_architecture} (feature_extractor.type: "
+        f"{', '.join(fp.feature_extractor_types) or 'see the zoo'})."
+      ),
     )
-  return out
+  return []
 
 
 def _feature_extractor(
   config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
 ) -> list[Finding]:
-  out: list[Finding] = []
   if fp.feature_extractor_types and config.feature_extractor_type not in fp.feature_extractor_types:
     fits = " or ".join(f'"{t}"' for t in fp.feature_extractor_types)
-    out.append(
-      Finding(
-        "feature_extractor_mismatch",
-        findings.ERROR,
-        f'The config\'s feature extractor "{config.feature_extractor_type}" does not match '
-        f"the checkpoint, which is {fp.describe()}.",
-        detail="; ".join(fp.evidence),
-        fix=(
-          f"Set feature_extractor {{ type: {fits} }} (and a config for that model), or "
-          f"point fine_tune_checkpoint at a {config.feature_extractor_type} checkpoint."
-        ),
-        stock_outcome=(
-          "ValueError: Cannot assign value to variable '...': Shape mismatch "
-          "(or the 'not bound to checkpointed values' AssertionError)"
-        ),
-        data={"fitting_types": list(fp.feature_extractor_types)},
-      )
+    fix = (
+      f"Set feature_extractor {{ type: {fits} }} (and a config for that model), or "
+      f"point fine_tune_checkpoint at a {config.feature_extractor_type} checkpoint."
     )
-  return out
+    return _architecture_error(
+      "feature_extractor_mismatch",
+      f'The config\'s feature extractor "{config.feature_extractor_type}" does not match '
+      f"the checkpoint, which is {fp.describe()}.",
+      detail="; ".join(fp.evidence),
+      fix=fix,
+      stock_outcome=(
+        f"{_STOCK_SHAPE_MISMATCH} (or the 'not bound to checkpointed values' AssertionError)"
+      ),
+      data={"fitting_types": list(fp.feature_extractor_types)},
+    )
+  return []
 
 
 def _neck(config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint) -> list[Finding]:
-  out: list[Finding] = []
+  fpnlite = fp.neck == "fpnlite"
   if (
     fp.neck in ("fpn", "fpnlite")
-    and config.meta_architecture == "ssd"
-    and config.feature_extractor_type in fp.feature_extractor_types
-    and (fp.neck == "fpnlite") != config.use_depthwise
+    and _ssd_parts_compare(config, fp)
+    and fpnlite != config.use_depthwise
   ):
-    want = "true" if fp.neck == "fpnlite" else "false"
-    out.append(
-      Finding(
-        "neck_mismatch",
-        findings.ERROR,
-        f"The checkpoint's FPN is {'FPNLite (separable convolutions)' if fp.neck == 'fpnlite' else 'a regular FPN'}; "
-        f"the config asks for {'separable' if config.use_depthwise else 'regular'} convolutions.",
-        detail=f"feature_extractor.use_depthwise: {str(config.use_depthwise).lower()}",
-        fix=f"Set feature_extractor {{ use_depthwise: {want} }}",
-        stock_outcome=_STOCK_UNBOUND.format(n="N"),
-      )
+    return _architecture_error(
+      "neck_mismatch",
+      f"The checkpoint's FPN is {'FPNLite (separable convolutions)' if fpnlite else 'a regular FPN'}; "
+      f"the config asks for {'separable' if config.use_depthwise else 'regular'} convolutions.",
+      detail=f"feature_extractor.use_depthwise: {str(config.use_depthwise).lower()}",
+      fix=f"Set feature_extractor {{ use_depthwise: {str(fpnlite).lower()} }}",
     )
-  return out
+  return []
 
 
 def _depth_multiplier(
   config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
 ) -> list[Finding]:
-  out: list[Finding] = []
   if (
     fp.depth_multiplier is not None
-    and config.meta_architecture == "ssd"
+    and _ssd_parts_compare(config, fp)
     and abs(fp.depth_multiplier - config.depth_multiplier) > 1e-6
-    and config.feature_extractor_type in fp.feature_extractor_types
   ):
-    out.append(
-      Finding(
-        "depth_multiplier_mismatch",
-        findings.ERROR,
-        f"The checkpoint's depth multiplier is {fp.depth_multiplier:g}; the config's is "
-        f"{config.depth_multiplier:g}.",
-        detail="; ".join(fp.evidence),
-        fix=f"Set feature_extractor {{ depth_multiplier: {fp.depth_multiplier:g} }}",
-        stock_outcome="ValueError: Cannot assign value to variable '...': Shape mismatch",
-      )
+    return _architecture_error(
+      "depth_multiplier_mismatch",
+      f"The checkpoint's depth multiplier is {fp.depth_multiplier:g}; the config's is "
+      f"{config.depth_multiplier:g}.",
+      detail="; ".join(fp.evidence),
+      fix=f"Set feature_extractor {{ depth_multiplier: {fp.depth_multiplier:g} }}",
+      stock_outcome=_STOCK_SHAPE_MISMATCH,
     )
-  return out
+  return []
 
 
 def _num_classes(
@@ -610,7 +625,7 @@ def _num_classes(
           else ""
         ),
         stock_outcome=(
-          "ValueError: Cannot assign value to variable '...': Shape mismatch"
+          _STOCK_SHAPE_MISMATCH
           if heads_restored
           else f'expected under "{ctype}": the heads are not restored and start fresh'
         ),

@@ -3,7 +3,9 @@
 A restore report: scalars under ``od_guard/`` (verdict, counts, coverage per
 component) and the Markdown report as the text summary ``od_guard/report``.
 Naming violations found at a save: ``od_guard/naming/violations`` and the
-text ``od_guard/naming/report``, at the save's step. Beside them, each report
+text ``od_guard/naming/report``, at the save's step. A checkpoint verification
+(``od_guard.verify/1``): ``od_guard/verify/{damaged,unhealthy}`` and the text
+``od_guard/verify/report``. Beside them, each report
 goes whole to the od_guard dashboard (`od_guard.report.dashboard`: a summary
 its plugin owns; the scalars and Markdown show where the plugin is absent).
 With TensorFlow already imported (or a remote logdir) the summaries go through
@@ -132,6 +134,48 @@ def write_naming(violations: Sequence, path: str, logdir: str, *, step: int = 0)
       dashboard_metadata.TAGS[dashboard_metadata.NAMING]: (
         dashboard_metadata.NAMING,
         dashboard_summary.naming_record(violations, path),
+      )
+    },
+  )
+
+
+def verification_markdown(result: Mapping[str, Any], *, limit: int = 50) -> str:
+  """The Markdown summary of a checkpoint verification (`od_guard.verify/1`)."""
+  bad = [*(result.get("damaged") or ()), *(result.get("unhealthy") or ())]
+  rows = "\n".join(
+    f"| `{t.get('path') or t.get('key')}` | {t.get('status')} | {t.get('nan', 0)} | "
+    f"{t.get('inf', 0)} | {t.get('detail', '')} |"
+    for t in bad[:limit]
+  )
+  state = "healthy" if result.get("healthy") else "NOT healthy"
+  return (
+    f"**{result.get('prefix', '')}: {state}** ({len(result.get('damaged') or ())} damaged, "
+    f"{len(result.get('unhealthy') or ())} unhealthy)\n\n"
+    f"| path | status | NaN | Inf | detail |\n|---|---|---|---|---|\n{rows}"
+  )
+
+
+def write_verification(result, logdir: str, *, step: int = 0) -> str:
+  """Writes a checkpoint verification to `logdir` at `step`; returns the logdir.
+
+  Args:
+    result: a `checkpoint.verify.VerifyReport` or its `to_dict()`.
+    logdir: the run's directory.
+    step: the step (e.g. of the checkpoint verified).
+  """
+  data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+  return write_summaries(
+    logdir,
+    step=step,
+    scalars={
+      "od_guard/verify/damaged": float(len(data.get("damaged") or ())),
+      "od_guard/verify/unhealthy": float(len(data.get("unhealthy") or ())),
+    },
+    texts={"od_guard/verify/report": verification_markdown(data)},
+    records={
+      dashboard_metadata.TAGS[dashboard_metadata.VERIFICATION]: (
+        dashboard_metadata.VERIFICATION,
+        data,
       )
     },
   )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from od_guard import _records
+
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
@@ -16,7 +18,7 @@ SEVERITIES = (ERROR, WARNING, INFO)
 
 
 @dataclasses.dataclass(frozen=True)
-class Finding:
+class Finding(_records.Record):
   """A diagnosis.
 
   Attributes:
@@ -38,9 +40,6 @@ class Finding:
   fix: str = ""
   stock_outcome: str = ""
   data: dict = dataclasses.field(default_factory=dict, compare=False)
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 def by_severity(findings) -> list[Finding]:

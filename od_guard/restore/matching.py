@@ -178,8 +178,18 @@ def checkpoint_paths(inv: inventory.Inventory, *, limit: int = 4) -> dict[str, l
 # The report.
 
 
+class _VariableRecord:
+  """Mixin for the records of a live variable (dataclasses with a `shape`)."""
+
+  def to_dict(self) -> dict:
+    """The fields in order, the shape as a list."""
+    out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+    out["shape"] = list(self.shape)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
-class Binding:
+class Binding(_VariableRecord):
   """A live variable and the checkpoint value it takes."""
 
   path: str
@@ -188,32 +198,15 @@ class Binding:
   dtype: str
   component: str
 
-  def to_dict(self) -> dict:
-    return {
-      "path": self.path,
-      "key": self.key,
-      "shape": list(self.shape),
-      "dtype": self.dtype,
-      "component": self.component,
-    }
-
 
 @dataclasses.dataclass(frozen=True)
-class Unbound:
+class Unbound(_VariableRecord):
   """A live variable that keeps its initial value."""
 
   path: str
   shape: tuple[int, ...]
   dtype: str
   component: str
-
-  def to_dict(self) -> dict:
-    return {
-      "path": self.path,
-      "shape": list(self.shape),
-      "dtype": self.dtype,
-      "component": self.component,
-    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+from od_guard import _records
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.restore import matching as restore_match
@@ -20,15 +21,12 @@ _EXPLAINED_SHARE = 0.5  # of the missing variables the rules together must bind
 
 
 @dataclasses.dataclass(frozen=True)
-class RenameRule:
+class RenameRule(_records.Record):
   """Checkpoint keys starting with `old` should start with `new`."""
 
   old: str
   new: str
   count: int
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
 
   def text(self) -> str:
     return f"{self.old} -> {self.new}"

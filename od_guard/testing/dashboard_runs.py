@@ -9,6 +9,7 @@ until the od_guard plugin serves the runs it should.
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import json
 import os
 import socket
@@ -283,15 +284,33 @@ def write_keras_runs(logdir: str) -> dict:
     guard = guard_class(
       prefix, input_shape=(None, 4), log_dir=log_dir, quiet=True, report_path=report_path
     )
-    try:
+    # The renamed one stops before the first batch.
+    with contextlib.suppress(guarded_restore.RestoreGuardError):
       make(features).fit(
         x, y, epochs=1, verbose=0, callbacks=[guard, keras.callbacks.TensorBoard(log_dir)]
       )
-    except guarded_restore.RestoreGuardError:
-      pass  # the renamed one stops before the first batch
     with open(report_path) as f:
       out["runs"][f"{name}/train"] = json.load(f)
   return out
+
+
+VERIFY_RUN = "keras_verify"
+
+
+def write_verification_run(logdir: str, checkpoint: str) -> dict:
+  """Verifies `checkpoint` (od_guard.checkpoint.verify: every tensor's CRC and
+  values, no TensorFlow) and writes the result with the TF-free writer. Run in
+  a fresh interpreter; the result says whether TensorFlow got imported."""
+  from od_guard.checkpoint import verify
+  from od_guard.report import tensorboard
+
+  result = verify.verify(checkpoint)
+  tensorboard.write_verification(result, os.path.join(logdir, VERIFY_RUN), step=1)
+  return {
+    "run": VERIFY_RUN,
+    "report": result.to_dict(),
+    "tensorflow_imported": "tensorflow" in sys.modules,
+  }
 
 
 def build_logdir(
@@ -392,7 +411,15 @@ def build_logdir(
     tf_free = json.load(f)
   with open(out_keras) as f:
     keras_runs = json.load(f)
+  out_verify = os.path.join(root, "verify.json")
+  start("verify", "-m", __name__, "verify", logdir, out_verify, keras_runs["checkpoint"])
+  stdout, stderr = jobs["verify"].communicate(timeout=timeout)
+  if jobs["verify"].returncode != 0:
+    raise RuntimeError(f"verify exited with {jobs['verify'].returncode}:\n{stderr[-4000:]}")
+  with open(out_verify) as f:
+    verified = json.load(f)
   runs = {tf_free["run"]: {"report": tf_free["report"]}}
+  runs[verified["run"]] = {"report": verified["report"], "kind": "verification"}
   for name, report in keras_runs["runs"].items():
     runs[name] = {"report": report}
   if odapi is not None:
@@ -402,11 +429,14 @@ def build_logdir(
     runs["odapi_static"] = {"report": json.loads(results["odapi_static"][1])}
     odapi["static_tf_imported"] = "TF_IMPORTED=True" in results["odapi_static"][2]
   for entry in runs.values():
-    entry["decision"] = entry["report"]["verdict"]["decision"]
+    if entry.get("kind") == "verification":
+      entry["decision"] = "pass" if entry["report"]["healthy"] else "fail"
+    else:
+      entry["decision"] = entry["report"]["verdict"]["decision"]
   result = {
     "logdir": logdir,
     "runs": runs,
-    "tf_free": not tf_free["tensorflow_imported"],
+    "tf_free": not (tf_free["tensorflow_imported"] or verified["tensorflow_imported"]),
     "keras": {k: v for k, v in keras_runs.items() if k != "runs"},
     "odapi": odapi,
     "seconds": {k: round(v, 1) for k, v in seconds.items()},
@@ -521,9 +551,14 @@ class TensorBoardServer:
 
 
 def main(argv: list[str]) -> int:
-  """`python -m od_guard.testing.dashboard_runs tf_free|keras LOGDIR OUT_JSON`."""
-  what, logdir, out = argv
-  result = {"tf_free": write_tf_free_runs, "keras": write_keras_runs}[what](logdir)
+  """`python -m od_guard.testing.dashboard_runs tf_free|keras|verify LOGDIR OUT_JSON [CKPT]`."""
+  what, logdir, out, *rest = argv
+  writers = {
+    "tf_free": write_tf_free_runs,
+    "keras": write_keras_runs,
+    "verify": write_verification_run,
+  }
+  result = writers[what](logdir, *rest)
   with open(out, "w") as f:
     json.dump(result, f)
   return 0

@@ -10,6 +10,7 @@ its benchmark; tests skip where `find_chromium()` finds nothing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -197,17 +198,41 @@ class Chromium:
   def navigate(self, url: str) -> None:
     self.page("Page.navigate", {"url": url})
 
-  def evaluate(self, expression: str, *, timeout: float = 60.0) -> Any:
+  def frame_context(self, url_part: str) -> int:
+    """An execution context in the (same-origin) frame whose URL contains
+    `url_part`, e.g. TensorBoard's plugin iframe; for `evaluate(context=...)`.
+
+    Raises:
+      BrowserError: no such frame.
+    """
+
+    def frames(tree):
+      yield tree["frame"]
+      for child in tree.get("childFrames", ()):
+        yield from frames(child)
+
+    tree = self.page("Page.getFrameTree")["frameTree"]
+    frame = next((f for f in frames(tree) if url_part in f.get("url", "")), None)
+    if frame is None:
+      raise BrowserError(f"No frame whose URL contains {url_part!r}.")
+    world = self.page("Page.createIsolatedWorld", {"frameId": frame["id"], "worldName": "od_guard"})
+    return world["executionContextId"]
+
+  def evaluate(self, expression: str, *, timeout: float = 60.0, context: int | None = None) -> Any:
     """The value of a JavaScript expression in the page (promises awaited).
+
+    Args:
+      expression: JavaScript.
+      timeout: seconds.
+      context: an execution context (`frame_context`); default the page's.
 
     Raises:
       BrowserError: the expression threw.
     """
-    result = self.page(
-      "Runtime.evaluate",
-      {"expression": expression, "awaitPromise": True, "returnByValue": True},
-      timeout=timeout,
-    )
+    params: dict[str, Any] = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+    if context is not None:
+      params["contextId"] = context
+    result = self.page("Runtime.evaluate", params, timeout=timeout)
     if "exceptionDetails" in result:
       details = result["exceptionDetails"]
       raise BrowserError(
@@ -243,20 +268,16 @@ class Chromium:
 
   def close(self) -> None:
     if self.process.poll() is None:
-      try:
+      with contextlib.suppress(BrowserError):
         self.send("Browser.close", timeout=10)
-      except BrowserError:
-        pass
       try:
         self.process.wait(timeout=10)
       except subprocess.TimeoutExpired:
         self.process.kill()
         self.process.wait()
     for fd in (self._to_browser, self._from_browser):
-      try:
+      with contextlib.suppress(OSError):
         os.close(fd)
-      except OSError:
-        pass
     shutil.rmtree(self._profile, ignore_errors=True)
 
   def __enter__(self):

@@ -68,19 +68,22 @@ def _naming_header(record: Mapping[str, Any]) -> dict:
   }
 
 
-def _generic_header(record: Mapping[str, Any]) -> dict:
-  """For records whose schema this version does not know in detail (e.g. the
-  on-device verification): a decision if the record states one."""
+def _verification_header(record: Mapping[str, Any]) -> dict:
+  """A verification (`od_guard.verify/1`, or a record that states its own
+  verdict, decision, healthy or passed)."""
   verdict = record.get("verdict")
   decision = verdict.get("decision") if isinstance(verdict, Mapping) else record.get("decision")
-  if decision not in _DECISIONS and isinstance(record.get("passed"), bool):
-    decision = "pass" if record["passed"] else "fail"
+  for flag in ("healthy", "passed"):
+    if decision not in _DECISIONS and isinstance(record.get(flag), bool):
+      decision = "pass" if record[flag] else "fail"
   findings = record.get("findings") if isinstance(record.get("findings"), list) else []
   return {
     "decision": decision if decision in _DECISIONS else None,
-    "checkpoint": str(record.get("checkpoint") or ""),
+    "checkpoint": str(record.get("prefix") or record.get("checkpoint") or ""),
     "errors": _count(findings, "error"),
     "warnings": _count(findings, "warning"),
+    "damaged": len(record.get("damaged") or ()),
+    "unhealthy": len(record.get("unhealthy") or ()),
   }
 
 
@@ -91,7 +94,7 @@ def header(kind: str, record: Mapping[str, Any]) -> dict:
   elif kind == metadata.NAMING:
     body = _naming_header(record)
   else:
-    body = _generic_header(record)
+    body = _verification_header(record)
   return {"kind": kind, "schema": record.get("schema"), **body}
 
 

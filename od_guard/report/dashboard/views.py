@@ -48,15 +48,19 @@ def _shape_text_params(text: str) -> int:
 
 
 def renames(report: Mapping[str, Any]) -> list[dict]:
-  """The rename map a report proposes (`data.renames` of its findings)."""
-  out = []
+  """The rename map a report proposes (`data.renames` of its findings), one row
+  per (old, new) with the codes of the findings that propose it."""
+  out: dict[tuple[str, str], dict] = {}
   for f in report.get("findings") or ():
     for r in (f.get("data") or {}).get("renames") or ():
-      if isinstance(r, Mapping) and "old" in r and "new" in r:
-        out.append(
-          {"old": str(r["old"]), "new": str(r["new"]), "count": r.get("count"), "code": f["code"]}
-        )
-  return out
+      if not (isinstance(r, Mapping) and "old" in r and "new" in r):
+        continue
+      row = out.setdefault(
+        (str(r["old"]), str(r["new"])),
+        {"old": str(r["old"]), "new": str(r["new"]), "count": r.get("count"), "codes": []},
+      )
+      row["codes"].append(f.get("code", ""))
+  return list(out.values())
 
 
 def report_view(report: Mapping[str, Any]) -> dict:

@@ -21,6 +21,9 @@ const FATE_LABELS = {
   not_requested: 'not requested',
   absent: 'absent',
 };
+const FATE_MARKS = {
+  restored: '✓', missing: '✗', shape_mismatch: '≠', dtype_mismatch: '≠', unused: '○', not_requested: '–',
+};
 const ALLOWED_ATTRIBUTES = new Set([
   'title', 'type', 'placeholder', 'value', 'role', 'colspan', 'aria-label',
   'spellcheck', 'autocomplete',
@@ -160,20 +163,26 @@ class VariableTree {
       const fateCounts = new Array(this.fateNames.length).fill(0);
       let total = 0;
       let paramSum = 0;
+      let known = false;  // unused values have no shape in the report
       for (const i of node.leaves) {
         if (!this.match[i]) continue;
         total++;
         fateCounts[fate[i]]++;
-        if (params[i] > 0) paramSum += params[i];
+        if (params[i] >= 0) {
+          paramSum += params[i];
+          known = true;
+        }
       }
       for (const child of node.nodes) {
         count(child);
         total += child.total;
         paramSum += child.params;
+        known = known || child.paramsKnown;
         for (let f = 0; f < fateCounts.length; f++) fateCounts[f] += child.fateCounts[f];
       }
       node.total = total;
       node.params = paramSum;
+      node.paramsKnown = known;
       node.fateCounts = fateCounts;
     };
     count(this.root);
@@ -357,7 +366,7 @@ class VariableTable {
       const open = this.expanded.has(node.id);
       const minis = [];
       node.fateCounts.forEach((n, f) => {
-        if (n) minis.push(el('span', {class: `mini ${t.fates[f]}`, title: FATE_LABELS[t.fates[f]]}, `${t.fates[f] === 'restored' ? '✓' : '●'}${formatCount(n)}`));
+        if (n) minis.push(el('span', {class: `mini ${t.fates[f]}`, title: FATE_LABELS[t.fates[f]]}, `${FATE_MARKS[t.fates[f]] || '●'}${formatCount(n)}`));
       });
       return el(
         'div',
@@ -374,7 +383,7 @@ class VariableTable {
         el('span', null, minis),
         el('span', {class: 'muted'}, `${formatCount(node.total)} variables`),
         el('span', null, ''), el('span', null, ''), el('span', null, ''),
-        el('span', {class: 'num'}, formatCount(node.params)),
+        el('span', {class: 'num'}, node.paramsKnown ? formatCount(node.params) : '—'),
       );
     }
     const i = row.leaf;
@@ -439,7 +448,9 @@ class Dashboard {
       return;
     }
     if (!this.runs.some((r) => r.run === this.selected)) {
-      this.selected = this.runs.length ? this.runs[0].run : null;
+      // What needs attention first: the first failing run, else the first run.
+      const first = this.runs.find((r) => r.decision === 'fail') || this.runs[0];
+      this.selected = first ? first.run : null;
     }
     this.renderRuns();
     await this.show();
@@ -462,8 +473,13 @@ class Dashboard {
       if (report) {
         meta.push(el('div', {class: 'run-meta', title: header.checkpoint || ''},
           'checkpoint: ', header.checkpoint ? basename(header.checkpoint) : '—'));
-        meta.push(el('div', {class: 'run-meta', title: header.config || ''},
-          'config: ', header.config ? basename(header.config) : (header.kind === 'preflight' ? 'Keras model (no pipeline config)' : '—')));
+        if (header.kind === 'preflight') {
+          meta.push(el('div', {class: 'run-meta', title: header.config || ''},
+            'config: ', header.config ? basename(header.config) : 'Keras model (no pipeline config)'));
+        } else {
+          meta.push(el('div', {class: 'run-meta'},
+            `${header.kind}: ${header.damaged || 0} damaged, ${header.unhealthy || 0} unhealthy tensor(s)`));
+        }
       }
       if (run.naming) {
         meta.push(el('div', {class: 'run-meta'},
@@ -599,14 +615,19 @@ class Dashboard {
     const section = el('div', {class: 'section', data: {role: 'findings'}}, el('h2', null, `Findings (${findings.length})`));
     if (!findings.length) section.append(el('div', {class: 'muted'}, 'Nothing to report.'));
     for (const f of findings) {
-      section.append(el('div', {class: `finding ${f.severity}`, data: {role: 'finding', code: f.code}},
-        el('div', {class: 'finding-head'},
-          el('span', {class: `sev ${f.severity}`}, f.severity),
-          el('span', {class: 'finding-title'}, f.title),
-          el('span', {class: 'code-chip'}, `(${f.code})`)),
+      const head = el('div', {class: 'finding-head'},
+        el('span', {class: `sev ${f.severity}`}, f.severity),
+        el('span', {class: 'finding-title'}, f.title),
+        el('span', {class: 'code-chip'}, `(${f.code})`));
+      const body = [
         f.detail ? el('div', {class: 'finding-detail'}, f.detail) : null,
         f.fix ? el('div', {class: 'fix', data: {role: 'fix'}}, el('span', {class: 'fix-label'}, 'fix'), f.fix) : null,
-        f.stock_outcome ? el('div', {class: 'finding-stock'}, `stock: ${f.stock_outcome}`) : null));
+        f.stock_outcome ? el('div', {class: 'finding-stock'}, `stock: ${f.stock_outcome}`) : null,
+      ];
+      // Facts (info) fold to their title; errors and warnings show everything.
+      section.append(f.severity === 'info'
+        ? el('details', {class: `finding ${f.severity}`, data: {role: 'finding', code: f.code}}, el('summary', null, head), body)
+        : el('div', {class: `finding ${f.severity}`, data: {role: 'finding', code: f.code}}, head, body));
     }
     return section;
   }
@@ -667,7 +688,7 @@ class Dashboard {
         el('thead', null, el('tr', null, el('th', null, 'checkpoint scope'), el('th', null, ''), el('th', null, 'model scope'), el('th', null, 'variables'), el('th', null, 'finding'))),
         el('tbody', null, renames.map((r) => el('tr', null,
           el('td', {class: 'mono'}, r.old), el('td', null, '→'), el('td', {class: 'mono'}, r.new),
-          el('td', null, r.count ?? ''), el('td', {class: 'code-chip'}, r.code))))),
+          el('td', null, r.count ?? ''), el('td', {class: 'code-chip'}, (r.codes || []).join(', ')))))),
       el('div', {class: 'status'}, 'Apply it with: od-guard remap SRC DST --from-report report.json'));
   }
 
@@ -695,17 +716,44 @@ class Dashboard {
 
   genericRecord(data) {
     const record = data.report || {};
+    const header = data.header || {};
     const verdict = record.verdict || {};
     const findings = Array.isArray(record.findings) ? record.findings : [];
-    const rest = Object.entries(record).filter(([k]) => !['verdict', 'findings'].includes(k));
+    const known = ['verdict', 'findings', 'summary', 'damaged', 'unhealthy', 'tensors'];
+    const rest = Object.entries(record).filter(([k]) => !known.includes(k));
     return el('div', null,
       el('div', {class: 'section', data: {role: 'verdict'}}, el('div', {class: 'verdict'},
-        badge(data.header.decision, true),
-        el('span', {class: 'verdict-title'}, `${data.kind}: ${(data.header.decision || 'no verdict').toUpperCase()}`),
+        badge(header.decision, true),
+        el('span', {class: 'verdict-title'}, `${data.kind}: ${(header.decision || 'no verdict').toUpperCase()}`),
         el('span', {class: 'muted'}, `step ${data.step}`)),
-      verdict.reasons ? el('ul', {class: 'reasons'}, verdict.reasons.map((r) => el('li', null, r))) : null),
-      this.findingsSection(findings),
+      Array.isArray(verdict.reasons) ? el('ul', {class: 'reasons'}, verdict.reasons.map((r) => el('li', null, r))) : null),
+      findings.length ? this.findingsSection(findings) : null,
+      record.summary && typeof record.summary === 'object' ? this.healthSummary(record.summary) : null,
+      this.badTensors([...(record.damaged || []), ...(record.unhealthy || [])]),
       el('div', {class: 'section'}, el('h2', null, 'Record'), kvTable(rest)));
+  }
+
+  healthSummary(summary) {
+    const columns = ['tensors', 'damaged', 'nan', 'inf', 'all_zero', 'constant', 'nonpositive_variance'];
+    return el('div', {class: 'section', data: {role: 'health'}}, el('h2', null, 'Tensors per group'),
+      el('table', {class: 'plain'},
+        el('thead', null, el('tr', null, el('th', null, 'group'), columns.map((c) => el('th', {class: 'num'}, c.replace(/_/g, ' '))))),
+        el('tbody', null, Object.entries(summary).map(([group, counts]) => el('tr', null,
+          el('td', {class: 'mono'}, group), columns.map((c) => el('td', {class: 'num'}, String((counts || {})[c] ?? ''))))))));
+  }
+
+  badTensors(tensors) {
+    if (!Array.isArray(tensors) || !tensors.length) return null;
+    const shown = tensors.slice(0, 2000);
+    return el('div', {class: 'section', data: {role: 'bad-tensors'}},
+      el('h2', null, `Damaged or unhealthy tensors (${tensors.length})`),
+      el('div', {class: 'scrollbox'}, el('table', {class: 'plain'},
+        el('thead', null, el('tr', null, ['tensor', 'status', 'NaN', 'Inf', 'max |x|', 'detail'].map((h) => el('th', null, h)))),
+        el('tbody', null, shown.map((t) => el('tr', null,
+          el('td', {class: 'mono'}, t.path || t.key || ''), el('td', null, t.status || ''),
+          el('td', {class: 'num'}, String(t.nan ?? '')), el('td', {class: 'num'}, String(t.inf ?? '')),
+          el('td', {class: 'num'}, t.max_abs === null || t.max_abs === undefined ? '' : String(t.max_abs)),
+          el('td', null, t.detail || '')))))));
   }
 
   // Naming view.
@@ -782,8 +830,8 @@ class Dashboard {
     section.append(el('div', {class: 'section', data: {role: 'compare-findings'}},
       el('h2', null, `Findings: ${f.added.length} added, ${f.removed.length} removed, ${f.changed.length} changed, ${f.unchanged.length} unchanged`),
       findingRows.length ? el('table', {class: 'plain'}, el('tbody', null, findingRows.map(([what, sev, code, title]) => el('tr', {data: {role: 'compare-finding', change: what}},
-        el('td', {class: what === 'added' ? 'added' : what === 'removed' ? 'removed' : ''}, what === 'added' ? '+ in B' : what === 'removed' ? '− only in A' : 'changed'),
-        el('td', null, sev), el('td', {class: 'code-chip'}, code), el('td', null, title))))) : null));
+        el('td', {class: `nowrap ${what === 'added' ? 'added' : what === 'removed' ? 'removed' : ''}`}, what === 'added' ? '+ in B' : what === 'removed' ? '− only in A' : 'changed'),
+        el('td', {class: 'nowrap'}, sev), el('td', {class: 'code-chip'}, code), el('td', null, title))))) : null));
     const diffs = [
       ...diff.config.map((d) => ['config', d]),
       ...diff.fingerprint.map((d) => ['fingerprint', d]),

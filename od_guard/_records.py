@@ -1,0 +1,17 @@
+"""The JSON form of od_guard's plain result records."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+class Record:
+  """Mixin for a frozen dataclass whose JSON form is its fields as they are.
+
+  `to_dict` is `dataclasses.asdict`: nested records become dicts, tuples stay
+  tuples. A record that renders a field (a shape as a list, a schema name)
+  writes its own `to_dict`.
+  """
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)

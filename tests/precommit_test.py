@@ -1,0 +1,123 @@
+"""The repository's pre-commit hooks (.pre-commit-hooks.yaml), run by pre-commit
+itself (`pre-commit try-repo`) in a sample repository holding a user's
+pipeline.config and checkpoint, as a user's repository would.
+
+pre-commit installs the hooks' repository with `pip install .` into a virtual
+environment of its own (in a tmp PRE_COMMIT_HOME; pip's cache is reused): the
+hooks run with what od_guard declares, nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from conftest import SIGN_LANGUAGE
+from conftest import needs_realworld
+
+pytestmark = [pytest.mark.installs, needs_realworld]
+
+_GIT = ("git", "-c", "user.name=od_guard tests", "-c", "user.email=tests@od-guard.invalid")
+_CHECKPOINT = "models/sign_language/checkpoint/ckpt-0"
+
+
+def _git(cwd: pathlib.Path, *args: str) -> str:
+  return subprocess.run(
+    [*_GIT, *args], cwd=cwd, check=True, capture_output=True, text=True
+  ).stdout
+
+
+@pytest.fixture(scope="module")
+def hooks_repo(tmp_path_factory) -> pathlib.Path:
+  """This working tree as a git repository of one commit (try-repo clones a
+  repository; untracked new files would be missed by cloning REPO itself)."""
+  if shutil.which("git") is None:
+    pytest.skip("needs git")
+  pytest.importorskip("pre_commit", reason="needs pre-commit (the plain environment has it)")
+  root = tmp_path_factory.mktemp("hooks_repo")
+  listed = _git(REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+  for name in filter(None, listed.split("\0")):
+    source = REPO / name
+    if source.is_file():
+      (root / name).parent.mkdir(parents=True, exist_ok=True)
+      shutil.copy2(source, root / name)
+  _git(root, "init", "-q")
+  _git(root, "add", "-A")
+  _git(root, "commit", "-q", "-m", "od_guard under test")
+  return root
+
+
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory) -> pathlib.Path:
+  return tmp_path_factory.mktemp("pre_commit_home")
+
+
+def _write_config(sample: pathlib.Path, checkpoint_type: str) -> None:
+  text = (SIGN_LANGUAGE / "pipeline.config").read_text()
+  original = text.split("fine_tune_checkpoint:")[1].split("\n")[0]
+  text = text.replace(f"fine_tune_checkpoint:{original}", f'fine_tune_checkpoint: "{_CHECKPOINT}"')
+  text = text.replace(
+    'fine_tune_checkpoint_type: "detection"', f'fine_tune_checkpoint_type: "{checkpoint_type}"'
+  )
+  assert f'fine_tune_checkpoint_type: "{checkpoint_type}"' in text
+  (sample / "models" / "sign_language" / "pipeline.config").write_text(text)
+  _git(sample, "add", "-A")
+
+
+@pytest.fixture
+def sample_repo(tmp_path) -> pathlib.Path:
+  """A user's repository: the sign-language model's config and checkpoint
+  (index only, as the shared data has it), the config pointing at it with a
+  path relative to the repository's root, where pre-commit runs hooks."""
+  sample = tmp_path / "sample"
+  (sample / "models" / "sign_language" / "checkpoint").mkdir(parents=True)
+  shutil.copy(SIGN_LANGUAGE / "checkpoint" / "ckpt-0.index", sample / f"{_CHECKPOINT}.index")
+  (sample / "README.md").write_text("A user's detection model.\n")
+  _git(sample, "init", "-q")
+  _write_config(sample, "detection")
+  return sample
+
+
+def _try_repo(hooks_repo, home, sample, hook: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+    [sys.executable, "-m", "pre_commit", "try-repo", str(hooks_repo), hook, "--all-files"],
+    cwd=sample,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    env=dict(os.environ, PRE_COMMIT_HOME=str(home), PRE_COMMIT_COLOR="never"),
+  )
+
+
+def test_check_static_hook_fails_on_the_wrong_checkpoint_type_and_passes_when_fixed(
+  hooks_repo, pre_commit_home, sample_repo
+):
+  _write_config(sample_repo, "classification")
+  r = _try_repo(hooks_repo, pre_commit_home, sample_repo, "od-guard-check-static")
+  assert r.returncode == 1, r.stdout + r.stderr
+  assert "od-guard check --static (pipeline.config against its checkpoint)" in r.stdout
+  assert "Failed" in r.stdout
+  assert "(checkpoint_type_mismatch)" in r.stdout
+  assert 'fix: Set fine_tune_checkpoint_type: "detection"' in r.stdout
+
+  _write_config(sample_repo, "detection")
+  r = _try_repo(hooks_repo, pre_commit_home, sample_repo, "od-guard-check-static")
+  assert r.returncode == 0, r.stdout + r.stderr
+  assert "Passed" in r.stdout
+
+
+def test_lint_hook_passes_an_od_api_checkpoint(hooks_repo, pre_commit_home, sample_repo):
+  r = _try_repo(hooks_repo, pre_commit_home, sample_repo, "od-guard-lint")
+  assert r.returncode == 0, r.stdout + r.stderr
+  assert "od-guard lint (checkpoint variable names)" in r.stdout
+  assert "Passed" in r.stdout
+
+
+if __name__ == "__main__":
+  sys.exit(pytest.main([__file__, "-q"]))
