@@ -75,12 +75,17 @@ def _counter(keras):
   return Counter
 
 
+def _compiled(keras):
+  """A fresh, compiled, unbuilt Net and data to fit it on."""
+  model = Net.make(keras)
+  model.compile(optimizer="sgd", loss="mse")
+  return (model, *_data())
+
+
 def test_good_restore_passes_and_verifies(tf, kr, tmp_path):
   keras, Guard = kr
   saved, prefix = _saved(tf, keras, tmp_path)
-  model = Net.make(keras)
-  model.compile(optimizer="sgd", loss="mse")
-  x, y = _data()
+  model, x, y = _compiled(keras)
   guard = Guard(prefix, input_shape=(None, 4), quiet=True)
   expected = saved.features.kernel.numpy()
   model.fit(x, y, epochs=1, verbose=0, callbacks=[guard])
@@ -241,9 +246,7 @@ def test_auto_named_layers_get_a_key_map(tf, tmp_path):
 def test_report_goes_to_tensorboard_beside_keras(tf, kr, tmp_path):
   keras, Guard = kr
   _, prefix = _saved(tf, keras, tmp_path)
-  model = Net.make(keras)
-  model.compile(optimizer="sgd", loss="mse")
-  x, y = _data()
+  model, x, y = _compiled(keras)
   log_dir = str(tmp_path / "logs")
   model.fit(
     x,

@@ -18,6 +18,13 @@ from conftest import REPO
 pytestmark = pytest.mark.odapi
 
 
+def _train(odapi_world, tmp_path, name: str, *flags: str):
+  """Runs the drop-in on the tiny world's config `name`; returns (result, model_dir)."""
+  model_dir = tmp_path / "train"
+  config = odapi_world.write_config(name)
+  return _run(f"--pipeline_config_path={config}", f"--model_dir={model_dir}", *flags), model_dir
+
+
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
   return subprocess.run(
     [sys.executable, "-m", "od_guard.model_main_tf2", *args],
@@ -58,10 +65,10 @@ def _event_value(logdir: str, run: str, tag: str):
 
 
 def test_good_fine_tune_trains_and_logs_the_report(odapi_world, tmp_path):
-  model_dir = tmp_path / "train"
-  r = _run(
-    f"--pipeline_config_path={odapi_world.write_config('e2e_good')}",
-    f"--model_dir={model_dir}",
+  r, model_dir = _train(
+    odapi_world,
+    tmp_path,
+    "e2e_good",
     "--num_train_steps=2",
     "--num_steps_per_iteration=1",
     "--checkpoint_every_n=1",
@@ -132,10 +139,10 @@ def test_classic_failures_stop_before_step_one(
 def test_naming_rules_guard_the_od_apis_own_saves(odapi_world, tmp_path):
   rules = tmp_path / "rules.toml"
   rules.write_text('extends = ["odapi"]\n[rules]\nforbidden = ["^model/_box_predictor/"]\n')
-  model_dir = tmp_path / "train"
-  r = _run(
-    f"--pipeline_config_path={odapi_world.write_config('e2e_naming')}",
-    f"--model_dir={model_dir}",
+  r, model_dir = _train(
+    odapi_world,
+    tmp_path,
+    "e2e_naming",
     "--num_train_steps=2",
     "--num_steps_per_iteration=1",
     "--guard_naming_mode=error",
@@ -148,10 +155,10 @@ def test_naming_rules_guard_the_od_apis_own_saves(odapi_world, tmp_path):
 
 
 def test_guard_only_checks_and_exits(odapi_world, tmp_path):
-  model_dir = tmp_path / "train"
-  r = _run(
-    f"--pipeline_config_path={odapi_world.write_config('e2e_only')}",
-    f"--model_dir={model_dir}",
+  r, model_dir = _train(
+    odapi_world,
+    tmp_path,
+    "e2e_only",
     "--guard_only",
     "--guard_report_dir",
     str(tmp_path / "r"),
