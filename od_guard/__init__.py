@@ -19,12 +19,12 @@ from od_guard import _lazy
 __version__ = "0.1.0"
 
 _EXPORTS = {
-  "OdGuardError": ("od_guard.errors", "OdGuardError"),
-  "Inventory": ("od_guard.checkpoint.inventory", "Inventory"),
-  "read_inventory": ("od_guard.checkpoint.inventory", "read_inventory"),
-  "Report": ("od_guard.report.record", "Report"),
-  "Policy": ("od_guard.restore.policy", "Policy"),
-  "policy": ("od_guard.restore.policy", "preset"),
+  "OdGuardError": "od_guard.errors",
+  "Inventory": "od_guard.checkpoint.inventory",
+  "read_inventory": "od_guard.checkpoint.inventory",
+  "Report": "od_guard.report.record",
+  "Policy": "od_guard.restore.policy",
+  "policy": "od_guard.restore.policy:preset",
 }
 _SUBPACKAGES = ("checkpoint", "restore", "report", "naming", "odapi", "keras", "testing")
 

@@ -14,17 +14,18 @@ from typing import Any
 
 def module_getattr(
   module: str,
-  exports: Mapping[str, tuple[str, str]],
+  exports: Mapping[str, str],
   *,
   submodules: Collection[str] = (),
 ) -> Callable[[str], Any]:
   """A module-level `__getattr__` that imports what it returns when asked.
 
-      __getattr__ = _lazy.module_getattr(__name__, {"check": ("od_guard.odapi.preflight", "check")})
+      __getattr__ = _lazy.module_getattr(__name__, {"check": "od_guard.odapi.preflight"})
 
   Args:
     module: the `__name__` of the module the function serves.
-    exports: {attribute: (module that defines it, its name there)}.
+    exports: {attribute: the module that defines it under that name}, or
+      "module:name" where it has another name there.
     submodules: names of `module`'s submodules, returned as attributes.
 
   Returns:
@@ -33,8 +34,8 @@ def module_getattr(
 
   def __getattr__(name: str) -> Any:
     if name in exports:
-      defined_in, attribute = exports[name]
-      return getattr(importlib.import_module(defined_in), attribute)
+      defined_in, _, attribute = exports[name].partition(":")
+      return getattr(importlib.import_module(defined_in), attribute or name)
     if name in submodules:
       return importlib.import_module(f"{module}.{name}")
     raise AttributeError(f"module {module!r} has no attribute {name!r}")

@@ -212,11 +212,6 @@ def test_naming_checks_of_an_od_api_save(server, world):
   assert os.path.basename(detail["checkpoint"]).startswith("ckpt-")
 
 
-@pytest.mark.xfail(
-  strict=True,
-  reason="save_guard.guard_manager logs a save at step 0 when manager.save() gets no "
-  "checkpoint_number (model_lib_v2's case), so each save replaces the last in TensorBoard",
-)
 def test_naming_checks_of_the_od_apis_saves_at_their_steps(server, world):
   if not world["odapi"]:
     pytest.skip("the OD API drop-in runs in the odapi environment")

@@ -15,12 +15,12 @@ callback class is asked for.
 from od_guard import _lazy
 
 _EXPORTS = {
-  "RestoreGuard": ("od_guard.keras.callbacks", "RestoreGuard"),
-  "TfKerasRestoreGuard": ("od_guard.keras.tf_keras_callbacks", "TfKerasRestoreGuard"),
-  "NamingGuard": ("od_guard.keras.naming_callbacks", "NamingGuard"),
-  "TfKerasNamingGuard": ("od_guard.keras.tf_keras_naming_callbacks", "TfKerasNamingGuard"),
-  "restore": ("od_guard.keras.guarded_restore", "restore"),
-  "RestoreGuardError": ("od_guard.keras.guarded_restore", "RestoreGuardError"),
+  "RestoreGuard": "od_guard.keras.callbacks",
+  "TfKerasRestoreGuard": "od_guard.keras.tf_keras_callbacks",
+  "NamingGuard": "od_guard.keras.naming_callbacks",
+  "TfKerasNamingGuard": "od_guard.keras.tf_keras_naming_callbacks",
+  "restore": "od_guard.keras.guarded_restore",
+  "RestoreGuardError": "od_guard.keras.guarded_restore",
 }
 
 __all__ = list(_EXPORTS)

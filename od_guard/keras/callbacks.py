@@ -31,5 +31,5 @@ class RestoreGuard(restore_guard_core.RestoreGuardCore, keras.callbacks.Callback
 # `od_guard.keras.callbacks.TfKerasRestoreGuard`, where it was before it got
 # its own module; imports tf_keras only when asked for.
 __getattr__ = _lazy.module_getattr(
-  __name__, {"TfKerasRestoreGuard": ("od_guard.keras.tf_keras_callbacks", "TfKerasRestoreGuard")}
+  __name__, {"TfKerasRestoreGuard": "od_guard.keras.tf_keras_callbacks"}
 )

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import functools
-import json
 import os
 import shutil
 from typing import Any
 
 from od_guard import errors
 from od_guard import pipeline
-from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
 from od_guard.keras import model_facts as keras_model
+from od_guard.report import publish
 from od_guard.report import record
 from od_guard.report import render
 from od_guard.restore import findings as findings_lib
@@ -255,7 +254,13 @@ def restore(
     strategy=strategies.describe(strategy),
     not_checked=not_checked,
   )
-  _publish(result, strategy, log_dir, report_path, quiet)
+  publish.publish(
+    result,
+    chief=strategies.is_chief(strategy),
+    quiet=quiet,
+    json_path=report_path,
+    log_dir=log_dir,
+  )
   if result.verdict.failed:
     raise RestoreGuardError(result)
   return result
@@ -270,19 +275,6 @@ def _verify_restore(model, strategy, roots, graph, report, inv, not_checked):
     )
     return _verify_keras_file(model, inv, report)
   return _verify(strategy, roots, graph, report, inv.prefix)
-
-
-def _publish(result, strategy, log_dir, report_path, quiet) -> None:
-  if not quiet:
-    print(render.render_text(result), flush=True)
-  if not strategies.is_chief(strategy):
-    return
-  if report_path:
-    fileio.atomic_write_text(report_path, json.dumps(result.to_dict(), indent=2) + "\n")
-  if log_dir:
-    from od_guard.report import tensorboard
-
-    tensorboard.write(result, os.path.join(log_dir, "train"), step=0)
 
 
 def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:

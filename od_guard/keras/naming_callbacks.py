@@ -30,5 +30,5 @@ class NamingGuard(naming_guard_core.NamingGuardCore, keras.callbacks.Callback):
 # got its own module; imports tf_keras only when asked for.
 __getattr__ = _lazy.module_getattr(
   __name__,
-  {"TfKerasNamingGuard": ("od_guard.keras.tf_keras_naming_callbacks", "TfKerasNamingGuard")},
+  {"TfKerasNamingGuard": "od_guard.keras.tf_keras_naming_callbacks"},
 )

@@ -212,6 +212,10 @@ def guard_manager(
     path = original(*args, **kwargs)
     if path:
       step = kwargs.get("checkpoint_number")
+      if step is None:
+        # model_lib_v2 calls manager.save() bare; its Checkpoint tracks the global step.
+        counter = getattr(manager.checkpoint, "step", None)
+        step = int(counter.numpy()) if counter is not None else None
       check_saved(
         path, rules, mode=mode, log_dir=log_dir, step=int(step) if step is not None else None
       )

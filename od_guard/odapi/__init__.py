@@ -12,8 +12,8 @@ Adapts only: matching, diagnosis of restores and policy live in
 from od_guard import _lazy
 
 _EXPORTS = {
-  "check": ("od_guard.odapi.preflight", "check"),
-  "check_static": ("od_guard.odapi.preflight", "check_static"),
+  "check": "od_guard.odapi.preflight",
+  "check_static": "od_guard.odapi.preflight",
 }
 
 __all__ = list(_EXPORTS)

@@ -125,7 +125,7 @@ def _invalid(path: str, text: str, e: Exception, *, schema: bool) -> ConfigError
       "internal OD API version is not valid in the public one)."
     )
   return ConfigError(
-    f"{path!r} is not a valid pipeline config: {e}.",
+    f"{path!r} is not a valid pipeline config: {str(e).rstrip('.')}.",
     received=f"{path} ({len(text.encode('utf-8')):,} bytes)",
     fix=fix,
   )

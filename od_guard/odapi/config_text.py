@@ -41,11 +41,19 @@ class TextFormatError(ValueError):
   """The text is not protobuf text format, or a field the preflight reads
   has a value of the wrong type. Printed as protobuf prints its ParseError."""
 
-  def __init__(self, message: str, line: int, column: int):
+  def __init__(self, message: str, line: int, column: int, source: str = ""):
     self.message = message
     self.line = line
     self.column = column
-    super().__init__(f"{line}:{column} : {message}")
+    self.source = source
+    where = f"{line}:{column} : " + (f"{source!r}: " if source else "")
+    super().__init__(where + message)
+
+  def quoting(self, text: str) -> TextFormatError:
+    """The same error, quoting its line of `text` as protobuf's parser does."""
+    lines = text.split("\n")
+    source = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
+    return TextFormatError(self.message, self.line, self.column, source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +116,7 @@ def _tokens(text: str) -> list[Token]:
       if word[0] in "\"'":
         kind = STRING
         if len(word) < 2 or word[-1] != word[0] or word.endswith("\\" + word[0]):
-          raise TextFormatError("String missing ending quote: " + word, number, pos + 1)
+          raise TextFormatError(f"String missing ending quote: {word!r}", number, pos + 1)
       out.append(Token(kind, word, number, pos + 1))
       pos = m.end()
   return out
@@ -121,7 +129,7 @@ class _Parser:
     self.tokens = _tokens(text)
     self.i = 0
     last = text.split("\n")
-    self.end = (len(last), len(last[-1]) + 1)
+    self.end = (len(last), max(len(last[-1]), 1))  # where protobuf's parser says
 
   def peek(self) -> Token | None:
     return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -238,7 +246,7 @@ def parse_tree(text: str) -> Message:
 class FieldType:
   kind: str  # "message", "int32", "float", "bool", "string" or "enum"
   default: object = None
-  message: str = ""  # for "message": a key of PARTIAL_SCHEMA
+  message: str = ""  # for "message": a key of PARTIAL_SCHEMA; for "enum": the enum's name
   enum: tuple[tuple[str, int], ...] = ()  # for "enum": (name, number)
 
 
@@ -308,7 +316,9 @@ PARTIAL_SCHEMA: dict[str, dict[str, FieldType]] = {
     "fine_tune_checkpoint_type": FieldType("string", ""),
     "from_detection_checkpoint": FieldType("bool", False),
     "use_bfloat16": FieldType("bool", False),
-    "fine_tune_checkpoint_version": FieldType("enum", 1, enum=CHECKPOINT_VERSIONS),
+    "fine_tune_checkpoint_version": FieldType(
+      "enum", 1, message="CheckpointVersion", enum=CHECKPOINT_VERSIONS
+    ),
     "run_fine_tune_checkpoint_dummy_computation": FieldType("bool", True),
   },
 }
@@ -319,7 +329,7 @@ ONEOFS: dict[str, dict[str, tuple[str, ...]]] = {
 _INT32 = (-(2**31), 2**31 - 1)
 
 
-def _convert(field: FieldType, name: str, value: Scalar, type_name: str):
+def _convert(field: FieldType, value: Scalar):
   def error(message: str) -> TextFormatError:
     return TextFormatError(message, value.line, value.column)
 
@@ -327,23 +337,23 @@ def _convert(field: FieldType, name: str, value: Scalar, type_name: str):
     if value.kind != STRING:
       raise error(f"Expected string but found: {value.text!r}")
     return value.text
-  if value.kind == STRING:
-    raise error(f"Expected a {field.kind} value for {name}, found a string: {value.text!r}")
+  # A string where a number belongs is quoted in the message, as protobuf does.
+  text = f'"{value.text}"' if value.kind == STRING else value.text
   try:
     if field.kind == "int32":
-      return text_format.ParseInteger(value.text, is_signed=True, is_long=False)
+      return text_format.ParseInteger(text, is_signed=True, is_long=False)
     if field.kind == "float":
-      return text_format.ParseFloat(value.text)
+      return text_format.ParseFloat(text)
     if field.kind == "bool":
-      return text_format.ParseBool(value.text)
+      return text_format.ParseBool(text)
   except ValueError as e:
     raise error(str(e)) from e
   numbers = dict(field.enum)
-  if value.text in numbers:
+  if value.kind != STRING and value.text in numbers:
     return numbers[value.text]
   if value.kind == NUMBER and value.text.lstrip("-").isdigit() and int(value.text) in numbers.values():
     return int(value.text)
-  raise error(f'Enum type "{PACKAGE}.{type_name}.{name}" has no value named {value.text}.')
+  raise error(f'Enum type "{PACKAGE}.{field.message}" has no value named {text}.')
 
 
 class Node:
@@ -380,7 +390,7 @@ class Node:
       return Node(field.message, tuple(f.value for f in found))
     if not found:
       return field.default
-    return _convert(field, name, found[-1].value, self._type)
+    return _convert(field, found[-1].value)
 
   def HasField(self, name: str) -> bool:  # noqa: N802  the generated message's API
     if name in ONEOFS.get(self._type, {}):
@@ -411,6 +421,13 @@ def parse(text: str) -> Node:
       of the OD API is one: a string left unquoted, which its parser rejects);
       or a field the preflight reads holds a value of the wrong type.
   """
+  try:
+    return _parse(text)
+  except TextFormatError as e:
+    raise e.quoting(text) from None
+
+
+def _parse(text: str) -> Node:
   tree = parse_tree(text)
   for _, field in tree.walk():
     if field.name.startswith("["):

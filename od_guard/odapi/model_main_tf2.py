@@ -28,7 +28,6 @@ model_lib_v2.train_loop unchanged. Evaluation (--checkpoint_dir) is untouched.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -184,19 +183,6 @@ def _strategy(fv, tf):
   return tf.compat.v2.distribute.MirroredStrategy()
 
 
-def _write_reports(report, report_dir: str) -> None:
-  from od_guard.checkpoint import fileio
-  from od_guard.report import render
-
-  fileio.atomic_write_text(
-    os.path.join(report_dir, "report.json"), json.dumps(report.to_dict(), indent=2) + "\n"
-  )
-  fileio.atomic_write_text(
-    os.path.join(report_dir, "report.txt"),
-    render.render_text(report, verbose=True) + "\n",
-  )
-
-
 def run(fv: flags.FlagValues) -> int:
   """Runs the drop-in with parsed flags; returns the process exit code."""
   from od_guard import errors
@@ -230,8 +216,7 @@ def run(fv: flags.FlagValues) -> int:
     )
     return 0
   from od_guard.odapi import preflight
-  from od_guard.report import render
-  from od_guard.report import tensorboard
+  from od_guard.report import publish
   from od_guard.restore import policy as policy_lib
   from od_guard.restore import strategies
 
@@ -252,15 +237,19 @@ def run(fv: flags.FlagValues) -> int:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
   chief = strategies.is_chief(strategy)
-  print(render.render_text(report), flush=True)
-  if chief:
-    _write_reports(report, fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"))
-    tensorboard.write(report, os.path.join(fv.model_dir, "train"), step=0)
+  report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard")
+  publish.publish(
+    report,
+    chief=chief,
+    json_path=os.path.join(report_dir, "report.json"),
+    text_path=os.path.join(report_dir, "report.txt"),
+    log_dir=fv.model_dir,
+  )
   if report.verdict.failed:
     logging.error(
       "od_guard: preflight FAILED (%s); not training. Report: %s",
       "; ".join(report.verdict.reasons[:3]),
-      fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard"),
+      report_dir,
     )
     return EXIT_FAILED_PREFLIGHT
   if fv.guard_only:
