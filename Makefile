@@ -75,6 +75,7 @@ bench: env-odapi
 	$(ODAPI) benchmarks/time_to_verdict.py
 	$(ODAPI) benchmarks/save_overhead.py
 	$(ODAPI) benchmarks/remap.py
+	$(ODAPI) benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out
