@@ -9,7 +9,8 @@ BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 # Test files that import without TensorFlow (the plain environment has none).
-PLAIN_TESTS := tests/static_config_test.py tests/install_test.py tests/precommit_test.py
+PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_test.py \
+    tests/precommit_test.py
 
 .PHONY: all envs env-odapi env-modern env-lint env-plain tools lint format test test-odapi test-modern test-plain demo keras-example bench clean
 

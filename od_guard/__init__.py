@@ -16,7 +16,7 @@ Layers (see the README's Layout): `checkpoint` (reading, no TF) -> `restore`
 
 from od_guard import _lazy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the next release's (CHANGELOG.md: Versions)
 
 _EXPORTS = {
   "OdGuardError": "od_guard.errors",

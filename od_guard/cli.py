@@ -17,7 +17,6 @@ import json
 import os
 import sys
 
-from od_guard import __version__
 from od_guard import errors
 
 EXIT_OK = 0
@@ -32,6 +31,20 @@ class _Parser(argparse.ArgumentParser):
     raise errors.UsageError(
       f"{self.prog}: {message}.", received=" ".join(sys.argv[1:]), fix=f"See `{self.prog} --help`."
     )
+
+
+class _VersionAction(argparse.Action):
+  """--version: od_guard's version, then TF's, protobuf's and the OD API's, read
+  from package metadata when asked for (importing TF would take seconds)."""
+
+  def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+    super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+  def __call__(self, parser, namespace, values, option_string=None):
+    from od_guard.odapi import versions
+
+    sys.stdout.write(versions.describe() + "\n")  # stdout, as argparse's own "version" action
+    parser.exit()
 
 
 def _depth(value: str) -> int:
@@ -226,7 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(
     prog="od-guard", description=("Check checkpoints before training starts on the wrong weights.")
   )
-  parser.add_argument("--version", action="version", version=f"od_guard {__version__}")
+  parser.add_argument(
+    "--version",
+    action=_VersionAction,
+    help="show the versions of od_guard, Python, TensorFlow, protobuf and the OD API, and exit",
+  )
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
   p = _command(

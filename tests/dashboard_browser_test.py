@@ -17,8 +17,6 @@ import pytest
 from od_guard.testing import dashboard_runs
 from od_guard.testing import headless_chromium
 
-from conftest import HAS_ODAPI
-
 pytestmark = pytest.mark.skipif(
   headless_chromium.find_chromium() is None,
   reason="no Chromium: install Debian's 'chromium' package (.ci/run does) to run browser tests",
@@ -27,19 +25,9 @@ pytestmark = pytest.mark.skipif(
 READY = "document.body.dataset.state === 'ready'"
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory, request):
-  return dashboard_runs.build_logdir(
-    str(tmp_path_factory.getbasetemp() / "dashboard_world"),
-    odapi_world=(lambda: request.getfixturevalue("odapi_world")) if HAS_ODAPI else None,
-  )
-
-
-@pytest.fixture(scope="module")
-def server(world):
-  with dashboard_runs.TensorBoardServer(world["logdir"]) as tb:
-    tb.wait_for_runs(set(world["runs"]))
-    yield tb
+# The event files and the TensorBoard server are the route tests' own.
+from dashboard_test import server  # noqa: E402, F401
+from dashboard_test import world  # noqa: E402, F401
 
 
 @pytest.fixture(scope="module")

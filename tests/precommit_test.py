@@ -28,9 +28,7 @@ _CHECKPOINT = "models/sign_language/checkpoint/ckpt-0"
 
 
 def _git(cwd: pathlib.Path, *args: str) -> str:
-  return subprocess.run(
-    [*_GIT, *args], cwd=cwd, check=True, capture_output=True, text=True
-  ).stdout
+  return subprocess.run([*_GIT, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")

@@ -186,7 +186,10 @@ def _cases() -> list[tuple[str, str, str | None]]:
     cases += [(path.name, str(path), None), (path.name + " +sign", str(path), sign)]
   for user in (BITEWING, SIGN_LANGUAGE):
     config_path = str(user / "pipeline.config")
-    cases += [(user.name, config_path, None), (user.name + " +own", config_path, str(user / "checkpoint"))]
+    cases += [
+      (user.name, config_path, None),
+      (user.name + " +own", config_path, str(user / "checkpoint")),
+    ]
   return cases
 
 
@@ -315,6 +318,7 @@ train_config {
   fine_tune_checkpoint_version: 2
   use_bfloat16: True
 }
+train_input_reader { label_map_path: "C:\\\\data\\\\" }  # a string ending in an escaped backslash
 """
 
 
@@ -373,7 +377,7 @@ _FIX_FIELD = "Fix the field at the line and column named above"
     (
       'model { ssd { num_classes: "3" } }',
       "1:28",
-      "Couldn't parse integer: \"3\".",
+      'Couldn\'t parse integer: "3".',
       _FIX_FIELD,
     ),
     (
@@ -402,7 +406,12 @@ _FIX_FIELD = "Fix the field at the line and column named above"
       _FIX_FIELD,
     ),
     ("model { ssd { num_classes 3 } }", "1:27", 'Expected ":"', _FIX_FIELD),
-    ("model { ssd { } }\ntrain_config { [google.internal_extension] { x: 1 } }", "2:", "", _FIX_FIELD),
+    (
+      "model { ssd { } }\ntrain_config { [google.internal_extension] { x: 1 } }",
+      "2:",
+      "",
+      _FIX_FIELD,
+    ),
     ("model { ssd { num_classes: [1, 2] } }", "1:", "", _FIX_FIELD),
     ("model: 3", "1:", "", _FIX_FIELD),
   ],
@@ -566,14 +575,15 @@ def _install_requires() -> list[str]:
 @needs_realworld
 def test_protobuf_3_20_with_the_od_api_installed_without_dependencies(tmp_path):
   """(d): protobuf 3.20.3 and the OD API's files (--no-deps), no TensorFlow;
-  od_guard's own dependencies pinned as in the plain environment."""
+  od_guard's own dependencies pinned as in the plain environment, but for
+  TensorBoard (2.21 needs protobuf >= 6.31: pip picks the newest that takes 3.20)."""
   venv = tmp_path / "venv"
   subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
   python = str(venv / "bin" / "python")
   pins = [
     line
     for line in (REPO / "constraints" / "plain.txt").read_text().splitlines()
-    if line and not line.startswith(("#", "protobuf=="))
+    if line and not line.startswith(("#", "protobuf==", "tensorboard=="))
   ]
   (tmp_path / "constraints.txt").write_text("\n".join(pins) + "\n")
   pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -589,6 +599,13 @@ def test_protobuf_3_20_with_the_od_api_installed_without_dependencies(tmp_path):
   assert not got["tensorflow_imported"]
   r = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, text=True)
   assert "No module named 'tensorflow'" in r.stderr
+  # The object graph's proto, which od_guard reads from TensorBoard's copy.
+  r = subprocess.run(
+    [python, "-c", "from tensorboard.compat.proto import trackable_object_graph_pb2"],
+    capture_output=True,
+    text=True,
+  )
+  assert r.returncode == 0, r.stderr
 
 
 if __name__ == "__main__":

@@ -105,7 +105,9 @@ def generated_modules_load(directory: pathlib.Path) -> bool:
 
 # The serialized FileDescriptorProto as protoc writes it: a keyword of
 # FileDescriptor(...) (protoc 3.0-3.19), or AddSerializedFile's argument.
-_LITERAL = re.compile(r"(?:\bserialized_pb\s*=\s*|\.AddSerializedFile\(\s*)(?:_b\(\s*)?(?=[bB]?['\"])")
+_LITERAL = re.compile(
+  r"(?:\bserialized_pb\s*=\s*|\.AddSerializedFile\(\s*)(?:_b\(\s*)?(?=[bB]?['\"])"
+)
 
 
 def _literal_at(source: str, start: int) -> str | None:
@@ -184,7 +186,9 @@ def _well_known(name: str):
 
   if not name.startswith("google/protobuf/"):
     raise SchemaUnreadableError(f"the OD API's protos import {name}, which is not among them")
-  module = importlib.import_module("google.protobuf." + name.rsplit("/", 1)[1][: -len(".proto")] + "_pb2")
+  module = importlib.import_module(
+    "google.protobuf." + name.rsplit("/", 1)[1][: -len(".proto")] + "_pb2"
+  )
   proto = descriptor_pb2.FileDescriptorProto()
   module.DESCRIPTOR.CopyToProto(proto)
   return proto
@@ -294,9 +298,15 @@ def requested_route(route: str = AUTO) -> str:
   """`route`, or the one OD_GUARD_CONFIG_SCHEMA names when `route` is AUTO.
 
   Raises:
-    UsageError: OD_GUARD_CONFIG_SCHEMA names no route.
+    UsageError: `route`, or OD_GUARD_CONFIG_SCHEMA, names no route.
   """
   if route != AUTO:
+    if route not in ROUTES:
+      raise errors.UsageError(
+        f"{route!r} is not a schema route.",
+        received=f"route={route!r}",
+        fix=f"Pass one of {', '.join((AUTO, *ROUTES))}.",
+      )
     return route
   value = os.environ.get(ENV, AUTO).strip().lower() or AUTO
   if value not in (*ROUTES, AUTO):
@@ -317,7 +327,7 @@ def load(route: str = AUTO) -> Schema:
 
   Raises:
     OdApiUnavailableError: a route was insisted on that this environment lacks.
-    UsageError: OD_GUARD_CONFIG_SCHEMA is not a route.
+    UsageError: `route`, or OD_GUARD_CONFIG_SCHEMA, is not a route.
   """
   route = requested_route(route)
   if route == NONE:
@@ -326,7 +336,7 @@ def load(route: str = AUTO) -> Schema:
   if directory is None:
     if route != AUTO:
       raise _not_installed("importlib.util.find_spec('object_detection') found no package")
-    return _schema_free("the OD API (object_detection) is not installed")
+    return _schema_free("the OD API is not installed; od_guard types the fields it reads")
   if route == GENERATED:
     return _generated(directory)
   if route == DESCRIPTORS:

@@ -96,6 +96,19 @@ class Message:
         yield from f.value.walk(path + ".")
 
 
+def _closed(word: str) -> bool:
+  """Whether a string token ends with its closing quote (not an escaped one)."""
+  i = 1
+  while i < len(word):
+    if word[i] == "\\":
+      i += 2
+    elif word[i] == word[0]:
+      return i == len(word) - 1
+    else:
+      i += 1
+  return False
+
+
 def _tokens(text: str) -> list[Token]:
   out = []
   for number, line in enumerate(text.split("\n"), start=1):
@@ -115,7 +128,7 @@ def _tokens(text: str) -> list[Token]:
       kind = IDENTIFIER if word[0].isalpha() or word[0] == "_" else NUMBER
       if word[0] in "\"'":
         kind = STRING
-        if len(word) < 2 or word[-1] != word[0] or word.endswith("\\" + word[0]):
+        if not _closed(word):
           raise TextFormatError(f"String missing ending quote: {word!r}", number, pos + 1)
       out.append(Token(kind, word, number, pos + 1))
       pos = m.end()
@@ -192,7 +205,9 @@ class _Parser:
         parts.append(part.text)
         self.i += 1
       return "[" + "".join(parts) + "]"
-    raise self.error(f"Expected identifier, found {token.text!r}." if token else "Expected identifier.")
+    raise self.error(
+      f"Expected identifier, found {token.text!r}." if token else "Expected identifier."
+    )
 
   def nested(self) -> Message:
     opener = self.peek()
@@ -351,7 +366,11 @@ def _convert(field: FieldType, value: Scalar):
   numbers = dict(field.enum)
   if value.kind != STRING and value.text in numbers:
     return numbers[value.text]
-  if value.kind == NUMBER and value.text.lstrip("-").isdigit() and int(value.text) in numbers.values():
+  if (
+    value.kind == NUMBER
+    and value.text.lstrip("-").isdigit()
+    and int(value.text) in numbers.values()
+  ):
     return int(value.text)
   raise error(f'Enum type "{PACKAGE}.{field.message}" has no value named {text}.')
 
@@ -392,12 +411,12 @@ class Node:
       return field.default
     return _convert(field, found[-1].value)
 
-  def HasField(self, name: str) -> bool:  # noqa: N802  the generated message's API
+  def HasField(self, name: str) -> bool:
     if name in ONEOFS.get(self._type, {}):
       return self.WhichOneof(name) is not None
     return bool(self._fields(name))
 
-  def WhichOneof(self, oneof: str) -> str | None:  # noqa: N802  the generated message's API
+  def WhichOneof(self, oneof: str) -> str | None:
     members = ONEOFS.get(self._type, {}).get(oneof, ())
     present = [f.name for m in self._messages for f in m.fields if f.name in members]
     return present[-1] if present else None
@@ -439,9 +458,7 @@ def _parse(text: str) -> Node:
       )
     value = field.value
     if isinstance(value, Scalar) and value.kind == IDENTIFIER and PLACEHOLDER in value.text:
-      raise TextFormatError(
-        f"Expected string but found: {value.text!r}", value.line, value.column
-      )
+      raise TextFormatError(f"Expected string but found: {value.text!r}", value.line, value.column)
   root = Node("TrainEvalPipelineConfig", (tree,))
   root.validate()
   return root

@@ -153,47 +153,34 @@ def variable_table(report: Mapping[str, Any]) -> dict:
   """
   restore = report.get("restore") or {}
   cols = _Columns()
-  for b in restore.get("restored") or ():
-    shape = tuple(b.get("shape") or ())
-    cols.add(
-      b["path"],
-      RESTORED,
-      component=b.get("component", ""),
-      dtype=b.get("dtype", ""),
-      shape=inventory.format_shape(shape),
-      params=_params(shape),
-      key=b.get("key", ""),
-    )
-  for fate, entries in ((MISSING, "missing"), (NOT_REQUESTED, "not_requested")):
-    for u in restore.get(entries) or ():
-      shape = tuple(u.get("shape") or ())
+  for fate, entries in (
+    (RESTORED, "restored"),
+    (MISSING, "missing"),
+    (NOT_REQUESTED, "not_requested"),
+  ):
+    for v in restore.get(entries) or ():
+      shape = tuple(v.get("shape") or ())
       cols.add(
-        u["path"],
+        v["path"],
         fate,
-        component=u.get("component", ""),
-        dtype=u.get("dtype", ""),
+        component=v.get("component", ""),
+        dtype=v.get("dtype", ""),
         shape=inventory.format_shape(shape),
         params=_params(shape),
+        key=v.get("key", ""),
       )
-  for m in restore.get("shape_mismatches") or ():
-    cols.add(
-      m["path"],
-      SHAPE_MISMATCH,
-      component=m.get("component", ""),
-      shape=str(m.get("model", "")),
-      checkpoint=str(m.get("checkpoint", "")),
-      params=_shape_text_params(str(m.get("model", ""))),
-      key=m.get("key", ""),
-    )
-  for m in restore.get("dtype_mismatches") or ():
-    cols.add(
-      m["path"],
-      DTYPE_MISMATCH,
-      component=m.get("component", ""),
-      dtype=str(m.get("model", "")),
-      checkpoint=str(m.get("checkpoint", "")),
-      key=m.get("key", ""),
-    )
+  for fate, entries in ((SHAPE_MISMATCH, "shape_mismatches"), (DTYPE_MISMATCH, "dtype_mismatches")):
+    for m in restore.get(entries) or ():
+      model = str(m.get("model", ""))  # the model's shape, or its dtype
+      shapes = fate == SHAPE_MISMATCH
+      cols.add(
+        m["path"],
+        fate,
+        component=m.get("component", ""),
+        checkpoint=str(m.get("checkpoint", "")),
+        key=m.get("key", ""),
+        **({"shape": model, "params": _shape_text_params(model)} if shapes else {"dtype": model}),
+      )
   for key in restore.get("unused") or ():
     cols.add(_unused_path(key), UNUSED, key=key)
   out = cols.to_dict()

@@ -198,33 +198,36 @@ class VariableTree {
     node.sorted = true;
   }
 
-  // Visible rows, depth first: scopes (with a match below) then variables.
-  flatten(expanded) {
-    const rows = [];
+  // Depth first over the scopes with a match below: visit(scope) says whether
+  // to descend; leaves(scope) runs after its child scopes.
+  walkScopes(visit, leaves) {
     const walk = (node) => {
       this.sortNode(node);
       for (const child of node.nodes) {
-        if (!child.total) continue;
-        rows.push({node: child});
-        if (expanded.has(child.id)) walk(child);
+        if (child.total && visit(child)) walk(child);
       }
-      for (const i of node.leaves) if (this.match[i]) rows.push({leaf: i});
+      if (leaves) leaves(node);
     };
     walk(this.root);
+  }
+
+  // Visible rows: scopes, then their matching variables.
+  flatten(expanded) {
+    const rows = [];
+    this.walkScopes(
+      (child) => rows.push({node: child}) && expanded.has(child.id),
+      (node) => {
+        for (const i of node.leaves) if (this.match[i]) rows.push({leaf: i});
+      });
     return rows;
   }
 
   nodeIds(maxDepth) {
     const ids = [];
-    const walk = (node) => {
-      this.sortNode(node);
-      for (const child of node.nodes) {
-        if (!child.total) continue;
-        if (maxDepth === undefined || child.depth < maxDepth) ids.push(child.id);
-        walk(child);
-      }
-    };
-    walk(this.root);
+    this.walkScopes((child) => {
+      if (maxDepth === undefined || child.depth < maxDepth) ids.push(child.id);
+      return true;
+    });
     return ids;
   }
 }
