@@ -7,8 +7,9 @@ Each block is a fence whose info string names the command it shows:
     ```
 
 Help is rendered at COLUMNS=100 by Python 3.11's argparse (other Pythons wrap
-differently). tests/release_test.py fails when a block is stale; run this, with
-od_guard importable (any of the project's environments), to refresh them.
+differently). tests/release_test.py fails when a block is stale or missing; run
+this, with od_guard importable (any of the project's environments), to refresh
+them. A subcommand without a block gets one after the last block.
 
 Usage: python .ci/update_readme_help.py
 """
@@ -45,15 +46,23 @@ def subcommands() -> list[str]:
   return re.search(r"\{([a-z,-]+)\}", usage).group(1).split(",")
 
 
+def _block(command: str) -> str:
+  return (
+    f"\n<details><summary><code>{command}</code></summary>\n\n```text {command}\n```\n</details>\n"
+  )
+
+
 def main() -> None:
   text = README.read_text()
   documented = [m.group(1) for m in FENCE.finditer(text)]
+  if not documented:
+    sys.exit("README.md has no ```text od-guard --help block to start from")
   wanted = ["od-guard --help", *(f"od-guard {c} --help" for c in subcommands())]
-  missing = [c for c in wanted if c not in documented]
+  missing = "".join(_block(c) for c in wanted if c not in documented)
   if missing:
-    sys.exit(f"README.md has no block for: {', '.join(missing)} (add a ```text <command> fence)")
-  new = FENCE.sub(lambda m: f"```text {m.group(1)}\n{help_text(m.group(1))}```", text)
-  README.write_text(new)
+    end = text.index("</details>\n", list(FENCE.finditer(text))[-1].end()) + len("</details>\n")
+    text = text[:end] + missing + text[end:]
+  README.write_text(FENCE.sub(lambda m: f"```text {m.group(1)}\n{help_text(m.group(1))}```", text))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Exit codes (stable, for CI):
   0  ok: the command ran and found nothing to stop for (`check`: verdict pass
      or warn; `doctor`: no blocking problem);
   1  findings: `diff` found differences, `check` failed its policy, `doctor`
-     found a blocking problem;
+     found a blocking problem, `verify` found damaged or unhealthy values;
   2  bad input or usage: a typed od_guard error (missing path, corrupt file,
      malformed config ...).
 """
@@ -115,8 +115,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
       file=sys.stderr,
       flush=True,
     )
+  extra = {"values": True} if args.static and args.values else {}
   report = run(
-    args.pipeline_config_path, checkpoint=args.checkpoint, model_dir=args.model_dir, policy=policy
+    args.pipeline_config_path,
+    checkpoint=args.checkpoint,
+    model_dir=args.model_dir,
+    policy=policy,
+    **extra,
   )
   if args.tensorboard_dir:
     from od_guard.report import tensorboard
@@ -127,6 +132,48 @@ def _cmd_check(args: argparse.Namespace) -> int:
   else:
     print(render.render_text(report, verbose=args.verbose))
   return EXIT_FINDINGS if report.verdict.failed else EXIT_OK
+
+
+class _Progress:
+  """Progress of a long verification on stderr, at most every 2 seconds."""
+
+  MIN_BYTES = 256 << 20
+
+  def __init__(self):
+    import time
+
+    self._clock = time.monotonic
+    self._last = self._clock()
+
+  def __call__(self, done: int, total: int) -> None:
+    now = self._clock()
+    if total < self.MIN_BYTES or (now - self._last < 2.0 and done < total):
+      return
+    self._last = now
+    end = "\r" if sys.stderr.isatty() and done < total else "\n"
+    print(f"od-guard verify: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB", end=end, file=sys.stderr)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+  from od_guard.checkpoint import verify
+  from od_guard.report import verify_text
+  from od_guard.restore import findings as findings_lib
+  from od_guard.restore import value_health
+
+  report = verify.verify(args.path, progress=_Progress())
+  found = value_health.diagnose(report)
+  if args.tensorboard_dir:
+    from od_guard.report import tensorboard
+
+    tensorboard.write_verification(report, args.tensorboard_dir)
+  if args.json:
+    payload = report.to_dict(with_tensors=args.tensors)
+    payload["findings"] = [f.to_dict() for f in found]
+    _print_json(payload)
+  else:
+    print(verify_text.render_text(report, found))
+  problems = any(f.severity != findings_lib.INFO for f in found)
+  return EXIT_FINDINGS if problems else EXIT_OK
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -294,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     "--model_dir", help="the training output directory (checked for stale checkpoints)"
   )
   _switch(p, "--static", "config and checkpoint metadata only: no TensorFlow, milliseconds")
+  _switch(
+    p,
+    "--values",
+    "with --static: also read every saved tensor (CRC32C integrity, NaN / Inf), still "
+    "without TensorFlow (the full check always does)",
+  )
   p.add_argument("--policy", default="default", choices=["strict", "default", "lenient"])
   p.add_argument(
     "--min_backbone_coverage",
@@ -302,6 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument("--tensorboard_dir", help="also write the report there")
   _switch(p, "--verbose", "also list facts (INFO findings)")
+
+  p = _command(
+    sub,
+    "verify",
+    _cmd_verify,
+    help="read every saved tensor: CRC32C integrity and value health (NaN/Inf)",
+    description="Stream every tensor of a TF checkpoint's data shards once, in bounded "
+    "memory, without TensorFlow: check each against its stored CRC32C, offset and size, "
+    "and report NaN / Inf, all-zero and constant tensors, and batch-norm moving variances "
+    "<= 0, per component and kind of saved value. Exit 1 on findings.",
+    schema="od_guard.verify/1",
+  )
+  p.add_argument("path", help="a TF checkpoint prefix (or its .index file, or a directory)")
+  p.add_argument("--tensorboard_dir", help="also write the verification there")
+  _switch(p, "--tensors", "with --json: include every tensor's record, not only the bad ones")
 
   p = _command(
     sub,

@@ -130,3 +130,9 @@ def test_static_check_works(broken_frameworks, odapi_world):
 
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_verify_reads_every_value_without_frameworks(broken_frameworks, keras_tf_checkpoint):
+  argv = ("verify", keras_tf_checkpoint, "--json", "--tensors")
+  # The wall time (also in the INFO finding's title) differs between the runs.
+  assert _same_without_frameworks(broken_frameworks, *argv, volatile=("seconds", "findings")) == 0

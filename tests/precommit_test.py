@@ -24,7 +24,13 @@ from conftest import needs_realworld
 pytestmark = [pytest.mark.installs, needs_realworld]
 
 _GIT = ("git", "-c", "user.name=od_guard tests", "-c", "user.email=tests@od-guard.invalid")
-_CHECKPOINT = "models/sign_language/checkpoint/ckpt-0"
+# The user's own layout: their config names these paths relative to the
+# repository's root, where pre-commit runs hooks.
+_WORKSPACE = "Tensorflow/workspace"
+_CHECKPOINT = (
+  f"{_WORKSPACE}/pre-trained-models/ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8/checkpoint/ckpt-0"
+)
+_CONFIG = f"{_WORKSPACE}/models/my_ssd_mobnet/pipeline.config"
 
 
 def _git(cwd: pathlib.Path, *args: str) -> str:
@@ -52,26 +58,30 @@ def hooks_repo(tmp_path_factory) -> pathlib.Path:
 
 
 def _write_config(sample: pathlib.Path, checkpoint_type: str) -> None:
+  """The user's config as they wrote it, but for fine_tune_checkpoint_type."""
   text = (SIGN_LANGUAGE / "pipeline.config").read_text()
-  original = text.split("fine_tune_checkpoint:")[1].split("\n")[0]
-  text = text.replace(f"fine_tune_checkpoint:{original}", f'fine_tune_checkpoint: "{_CHECKPOINT}"')
+  assert f'fine_tune_checkpoint: "{_CHECKPOINT}"' in text
+  assert 'fine_tune_checkpoint_type: "detection"' in text
   text = text.replace(
     'fine_tune_checkpoint_type: "detection"', f'fine_tune_checkpoint_type: "{checkpoint_type}"'
   )
-  assert f'fine_tune_checkpoint_type: "{checkpoint_type}"' in text
-  (sample / "models" / "sign_language" / "pipeline.config").write_text(text)
+  (sample / _CONFIG).write_text(text)
   _git(sample, "add", "-A")
 
 
 @pytest.fixture
 def sample_repo(tmp_path) -> pathlib.Path:
-  """A user's repository: the sign-language model's config and checkpoint
-  (index only, as the shared data has it), the config pointing at it with a
-  path relative to the repository's root, where pre-commit runs hooks."""
+  """The sign-language model's repository as its user laid it out: the config,
+  the zoo checkpoint it fine-tunes from (its index, as the shared data has it),
+  the label map and the records the input readers name."""
   sample = tmp_path / "sample"
-  (sample / "models" / "sign_language" / "checkpoint").mkdir(parents=True)
+  annotations = sample / _WORKSPACE / "annotations"
+  for directory in (annotations, (sample / _CHECKPOINT).parent, (sample / _CONFIG).parent):
+    directory.mkdir(parents=True)
   shutil.copy(SIGN_LANGUAGE / "checkpoint" / "ckpt-0.index", sample / f"{_CHECKPOINT}.index")
-  (sample / "README.md").write_text("A user's detection model.\n")
+  shutil.copy(SIGN_LANGUAGE / "label_map.pbtxt", annotations / "label_map.pbtxt")
+  for record in ("train.record", "test.record"):
+    (annotations / record).write_bytes(b"")  # stands in for the user's data
   _git(sample, "init", "-q")
   _write_config(sample, "detection")
   return sample
@@ -111,7 +121,7 @@ def test_hooks_fail_on_the_wrong_checkpoint_type_and_pass_when_fixed(
   r = _try_repo(hooks_repo, sample_repo, tmp_path / "pre_commit_home")
   assert r.returncode == 1, r.stdout + r.stderr
   assert _hook_lines(r.stdout) == {LINT: "Passed", CHECK: "Failed"}, r.stdout
-  assert "od_guard preflight: FAIL (1 error, 2 warnings)" in r.stdout
+  assert "od_guard preflight: FAIL (1 error" in r.stdout
   assert "(checkpoint_type_mismatch)" in r.stdout
   assert 'fix: Set fine_tune_checkpoint_type: "detection"' in r.stdout
 

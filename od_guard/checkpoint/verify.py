@@ -170,8 +170,7 @@ class _Stats:
       self.inf += int(inf.sum())
       finite = values[~(nan | inf)]
       if not finite.size:
-        self.lo = self.hi = float("nan")
-        return
+        return  # no finite value in this chunk: the range stays as it was
       lo, hi = finite.min(), finite.max()
     lo, hi = float(lo), float(hi)
     self.lo = lo if self.lo is None else min(self.lo, lo)

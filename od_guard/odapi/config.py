@@ -16,6 +16,7 @@ import os
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.odapi import config_inputs
 from od_guard.odapi import config_schema
 from od_guard.odapi import config_text
 
@@ -49,6 +50,10 @@ class FineTuneConfig:
     version_set: whether fine_tune_checkpoint_version was written at all.
     run_dummy_computation: run_fine_tune_checkpoint_dummy_computation.
     use_bfloat16: train_config.use_bfloat16.
+    num_steps: train_config.num_steps (0: unset).
+    train_input: train_input_reader's paths (None without one).
+    eval_inputs: each eval_input_reader's paths.
+    tf1_train_fields: TF1-only train_config fields as written ("name: value").
   """
 
   path: str
@@ -66,6 +71,10 @@ class FineTuneConfig:
   version_set: bool
   run_dummy_computation: bool
   use_bfloat16: bool
+  num_steps: int = 0
+  train_input: config_inputs.InputReader | None = None
+  eval_inputs: tuple[config_inputs.InputReader, ...] = ()
+  tf1_train_fields: tuple[str, ...] = ()
 
   def summary(self) -> str:
     """One line for reports."""
@@ -235,6 +244,8 @@ def read(path: str, config=None) -> FineTuneConfig:
   train = config.train_config
   ftype = train.fine_tune_checkpoint_type
   effective = ftype or ("detection" if train.from_detection_checkpoint else "classification")
+  # Read from the text without a schema, the same on every route.
+  extra = config_inputs.read(_read_text(path))
   return FineTuneConfig(
     path=path,
     meta_architecture=meta,
@@ -251,6 +262,10 @@ def read(path: str, config=None) -> FineTuneConfig:
     version_set=train.HasField("fine_tune_checkpoint_version"),
     run_dummy_computation=train.run_fine_tune_checkpoint_dummy_computation,
     use_bfloat16=train.use_bfloat16,
+    num_steps=extra.num_steps,
+    train_input=extra.train_input,
+    eval_inputs=extra.eval_inputs,
+    tf1_train_fields=extra.tf1_train_fields,
   )
 
 

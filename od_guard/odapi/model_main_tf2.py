@@ -14,7 +14,11 @@ defaults, plus od_guard's:
                                checkpoint training saves (default warn)
   --guard_naming_rules         a TOML rules file (default: the odapi preset)
 
-Training (no --checkpoint_dir): the distribution strategy is picked exactly as
+Training (no --checkpoint_dir): first the TF-free static tier (config and
+checkpoint metadata, milliseconds); a verdict it already makes (a TF1
+checkpoint, a missing path, a placeholder, the wrong checkpoint type, a
+missing data shard) stops the run before TensorFlow is imported. Then the
+distribution strategy is picked exactly as
 model_main_tf2 picks it (TPU / MultiWorkerMirrored / Mirrored); under it the
 preflight builds the model, matches its restore map to fine_tune_checkpoint
 and decides. A failing verdict exits 1 before the input pipeline, before step
@@ -183,6 +187,85 @@ def _strategy(fv, tf):
   return tf.compat.v2.distribute.MirroredStrategy()
 
 
+# Static verdicts the model-built tier cannot change: the drop-in stops on them
+# before importing TensorFlow and the OD API (~7 s and more).
+STATIC_FINAL = frozenset(
+  {
+    "placeholder_path",
+    "checkpoint_not_found",
+    "checkpoint_path_is_file",
+    "checkpoint_path_is_directory",
+    "tf1_checkpoint",
+    "saved_model_variables",
+    "checkpoint_version_v1",
+    "checkpoint_type_mismatch",
+    "data_shard_missing",
+    "checkpoint_value_corrupt",
+  }
+)
+
+
+def _policy(fv):
+  from od_guard.restore import policy as policy_lib
+
+  policy = policy_lib.preset(fv.guard_policy)
+  if fv.guard_min_backbone_coverage is not None:
+    policy = policy.replace(min_backbone_coverage=fv.guard_min_backbone_coverage)
+  return policy
+
+
+def _publish(fv, report, *, chief: bool) -> str:
+  from od_guard.report import publish
+
+  report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard")
+  publish.publish(
+    report,
+    chief=chief,
+    json_path=os.path.join(report_dir, "report.json"),
+    text_path=os.path.join(report_dir, "report.txt"),
+    log_dir=fv.model_dir,
+  )
+  return report_dir
+
+
+def _static_first(fv) -> int | None:
+  """The TF-free static tier; an exit code when its verdict already stops
+  training, else None (the model-built tier decides)."""
+  from od_guard import errors
+  from od_guard.odapi import preflight
+  from od_guard.restore import findings as findings_lib
+
+  try:
+    report = preflight.check_static(
+      fv.pipeline_config_path, model_dir=fv.model_dir, policy=_policy(fv), training=True
+    )
+  except errors.OdGuardError as e:
+    print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  final = {
+    f.code for f in report.findings if f.severity == findings_lib.ERROR and f.code in STATIC_FINAL
+  }
+  if not report.verdict.failed or not final:
+    return None
+  # Every worker reads the same files; only the chief (worker 0) writes.
+  report_dir = _publish(fv, report, chief=fv.num_workers <= 1 or _task_index() == 0)
+  logging.error(
+    "od_guard: preflight FAILED before importing TensorFlow (%s); not training. Report: %s",
+    "; ".join(sorted(final)),
+    report_dir,
+  )
+  return EXIT_FAILED_PREFLIGHT
+
+
+def _task_index() -> int:
+  import json
+
+  try:
+    return int(json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index", 0))
+  except (ValueError, AttributeError):
+    return 0
+
+
 def run(fv: flags.FlagValues) -> int:
   """Runs the drop-in with parsed flags; returns the process exit code."""
   from od_guard import errors
@@ -194,6 +277,10 @@ def run(fv: flags.FlagValues) -> int:
         f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).", file=sys.stderr
       )
       return EXIT_BAD_INPUT
+  if not fv.checkpoint_dir:
+    code = _static_first(fv)
+    if code is not None:
+      return code
   odapi_compat.apply()
   from object_detection import model_lib_v2
   import tensorflow.compat.v2 as tf
@@ -216,15 +303,11 @@ def run(fv: flags.FlagValues) -> int:
     )
     return 0
   from od_guard.odapi import preflight
-  from od_guard.report import publish
-  from od_guard.restore import policy as policy_lib
   from od_guard.restore import strategies
 
   strategy = _strategy(fv, tf)
   try:
-    policy = policy_lib.preset(fv.guard_policy)
-    if fv.guard_min_backbone_coverage is not None:
-      policy = policy.replace(min_backbone_coverage=fv.guard_min_backbone_coverage)
+    policy = _policy(fv)
     with strategy.scope():
       report = preflight.check(
         fv.pipeline_config_path,
@@ -237,14 +320,7 @@ def run(fv: flags.FlagValues) -> int:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
   chief = strategies.is_chief(strategy)
-  report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard")
-  publish.publish(
-    report,
-    chief=chief,
-    json_path=os.path.join(report_dir, "report.json"),
-    text_path=os.path.join(report_dir, "report.txt"),
-    log_dir=fv.model_dir,
-  )
+  report_dir = _publish(fv, report, chief=chief)
   if report.verdict.failed:
     logging.error(
       "od_guard: preflight FAILED (%s); not training. Report: %s",

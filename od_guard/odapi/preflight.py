@@ -23,6 +23,8 @@ from od_guard import errors
 from od_guard import pipeline
 from od_guard.checkpoint import inventory
 from od_guard.odapi import config as pipeline_config
+from od_guard.odapi import input_paths
+from od_guard.odapi import model_dir as odapi_model_dir
 from od_guard.odapi import static_diagnosis
 from od_guard.report import record
 from od_guard.restore import findings as findings_lib
@@ -30,7 +32,26 @@ from od_guard.restore import fingerprint as fingerprint_lib
 from od_guard.restore import policy as policy_lib
 
 # Static errors after which the model tier cannot say more.
-_NO_MODEL_TIER = frozenset({"placeholder_path", "tf1_checkpoint", "checkpoint_not_found"})
+_NO_MODEL_TIER = frozenset(
+  {
+    "placeholder_path",
+    "tf1_checkpoint",
+    "checkpoint_not_found",
+    "windows_path_separator",
+    "checkpoint_subdir_missing",
+    "tf1_checkpoint_name",
+    "tf1_feature_extractor",
+  }
+)
+# Static guesses about the architecture: a clean model-built match overrules them.
+_ARCHITECTURE_GUESSES = frozenset(
+  {
+    "meta_architecture_mismatch",
+    "feature_extractor_mismatch",
+    "neck_mismatch",
+    "depth_multiplier_mismatch",
+  }
+)
 _GOOGLE_INTERNAL = ("/cns/", "/placer/", "/bigstore/")
 STOCK = "stock model_main_tf2"
 
@@ -70,6 +91,7 @@ def _read(
   model_dir: str | None,
   timer: pipeline.Timer,
   object_graph: str,
+  training: bool = True,
 ) -> _Read:
   """The read stage: the config, the checkpoint's metadata, the static diagnoses."""
   with timer.phase("read"):
@@ -81,13 +103,19 @@ def _read(
       read.config, checkpoint=checkpoint, model_dir=model_dir
     )
     read.found.extend(found)
-    read.found.extend(static_diagnosis.diagnose_model_dir(model_dir))
+    read.found.extend(odapi_model_dir.diagnose(model_dir, read.config, training=training))
+    read.found.extend(input_paths.diagnose(read.config))
     if ckpt_path is None:
       return read
     try:
       read.inventory = inventory.read_inventory(ckpt_path, object_graph=object_graph)
     except errors.CheckpointNotFoundError as e:
       read.found.append(_not_found(ckpt_path, e))
+      return read
+    except errors.CorruptCheckpointError as e:
+      from od_guard.restore import value_health
+
+      read.found.append(value_health.unreadable(e.what, e.received))
       return read
     read.fingerprint = fingerprint_lib.fingerprint(read.inventory)
     read.found.extend(
@@ -99,6 +127,23 @@ def _read(
         "the match used the index keys"
       )
   return read
+
+
+def _verify_values(read: _Read, timer: pipeline.Timer, restored=None) -> None:
+  """Reads every saved tensor once (CRC32C, NaN / Inf); findings say which the
+  restore assigns (`restored` keys; None: every model value)."""
+  from od_guard.checkpoint import verify
+  from od_guard.restore import value_health
+
+  inv = read.inventory
+  if inv is None or inv.format not in (inventory.TF2_OBJECT_BASED, inventory.TF1_NAME_BASED):
+    return
+  if inv.data_shards == inventory.SHARDS_MISSING:
+    return  # data_shard_missing says so
+  with timer.phase("values"):
+    report = verify.verify(inv.prefix)
+  scope = "every saved value" if restored is None else f"{len(restored)} restored"
+  read.found.extend(value_health.diagnose(report, restored=restored, scope=scope))
 
 
 def _conclude(read: _Read, timer: pipeline.Timer, policy, **more) -> record.Report:
@@ -122,6 +167,8 @@ def check_static(
   checkpoint: str | None = None,
   model_dir: str | None = None,
   policy: policy_lib.Policy | None = None,
+  values: bool = False,
+  training: bool = False,
 ) -> record.Report:
   """The static tier: config and checkpoint metadata, no TensorFlow.
 
@@ -130,6 +177,9 @@ def check_static(
     checkpoint: overrides train_config.fine_tune_checkpoint.
     model_dir: the training output directory (checked for stale checkpoints).
     policy: defaults to the 'default' preset.
+    values: also read every saved tensor (integrity, NaN / Inf); every model
+      value counts as restored.
+    training: the verdict gates a training run (index-only checkpoints fail).
 
   Raises:
     OdGuardError: the config cannot be read (a malformed checkpoint is a
@@ -137,11 +187,13 @@ def check_static(
   """
   timer = pipeline.Timer()
   read = _read(config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_SUMMARY)
+  if values:
+    _verify_values(read, timer)
   read.not_checked.append(
     "the model was not built: exact bindings, shapes of every variable "
     "and coverage need the full check (without --static)"
   )
-  return _conclude(read, timer, policy or policy_lib.preset("default"))
+  return _conclude(read, timer, policy or policy_lib.preset("default"), training=training)
 
 
 def _model_tier_possible(read: _Read) -> bool:
@@ -158,6 +210,7 @@ def check(
   policy: policy_lib.Policy | None = None,
   strategy=None,
   training: bool = False,
+  values: bool = True,
 ) -> record.Report:
   """Both tiers: static checks, then the model built and matched.
 
@@ -168,6 +221,8 @@ def check(
     policy: defaults to the 'default' preset.
     strategy: the tf.distribute strategy training uses (default: the current).
     training: the verdict gates a training run (index-only checkpoints fail).
+    values: read every saved tensor after the match: damage or NaN / Inf in a
+      value the restore assigns is an error, elsewhere a warning.
 
   Returns:
     The report. Its verdict decides; nothing is raised for problems found.
@@ -177,7 +232,9 @@ def check(
   """
   policy = policy or policy_lib.preset("default")
   timer = pipeline.Timer()
-  read = _read(config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL)
+  read = _read(
+    config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL, training=training
+  )
   if read.inventory is not None and read.inventory.format == inventory.TF1_NAME_BASED:
     read.not_checked.append("the model-built match: the TF2 OD API refuses name-based checkpoints")
   if not _model_tier_possible(read):
@@ -210,6 +267,26 @@ def check(
         + ", ".join(f"'{k}'" for k in roots),
       )
       read.found.extend(found)
+  if values:
+    _verify_values(read, timer, None if restore is None else {b.key for b in restore.restored})
   return _conclude(
     read, timer, policy, restore=restore, training=training, strategy=strategies.describe(strategy)
   )
+
+
+def _overrule_guesses(found: list, restore) -> list:
+  """The model tier built the model and every requested variable binds with no
+  shape mismatch: static architecture guesses become facts."""
+  if restore is None or restore.missing or restore.shape_mismatches or not restore.restored:
+    return found
+  return [
+    dataclasses.replace(
+      f,
+      severity=findings_lib.INFO,
+      title=f"{f.title} (overruled: the built model's restore binds every variable)",
+      fix="",
+    )
+    if f.code in _ARCHITECTURE_GUESSES and f.severity == findings_lib.ERROR
+    else f
+    for f in found
+  ]

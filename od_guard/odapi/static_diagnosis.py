@@ -17,6 +17,7 @@ from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import paths as checkpoint_path
+from od_guard.checkpoint import search
 from od_guard.odapi import config as pipeline_config
 from od_guard.restore import findings
 from od_guard.restore import fingerprint as fingerprint_lib
@@ -66,10 +67,15 @@ def diagnose_path(
     return [_no_checkpoint(config)], None
   if pipeline_config.PLACEHOLDER in value:
     return [_placeholder(value)], None
+  if "\\" in value and os.sep == "/":
+    return _not_found_near(config, value)[0], None
   resolved = pipeline_config.resolve_checkpoint_path(value)
   out, beside_config = _relative_path(config, value, resolved)
   if beside_config is not None:
     return out, beside_config
+  if not _names_anything(resolved):
+    found, _ = _not_found_near(config, value)
+    return out + found, None
   for wrong_kind in (_file_not_prefix, _directory):
     found = wrong_kind(value, resolved)
     if found is not None:
@@ -77,6 +83,82 @@ def diagnose_path(
       return [*out, finding], prefix
   out.extend(_in_model_dir(resolved, model_dir))
   return out, resolved
+
+
+def _names_anything(resolved: str) -> bool:
+  if fileio.is_remote(resolved):
+    return True  # not searched: the read says whether it is there
+  return (
+    os.path.exists(resolved)
+    or os.path.exists(resolved + ".index")
+    or bool(_DATA_FILE.search(resolved) and os.path.exists(resolved))
+  )
+
+
+def _not_found_near(
+  config: pipeline_config.FineTuneConfig, value: str
+) -> tuple[list[Finding], str | None]:
+  """fine_tune_checkpoint names nothing: the checkpoint most likely meant, found
+  near it (its parents, the config's folder, the working directory), and why
+  the path missed it."""
+  config_dir = os.path.dirname(os.path.abspath(config.path))
+  found = search.find_near(value, config_dir=config_dir)
+  proposed = found.prefix if found else None
+  fix = (
+    f'Set fine_tune_checkpoint: "{proposed}"'
+    if proposed
+    else "Point fine_tune_checkpoint at the checkpoint prefix: the folder where you "
+    'extracted the zoo model + "/checkpoint/ckpt-0" (the files are ckpt-0.index and '
+    "ckpt-0.data-00000-of-00001)."
+  )
+  data = {"proposed": proposed} if proposed else {}
+  stock = "fails after building the model and the input pipeline (NotFoundError)"
+  unix = value.replace("\\", "/")
+  if "\\" in value and os.sep == "/":
+    return [
+      Finding(
+        "windows_path_separator",
+        findings.ERROR,
+        "fine_tune_checkpoint uses Windows backslashes, which are not path separators here.",
+        detail=f'fine_tune_checkpoint: "{value}" (one file name on this system)',
+        fix=fix if proposed else f'Use forward slashes: fine_tune_checkpoint: "{unix}"',
+        stock_outcome=stock,
+        data=data,
+      )
+    ], proposed
+  given = pipeline_config.resolve_checkpoint_path(value)
+  name = fileio.basename(given)
+  if proposed and name.startswith("model.ckpt"):
+    code, title = (
+      "tf1_checkpoint_name",
+      "fine_tune_checkpoint names a TF1 model.ckpt; the TF2 zoo model's checkpoint is "
+      "checkpoint/ckpt-0.",
+    )
+  elif proposed and os.path.normpath(proposed) == os.path.join(
+    os.path.dirname(given), "checkpoint", name
+  ):
+    code, title = (
+      "checkpoint_subdir_missing",
+      "fine_tune_checkpoint misses the 'checkpoint/' folder of the zoo model.",
+    )
+  else:
+    code, title = "checkpoint_not_found", "fine_tune_checkpoint names no checkpoint."
+  return [
+    Finding(
+      code,
+      findings.ERROR,
+      title,
+      detail=f'"{value}" -> {given}: no {name}.index there'
+      + (
+        f"; the checkpoint found nearby: {proposed} ({found.reason or 'closest match'})"
+        if found
+        else ""
+      ),
+      fix=fix,
+      stock_outcome=stock,
+      data=data,
+    )
+  ], proposed
 
 
 def _no_checkpoint(config: pipeline_config.FineTuneConfig) -> Finding:
@@ -198,34 +280,6 @@ def _in_model_dir(resolved: str, model_dir: str | None) -> list[Finding]:
         "RuntimeError: Checkpoint dir (...) and model_dir (...) cannot be same. "
         "Please set model_dir to a different path."
       ),
-    )
-  ]
-
-
-def diagnose_model_dir(model_dir: str | None) -> list[Finding]:
-  """A checkpoint already in model_dir wins over fine_tune_checkpoint on start."""
-  if not model_dir or not fileio.exists(model_dir) or not fileio.isdir(model_dir):
-    return []
-  try:
-    latest = checkpoint_path.resolve(model_dir).path
-  except errors.OdGuardError:
-    return []
-  inv = inventory.read_inventory(latest, object_graph=inventory.OBJECT_GRAPH_NONE)
-  weightless = not inv.of_kind(inventory.MODEL)
-  return [
-    Finding(
-      "stale_checkpoint_in_model_dir",
-      findings.WARNING,
-      "model_dir already holds a checkpoint: training resumes from it, and its values "
-      "replace the fine-tune checkpoint's right after they are loaded.",
-      detail=(
-        f"{latest} ({'weightless: step and save counter only' if weightless else f'{len(inv.of_kind(inventory.MODEL))} model values'})"
-      ),
-      fix=(
-        "To fine-tune afresh, use a new --model_dir (or empty this one); to resume "
-        "on purpose, ignore this warning."
-      ),
-      stock_outcome="resumes silently from the model_dir checkpoint",
     )
   ]
 
@@ -479,6 +533,13 @@ def _diagnose_restore_scopes(
       data={"renames": renames} if renames else {},
     )
   ]
+
+
+def architecture_findings(
+  config: pipeline_config.FineTuneConfig, fp: fingerprint_lib.Fingerprint
+) -> list[Finding]:
+  """The architecture findings of `fp` against `config` (also for model_dir's checkpoint)."""
+  return _diagnose_architecture(config, fp)
 
 
 def _diagnose_architecture(

@@ -84,6 +84,8 @@ class Fingerprint:
     """
     if self.class_slots is None:
       return None
+    if self.meta_architecture == CENTER_NET:
+      return self.class_slots  # CenterNet's heatmap has one channel per class, no background
     if add_background_class is None:
       add_background_class = self.neck != "bifpn" and self.meta_architecture != CENTER_NET
     return self.class_slots - (1 if add_background_class else 0)

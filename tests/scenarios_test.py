@@ -1,0 +1,382 @@
+"""Fine-tune set-ups rebuilt from public OD API bug reports, checked statically.
+
+Each scenario copies a TF2 Detection Zoo config (tests/data/zoo_configs) and a
+zoo-layout checkpoint (the index of the OD API-built model, tests/data/zoo_indexes,
+with a data shard-less ckpt-0) into a temporary tree shaped as the report
+describes, and asserts the verdict and the finding code (and, where a path was
+not found, the exact path proposed). The cited reports are tensorflow/models
+issues unless another repository is named.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+
+import pytest
+
+from od_guard.odapi import preflight
+from od_guard.restore import findings
+
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+ZOO_CONFIG = DATA / "zoo_configs" / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"
+ZOO_INDEX = DATA / "zoo_indexes" / "ssd_mobilenet_v2_320x320_coco17_tpu-8" / "ckpt-0.index"
+MODEL = "ssd_mobilenet_v2_320x320_coco17_tpu-8"
+
+pytestmark = pytest.mark.skipif(
+  not ZOO_INDEX.is_file(), reason="needs tests/data/zoo_indexes (make_zoo_indexes.py)"
+)
+
+
+def _zoo_folder(root: pathlib.Path, *parts: str) -> pathlib.Path:
+  """An unpacked zoo tarball: <parts>/checkpoint/{ckpt-0.index, checkpoint}."""
+  folder = root.joinpath(*parts)
+  (folder / "checkpoint").mkdir(parents=True)
+  shutil.copyfile(ZOO_INDEX, folder / "checkpoint" / "ckpt-0.index")
+  (folder / "checkpoint" / "checkpoint").write_text('model_checkpoint_path: "ckpt-0"\n')
+  return folder
+
+
+def _data(root: pathlib.Path, classes: int = 90) -> tuple[str, str]:
+  (root / "data").mkdir(exist_ok=True)
+  record = root / "data" / "train.record"
+  record.write_bytes(b"")
+  label_map = root / "data" / "label_map.pbtxt"
+  label_map.write_text("".join(f'item {{ id: {i} name: "c{i}" }}\n' for i in range(1, classes + 1)))
+  return str(record), str(label_map)
+
+
+def _config(
+  root: pathlib.Path,
+  *,
+  checkpoint: str,
+  record: str = "",
+  label_map: str = "",
+  ctype: str = "detection",
+  extra: str = "",
+  num_steps: int | None = None,
+  feature_extractor: str | None = None,
+  classes: int | None = None,
+) -> str:
+  text = ZOO_CONFIG.read_text()
+  text = text.replace('"PATH_TO_BE_CONFIGURED/mobilenet_v2.ckpt-1"', f'"{checkpoint}"')
+  text = text.replace(
+    'fine_tune_checkpoint_type: "classification"', f'fine_tune_checkpoint_type: "{ctype}"' + extra
+  )
+  if label_map:
+    text = text.replace('"PATH_TO_BE_CONFIGURED/label_map.txt"', f'"{label_map}"')
+  if record:
+    text = re.sub(r'"PATH_TO_BE_CONFIGURED/\w+2017-\?+-of-\d+\.tfrecord"', f'"{record}"', text)
+  if num_steps is not None:
+    text = text.replace("num_steps: 50000", f"num_steps: {num_steps}")
+  if feature_extractor:
+    text = text.replace("type: 'ssd_mobilenet_v2_keras'", f"type: '{feature_extractor}'")
+  if classes:
+    text = text.replace("num_classes: 90", f"num_classes: {classes}")
+  path = root / "pipeline.config"
+  path.write_text(text)
+  return str(path)
+
+
+def _codes(report, severity=findings.ERROR) -> set[str]:
+  return {f.code for f in report.findings if f.severity == severity}
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  record, label_map = _data(tmp_path)
+  folder = _zoo_folder(tmp_path, "pre-trained-models", MODEL)
+  return tmp_path, record, label_map, folder
+
+
+def _check(root, **kwargs):
+  model_dir = kwargs.pop("model_dir", None)
+  return preflight.check_static(_config(root, **kwargs), model_dir=model_dir)
+
+
+# --- The path that exists, found --------------------------------------------------------
+
+
+def test_9855_relative_prefix_from_the_wrong_folder(world):
+  """#9855: './Custom-Object-Detector/Project/pre-trained-models/.../ckpt-0' from another cwd."""
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint="./Project/pre-trained-models/" + MODEL + "/checkpoint/ckpt-0",
+    record=record,
+    label_map=label_map,
+  )
+  f = report.finding("checkpoint_not_found")
+  assert report.verdict.failed
+  assert f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_9855_checkpoint_folder_left_out(world):
+  """#9855 (and #8892's tree): '<model>/ckpt-0' without 'checkpoint/'."""
+  root, record, label_map, folder = world
+  report = _check(root, checkpoint=str(folder / "ckpt-0"), record=record, label_map=label_map)
+  f = report.finding("checkpoint_subdir_missing")
+  assert report.verdict.failed and f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_9496_tf1_model_ckpt_name_in_a_tf2_tarball(world):
+  """#9496: a TF2 zoo model given as <model>/model.ckpt (the TF1 tarball's name)."""
+  root, record, label_map, folder = world
+  report = _check(root, checkpoint=str(folder / "model.ckpt"), record=record, label_map=label_map)
+  f = report.finding("tf1_checkpoint_name")
+  assert report.verdict.failed and f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_10348_windows_backslashes_on_linux(world):
+  """#10348 (a Windows user's paths): backslash separators are one file name on Linux."""
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint="pre-trained-models\\\\" + MODEL + "\\\\checkpoint\\\\ckpt-0",
+    record=record,
+    label_map=label_map,
+  )
+  f = report.finding("windows_path_separator")
+  assert report.verdict.failed and f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_8892_doubled_model_folder(world):
+  """#8892: the archive extracted into a folder of its own name (model/model/checkpoint)."""
+  root, record, label_map, _ = world
+  doubled = _zoo_folder(root, "models", MODEL, MODEL)
+  report = _check(
+    root,
+    checkpoint=str(root / "models" / MODEL / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+  )
+  f = report.finding("checkpoint_not_found")
+  assert report.verdict.failed and f.data["proposed"] == str(doubled / "checkpoint" / "ckpt-0")
+
+
+def test_9855_nothing_near_proposes_no_path(tmp_path, monkeypatch):
+  """#9855: nothing to find: the fix says what to point at, no guessed path."""
+  monkeypatch.chdir(tmp_path)
+  record, label_map = _data(tmp_path)
+  report = _check(
+    tmp_path, checkpoint=str(tmp_path / "nowhere" / "ckpt-77"), record=record, label_map=label_map
+  )
+  f = report.finding("checkpoint_not_found")
+  assert report.verdict.failed and "proposed" not in f.data
+
+
+# --- The config beyond the checkpoint ---------------------------------------------------
+
+
+def test_9855_train_input_placeholder(world):
+  """#9855's set-up, input paths left as the zoo ships them."""
+  root, _, _, folder = world
+  report = _check(root, checkpoint=str(folder / "checkpoint" / "ckpt-0"))
+  assert report.verdict.failed
+  assert "input_path_placeholder" in _codes(report)
+  assert "input_path_placeholder" in _codes(report, findings.WARNING)  # the eval reader
+
+
+def test_10348_missing_tfrecord_is_an_error(world):
+  root, _, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=str(root / "data" / "missing.record"),
+    label_map=label_map,
+  )
+  assert report.verdict.failed and "input_path_missing" in _codes(report)
+
+
+def test_10348_glob_matching_nothing(world):
+  root, _, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=str(root / "data" / "train-?????-of-00010.tfrecord"),
+    label_map=label_map,
+  )
+  f = report.finding("input_path_missing")
+  assert report.verdict.failed and "matches no file" in f.detail
+
+
+def test_10348_label_map_that_does_not_parse(world):
+  root, record, _, folder = world
+  bad = root / "data" / "bad.pbtxt"
+  bad.write_text("item { id: 1 name: 'a' \n")
+  report = _check(
+    root, checkpoint=str(folder / "checkpoint" / "ckpt-0"), record=record, label_map=str(bad)
+  )
+  assert report.verdict.failed and "label_map_invalid" in _codes(report)
+
+
+def test_8875_label_map_classes_differ_from_num_classes(world):
+  """#8875: fine-tuning the 90-class zoo model for a few classes, num_classes forgotten."""
+  root, record, _, folder = world
+  _, small = _data(root / "other", 3) if (root / "other").mkdir() is None else (None, None)
+  report = _check(
+    root, checkpoint=str(folder / "checkpoint" / "ckpt-0"), record=record, label_map=small
+  )
+  f = report.finding("label_map_num_classes_differ")
+  assert f.severity == findings.WARNING and f.data["label_map_classes"] == 3
+
+
+def test_9204_load_all_detection_checkpoint_vars(world):
+  """#9204 / #9897: 'train_pb2.load_all_detection_checkpoint_vars unsupported in TF2'."""
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    extra="\n  load_all_detection_checkpoint_vars: true",
+  )
+  f = report.finding("tf1_config_field")
+  assert report.verdict.failed and f.severity == findings.ERROR
+  assert "unsupported in TF2" in f.stock_outcome
+
+
+def test_9897_from_detection_checkpoint_named(world):
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    extra="\n  from_detection_checkpoint: true",
+  )
+  f = report.finding("tf1_config_field")
+  assert f.severity == findings.WARNING and "fine_tune_checkpoint_type" in f.fix
+
+
+@pytest.mark.parametrize(
+  "tf1,tf2",
+  [("ssd_mobilenet_v2", "ssd_mobilenet_v2_keras"), ("ssd_mobilenet_v1", "ssd_mobilenet_v1_keras")],
+)
+def test_9204_tf1_feature_extractor_names(world, tf1, tf2):
+  """TF1 configs carried over (#9204's users came from TF1): TF1 feature extractor names."""
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    feature_extractor=tf1,
+  )
+  f = report.finding("tf1_feature_extractor")
+  assert report.verdict.failed and f.data["tf2_type"] == tf2
+
+
+def test_9204_every_independent_problem_at_once(world):
+  """A TF1 config against a placeholder input and load_all: all named in one run."""
+  root, _, _, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    feature_extractor="ssd_mobilenet_v2",
+    extra="\n  load_all_detection_checkpoint_vars: true",
+  )
+  assert {"tf1_feature_extractor", "tf1_config_field", "input_path_placeholder"} <= _codes(report)
+
+
+def test_44843_version_v1_still_reported_with_inputs(world):
+  """tensorflow/tensorflow#44843: 'Checkpoint version should be V2'."""
+  root, record, label_map, folder = world
+  path = _config(
+    root, checkpoint=str(folder / "checkpoint" / "ckpt-0"), record=record, label_map=label_map
+  )
+  text = pathlib.Path(path).read_text().replace("fine_tune_checkpoint_version: V2\n", "")
+  pathlib.Path(path).write_text(text)
+  report = preflight.check_static(path)
+  assert report.verdict.failed and "checkpoint_version_v1" in _codes(report)
+
+
+def test_8892_correct_setup_passes(world):
+  """#8892's fix: type "detection", the zoo's checkpoint/ckpt-0: no error (data shard absent)."""
+  root, record, label_map, folder = world
+  report = _check(
+    root, checkpoint=str(folder / "checkpoint" / "ckpt-0"), record=record, label_map=label_map
+  )
+  assert not _codes(report), report.findings
+
+
+def test_8892_classification_type_on_detection_checkpoint(world):
+  """#8892: the zoo config's "classification" with its detection ckpt-0."""
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    ctype="classification",
+  )
+  assert report.verdict.failed and "checkpoint_type_mismatch" in _codes(report)
+
+
+# --- model_dir as training sees it ------------------------------------------------------
+
+
+def test_8892_model_dir_is_the_unpacked_zoo_folder(world):
+  """--model_dir = the zoo folder: its 'checkpoint/' directory ('Is a directory' at save)."""
+  root, record, label_map, folder = world
+  ckpt = root / "elsewhere"
+  shutil.copytree(folder / "checkpoint", ckpt)
+  report = _check(
+    root, checkpoint=str(ckpt / "ckpt-0"), record=record, label_map=label_map, model_dir=str(folder)
+  )
+  assert report.verdict.failed and "checkpoint_state_is_directory" in _codes(report)
+
+
+def test_sglvladi_61_model_dir_checkpoint_for_another_model(world):
+  """sglvladi/TensorFlowObjectDetectionTutorial#61: restarting in a model_dir that holds
+  another model's checkpoint (here the 90-class zoo model into a 1-class model)."""
+  root, record, _, folder = world
+  _, one = _data(root / "one", 1) if (root / "one").mkdir() is None else (None, None)
+  model_dir = root / "train"
+  model_dir.mkdir()
+  shutil.copyfile(ZOO_INDEX, model_dir / "ckpt-3.index")
+  (model_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=one,
+    classes=1,
+    model_dir=str(model_dir),
+  )
+  assert report.verdict.failed and "model_dir_checkpoint_mismatch" in _codes(report)
+
+
+def test_sglvladi_61_no_state_file_nothing_resumes(world):
+  root, record, label_map, folder = world
+  model_dir = root / "train"
+  model_dir.mkdir()
+  shutil.copyfile(ZOO_INDEX, model_dir / "ckpt-3.index")
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    model_dir=str(model_dir),
+  )
+  assert "model_dir_checkpoints_not_resumed" in _codes(report, findings.INFO)
+  assert not report.finding("stale_checkpoint_in_model_dir")
+
+
+def test_sglvladi_61_resume_of_the_same_model_warns(world):
+  root, record, label_map, folder = world
+  model_dir = root / "train"
+  model_dir.mkdir()
+  shutil.copyfile(ZOO_INDEX, model_dir / "ckpt-3.index")
+  (model_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    model_dir=str(model_dir),
+  )
+  assert report.finding("stale_checkpoint_in_model_dir").severity == findings.WARNING
+  assert not report.verdict.failed
