@@ -24,13 +24,20 @@ EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 
 
+class _ArgumentError(Exception):
+  """argparse refused the command line; `main` turns it into a UsageError."""
+
+  def __init__(self, prog: str, message: str):
+    super().__init__(message)
+    self.prog = prog
+    self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
   """argparse, but usage errors become typed od_guard errors (exit 2)."""
 
   def error(self, message: str):
-    raise errors.UsageError(
-      f"{self.prog}: {message}.", received=" ".join(sys.argv[1:]), fix=f"See `{self.prog} --help`."
-    )
+    raise _ArgumentError(self.prog, message)
 
 
 class _VersionAction(argparse.Action):
@@ -240,7 +247,7 @@ def _cmd_remap(args: argparse.Namespace) -> int:
   if not rules:
     raise errors.UsageError(
       "remap needs --rule or --from-report.",
-      received=" ".join(sys.argv[1:]),
+      received="no --rule, no --from-report",
       fix="e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'",
     )
   result = remap.remap(
@@ -428,11 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns its exit code."""
+  argv = list(sys.argv[1:] if argv is None else argv)
   try:
-    args = build_parser().parse_args(argv)
+    try:
+      args = build_parser().parse_args(argv)
+    except _ArgumentError as e:
+      raise errors.UsageError(
+        f"{e.prog}: {e.message}.", received=" ".join(argv), fix=f"See `{e.prog} --help`."
+      ) from None
     return args.func(args)
   except errors.OdGuardError as e:
-    json_mode = (argv is not None and "--json" in argv) or (argv is None and "--json" in sys.argv)
+    json_mode = "--json" in argv
     if json_mode:
       _print_json(e.to_dict())
     print(f"od-guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)

@@ -102,3 +102,13 @@ def test_several_paths_as_pre_commit_passes_them(tf, tmp_path):
   assert r.returncode == 1
   results = json.loads(r.stdout)["results"]
   assert [(d["checkpoint"], d["passed"]) for d in results] == [(good, True), (bad, False)]
+
+
+def test_keras2_hdf5_tensor_suffixes_are_not_charset_violations(keras2_h5):
+  """tf-keras names HDF5 datasets like tensors ('d1/d1/kernel:0'); the ':0' is
+  not part of a name the user chose, so it breaks no charset rule."""
+  inv = inventory.read_inventory(keras2_h5)
+  assert any(v.path.endswith(":0") for v in inv.variables)
+  violations, checked = naming_rules.check(naming_rules.preset("keras"), inv.variables)
+  assert checked == 4
+  assert violations == []

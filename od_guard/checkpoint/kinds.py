@@ -39,6 +39,10 @@ BOOKKEEPING_NAMES = frozenset(
     "epoch",
     "_CHECKPOINTABLE_OBJECT_GRAPH",
     "_SAVEABLE_OBJECT_GRAPH",
+    # tf-keras BackupAndRestore's own counters.
+    "ckpt_saved_epoch",
+    "ckpt_saved_batch",
+    "train_counter",
   }
 )
 # Object names under which TF2 checkpoints keep an optimizer. Each contains

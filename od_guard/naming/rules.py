@@ -203,6 +203,9 @@ class Violation(_records.Record):
   message: str
 
 
+_TENSOR_SUFFIX = re.compile(r":\d+$")
+
+
 def check(rules: Rules, variables: Iterable[inventory.Variable]) -> tuple[list[Violation], int]:
   """Checks saved values' names; returns (violations, number of values checked)."""
   allowed = _compile(rules.allowed, rules.name)
@@ -214,7 +217,9 @@ def check(rules: Rules, variables: Iterable[inventory.Variable]) -> tuple[list[V
     if v.kind in rules.exempt_kinds:
       continue
     checked += 1
-    path = v.path
+    # Keras 2 HDF5 names its datasets like tensors ('dense/kernel:0'); the
+    # output index is not part of the name a user chose.
+    path = _TENSOR_SUFFIX.sub("", v.path)
     parts = path.split("/")
     if rules.required_roots and parts[0] not in rules.required_roots:
       out.append(
