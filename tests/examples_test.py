@@ -38,6 +38,8 @@ def test_demo(tmp_path):
   r = _run("demo.py", "--out", str(tmp_path), timeout=900)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
   assert "The good run trained; each mistake stopped before step one." in r.stdout
+  assert "tensorboard --logdir" in r.stdout
+  assert "open http://localhost:6006/#od_guard" in r.stdout
   for code in ("feature_extractor_mismatch", "renamed_scopes", "tf1_checkpoint"):
     assert f"({code})" in r.stdout
   assert f"tensorboard --logdir {tmp_path / 'runs'}" in r.stdout
