@@ -290,13 +290,24 @@ class OdapiWorld:
       batch_size=2,
       num_steps=2,
       train_record=self.record,
-      label_map=self.label_map,
+      label_map=self.label_map_for(num_classes or self.CLASSES),
       fine_tune_checkpoint=self.checkpoints["detection"] if checkpoint is None else checkpoint,
       fine_tune_checkpoint_type=checkpoint_type,
     )
     for name, value in train_fields.items():
       setattr(config.train_config, name, value)
     return config
+
+  def label_map_for(self, num_classes: int) -> str:
+    """The world's label map, or one with `num_classes` items (a config with
+    more classes comes with a label map that names them, as a user's would)."""
+    from od_guard.testing import tiny_odapi
+
+    if num_classes == self.CLASSES:
+      return self.label_map
+    return tiny_odapi.write_label_map(
+      str(self.root / "data" / f"label_map_{num_classes}.pbtxt"), num_classes
+    )
 
   def write_config(self, name: str, **kwargs) -> str:
     from od_guard.testing import tiny_odapi

@@ -61,8 +61,9 @@ def _walk(root: str, depth: int, budget: list[int], seen: set[str], out: list[st
       continue
 
 
-def _score(given: str, prefix: str) -> tuple[int, str]:
-  """How well a found prefix fits the path the user wrote (higher is better)."""
+def _score(given: str, prefix: str, context: tuple[str, ...] = ()) -> tuple[int, str]:
+  """How well a found prefix fits the path the user wrote (higher is better);
+  `context` holds the folder names above the nearest existing folder of it."""
   want = _parts(given)
   have = _parts(prefix)
   score = 0
@@ -77,7 +78,9 @@ def _score(given: str, prefix: str) -> tuple[int, str]:
     reasons.append("the TF2 checkpoint in place of a TF1 model.ckpt name")
   elif _CKPT_NUMBER.search(found_name):
     score += 10
-  shared = set(want[:-1]) & set(have[:-1])
+  # Folders above the one the search started from say only where it looked (every
+  # checkpoint under /home/user/... shares them): they do not make a guess related.
+  shared = (set(want[:-1]) & set(have[:-1])) - set(context)
   score += 10 * len(shared)
   if shared:
     reasons.append("shares folder " + ", ".join(sorted(shared)))
@@ -149,14 +152,26 @@ def find_near(
   # The nearest folders first, shallow; the wider ones share what budget is left.
   for start in starts:
     _walk(start, max_depth, budget, seen, found)
+  context = tuple(_parts(os.path.dirname(starts[0]))) if starts else ()
+  anchor = _parts(starts[0]) if starts else []
   best: Candidate | None = None
+  best_key: tuple[int, int, str] | None = None
   for prefix in dict.fromkeys(os.path.abspath(p) for p in found):
-    score, reason = _score(given, prefix)
+    score, reason = _score(given, prefix, context)
     if score < _MIN_SCORE:
       continue  # an unrelated checkpoint that merely lies near: no guess
-    if best is None or score > best.score or (score == best.score and prefix < best.prefix):
-      best = Candidate(prefix, score, reason)
+    # Ties go to the candidate nearest the given path's existing folder.
+    key = (score, _common_length(anchor, _parts(prefix)), prefix)
+    if best_key is None or key[:2] > best_key[:2] or (key[:2] == best_key[:2] and prefix < best_key[2]):
+      best, best_key = Candidate(prefix, score, reason), key
   return best
+
+
+def _common_length(a: list[str], b: list[str]) -> int:
+  n = 0
+  while n < min(len(a), len(b)) and a[n] == b[n]:
+    n += 1
+  return n
 
 
 def read_int64_scalar(prefix: str, key: str) -> int | None:
