@@ -10,7 +10,7 @@ BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 # Test files that import without TensorFlow (the plain environment has none).
 PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_test.py \
-    tests/precommit_test.py
+    tests/precommit_test.py tests/zoo_fingerprint_test.py
 
 .PHONY: all envs env-odapi env-modern env-lint env-plain tools lint format test test-odapi test-modern test-plain demo keras-example bench clean
 
@@ -77,6 +77,7 @@ bench: env-odapi
 	$(ODAPI) benchmarks/save_overhead.py
 	$(ODAPI) benchmarks/remap.py
 	$(ODAPI) benchmarks/dashboard.py
+	$(ODAPI) benchmarks/verify.py
 
 clean:
 	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out

@@ -167,6 +167,49 @@ def test_9855_nothing_near_proposes_no_path(tmp_path, monkeypatch):
   assert report.verdict.failed and "proposed" not in f.data
 
 
+def test_9855_bare_ckpt_0_from_the_title(world):
+  """#9855's title: 'Failed to find any matching files for ./ckpt-0'."""
+  root, record, label_map, folder = world
+  report = _check(root, checkpoint="./ckpt-0", record=record, label_map=label_map)
+  f = report.finding("checkpoint_not_found")
+  assert report.verdict.failed and f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_10794_one_backslash_in_a_relative_path(world):
+  """#10794: 'efficientdet_d0_coco17_tpu-32\\checkpoint/ckpt-0' (a Windows separator left in)."""
+  root, record, label_map, folder = world
+  report = _check(
+    root,
+    checkpoint="pre-trained-models/" + MODEL + "\\checkpoint/ckpt-0",
+    record=record,
+    label_map=label_map,
+  )
+  f = report.finding("windows_path_separator")
+  assert report.verdict.failed and f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_realtimeobjectdetection_24_tar_named_folder(world):
+  """nicknochnack/RealTimeObjectDetection#24: '<model>.tar/<model>/<model>/checkpoint/ckpt-0'."""
+  root, record, label_map, folder = world
+  given = root / "pre-trained-models" / (MODEL + ".tar") / MODEL / MODEL / "checkpoint" / "ckpt-0"
+  report = _check(root, checkpoint=str(given), record=record, label_map=label_map)
+  f = report.finding("checkpoint_not_found")
+  assert report.verdict.failed and f.data["proposed"] == str(folder / "checkpoint" / "ckpt-0")
+
+
+def test_tfodcourse_40_version_line_deleted(world):
+  """nicknochnack/TFODCourse#40: fine_tune_checkpoint_version deleted (older protos
+  rejected it), then 'Checkpoint version should be V2'."""
+  root, record, label_map, folder = world
+  path = _config(
+    root, checkpoint=str(folder / "checkpoint" / "ckpt-0"), record=record, label_map=label_map
+  )
+  text = pathlib.Path(path).read_text().replace("fine_tune_checkpoint_version: V2\n", "")
+  pathlib.Path(path).write_text(text)
+  report = preflight.check_static(path)
+  assert report.verdict.failed and _codes(report) == {"checkpoint_version_v1"}
+
+
 # --- The config beyond the checkpoint ---------------------------------------------------
 
 

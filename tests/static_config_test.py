@@ -42,117 +42,168 @@ pytestmark = pytest.mark.plain
 # field the preflight reads. "decision: code:severity ..." or "Error: fix".
 EXPECTED = {
   "center_net_deepmac_1024x1024_coco_tpu-128.config": (
-    "fail: placeholder_path:e",
-    "fail: checkpoint_type_unsupported:e meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e checkpoint_type_unsupported:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "center_net_deepmac_1024x1024_non_voc_only_tpu-128.config": (
-    "fail: placeholder_path:e",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "center_net_deepmac_1024x1024_voc_only_tpu-128.config": (
-    "fail: placeholder_path:e",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "center_net_resnet101_v1_fpn_512x512_coco17_tpu-8.config": (
-    "fail: checkpoint_not_found:e",
-    "fail: checkpoint_type_mismatch:e meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: checkpoint_not_found:e input_path_missing:e input_path_missing:w",
+    "fail: input_path_missing:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_missing:w data_shard_missing:w",
   ),
   "centernet_hg104_512x512_coco17_tpu-8.config": (
     "ConfigError: Quote the value",
     "ConfigError: Quote the value",
   ),
   "centernet_hg104_512x512_kpts_coco17_tpu-32.config": (
-    "fail: checkpoint_not_found:e relative_checkpoint_path:w",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: checkpoint_not_found:e input_path_placeholder:e input_path_missing:e relative_checkpoint_path:w input_path_placeholder:w input_path_missing:w",
+    "fail: input_path_placeholder:e input_path_missing:e meta_architecture_mismatch:e input_path_placeholder:w input_path_missing:w data_shard_missing:w",
   ),
   "centernet_hg104_512x512_kpts_coco17_tpu-8.config": (
     "ConfigError: Quote the value",
     "ConfigError: Quote the value",
   ),
   "centernet_hourglass104_1024x1024_coco17_tpu-32.config": (
-    "fail: placeholder_path:e",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "centernet_hourglass104_1024x1024_kpts_coco17_tpu-32.config": (
-    "fail: placeholder_path:e",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "centernet_hourglass104_512x512_coco17_tpu-8.config": (
-    "fail: placeholder_path:e",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "centernet_hourglass104_512x512_kpts_coco17_tpu-32.config": (
-    "fail: placeholder_path:e",
-    "fail: meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
   "centernet_resnet50_v1_fpn_512x512_kpts_coco17_tpu-8.config": (
-    "fail: placeholder_path:e",
-    "fail: checkpoint_type_mismatch:e meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
   ),
-  # A Google-internal input-reader extension: no public OD API parses it.
   "centernet_resnet50_v2_512x512_coco17_tpu-8.config": (
     "ConfigError: Fix the field",
     "ConfigError: Fix the field",
   ),
-  **{
-    f"faster_rcnn_{name}.config": (
-      "fail: placeholder_path:e",
-      "fail: checkpoint_type_mismatch:e meta_architecture_mismatch:e data_shard_missing:w",
-    )
-    for name in (
-      "resnet101_v1_1024x1024_coco17_tpu-8",
-      "resnet101_v1_640x640_coco17_tpu-8",
-      "resnet101_v1_800x1333_coco17_gpu-8",
-      "resnet152_v1_1024x1024_coco17_tpu-8",
-      "resnet152_v1_640x640_coco17_tpu-8",
-      "resnet50_v1_1024x1024_coco17_tpu-8",
-      "resnet50_v1_640x640_coco17_tpu-8",
-      "resnet50_v1_800x1333_coco17_gpu-8",
-      "resnet50_v1_fpn_640x640_coco17_tpu-8",
-    )
-  },
+  "faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
+  "faster_rcnn_resnet101_v1_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
+  "faster_rcnn_resnet101_v1_800x1333_coco17_gpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
+  ),
+  "faster_rcnn_resnet152_v1_1024x1024_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
+  "faster_rcnn_resnet152_v1_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
+  "faster_rcnn_resnet50_v1_1024x1024_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
+  "faster_rcnn_resnet50_v1_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
+  "faster_rcnn_resnet50_v1_800x1333_coco17_gpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w",
+  ),
+  "faster_rcnn_resnet50_v1_fpn_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i",
+  ),
   "pipeline.config": (
-    "fail: checkpoint_not_found:e",
-    "fail: checkpoint_type_mismatch:e meta_architecture_mismatch:e data_shard_missing:w",
+    "fail: checkpoint_not_found:e input_path_missing:e input_path_missing:w",
+    "fail: input_path_missing:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_missing:w data_shard_missing:w",
   ),
   "resnet50_od_keypoints.config": (
-    "warn: no_fine_tune_checkpoint:w",
-    "fail: checkpoint_version_v1:e checkpoint_type_mismatch:e meta_architecture_mismatch:e "
-    "data_shard_missing:w",
+    "fail: input_path_missing:e no_fine_tune_checkpoint:w input_path_missing:w",
+    "fail: input_path_missing:e checkpoint_version_v1:e checkpoint_type_mismatch:e meta_architecture_mismatch:e input_path_missing:w data_shard_missing:w",
   ),
-  **{
-    f"ssd_{name}.config": (
-      "fail: placeholder_path:e",
-      "fail: checkpoint_type_mismatch:e feature_extractor_mismatch:e data_shard_missing:w "
-      "num_classes_differ:i",
-    )
-    for name in (
-      "efficientdet_d0_512x512_coco17_tpu-8",
-      "efficientdet_d1_640x640_coco17_tpu-8",
-      "efficientdet_d2_768x768_coco17_tpu-8",
-      "efficientdet_d4_1024x1024_coco17_tpu-32",
-      "efficientdet_d5_1280x1280_coco17_tpu-32",
-      "efficientdet_d6_1408x1408_coco17_tpu-32",
-      "efficientdet_d7_1536x1536_coco17_tpu-32",
-      "mobilenet_v1_fpn_640x640_coco17_tpu-8",
-      "mobilenet_v2_320x320_coco17_tpu-8",
-      "resnet101_v1_fpn_640x640_coco17_tpu-8",
-      "resnet152_v1_fpn_1024x1024_coco17_tpu-8",
-      "resnet152_v1_fpn_640x640_coco17_tpu-8",
-      "resnet50_v1_fpn_1024x1024_coco17_tpu-8",
-      "resnet50_v1_fpn_640x640_coco17_tpu-8",
-    )
-  },
-  # The same architecture as the checkpoint: only the type and the head differ.
+  "ssd_efficientdet_d0_512x512_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_efficientdet_d1_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_efficientdet_d2_768x768_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_efficientdet_d4_1024x1024_coco17_tpu-32.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_efficientdet_d5_1280x1280_coco17_tpu-32.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_efficientdet_d6_1408x1408_coco17_tpu-32.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_efficientdet_d7_1536x1536_coco17_tpu-32.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_mobilenet_v1_fpn_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_mobilenet_v2_320x320_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_resnet101_v1_fpn_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_resnet152_v1_fpn_1024x1024_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_resnet152_v1_fpn_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_resnet50_v1_fpn_1024x1024_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
+  "ssd_resnet50_v1_fpn_640x640_coco17_tpu-8.config": (
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e feature_extractor_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
+  ),
   "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8.config": (
-    "fail: placeholder_path:e",
-    "fail: checkpoint_type_mismatch:e data_shard_missing:w num_classes_differ:i",
+    "fail: placeholder_path:e input_path_placeholder:e input_path_placeholder:w tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_placeholder:e checkpoint_type_mismatch:e input_path_placeholder:w data_shard_missing:w tf1_config_field:i tf1_config_field:i num_classes_differ:i",
   ),
-  # The users' own configs, as they are and with their own checkpoint.
-  "bitewing_efficientdet_d0": ("fail: checkpoint_not_found:e", "warn: data_shard_missing:w"),
+  "bitewing_efficientdet_d0": (
+    "fail: checkpoint_not_found:e input_path_missing:e input_path_missing:w tf1_config_field:i tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_missing:e input_path_missing:w data_shard_missing:w tf1_config_field:i tf1_config_field:i tf1_config_field:i",
+  ),
   "sign_language_ssd_mobilenet_v2_fpnlite_320": (
-    "fail: checkpoint_not_found:e relative_checkpoint_path:w",
-    "warn: data_shard_missing:w",
+    "fail: checkpoint_not_found:e input_path_missing:e relative_checkpoint_path:w input_path_missing:w tf1_config_field:i tf1_config_field:i tf1_config_field:i",
+    "fail: input_path_missing:e input_path_missing:w data_shard_missing:w tf1_config_field:i tf1_config_field:i tf1_config_field:i",
   ),
 }
 NO_SCHEMA_NOTE = "the OD API's schema is not available here, so unknown or misspelt fields"

@@ -162,7 +162,11 @@ def find_near(
       continue  # an unrelated checkpoint that merely lies near: no guess
     # Ties go to the candidate nearest the given path's existing folder.
     key = (score, _common_length(anchor, _parts(prefix)), prefix)
-    if best_key is None or key[:2] > best_key[:2] or (key[:2] == best_key[:2] and prefix < best_key[2]):
+    if (
+      best_key is None
+      or key[:2] > best_key[:2]
+      or (key[:2] == best_key[:2] and prefix < best_key[2])
+    ):
       best, best_key = Candidate(prefix, score, reason), key
   return best
 

@@ -16,6 +16,11 @@ For each tensor of a TF checkpoint's data shards, in file order and in chunks
 
 Numbers are read with numpy views over the bytes: nothing is unpickled,
 nothing executed. CRCs use the C-accelerated `google_crc32c`.
+
+With `digests=True` the same stream also yields each numeric tensor's
+fingerprint of its raw bytes (`Digest`), the one
+`od_guard.restore.replica_values` computes on the accelerator from a live
+variable: a restore is then verified bit for bit with a few bytes per variable.
 """
 
 from __future__ import annotations
@@ -40,6 +45,91 @@ _CHUNK = 8 << 20  # a multiple of every item size
 _FLOATS = ("float16", "float32", "float64", "bfloat16")
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
 _VARIANCE_LEAVES = ("moving_variance", "moving_var")
+
+# The fingerprint of a tensor's bytes. Each element is read as the integer of
+# its own width (floats by their bits, sign-extended; unsigned zero-extended;
+# bool 0/1) and widened to int64; then, with wrapping int64 arithmetic and i
+# the element's index:
+#   s1 = sum(x_i)            any change of one element changes it
+#   s2 = sum((i + 1) * x_i)  moved or swapped elements
+#   s3 = sum(mix(x_i + (i + 1) * DIGEST_K)), mix(v) = (v ^ (v >> 31)) * DIGEST_M
+#        (arithmetic shift): non-linear, so that changes cancelling in s1 and
+#        s2 do not cancel here.
+DIGEST_K = 0x9E3779B97F4A7C15 - (1 << 64)
+DIGEST_M = 0xBF58476D1CE4E5B9 - (1 << 64)
+DIGEST_WIDTH = {
+  "float16": "<i2",
+  "bfloat16": "<i2",
+  "int16": "<i2",
+  "uint16": "<u2",
+  "float32": "<i4",
+  "int32": "<i4",
+  "uint32": "<u4",
+  "float64": "<i8",
+  "int64": "<i8",
+  "uint64": "<i8",
+  "int8": "<i1",
+  "uint8": "<u1",
+  "bool": "<u1",
+}
+_MASK = (1 << 64) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Digest:
+  """The fingerprint of one tensor's bytes (see DIGEST_WIDTH's comment).
+
+  Attributes:
+    elements: the number of elements.
+    s1, s2, s3: the three wrapping int64 sums, as signed Python ints.
+  """
+
+  elements: int
+  s1: int
+  s2: int
+  s3: int
+
+
+def _signed(v: int) -> int:
+  v &= _MASK
+  return v - (1 << 64) if v >> 63 else v
+
+
+class _Digester:
+  """A `Digest` computed chunk by chunk, the element index running on."""
+
+  def __init__(self, dtype: str):
+    self.width = DIGEST_WIDTH[dtype]
+    self.n = self.s1 = self.s2 = self.s3 = 0
+
+  def add(self, np, raw: bytes) -> None:
+    x = np.frombuffer(raw, dtype=self.width).astype(np.int64)
+    if not x.size:
+      return
+    i1 = np.arange(self.n + 1, self.n + 1 + x.size, dtype=np.int64)
+    with np.errstate(over="ignore"):
+      v = x + i1 * np.int64(DIGEST_K)
+      v = (v ^ (v >> np.int64(31))) * np.int64(DIGEST_M)
+      self.s1 = (self.s1 + int(x.sum())) & _MASK
+      self.s2 = (self.s2 + int((x * i1).sum())) & _MASK
+      self.s3 = (self.s3 + int(v.sum())) & _MASK
+    self.n += x.size
+
+  def digest(self) -> Digest:
+    return Digest(self.n, _signed(self.s1), _signed(self.s2), _signed(self.s3))
+
+
+def digest_bytes(raw: bytes, dtype: str) -> Digest:
+  """The fingerprint of a whole tensor's little-endian bytes.
+
+  Raises:
+    KeyError: `dtype` is not numeric (strings, resources, complex).
+  """
+  import numpy as np
+
+  d = _Digester(dtype)
+  d.add(np, raw)
+  return d.digest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,12 +185,15 @@ class VerifyReport:
     tensors: one record per saved tensor, in key order.
     bytes_read: bytes read from the data shards.
     seconds: wall time of the scan.
+    digests: key -> `Digest` of every numeric tensor read intact (only with
+      `verify(..., digests=True)`; not part of `to_dict`).
   """
 
   prefix: str
   tensors: tuple[TensorHealth, ...]
   bytes_read: int
   seconds: float
+  digests: dict[str, Digest] = dataclasses.field(default_factory=dict)
 
   def damaged(self) -> list[TensorHealth]:
     return [t for t in self.tensors if t.damaged]
@@ -237,6 +330,7 @@ def verify(
   keys: Collection[str] | None = None,
   chunk_bytes: int = _CHUNK,
   progress: Callable[[int, int], None] | None = None,
+  digests: bool = False,
 ) -> VerifyReport:
   """Streams every tensor (or those in `keys`) of a TF checkpoint once.
 
@@ -246,6 +340,8 @@ def verify(
     keys: only these checkpoint keys (the values a restore will assign).
     chunk_bytes: bytes read at a time (memory use); rounded to 16.
     progress: called with (bytes done, bytes total) after each chunk.
+    digests: also fingerprint every numeric tensor's bytes (`Digest`), from
+      the same stream.
 
   Returns:
     The report; damage is reported per tensor, never raised.
@@ -277,6 +373,7 @@ def verify(
   total = sum(e.size for e in entries)
   done = 0
   results: dict[str, TensorHealth] = {}
+  digested: dict[str, Digest] = {}
   num_shards = index.header.num_shards
   for shard in sorted({e.shard_id for e in entries}):
     shard_file = tensor_bundle.shard_path(inv.prefix, shard, num_shards)
@@ -313,6 +410,7 @@ def verify(
           )
           continue
         stats = _Stats(v.dtype)
+        digester = _Digester(v.dtype) if digests and v.dtype in DIGEST_WIDTH else None
         crc, left = 0, e.size
         while left:
           chunk = f.read(min(left, chunk_bytes))
@@ -320,6 +418,8 @@ def verify(
             break
           crc = google_crc32c.extend(crc, chunk)
           stats.add(np, chunk)
+          if digester is not None:
+            digester.add(np, chunk)
           left -= len(chunk)
           done += len(chunk)
           if progress is not None:
@@ -335,5 +435,7 @@ def verify(
           )
         else:
           results[e.key] = _health(v, stats, OK, "")
+          if digester is not None:
+            digested[e.key] = digester.digest()
   tensors = tuple(results[k] for k in sorted(results))
-  return VerifyReport(inv.prefix, tensors, done, time.perf_counter() - start)
+  return VerifyReport(inv.prefix, tensors, done, time.perf_counter() - start, digested)

@@ -36,6 +36,7 @@ from od_guard.restore import keras_layout as keras_diagnosis
 from od_guard.restore import live_graph
 from od_guard.restore import matching as restore_match
 from od_guard.restore import policy as policy_lib
+from od_guard.restore import replica_values
 from od_guard.restore import strategies
 
 _KERAS_FILES = (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5)
@@ -76,37 +77,15 @@ def _strategy_of(model: Any):
   return strategy
 
 
-def _local_values(strategy, variable) -> list:
-  """The variable's value on every replica, as numpy arrays."""
-  import tensorflow as tf
-
-  target = variable
-  if not isinstance(variable, tf.Variable):
-    # A Keras 3 variable wraps the (possibly distributed) tf.Variable.
-    target = getattr(variable, "value", variable)
-  return [tf.convert_to_tensor(v).numpy() for v in strategy.experimental_local_results(target)]
-
-
 def _verify(strategy, roots, graph, report, prefix) -> findings_lib.Finding:
-  import numpy as np
-  import tensorflow as tf
-
-  reader = tf.train.load_checkpoint(prefix)
-  objects = live_graph.variables(roots)
-  by_path = {v.path: uid for uid, v in graph.variables.items()}
-  wrong = []
-  replicas = 1
-  for b in report.restored:
-    values = _local_values(strategy, objects[by_path[b.path]])
-    replicas = max(replicas, len(values))
-    expected = reader.get_tensor(b.key)
-    if not all(np.array_equal(v, expected) for v in values):
-      wrong.append(b.path)
-  return _verification(
-    wrong,
-    len(report.restored),
-    f"variables hold the checkpoint's values on {replicas} replica{'s' if replicas != 1 else ''}",
+  """Every restored variable against the checkpoint, bit for bit, on every
+  replica: fingerprinted on each replica's device (`replica_values`)."""
+  live = live_graph.variables(roots)
+  objects = {graph.variables[uid].path: obj for uid, obj in live.items() if uid in graph.variables}
+  result = replica_values.verify_restored(
+    strategy, objects, [(b.path, b.key) for b in report.restored], prefix
   )
+  return replica_values.finding(result, what="variables")
 
 
 def _verification(wrong: list[str], total: int, what: str) -> findings_lib.Finding:

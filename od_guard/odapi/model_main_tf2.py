@@ -24,7 +24,13 @@ preflight builds the model, matches its restore map to fine_tune_checkpoint
 and decides. A failing verdict exits 1 before the input pipeline, before step
 one, with no checkpoint written; the report is also in TensorBoard
 (<model_dir>/train, step 0). A passing one hands over to
-model_lib_v2.train_loop unchanged. Evaluation (--checkpoint_dir) is untouched.
+model_lib_v2.train_loop unchanged, except that its load_fine_tune_checkpoint
+is wrapped (in-process, for the duration of training): after the OD API's own
+restore, before the first checkpoint save and step one, every variable the
+preflight predicted to be restored is compared with the checkpoint on every
+replica, bit for bit (fingerprints computed on each replica's device); a
+mismatch exits 1 naming the variables and replicas. Evaluation
+(--checkpoint_dir) is untouched.
 
   python -m od_guard.model_main_tf2 --pipeline_config_path=pipeline.config \
       --model_dir=train --alsologtostderr
@@ -214,18 +220,79 @@ def _policy(fv):
   return policy
 
 
-def _publish(fv, report, *, chief: bool) -> str:
+def _publish(fv, report, *, chief: bool, tensorboard: bool = True, quiet: bool = False) -> str:
   from od_guard.report import publish
 
   report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard")
   publish.publish(
     report,
     chief=chief,
+    quiet=quiet,
     json_path=os.path.join(report_dir, "report.json"),
     text_path=os.path.join(report_dir, "report.txt"),
-    log_dir=fv.model_dir,
+    log_dir=fv.model_dir if tensorboard else None,
   )
   return report_dir
+
+
+class _RestoreVerifier:
+  """Wraps model_lib_v2.load_fine_tune_checkpoint for the duration of training:
+  after the OD API's own restore, every variable the preflight predicted to be
+  restored is compared with the checkpoint on every replica, bit for bit,
+  before the first checkpoint save and step one. The report (with the
+  verification) then goes to the files and TensorBoard; a mismatch raises.
+
+  Attributes:
+    published: whether the final report went to TensorBoard (if training
+      fails before the restore ran, the caller publishes the preflight's).
+  """
+
+  def __init__(self, fv, report, strategy, *, chief: bool):
+    self.fv = fv
+    self.report = report
+    self.strategy = strategy
+    self.chief = chief
+    self.published = False
+
+  def wrap(self, original):
+    def load_fine_tune_checkpoint(model, checkpoint_path, checkpoint_type, *args, **kwargs):
+      original(model, checkpoint_path, checkpoint_type, *args, **kwargs)
+      self.verify(model, checkpoint_type)
+
+    return load_fine_tune_checkpoint
+
+  def verify(self, model, checkpoint_type: str) -> None:
+    import dataclasses
+
+    from od_guard.odapi import model as odapi_model
+    from od_guard.restore import live_graph
+    from od_guard.restore import policy as policy_lib
+    from od_guard.restore import replica_values
+
+    roots = odapi_model.restore_roots(model, checkpoint_type)
+    whole = {"model": model}
+    graph = live_graph.capture(roots, model=whole)
+    live = {id(obj): obj for obj, _ in live_graph.walk(whole)}
+    live.update((id(obj), obj) for obj, _ in live_graph.walk(roots))
+    objects = {v.path: live[uid] for uid, v in graph.variables.items() if uid in live}
+    result = replica_values.verify_restored(
+      self.strategy,
+      objects,
+      [(b.path, b.key) for b in self.report.restore.restored],
+      self.report.checkpoint.prefix,
+    )
+    found = replica_values.finding(result, what="restored values")
+    report = dataclasses.replace(self.report, findings=(*self.report.findings, found))
+    if not result.ok:
+      verdict = dataclasses.replace(
+        report.verdict, decision=policy_lib.FAIL, reasons=(found.title, *report.verdict.reasons)
+      )
+      report = dataclasses.replace(report, verdict=verdict)
+    _publish(self.fv, report, chief=self.chief, quiet=True)
+    self.published = True
+    if not result.ok:
+      raise replica_values.RestoredValuesMismatchError(result)
+    print(f"od_guard: {found.title}", flush=True)
 
 
 def _static_first(fv) -> int | None:
@@ -320,7 +387,16 @@ def run(fv: flags.FlagValues) -> int:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
   chief = strategies.is_chief(strategy)
-  report_dir = _publish(fv, report, chief=chief)
+  # A passing run that restores values reaches TensorBoard once, after the
+  # restore was verified on every replica (with the verification in it).
+  verify_restore = (
+    not report.verdict.failed
+    and not fv.guard_only
+    and report.restore is not None
+    and bool(report.restore.restored)
+    and report.checkpoint is not None
+  )
+  report_dir = _publish(fv, report, chief=chief, tensorboard=not verify_restore)
   if report.verdict.failed:
     logging.error(
       "od_guard: preflight FAILED (%s); not training. Report: %s",
@@ -330,7 +406,9 @@ def run(fv: flags.FlagValues) -> int:
     return EXIT_FAILED_PREFLIGHT
   if fv.guard_only:
     return 0
+  verifier = _RestoreVerifier(fv, report, strategy, chief=chief) if verify_restore else None
   manager_class = tf.train.CheckpointManager
+  load_fine_tune_checkpoint = model_lib_v2.load_fine_tune_checkpoint
   if fv.guard_naming_mode != "off":
     from od_guard.naming import rules as naming_rules
     from od_guard.naming import save_guard
@@ -343,6 +421,9 @@ def run(fv: flags.FlagValues) -> int:
       mode=fv.guard_naming_mode,
       log_dir=os.path.join(fv.model_dir, "train") if chief else None,
     )
+  if verifier is not None:
+    # As for the CheckpointManager: substituted in-process, restored after.
+    model_lib_v2.load_fine_tune_checkpoint = verifier.wrap(load_fine_tune_checkpoint)
   try:
     with strategy.scope():
       model_lib_v2.train_loop(
@@ -357,6 +438,9 @@ def run(fv: flags.FlagValues) -> int:
     return e.exit_code
   finally:
     tf.train.CheckpointManager = manager_class
+    model_lib_v2.load_fine_tune_checkpoint = load_fine_tune_checkpoint
+    if verifier is not None and not verifier.published:
+      _publish(fv, report, chief=chief, quiet=True)  # the restore never ran
   return 0
 
 

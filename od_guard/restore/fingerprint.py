@@ -233,6 +233,12 @@ def _neck(paths: list[str], neck_vars: list[inventory.Variable]) -> str | None:
   return None
 
 
+def _has_lateral_convs(neck_vars: list[inventory.Variable]) -> bool:
+  """CenterNet's ResNet-v1 FPN joins intermediate ResNet stages through 1x1
+  convolutions; its plain ResNet upsamples the last stage only (3x3 in)."""
+  return any(k.shape[:2] == (1, 1) and k.shape[2] in (512, 1024) for k in _kernels(neck_vars))
+
+
 def _types(meta: str | None, backbone: str | None, neck: str | None) -> tuple[str, ...]:
   if meta is None or backbone is None:
     return ()
@@ -348,11 +354,18 @@ def fingerprint(inv: inventory.Inventory) -> Fingerprint:
   meta, why = _meta_architecture(paths)
   if why:
     evidence.append(why)
-  backbone_vars = [v for v in model_vars if v.component == components.BACKBONE]
+  # Faster R-CNN FPN's extra coarse levels sit beside the backbone's layers but
+  # belong to the FPN: counted with the backbone they make ResNet-50 unknown.
+  coarse = [v for v in model_vars if "coarse_feature_layers" in v.path]
+  backbone_vars = [v for v in model_vars if v.component == components.BACKBONE and v not in coarse]
   backbone, multiplier, why = _backbone(backbone_vars, "\n".join(v.path for v in backbone_vars))
   if why:
     evidence.append(why)
-  neck = _neck(paths, [v for v in model_vars if v.component == components.NECK])
+  neck_vars = [v for v in model_vars if v.component == components.NECK] + coarse
+  neck = _neck(paths, neck_vars)
+  if meta == CENTER_NET and neck == "ssd_feature_maps" and _has_lateral_convs(neck_vars):
+    neck = "fpn"
+    evidence.append("1x1 lateral convolutions from the backbone's 512/1024-channel stages (FPN)")
   if kind == CLASSIFICATION:
     meta = None
   slots, box, why = _heads(meta, model_vars)

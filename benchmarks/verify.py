@@ -1,0 +1,135 @@
+"""Benchmark: `od-guard verify` against a plain read of the same files and TF's reader.
+
+Writes a TF2 checkpoint of about --gigabytes (default 2) of float32 variables,
+warms the page cache, then measures, alternating round by round, each in its
+own process:
+  (a) `od-guard verify --json PATH`: the scan's own seconds (CRC32C and value
+      health of every tensor) and the whole process's peak RSS;
+  (b) a plain sequential read of the index and data files in 8 MB chunks;
+  (c) `tf.train.load_checkpoint(PATH)` and `get_tensor` of every key, timed
+      after `import tensorflow`.
+Prints one JSON line: median throughputs, verify / plain read, TF / verify,
+peak RSS. Targets: verify >= 70% of the plain read's throughput, >= 5x faster
+than TF's reader, peak RSS < 200 MB.
+
+Usage: python benchmarks/verify.py [--gigabytes 2] [--variables 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import harness
+
+_WRITE = """
+import sys
+import tensorflow as tf
+n, width, prefix = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+class Net(tf.Module):
+  def __init__(self):
+    super().__init__()
+    self.kernels = [tf.Variable(tf.random.normal([width]), name=f"k{j}") for j in range(n)]
+print(tf.train.Checkpoint(model=Net()).save(prefix))
+"""
+
+_PLAIN = """
+import glob, json, sys, time
+t = time.perf_counter()
+total = 0
+for path in sorted(glob.glob(sys.argv[1] + ".*")):
+  with open(path, "rb", buffering=0) as f:
+    while chunk := f.read(8 << 20):
+      total += len(chunk)
+print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total}))
+"""
+
+_TF = """
+import json, sys, time
+import tensorflow as tf
+t = time.perf_counter()
+reader = tf.train.load_checkpoint(sys.argv[1])
+total = 0
+for key in reader.get_variable_to_shape_map():
+  total += reader.get_tensor(key).nbytes
+print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total}))
+"""
+
+
+def _run(argv: list[str]) -> tuple[float, str]:
+  """Runs a process; returns (peak RSS in MB, stdout)."""
+  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=harness.ENV)
+  out = proc.stdout.read()
+  _, status, usage = os.wait4(proc.pid, 0)
+  code = os.waitstatus_to_exitcode(status)
+  if code not in (0, 1):  # verify exits 1 on findings; random normals have none
+    raise SystemExit(f"benchmark step failed ({code}): {' '.join(argv[:4])}")
+  return usage.ru_maxrss / 1024, out.decode()
+
+
+def main() -> None:
+  parser = harness.parser(__doc__, rounds=3)
+  parser.add_argument("--gigabytes", type=float, default=2.0)
+  parser.add_argument("--variables", type=int, default=2000)
+  parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+  args = parser.parse_args()
+
+  width = int(args.gigabytes * 1e9 / 4 / args.variables)
+  with harness.workdir("od_guard_bench_verify_", args.workdir) as workdir:
+    harness.progress(
+      f"writing {args.variables:,} variables x {width:,} floats "
+      f"({args.variables * width * 4 / 1e9:.2f} GB) to {workdir} ..."
+    )
+    t = time.perf_counter()
+    _, out = _run(
+      [sys.executable, "-c", _WRITE, str(args.variables), str(width), str(workdir / "ckpt")]
+    )
+    prefix = out.strip().splitlines()[-1]
+    harness.progress(f"written in {time.perf_counter() - t:.0f} s")
+    size = sum(p.stat().st_size for p in workdir.iterdir())
+    _run([sys.executable, "-c", _PLAIN, prefix])  # warm the page cache
+
+    secs = {"verify": [], "plain": [], "tf": []}
+    rss = {"verify": 0.0, "plain": 0.0, "tf": 0.0}
+    for r in range(args.rounds):
+      peak, out = _run([sys.executable, "-m", "od_guard", "verify", "--json", prefix])
+      secs["verify"].append(json.loads(out)["seconds"])
+      rss["verify"] = max(rss["verify"], peak)
+      peak, out = _run([sys.executable, "-c", _PLAIN, prefix])
+      secs["plain"].append(json.loads(out)["seconds"])
+      rss["plain"] = max(rss["plain"], peak)
+      peak, out = _run([sys.executable, "-c", _TF, prefix])
+      secs["tf"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+      rss["tf"] = max(rss["tf"], peak)
+      harness.progress(
+        f"round {r + 1}/{args.rounds}: verify={secs['verify'][-1]:.2f}s "
+        f"plain={secs['plain'][-1]:.2f}s tf={secs['tf'][-1]:.2f}s"
+      )
+  med = harness.medians(secs)
+  mbps = {k: size / 1e6 / v for k, v in med.items()}
+  of_plain = mbps["verify"] / mbps["plain"]
+  over_tf = med["tf"] / med["verify"]
+  harness.emit(
+    "verify",
+    {
+      "checkpoint_bytes": size,
+      "variables": args.variables,
+      "rounds": args.rounds,
+      "verify_mb_per_s": round(mbps["verify"], 1),
+      "plain_read_mb_per_s": round(mbps["plain"], 1),
+      "tf_reader_mb_per_s": round(mbps["tf"], 1),
+      "verify_fraction_of_plain_read": round(of_plain, 3),
+      "tf_reader_seconds_over_verify": round(over_tf, 2),
+      "verify_peak_rss_mb": round(rss["verify"], 1),
+      "plain_read_peak_rss_mb": round(rss["plain"], 1),
+      "tf_reader_peak_rss_mb": round(rss["tf"], 1),
+      "targets_met": of_plain >= 0.7 and over_tf >= 5 and rss["verify"] < 200,
+    },
+  )
+
+
+if __name__ == "__main__":
+  main()
