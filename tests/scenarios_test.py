@@ -423,3 +423,89 @@ def test_sglvladi_61_resume_of_the_same_model_warns(world):
   )
   assert report.finding("stale_checkpoint_in_model_dir").severity == findings.WARNING
   assert not report.verdict.failed
+
+
+# --- Checkpoints that are not what TF2 fine-tuning loads ----------------------------------
+
+
+def _tf1_copy(tf1_checkpoint: str, folder: pathlib.Path) -> str:
+  """The TF1 name-based checkpoint's files under `folder`, as model.ckpt."""
+  folder.mkdir(parents=True)
+  for src in pathlib.Path(tf1_checkpoint).parent.glob(pathlib.Path(tf1_checkpoint).name + ".*"):
+    shutil.copyfile(
+      src, folder / ("model.ckpt" + src.name[len(pathlib.Path(tf1_checkpoint).name) :])
+    )
+  return str(folder / "model.ckpt")
+
+
+def test_9278_checkpoint_not_object_based(world, tf1_checkpoint):
+  """#9278: 'OSError: Checkpoint is expected to be an object-based checkpoint.' from
+  load_fine_tune_checkpoint (model_lib_v2.py), fine_tune_checkpoint naming a
+  name-based (TF1 Saver) checkpoint."""
+  root, record, label_map, _ = world
+  report = _check(root, checkpoint=tf1_checkpoint, record=record, label_map=label_map)
+  assert report.verdict.failed and _codes(report) == {"tf1_checkpoint"}
+
+
+def test_sglvladi_120_tf1_zoo_model_ckpt(world, tf1_checkpoint):
+  """sglvladi/TensorFlowObjectDetectionTutorial#120: the same OSError, from a TF1
+  model.ckpt unpacked under pre-trained-models/ (the TF1 zoo's layout)."""
+  root, record, label_map, _ = world
+  given = _tf1_copy(tf1_checkpoint, root / "pre-trained-models" / "tf1_model")
+  report = _check(root, checkpoint=given, record=record, label_map=label_map)
+  f = report.finding("tf1_checkpoint")
+  assert report.verdict.failed and f.severity == findings.ERROR
+  assert "object-based" in f.stock_outcome
+
+
+def test_tfodcourse_9_model_dir_of_two_runs(world):
+  """nicknochnack/TFODCourse#9: a model_dir holding ckpt-1..3 of one model and
+  ckpt-4..5 of another (26 KB and 48 KB indexes in the report's listing); the
+  state file names ckpt-5, which training resumes: here an FPNLite checkpoint
+  under the SSD MobileNet V2 config."""
+  root, record, label_map, folder = world
+  model_dir = root / "Tensorflow" / "workspace" / "models" / "my_ssd_mobnet"
+  model_dir.mkdir(parents=True)
+  other = DATA / "zoo_indexes" / "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8" / "ckpt-0.index"
+  for n in (1, 2, 3):
+    shutil.copyfile(ZOO_INDEX, model_dir / f"ckpt-{n}.index")
+  for n in (4, 5):
+    shutil.copyfile(other, model_dir / f"ckpt-{n}.index")
+  (model_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+  report = _check(
+    root,
+    checkpoint=str(folder / "checkpoint" / "ckpt-0"),
+    record=record,
+    label_map=label_map,
+    model_dir=str(model_dir),
+  )
+  f = report.finding("model_dir_checkpoint_mismatch")
+  assert report.verdict.failed and f.severity == findings.ERROR
+  assert str(model_dir / "ckpt-5") in f.title + f.detail
+
+
+# --- The model tier overrules a static guess ----------------------------------------------
+
+
+@pytest.mark.odapi
+def test_model_tier_overrules_a_wrong_depth_multiplier_guess(odapi_world):
+  """MobileNet V2 at depth_multiplier 0.35: the stem rounds up to 16 channels, so
+  the fingerprint reads 0.5 and the static tier fails (depth_multiplier_mismatch).
+  The built model binds every requested variable with no shape mismatch: the
+  verdict passes and the guess stays, as info."""
+  from od_guard.testing import tiny_odapi
+
+  config = odapi_world.config(checkpoint="")
+  config.model.ssd.feature_extractor.depth_multiplier = 0.35
+  prefix = tiny_odapi.save_detection_checkpoint(
+    tiny_odapi.build_model(config), str(odapi_world.root / "ckpt_dm035")
+  )
+  config.train_config.fine_tune_checkpoint = prefix
+  path = tiny_odapi.write_pipeline_config(config, str(odapi_world.root / "dm035.config"))
+  static = preflight.check_static(path)
+  assert static.verdict.failed and _codes(static) == {"depth_multiplier_mismatch"}
+  report = preflight.check(path)
+  assert not report.verdict.failed, report.verdict.reasons
+  assert not report.restore.missing and not report.restore.shape_mismatches
+  guess = report.finding("depth_multiplier_mismatch")
+  assert guess.severity == findings.INFO and "overruled" in guess.title

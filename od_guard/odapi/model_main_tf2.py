@@ -281,7 +281,7 @@ class _RestoreVerifier:
       [(b.path, b.key) for b in self.report.restore.restored],
       self.report.checkpoint.prefix,
     )
-    found = replica_values.finding(result, what="restored values")
+    found = replica_values.finding(result)
     report = dataclasses.replace(self.report, findings=(*self.report.findings, found))
     if not result.ok:
       verdict = dataclasses.replace(
@@ -360,6 +360,33 @@ def run(fv: flags.FlagValues) -> int:
     "train_steps": fv.num_train_steps,
   }
   if fv.checkpoint_dir:
+    # Eval preflight: the latest checkpoint in checkpoint_dir against the eval
+    # model, whole ("full"); none yet is no failure (eval waits for one).
+    from od_guard.odapi import preflight
+    from od_guard.report import publish
+
+    try:
+      report = preflight.check_eval(fv.pipeline_config_path, fv.checkpoint_dir, policy=_policy(fv))
+    except errors.OdGuardError as e:
+      print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
+      return EXIT_BAD_INPUT
+    report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard", "eval")
+    publish.publish(
+      report,
+      chief=True,
+      json_path=os.path.join(report_dir, "report.json"),
+      text_path=os.path.join(report_dir, "report.txt"),
+      log_dir=None,
+    )
+    if report.verdict.failed:
+      logging.error(
+        "od_guard: eval preflight FAILED (%s); not evaluating. Report: %s",
+        "; ".join(report.verdict.reasons[:3]),
+        report_dir,
+      )
+      return EXIT_FAILED_PREFLIGHT
+    if fv.guard_only:
+      return 0
     model_lib_v2.eval_continuously(
       **run_args,
       sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,

@@ -266,7 +266,7 @@ def check(
         root_hint=f'fine_tune_checkpoint_type "{ctype}" restores '
         + ", ".join(f"'{k}'" for k in roots),
       )
-      read.found.extend(found)
+      read.found = _overrule_guesses(read.found, restore) + list(found)
   if values:
     _verify_values(read, timer, None if restore is None else {b.key for b in restore.restored})
   return _conclude(
@@ -290,3 +290,103 @@ def _overrule_guesses(found: list, restore) -> list:
     else f
     for f in found
   ]
+
+
+def _eval_pending(checkpoint_dir: str, why: str) -> findings_lib.Finding:
+  return findings_lib.Finding(
+    "eval_checkpoint_pending",
+    findings_lib.INFO,
+    f"No checkpoint to evaluate in {checkpoint_dir} yet: evaluation waits for one.",
+    detail=why,
+    fix="",
+    stock_outcome="waits for a checkpoint (checkpoints_iterator), up to --eval_timeout",
+  )
+
+
+def check_eval(
+  config_path: str,
+  checkpoint_dir: str,
+  *,
+  policy: policy_lib.Policy | None = None,
+  strategy=None,
+  values: bool = True,
+) -> record.Report:
+  """The preflight of model_main_tf2's evaluation (`--checkpoint_dir`).
+
+  model_lib_v2.eval_continuously builds the model as for training and restores
+  `tf.train.Checkpoint(step=..., model=detection_model, optimizer=...)` from the
+  latest checkpoint in `checkpoint_dir` with `expect_partial()`: a variable the
+  checkpoint lacks stays at its random initial value, silently; a shape that
+  differs raises when the deferred restore reaches it. The check therefore
+  matches that checkpoint against the whole model ("full" restore semantics).
+
+  Args:
+    config_path: the pipeline.config evaluation builds the model from.
+    checkpoint_dir: model_main_tf2's --checkpoint_dir (training's model_dir).
+    policy: defaults to the 'default' preset.
+    strategy: the tf.distribute strategy (default: the current one).
+    values: read every saved tensor after the match (damage, NaN / Inf).
+
+  Returns:
+    The report. With no checkpoint in `checkpoint_dir` yet, it says so
+    (`eval_checkpoint_pending`) and does not fail: evaluation waits.
+
+  Raises:
+    OdGuardError: the config cannot be read, or the OD API cannot build it.
+  """
+  policy = policy or policy_lib.preset("default")
+  timer = pipeline.Timer()
+  with timer.phase("read"):
+    message = pipeline_config.parse(config_path)
+    prefix, why = odapi_model_dir.latest_checkpoint(checkpoint_dir)
+    # Evaluation restores the whole model from a V2 checkpoint: the config's
+    # fine-tune settings do not apply, "full" semantics do.
+    config = dataclasses.replace(
+      pipeline_config.read(config_path, message),
+      fine_tune_checkpoint=prefix or "",
+      fine_tune_checkpoint_type="full",
+      effective_checkpoint_type="full",
+      fine_tune_checkpoint_version="V2",
+      version_set=True,
+      run_dummy_computation=True,
+    )
+    read = _Read(message, config)
+    read.not_checked.extend(pipeline_config.not_checked(message))
+  if prefix is None:
+    read.found.append(_eval_pending(checkpoint_dir, why))
+    return _conclude(read, timer, policy)
+  with timer.phase("static"):
+    try:
+      read.inventory = inventory.read_inventory(prefix, object_graph=inventory.OBJECT_GRAPH_FULL)
+    except errors.CheckpointNotFoundError as e:
+      read.found.append(_not_found(prefix, e))
+      return _conclude(read, timer, policy)
+    read.fingerprint = fingerprint_lib.fingerprint(read.inventory)
+    read.found.extend(
+      static_diagnosis.diagnose_checkpoint(read.config, read.inventory, read.fingerprint)
+    )
+  if not _model_tier_possible(read):
+    return _conclude(read, timer, policy)
+  from od_guard.odapi import model as odapi_model
+  from od_guard.restore import live_graph
+  from od_guard.restore import strategies
+
+  with timer.phase("import"):
+    built_from = pipeline_config.odapi_message(config_path, read.message)
+    tf, _ = odapi_model.import_odapi()
+  strategy = strategy or tf.distribute.get_strategy()
+  with timer.phase("build"):
+    model = odapi_model.build(built_from, strategy)  # is_training=True, as eval builds it
+  with timer.phase("match"):
+    whole = {"model": model}
+    restore, found = pipeline.predict(
+      live_graph.capture(whole, model=whole),
+      read.inventory,
+      policy=policy,
+      coverage=True,
+      root_hint="evaluation restores 'model' (the whole detection model)",
+    )
+    read.found = _overrule_guesses(read.found, restore) + list(found)
+  if values:
+    _verify_values(read, timer, {b.key for b in restore.restored})
+  return _conclude(read, timer, policy, restore=restore, strategy=strategies.describe(strategy))

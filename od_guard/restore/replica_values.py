@@ -223,15 +223,22 @@ def verify_restored(
   )
 
 
-def finding(result: Verification, *, what: str = "restored values") -> findings_lib.Finding:
-  """The finding that closes a verification: every value as promised, or which not."""
+def finding(result: Verification, *, what: str | None = None) -> findings_lib.Finding:
+  """The finding that closes a verification: every value as promised, or which not.
+
+  Args:
+    result: the verification.
+    what: what the values are called ('variables'); None: the drop-in's
+      wording, "N restored values verified on R replicas".
+  """
   plural = "s" if result.replicas != 1 else ""
   if result.mismatches:
     paths = [m.path for m in result.mismatches]
     return findings_lib.Finding(
       NOT_APPLIED,
       findings_lib.ERROR,
-      f"{len(paths)} of {result.checked} {what} differ from the checkpoint after the restore.",
+      f"{len(paths)} of {result.checked} {what or 'restored values'} differ from the "
+      "checkpoint after the restore.",
       detail="\n".join(
         [f"  {m.path}: replica(s) {', '.join(map(str, m.replicas))}" for m in result.mismatches]
         if len(paths) <= 20
@@ -244,7 +251,10 @@ def finding(result: Verification, *, what: str = "restored values") -> findings_
     VERIFIED,
     findings_lib.INFO,
     f"Verified: {result.checked} {what} hold the checkpoint's values on "
-    f"{result.replicas} replica{plural}.",
+    f"{result.replicas} replica{plural}."
+    if what
+    else f"{result.checked} restored values verified on {result.replicas} replica{plural} "
+    "(bit-exact, fingerprinted on each replica's device).",
     detail="bit-exact, fingerprinted on each replica's device",
     data=result.to_dict(),
   )
