@@ -103,6 +103,15 @@ def run_cli(
   )
 
 
+def raises_error(error_type: type, call, *, what: str, received: str, fix: str):
+  """Calls `call()`, which must raise `error_type` saying exactly `what`, `received`
+  and `fix` (od_guard's three-part user-facing error); returns the error."""
+  with pytest.raises(error_type) as e:
+    call()
+  assert (e.value.what, e.value.received, e.value.fix) == (what, received, fix)
+  return e.value
+
+
 def tf_listing(prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
   """What TensorFlow itself says a checkpoint holds: key -> (shape, dtype)."""
   import tensorflow as tf
@@ -121,22 +130,33 @@ def tf():
   return tensorflow
 
 
+def fit_tf_keras_stem_model(*, head_name: str, images, targets):
+  """A tf-keras model (stem_conv, stem_bn, pooling, a 3-way Dense head named
+  `head_name`) compiled with Adam and fitted once on `images` -> `targets`, so
+  that it has optimizer slots and bookkeeping to save."""
+  import tf_keras as keras
+
+  inputs = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
+  x = keras.layers.BatchNormalization(name="stem_bn")(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  outputs = keras.layers.Dense(3, name=head_name)(x)
+  model = keras.Model(inputs, outputs)
+  model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+  model.fit(images, targets, verbose=0)
+  return model
+
+
 @pytest.fixture(scope="session")
 def keras_tf_checkpoint(tmp_path_factory, tf):
   """A tf.keras/tf-keras model trained one step, saved with tf.train.Checkpoint
   together with its optimizer (so the checkpoint has slots and bookkeeping)."""
   import numpy as np
-  import tf_keras as keras
 
   directory = tmp_path_factory.mktemp("keras_tf_ckpt")
-  inputs = keras.Input((8, 8, 3))
-  x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
-  x = keras.layers.BatchNormalization(name="stem_bn")(x)
-  x = keras.layers.GlobalAveragePooling2D()(x)
-  outputs = keras.layers.Dense(3, name="class.head/logits")(x)
-  model = keras.Model(inputs, outputs)
-  model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
-  model.fit(np.zeros((2, 8, 8, 3)), np.zeros((2, 3)), verbose=0)
+  model = fit_tf_keras_stem_model(
+    head_name="class.head/logits", images=np.zeros((2, 8, 8, 3)), targets=np.zeros((2, 3))
+  )
   ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
   return ckpt.save(str(directory / "ckpt"))
 

@@ -11,6 +11,8 @@ import pytest
 from od_guard import errors
 from od_guard.naming import rules as naming_rules
 
+from conftest import raises_error
+
 ODAPI = naming_rules.preset("odapi")
 KERAS = naming_rules.preset("keras")
 DEFAULT_EXEMPT = ("optimizer_slot", "optimizer_state", "bookkeeping")
@@ -40,12 +42,12 @@ def test_presets():
 
 
 def test_unknown_preset():
-  with pytest.raises(naming_rules.RulesError) as e:
-    naming_rules.preset("tf1")
-  assert (e.value.what, e.value.received, e.value.fix) == (
-    "Unknown naming preset 'tf1'.",
-    "'tf1'",
-    "Use one of: odapi, keras.",
+  raises_error(
+    naming_rules.RulesError,
+    lambda: naming_rules.preset("tf1"),
+    what="Unknown naming preset 'tf1'.",
+    received="'tf1'",
+    fix="Use one of: odapi, keras.",
   )
 
 
@@ -82,23 +84,23 @@ def test_merge_scalars_override():
 
 @pytest.mark.parametrize("key", ["forbiden", "name"])
 def test_merge_unknown_rule(key):
-  with pytest.raises(naming_rules.RulesError) as e:
-    naming_rules.merge(ODAPI, {key: ["x"], "allowed": []}, "mine")
-  assert (e.value.what, e.value.received, e.value.fix) == (
-    f"Unknown rule(s) [{key!r}] in mine.",
-    key,
-    "Rules are: allowed, charset, exempt_kinds, forbidden, max_depth, required_roots.",
+  raises_error(
+    naming_rules.RulesError,
+    lambda: naming_rules.merge(ODAPI, {key: ["x"], "allowed": []}, "mine"),
+    what=f"Unknown rule(s) [{key!r}] in mine.",
+    received=key,
+    fix="Rules are: allowed, charset, exempt_kinds, forbidden, max_depth, required_roots.",
   )
 
 
 @pytest.mark.parametrize("value", ["^model/", ["^model/", 3]])
 def test_merge_list_rule_needs_a_list_of_strings(value):
-  with pytest.raises(naming_rules.RulesError) as e:
-    naming_rules.merge(ODAPI, {"allowed": value}, "mine")
-  assert (e.value.what, e.value.received, e.value.fix) == (
-    "Rule 'allowed' in mine must be a list of strings.",
-    repr(value),
-    'Write e.g. allowed = ["..."]',
+  raises_error(
+    naming_rules.RulesError,
+    lambda: naming_rules.merge(ODAPI, {"allowed": value}, "mine"),
+    what="Rule 'allowed' in mine must be a list of strings.",
+    received=repr(value),
+    fix='Write e.g. allowed = ["..."]',
   )
 
 
@@ -167,14 +169,14 @@ def test_load_unknown_preset_in_extends(tmp_path):
 
 def test_load_missing_file(tmp_path):
   path = str(tmp_path / "nope.toml")
-  with pytest.raises(naming_rules.RulesError) as e:
-    naming_rules.load(path)
-  assert (e.value.what, e.value.received, e.value.fix) == (
-    f"The rules file {path!r} does not exist.",
-    path,
-    "Check --rules.",
+  error = raises_error(
+    naming_rules.RulesError,
+    lambda: naming_rules.load(path),
+    what=f"The rules file {path!r} does not exist.",
+    received=path,
+    fix="Check --rules.",
   )
-  assert isinstance(e.value.__cause__, FileNotFoundError)
+  assert isinstance(error.__cause__, FileNotFoundError)
 
 
 def test_load_invalid_toml(tmp_path):

@@ -11,6 +11,8 @@ from od_guard.restore import findings
 from od_guard.restore import matching
 from od_guard.restore import policy as policy_lib
 
+from conftest import raises_error
+
 ERROR, WARNING, INFO = findings.ERROR, findings.WARNING, findings.INFO
 PRESETS = ("strict", "default", "lenient")
 
@@ -66,12 +68,12 @@ def test_preset_fields():
 
 
 def test_unknown_preset_is_a_usage_error():
-  with pytest.raises(errors.UsageError) as e:
-    policy_lib.preset("relaxed")
-  assert (e.value.what, e.value.received, e.value.fix) == (
-    "Unknown policy 'relaxed'.",
-    "'relaxed'",
-    "Use one of: strict, default, lenient.",
+  raises_error(
+    errors.UsageError,
+    lambda: policy_lib.preset("relaxed"),
+    what="Unknown policy 'relaxed'.",
+    received="'relaxed'",
+    fix="Use one of: strict, default, lenient.",
   )
 
 
@@ -79,12 +81,12 @@ def test_replace_checks_fractions():
   p = policy_lib.preset("default").replace(min_backbone_coverage=0.5, min_neck_coverage=None)
   assert (p.name, p.min_backbone_coverage, p.min_neck_coverage) == ("default", 0.5, None)
   assert policy_lib.preset("default").min_backbone_coverage == 0.95  # presets stay as they are
-  with pytest.raises(errors.UsageError) as e:
-    policy_lib.preset("default").replace(min_neck_coverage=1.5)
-  assert (e.value.what, e.value.received, e.value.fix) == (
-    "min_neck_coverage must be a fraction between 0 and 1.",
-    "min_neck_coverage=1.5",
-    "Pass e.g. min_neck_coverage=0.95.",
+  raises_error(
+    errors.UsageError,
+    lambda: policy_lib.preset("default").replace(min_neck_coverage=1.5),
+    what="min_neck_coverage must be a fraction between 0 and 1.",
+    received="min_neck_coverage=1.5",
+    fix="Pass e.g. min_neck_coverage=0.95.",
   )
 
 

@@ -17,6 +17,7 @@ from od_guard.checkpoint import verify
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import value_health
 
+from conftest import fit_tf_keras_stem_model
 from conftest import run_cli
 
 KERNEL = "model/layer_with_weights-0/kernel"
@@ -27,18 +28,12 @@ def saved(tmp_path_factory, tf) -> dict[str, str]:
   """name -> prefix: 'good', 'nan_kernel', 'nan_slot', 'zero_variance', all
   saved by tf.train.Checkpoint from one tf-keras model with Adam slots."""
   import numpy as np
-  import tf_keras as keras
 
   root = tmp_path_factory.mktemp("verify")
-  inputs = keras.Input((8, 8, 3))
-  x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
-  x = keras.layers.BatchNormalization(name="stem_bn")(x)
-  x = keras.layers.GlobalAveragePooling2D()(x)
-  outputs = keras.layers.Dense(3, name="logits")(x)
-  model = keras.Model(inputs, outputs)
-  model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
   rng = np.random.default_rng(0)
-  model.fit(rng.normal(size=(4, 8, 8, 3)), rng.normal(size=(4, 3)), verbose=0)
+  model = fit_tf_keras_stem_model(
+    head_name="logits", images=rng.normal(size=(4, 8, 8, 3)), targets=rng.normal(size=(4, 3))
+  )
   ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
   out = {"good": ckpt.save(str(root / "good" / "ckpt"))}
 
