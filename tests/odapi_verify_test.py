@@ -121,22 +121,36 @@ def test_the_static_tier_with_values_finds_it(odapi_world, cases, name):
     assert code not in _problems(preflight.check_static(config))
 
 
-def test_the_drop_in_stops_a_corrupt_restore_before_step_one(odapi_world, cases, tmp_path):
-  config = odapi_world.write_config("dropin_flipped", checkpoint=cases["flipped"])
-  model_dir = tmp_path / "train"
-  r = subprocess.run(
+def _drop_in(
+  config: str, model_dir: pathlib.Path, *flags: str, timeout: int, env: dict[str, str]
+) -> subprocess.CompletedProcess:
+  """Runs `python -m od_guard.model_main_tf2` on `config`, as a user would, with
+  `env` added to this process's environment."""
+  return subprocess.run(
     [
       sys.executable,
       "-m",
       "od_guard.model_main_tf2",
       f"--pipeline_config_path={config}",
       f"--model_dir={model_dir}",
-      "--num_train_steps=1",
+      *flags,
     ],
     capture_output=True,
     text=True,
+    timeout=timeout,
+    env=dict(os.environ, **env),
+  )
+
+
+def test_the_drop_in_stops_a_corrupt_restore_before_step_one(odapi_world, cases, tmp_path):
+  config = odapi_world.write_config("dropin_flipped", checkpoint=cases["flipped"])
+  model_dir = tmp_path / "train"
+  r = _drop_in(
+    config,
+    model_dir,
+    "--num_train_steps=1",
     timeout=600,
-    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"),
+    env={"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"},
   )
   assert r.returncode == 1, r.stderr[-3000:]
   assert f"({value_health.CORRUPT})" in r.stdout
@@ -153,18 +167,11 @@ def test_the_drop_in_stops_a_tf1_checkpoint_before_importing_tensorflow(
   )
   config = odapi_world.write_config("dropin_tf1", checkpoint=tf1_checkpoint)
   model_dir = tmp_path / "train"
-  r = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "od_guard.model_main_tf2",
-      f"--pipeline_config_path={config}",
-      f"--model_dir={model_dir}",
-    ],
-    capture_output=True,
-    text=True,
+  r = _drop_in(
+    config,
+    model_dir,
     timeout=120,
-    env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(broken), str(REPO)])),
+    env={"PYTHONPATH": os.pathsep.join([str(broken), str(REPO)])},
   )
   assert r.returncode == 1, r.stderr[-3000:]
   assert "OD_GUARD_TEST" not in r.stderr

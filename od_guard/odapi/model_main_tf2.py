@@ -29,8 +29,12 @@ is wrapped (in-process, for the duration of training): after the OD API's own
 restore, before the first checkpoint save and step one, every variable the
 preflight predicted to be restored is compared with the checkpoint on every
 replica, bit for bit (fingerprints computed on each replica's device); a
-mismatch exits 1 naming the variables and replicas. Evaluation
-(--checkpoint_dir) is untouched.
+mismatch exits 1 naming the variables and replicas.
+
+Evaluation (--checkpoint_dir): before waiting for checkpoints, the latest one
+in checkpoint_dir is matched against the eval model with full restore
+semantics (`preflight.check_eval`); a mismatch (e.g. another num_classes)
+exits 1 with the diagnosis, --guard_only exits after the report.
 
   python -m od_guard.model_main_tf2 --pipeline_config_path=pipeline.config \
       --model_dir=train --alsologtostderr
