@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 
 class Record:
@@ -15,3 +16,12 @@ class Record:
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
+
+
+def fields(record: Any) -> dict[str, Any]:
+  """A dataclass instance's fields by name, their values as they are.
+
+  Unlike `dataclasses.asdict`, nested records stay records: this is for handing
+  one record's fields on to another record's constructor.
+  """
+  return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}

@@ -103,12 +103,13 @@ def run_cli(
   )
 
 
-def raises_error(error_type: type, call, *, what: str, received: str, fix: str):
-  """Calls `call()`, which must raise `error_type` saying exactly `what`, `received`
-  and `fix` (od_guard's three-part user-facing error); returns the error."""
-  with pytest.raises(error_type) as e:
-    call()
-  assert (e.value.what, e.value.received, e.value.fix) == (what, received, fix)
+def raises_exactly(expected: Exception, call, *args, **kwargs):
+  """Calls `call(*args, **kwargs)`, which must raise an error of `expected`'s type
+  saying exactly what `expected` says (what, received, fix); returns that error."""
+  with pytest.raises(type(expected)) as e:
+    call(*args, **kwargs)
+  got = (e.value.what, e.value.received, e.value.fix)
+  assert got == (expected.what, expected.received, expected.fix)
   return e.value
 
 

@@ -11,7 +11,7 @@ import pytest
 from od_guard import errors
 from od_guard.naming import rules as naming_rules
 
-from conftest import raises_error
+from conftest import raises_exactly
 
 ODAPI = naming_rules.preset("odapi")
 KERAS = naming_rules.preset("keras")
@@ -42,13 +42,10 @@ def test_presets():
 
 
 def test_unknown_preset():
-  raises_error(
-    naming_rules.RulesError,
-    lambda: naming_rules.preset("tf1"),
-    what="Unknown naming preset 'tf1'.",
-    received="'tf1'",
-    fix="Use one of: odapi, keras.",
+  expected = naming_rules.RulesError(
+    "Unknown naming preset 'tf1'.", received="'tf1'", fix="Use one of: odapi, keras."
   )
+  raises_exactly(expected, naming_rules.preset, "tf1")
 
 
 # --- merge ---------------------------------------------------------------------
@@ -84,24 +81,22 @@ def test_merge_scalars_override():
 
 @pytest.mark.parametrize("key", ["forbiden", "name"])
 def test_merge_unknown_rule(key):
-  raises_error(
-    naming_rules.RulesError,
-    lambda: naming_rules.merge(ODAPI, {key: ["x"], "allowed": []}, "mine"),
-    what=f"Unknown rule(s) [{key!r}] in mine.",
+  expected = naming_rules.RulesError(
+    f"Unknown rule(s) [{key!r}] in mine.",
     received=key,
     fix="Rules are: allowed, charset, exempt_kinds, forbidden, max_depth, required_roots.",
   )
+  raises_exactly(expected, naming_rules.merge, ODAPI, {key: ["x"], "allowed": []}, "mine")
 
 
 @pytest.mark.parametrize("value", ["^model/", ["^model/", 3]])
 def test_merge_list_rule_needs_a_list_of_strings(value):
-  raises_error(
-    naming_rules.RulesError,
-    lambda: naming_rules.merge(ODAPI, {"allowed": value}, "mine"),
-    what="Rule 'allowed' in mine must be a list of strings.",
+  expected = naming_rules.RulesError(
+    "Rule 'allowed' in mine must be a list of strings.",
     received=repr(value),
     fix='Write e.g. allowed = ["..."]',
   )
+  raises_exactly(expected, naming_rules.merge, ODAPI, {"allowed": value}, "mine")
 
 
 @pytest.mark.parametrize("key", ["allowed", "forbidden"])
@@ -169,13 +164,10 @@ def test_load_unknown_preset_in_extends(tmp_path):
 
 def test_load_missing_file(tmp_path):
   path = str(tmp_path / "nope.toml")
-  error = raises_error(
-    naming_rules.RulesError,
-    lambda: naming_rules.load(path),
-    what=f"The rules file {path!r} does not exist.",
-    received=path,
-    fix="Check --rules.",
+  expected = naming_rules.RulesError(
+    f"The rules file {path!r} does not exist.", received=path, fix="Check --rules."
   )
+  error = raises_exactly(expected, naming_rules.load, path)
   assert isinstance(error.__cause__, FileNotFoundError)
 
 

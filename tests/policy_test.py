@@ -11,7 +11,7 @@ from od_guard.restore import findings
 from od_guard.restore import matching
 from od_guard.restore import policy as policy_lib
 
-from conftest import raises_error
+from conftest import raises_exactly
 
 ERROR, WARNING, INFO = findings.ERROR, findings.WARNING, findings.INFO
 PRESETS = ("strict", "default", "lenient")
@@ -68,26 +68,22 @@ def test_preset_fields():
 
 
 def test_unknown_preset_is_a_usage_error():
-  raises_error(
-    errors.UsageError,
-    lambda: policy_lib.preset("relaxed"),
-    what="Unknown policy 'relaxed'.",
-    received="'relaxed'",
-    fix="Use one of: strict, default, lenient.",
+  expected = errors.UsageError(
+    "Unknown policy 'relaxed'.", received="'relaxed'", fix="Use one of: strict, default, lenient."
   )
+  raises_exactly(expected, policy_lib.preset, "relaxed")
 
 
 def test_replace_checks_fractions():
   p = policy_lib.preset("default").replace(min_backbone_coverage=0.5, min_neck_coverage=None)
   assert (p.name, p.min_backbone_coverage, p.min_neck_coverage) == ("default", 0.5, None)
   assert policy_lib.preset("default").min_backbone_coverage == 0.95  # presets stay as they are
-  raises_error(
-    errors.UsageError,
-    lambda: policy_lib.preset("default").replace(min_neck_coverage=1.5),
-    what="min_neck_coverage must be a fraction between 0 and 1.",
+  expected = errors.UsageError(
+    "min_neck_coverage must be a fraction between 0 and 1.",
     received="min_neck_coverage=1.5",
     fix="Pass e.g. min_neck_coverage=0.95.",
   )
+  raises_exactly(expected, policy_lib.preset("default").replace, min_neck_coverage=1.5)
 
 
 # --- decide: every preset --------------------------------------------------------

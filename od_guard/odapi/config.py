@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from od_guard import _records
 from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.odapi import config_inputs
@@ -262,10 +263,7 @@ def read(path: str, config=None) -> FineTuneConfig:
     version_set=train.HasField("fine_tune_checkpoint_version"),
     run_dummy_computation=train.run_fine_tune_checkpoint_dummy_computation,
     use_bfloat16=train.use_bfloat16,
-    num_steps=extra.num_steps,
-    train_input=extra.train_input,
-    eval_inputs=extra.eval_inputs,
-    tf1_train_fields=extra.tf1_train_fields,
+    **_records.fields(extra),  # num_steps, train_input, eval_inputs, tf1_train_fields
   )
 
 

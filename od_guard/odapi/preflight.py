@@ -215,12 +215,8 @@ def check(
   """Both tiers: static checks, then the model built and matched.
 
   Args:
-    config_path: the pipeline.config.
-    checkpoint: overrides train_config.fine_tune_checkpoint.
-    model_dir: the training output directory.
-    policy: defaults to the 'default' preset.
+    config_path, checkpoint, model_dir, policy, training: as for `check_static`.
     strategy: the tf.distribute strategy training uses (default: the current).
-    training: the verdict gates a training run (index-only checkpoints fail).
     values: read every saved tensor after the match: damage or NaN / Inf in a
       value the restore assigns is an error, elsewhere a warning.
 
