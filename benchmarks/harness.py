@@ -5,15 +5,17 @@ progress on stderr and prints one JSON line."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 import json
 import os
 import pathlib
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # The environment of the timed processes: od_guard from this checkout, TF quiet.
@@ -53,3 +55,48 @@ def medians(samples: dict[str, list[float]]) -> dict[str, float]:
 def emit(benchmark: str, results: dict) -> None:
   """Prints the benchmark's one JSON line."""
   print(json.dumps({"benchmark": benchmark, **results}))
+
+
+def run_process(argv: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
+  """Runs a process; returns (wall seconds, its peak RSS in MB, its stdout)."""
+  start = time.perf_counter()
+  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+  out = proc.stdout.read()
+  _, status, usage = os.wait4(proc.pid, 0)
+  elapsed = time.perf_counter() - start
+  code = os.waitstatus_to_exitcode(status)
+  if code not in ok:
+    raise SystemExit(f"benchmark step failed ({code}): {' '.join(argv[:4])}")
+  return elapsed, usage.ru_maxrss / 1024, out.decode()
+
+
+def measure(
+  rounds: int, steps: dict[str, tuple[list[str], Callable[[float, str], float]]], *, ok=(0,)
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+  """Runs each step's process once a round; `steps[name] = (argv, seconds_of)`
+  where seconds_of(wall seconds, stdout) picks the time to record.
+
+  Returns:
+    (seconds per step per round, peak RSS in MB per step).
+  """
+  secs: dict[str, list[float]] = {name: [] for name in steps}
+  rss = dict.fromkeys(steps, 0.0)
+  for r in range(rounds):
+    for name, (argv, seconds_of) in steps.items():
+      wall, peak, out = run_process(argv, ok)
+      secs[name].append(seconds_of(wall, out))
+      rss[name] = max(rss[name], peak)
+    progress(f"round {r + 1}/{rounds}: " + " ".join(f"{n}={s[-1]:.3f}s" for n, s in secs.items()))
+  return secs, rss
+
+
+def last_json_seconds(_wall: float, out: str) -> float:
+  """The 'seconds' a step measured itself: its stdout is JSON, or ends in a JSON line."""
+  try:
+    return json.loads(out)["seconds"]
+  except json.JSONDecodeError:
+    return json.loads(out.strip().splitlines()[-1])["seconds"]
+
+
+def wall_seconds(wall: float, _out: str) -> float:
+  return wall

@@ -15,9 +15,6 @@ Usage: python benchmarks/inventory.py [--variables 50000] [--gigabytes 2] [--rou
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
 
@@ -70,19 +67,6 @@ print(len(tf.train.list_variables(sys.argv[1])))
 """
 
 
-def _run(argv: list[str]) -> tuple[float, float, str]:
-  """Runs a process; returns (wall seconds, peak RSS in MB, stdout)."""
-  t = time.perf_counter()
-  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=harness.ENV)
-  out = proc.stdout.read()
-  _, status, usage = os.wait4(proc.pid, 0)
-  elapsed = time.perf_counter() - t
-  proc.returncode = os.waitstatus_to_exitcode(status)
-  if proc.returncode != 0:
-    raise SystemExit(f"benchmark step failed ({proc.returncode}): {' '.join(argv[:4])}")
-  return elapsed, usage.ru_maxrss / 1024, out.decode()
-
-
 def main() -> None:
   parser = harness.parser(__doc__, rounds=3)
   parser.add_argument("--variables", type=int, default=50_000)
@@ -100,27 +84,22 @@ def main() -> None:
     )
     t = time.perf_counter()
     model = [str(blocks), str(per_block), str(width)]
-    _, _, out = _run([sys.executable, "-c", _WRITE, *model, str(workdir / "ckpt")])
+    _, _, out = harness.run_process([sys.executable, "-c", _WRITE, *model, str(workdir / "ckpt")])
     prefix = out.strip().splitlines()[-1]
     harness.progress(f"written in {time.perf_counter() - t:.0f} s")
     size = sum(p.stat().st_size for p in workdir.iterdir())
 
-    times = {"a": [], "b": [], "c": []}
-    rss = {"a": 0.0, "b": 0.0, "c": 0.0}
-    for r in range(args.rounds):
-      secs, peak, _ = _run([sys.executable, "-m", "od_guard", "inspect", "--json", prefix])
-      times["a"].append(secs)
-      rss["a"] = max(rss["a"], peak)
-      secs, peak, _ = _run([sys.executable, "-c", _LIST, prefix])
-      times["b"].append(secs)
-      rss["b"] = max(rss["b"], peak)
-      _, peak, out = _run([sys.executable, "-c", _RESTORE, *model, prefix])
-      times["c"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
-      rss["c"] = max(rss["c"], peak)
-      harness.progress(
-        f"round {r + 1}/{args.rounds}: a={times['a'][-1]:.3f}s b={times['b'][-1]:.2f}s "
-        f"c={times['c'][-1]:.2f}s"
-      )
+    times, rss = harness.measure(
+      args.rounds,
+      {
+        "a": (
+          [sys.executable, "-m", "od_guard", "inspect", "--json", prefix],
+          harness.wall_seconds,
+        ),
+        "b": ([sys.executable, "-c", _LIST, prefix], harness.wall_seconds),
+        "c": ([sys.executable, "-c", _RESTORE, *model, prefix], harness.last_json_seconds),
+      },
+    )
   med = harness.medians(times)
   harness.emit(
     "inventory",

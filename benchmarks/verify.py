@@ -17,9 +17,6 @@ Usage: python benchmarks/verify.py [--gigabytes 2] [--variables 2000] [--rounds 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
 
@@ -60,17 +57,6 @@ print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total}))
 """
 
 
-def _run(argv: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
-  """Runs a process; returns (peak RSS in MB, stdout)."""
-  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=harness.ENV)
-  out = proc.stdout.read()
-  _, status, usage = os.wait4(proc.pid, 0)
-  code = os.waitstatus_to_exitcode(status)
-  if code not in ok:
-    raise SystemExit(f"benchmark step failed ({code}): {' '.join(argv[:4])}")
-  return usage.ru_maxrss / 1024, out.decode()
-
-
 def main() -> None:
   parser = harness.parser(__doc__, rounds=3)
   parser.add_argument("--gigabytes", type=float, default=2.0)
@@ -85,32 +71,26 @@ def main() -> None:
       f"({args.variables * width * 4 / 1e9:.2f} GB) to {workdir} ..."
     )
     t = time.perf_counter()
-    _, out = _run(
+    _, _, out = harness.run_process(
       [sys.executable, "-c", _WRITE, str(args.variables), str(width), str(workdir / "ckpt")]
     )
     prefix = out.strip().splitlines()[-1]
     harness.progress(f"written in {time.perf_counter() - t:.0f} s")
     size = sum(p.stat().st_size for p in workdir.iterdir())
-    _run([sys.executable, "-c", _PLAIN, prefix])  # warm the page cache
+    harness.run_process([sys.executable, "-c", _PLAIN, prefix])  # warm the page cache
 
-    secs = {"verify": [], "plain": [], "tf": []}
-    rss = {"verify": 0.0, "plain": 0.0, "tf": 0.0}
-    for r in range(args.rounds):
-      peak, out = _run(
-        [sys.executable, "-m", "od_guard", "verify", "--json", prefix], ok=(0, 1)
-      )  # 1: findings
-      secs["verify"].append(json.loads(out)["seconds"])
-      rss["verify"] = max(rss["verify"], peak)
-      peak, out = _run([sys.executable, "-c", _PLAIN, prefix])
-      secs["plain"].append(json.loads(out)["seconds"])
-      rss["plain"] = max(rss["plain"], peak)
-      peak, out = _run([sys.executable, "-c", _TF, prefix])
-      secs["tf"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
-      rss["tf"] = max(rss["tf"], peak)
-      harness.progress(
-        f"round {r + 1}/{args.rounds}: verify={secs['verify'][-1]:.2f}s "
-        f"plain={secs['plain'][-1]:.2f}s tf={secs['tf'][-1]:.2f}s"
-      )
+    secs, rss = harness.measure(
+      args.rounds,
+      {
+        "verify": (
+          [sys.executable, "-m", "od_guard", "verify", "--json", prefix],
+          harness.last_json_seconds,
+        ),
+        "plain": ([sys.executable, "-c", _PLAIN, prefix], harness.last_json_seconds),
+        "tf": ([sys.executable, "-c", _TF, prefix], harness.last_json_seconds),
+      },
+      ok=(0, 1),  # verify: 1 for findings
+    )
   med = harness.medians(secs)
   mbps = {k: size / 1e6 / v for k, v in med.items()}
   of_plain = mbps["verify"] / mbps["plain"]

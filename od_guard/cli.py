@@ -375,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema="od_guard.verify/1",
   )
   p.add_argument("path", help="a TF checkpoint prefix (or its .index file, or a directory)")
-  p.add_argument("--tensorboard_dir", help="also write the verification there")
   _switch(p, "--tensors", "with --json: include every tensor's record, not only the bad ones")
+  p.add_argument("--tensorboard_dir", help="also write the verification there")
 
   p = _command(
     sub,

@@ -337,6 +337,23 @@ def _task_index() -> int:
     return 0
 
 
+def _stop_here(fv, report, report_dir: str, what: str, doing: str) -> int | None:
+  """The exit code when the run stops after the report (a failed verdict, or
+  --guard_only); None when it goes on."""
+  if report.verdict.failed:
+    logging.error(
+      "od_guard: %s FAILED (%s); not %s. Report: %s",
+      what,
+      "; ".join(report.verdict.reasons[:3]),
+      doing,
+      report_dir,
+    )
+    return EXIT_FAILED_PREFLIGHT
+  if fv.guard_only:
+    return 0
+  return None
+
+
 def run(fv: flags.FlagValues) -> int:
   """Runs the drop-in with parsed flags; returns the process exit code."""
   from od_guard import errors
@@ -382,15 +399,9 @@ def run(fv: flags.FlagValues) -> int:
       text_path=os.path.join(report_dir, "report.txt"),
       log_dir=None,
     )
-    if report.verdict.failed:
-      logging.error(
-        "od_guard: eval preflight FAILED (%s); not evaluating. Report: %s",
-        "; ".join(report.verdict.reasons[:3]),
-        report_dir,
-      )
-      return EXIT_FAILED_PREFLIGHT
-    if fv.guard_only:
-      return 0
+    stop = _stop_here(fv, report, report_dir, "eval preflight", "evaluating")
+    if stop is not None:
+      return stop
     model_lib_v2.eval_continuously(
       **run_args,
       sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,
@@ -428,15 +439,9 @@ def run(fv: flags.FlagValues) -> int:
     and report.checkpoint is not None
   )
   report_dir = _publish(fv, report, chief=chief, tensorboard=not verify_restore)
-  if report.verdict.failed:
-    logging.error(
-      "od_guard: preflight FAILED (%s); not training. Report: %s",
-      "; ".join(report.verdict.reasons[:3]),
-      report_dir,
-    )
-    return EXIT_FAILED_PREFLIGHT
-  if fv.guard_only:
-    return 0
+  stop = _stop_here(fv, report, report_dir, "preflight", "training")
+  if stop is not None:
+    return stop
   verifier = _RestoreVerifier(fv, report, strategy, chief=chief) if verify_restore else None
   manager_class = tf.train.CheckpointManager
   load_fine_tune_checkpoint = model_lib_v2.load_fine_tune_checkpoint
