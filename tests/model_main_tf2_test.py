@@ -25,6 +25,19 @@ def _train(odapi_world, tmp_path, name: str, *flags: str):
   return _run(f"--pipeline_config_path={config}", f"--model_dir={model_dir}", *flags), model_dir
 
 
+def _python(script: str) -> subprocess.CompletedProcess:
+  """Runs a Python script in a fresh process with od_guard from this checkout; it must exit 0."""
+  r = subprocess.run(
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"),
+  )
+  assert r.returncode == 0, r.stderr[-3000:]
+  return r
+
+
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
   return subprocess.run(
     [sys.executable, "-m", "od_guard.model_main_tf2", *args],
@@ -101,6 +114,56 @@ def test_good_fine_tune_trains_and_logs_the_report(odapi_world, tmp_path):
   report = json.loads((model_dir / "od_guard" / "report.json").read_text())
   assert report["verdict"]["decision"] == "pass"
   assert report["strategy"] == "MirroredStrategy (1 replica)"
+
+
+def test_good_fine_tune_builds_the_model_once(odapi_world, tmp_path):
+  """The preflight's model is the one train_loop trains: the OD API's real
+  builder (wrapped only to count its calls) runs once in a good fine-tune."""
+  script = textwrap.dedent(f"""
+      import json
+      from absl import flags
+      from od_guard.odapi import compat
+      compat.apply()
+      from object_detection import model_lib, model_lib_v2
+      from object_detection.builders import model_builder
+      calls = []
+      real = model_builder.build
+      def counted(*args, **kwargs):
+        model = real(*args, **kwargs)
+        calls.append(id(model))
+        return model
+      model_builder.build = counted
+      model_lib.MODEL_BUILD_UTIL_MAP["detection_model_fn_base"] = counted
+      trained = []
+      load = model_lib_v2.load_fine_tune_checkpoint
+      def seen(model, *args, **kwargs):
+        trained.append(id(model))
+        return load(model, *args, **kwargs)
+      model_lib_v2.load_fine_tune_checkpoint = seen
+      from od_guard.odapi import model_main_tf2
+      model_main_tf2.define_flags()
+      flags.FLAGS([
+          "prog",
+          "--pipeline_config_path={odapi_world.write_config("build_once")}",
+          "--model_dir={tmp_path / "train"}",
+          "--num_train_steps=1",
+          "--num_steps_per_iteration=1",
+      ])
+      code = model_main_tf2.run(flags.FLAGS)
+      print(json.dumps({{
+          "code": code,
+          "builds": len(calls),
+          "trained_the_built_one": trained == calls,
+          "builder_restored": model_lib.MODEL_BUILD_UTIL_MAP["detection_model_fn_base"] is counted,
+      }}))
+  """)
+  r = _python(script)
+  assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+    "code": 0,
+    "builds": 1,
+    "trained_the_built_one": True,
+    "builder_restored": True,
+  }
 
 
 @pytest.mark.parametrize(
@@ -255,14 +318,7 @@ def test_preflight_under_mirrored_strategy_on_two_logical_cpus(odapi_world, tmp_
           "replicas_agree": bool(replicas_agree),
       }}))
   """)
-  r = subprocess.run(
-    [sys.executable, "-c", script],
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"),
-  )
-  assert r.returncode == 0, r.stderr[-3000:]
+  r = _python(script)
   result = json.loads(r.stdout.strip().splitlines()[-1])
   assert result == {
     "strategy": "MirroredStrategy (2 replicas)",

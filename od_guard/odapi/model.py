@@ -6,11 +6,15 @@ strategy and creates the variables with one forward pass on zero images of the
 configured size (plus dummy groundtruth, which Faster R-CNN's second stage
 needs in training mode): no input pipeline, no dataset. `restore_roots` calls
 the model's own `restore_from_objects(fine_tune_checkpoint_type)`, which is
-exactly what model_lib_v2 hands to `tf.train.Checkpoint`.
+exactly what model_lib_v2 hands to `tf.train.Checkpoint`. `Kept` holds the
+built model for training (`handover`), so the drop-in builds it once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import contextlib
+import dataclasses
 from typing import Any
 
 from od_guard import errors
@@ -37,12 +41,14 @@ def import_odapi():
   return tf, model_builder
 
 
-def build(config, strategy=None) -> Any:
-  """Builds the detection model of a parsed pipeline config, variables created.
+def build(config, strategy=None, *, add_summaries: bool = True) -> Any:
+  """Builds the detection model of a parsed pipeline config, variables created,
+  as model_lib_v2.train_loop builds it (`is_training=True`, under `strategy`).
 
   Args:
     config: a TrainEvalPipelineConfig message.
     strategy: the tf.distribute strategy training uses (default: the current one).
+    add_summaries: the builder's (train_loop passes --record_summaries).
 
   Raises:
     ModelBuildError: the OD API rejects the config (unknown feature extractor,
@@ -57,7 +63,9 @@ def build(config, strategy=None) -> Any:
     height, width = 320, 320
   try:
     with strategy.scope():
-      model = model_builder.build(model_config=config.model, is_training=True)
+      model = model_builder.build(
+        model_config=config.model, is_training=True, add_summaries=add_summaries
+      )
       images = tf.zeros([1, height, width, 3], tf.float32)
       model.provide_groundtruth(
         groundtruth_boxes_list=[tf.constant([[0.1, 0.1, 0.6, 0.6]], tf.float32)],
@@ -104,3 +112,51 @@ def restore_roots(model, checkpoint_type: str) -> dict[str, Any]:
       received=str(e),
       fix='Use "detection", "classification" or "full".',
     ) from e
+
+
+@dataclasses.dataclass
+class Kept:
+  """The preflight's built model, kept (outside any report) for training.
+
+  Pass one to `preflight.check(keep=...)`; it fills `model`, `model_config`
+  and `strategy`. `handed_over` says whether train_loop took the model.
+  """
+
+  add_summaries: bool = True
+  model: Any = None
+  model_config: Any = None
+  strategy: Any = None
+  handed_over: bool = False
+
+
+@contextlib.contextmanager
+def handover(kept: Kept) -> Iterator[None]:
+  """For the duration: model_lib_v2's model builder returns the kept model
+  once, when asked for the same one (an equal model config, is_training=True,
+  the same add_summaries, under the same strategy); anything else is built by
+  the OD API's own builder."""
+  from object_detection import model_lib_v2
+  import tensorflow as tf
+
+  build_map = model_lib_v2.MODEL_BUILD_UTIL_MAP
+  real = build_map["detection_model_fn_base"]
+
+  def detection_model_fn_base(model_config, is_training, add_summaries=True):
+    if (
+      kept.model is not None
+      and is_training
+      and add_summaries == kept.add_summaries
+      and model_config == kept.model_config
+      and tf.distribute.get_strategy() is kept.strategy
+    ):
+      model, kept.model = kept.model, None
+      kept.handed_over = True
+      return model
+    return real(model_config=model_config, is_training=is_training, add_summaries=add_summaries)
+
+  build_map["detection_model_fn_base"] = detection_model_fn_base
+  try:
+    yield
+  finally:
+    build_map["detection_model_fn_base"] = real
+    kept.model = None

@@ -20,11 +20,12 @@ checkpoint, a missing path, a placeholder, the wrong checkpoint type, a
 missing data shard) stops the run before TensorFlow is imported. Then the
 distribution strategy is picked exactly as
 model_main_tf2 picks it (TPU / MultiWorkerMirrored / Mirrored); under it the
-preflight builds the model, matches its restore map to fine_tune_checkpoint
-and decides. A failing verdict exits 1 before the input pipeline, before step
+preflight builds the model (as train_loop would: same config, is_training,
+add_summaries), matches its restore map to fine_tune_checkpoint and decides. A failing verdict exits 1 before the input pipeline, before step
 one, with no checkpoint written; the report is also in TensorBoard
 (<model_dir>/train, step 0). A passing one hands over to
-model_lib_v2.train_loop unchanged, except that its load_fine_tune_checkpoint
+model_lib_v2.train_loop unchanged, except that its model builder returns the
+preflight's model (built once, `model.handover`) and its load_fine_tune_checkpoint
 is wrapped (in-process, for the duration of training): after the OD API's own
 restore, before the first checkpoint save and step one, every variable the
 preflight predicted to be restored is compared with the checkpoint on every
@@ -411,10 +412,13 @@ def run(fv: flags.FlagValues) -> int:
       timeout=fv.eval_timeout,
     )
     return 0
+  from od_guard.odapi import model as odapi_model
   from od_guard.odapi import preflight
   from od_guard.restore import strategies
 
   strategy = _strategy(fv, tf)
+  # The preflight builds the model as train_loop would; train_loop gets it.
+  kept = odapi_model.Kept(add_summaries=fv.record_summaries)
   try:
     policy = _policy(fv)
     with strategy.scope():
@@ -424,6 +428,7 @@ def run(fv: flags.FlagValues) -> int:
         policy=policy,
         strategy=strategy,
         training=True,
+        keep=kept,
       )
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
@@ -461,7 +466,7 @@ def run(fv: flags.FlagValues) -> int:
     # As for the CheckpointManager: substituted in-process, restored after.
     model_lib_v2.load_fine_tune_checkpoint = verifier.wrap(load_fine_tune_checkpoint)
   try:
-    with strategy.scope():
+    with odapi_model.handover(kept), strategy.scope():
       model_lib_v2.train_loop(
         **run_args,
         use_tpu=fv.use_tpu,

@@ -211,6 +211,7 @@ def check(
   strategy=None,
   training: bool = False,
   values: bool = True,
+  keep=None,
 ) -> record.Report:
   """Both tiers: static checks, then the model built and matched.
 
@@ -219,6 +220,8 @@ def check(
     strategy: the tf.distribute strategy training uses (default: the current).
     values: read every saved tensor after the match: damage or NaN / Inf in a
       value the restore assigns is an error, elsewhere a warning.
+    keep: an `od_guard.odapi.model.Kept`: the built model (its add_summaries
+      applied) is kept in it, not in the report, for training to reuse.
 
   Returns:
     The report. Its verdict decides; nothing is raised for problems found.
@@ -245,7 +248,11 @@ def check(
     tf, _ = odapi_model.import_odapi()
   strategy = strategy or tf.distribute.get_strategy()
   with timer.phase("build"):
-    model = odapi_model.build(message, strategy)
+    model = odapi_model.build(
+      message, strategy, add_summaries=True if keep is None else keep.add_summaries
+    )
+  if keep is not None:
+    keep.model, keep.model_config, keep.strategy = model, message.model, strategy
   restore = None
   with timer.phase("match"):
     ctype = read.config.effective_checkpoint_type
