@@ -100,3 +100,25 @@ def last_json_seconds(_wall: float, out: str) -> float:
 
 def wall_seconds(wall: float, _out: str) -> float:
   return wall
+
+
+def checkpoint_arguments(p: argparse.ArgumentParser, *, variables: int) -> None:
+  """--variables, --gigabytes and --workdir, for benchmarks over a written checkpoint."""
+  p.add_argument("--variables", type=int, default=variables)
+  p.add_argument("--gigabytes", type=float, default=2.0)
+  p.add_argument("--workdir", default=None, help="default: a temporary directory")
+
+
+def write_checkpoint(
+  script: str, script_args: list[str], workdir: pathlib.Path, *, variables: int, width: int
+) -> tuple[str, int]:
+  """Runs `script` (which writes `variables` float32 tensors of `width` to the
+  prefix given last and prints it); returns (prefix, bytes on disk)."""
+  progress(
+    f"writing {variables:,} variables x {width:,} floats "
+    f"({variables * width * 4 / 1e9:.2f} GB) to {workdir} ..."
+  )
+  start = time.perf_counter()
+  _, _, out = run_process([sys.executable, "-c", script, *script_args, str(workdir / "ckpt")])
+  progress(f"written in {time.perf_counter() - start:.0f} s")
+  return out.strip().splitlines()[-1], sum(p.stat().st_size for p in workdir.iterdir())

@@ -16,7 +16,6 @@ Usage: python benchmarks/inventory.py [--variables 50000] [--gigabytes 2] [--rou
 from __future__ import annotations
 
 import sys
-import time
 
 import harness
 
@@ -69,25 +68,17 @@ print(len(tf.train.list_variables(sys.argv[1])))
 
 def main() -> None:
   parser = harness.parser(__doc__, rounds=3)
-  parser.add_argument("--variables", type=int, default=50_000)
-  parser.add_argument("--gigabytes", type=float, default=2.0)
-  parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+  harness.checkpoint_arguments(parser, variables=50_000)
   args = parser.parse_args()
 
   per_block = 100
   blocks = max(1, args.variables // per_block)
   width = int(args.gigabytes * 1e9 / 4 / (blocks * per_block))
   with harness.workdir("od_guard_bench_", args.workdir) as workdir:
-    harness.progress(
-      f"writing {blocks * per_block:,} variables x {width:,} floats "
-      f"({blocks * per_block * width * 4 / 1e9:.2f} GB) to {workdir} ..."
-    )
-    t = time.perf_counter()
     model = [str(blocks), str(per_block), str(width)]
-    _, _, out = harness.run_process([sys.executable, "-c", _WRITE, *model, str(workdir / "ckpt")])
-    prefix = out.strip().splitlines()[-1]
-    harness.progress(f"written in {time.perf_counter() - t:.0f} s")
-    size = sum(p.stat().st_size for p in workdir.iterdir())
+    prefix, size = harness.write_checkpoint(
+      _WRITE, model, workdir, variables=blocks * per_block, width=width
+    )
 
     times, rss = harness.measure(
       args.rounds,

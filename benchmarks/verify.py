@@ -18,7 +18,6 @@ Usage: python benchmarks/verify.py [--gigabytes 2] [--variables 2000] [--rounds 
 from __future__ import annotations
 
 import sys
-import time
 
 import harness
 
@@ -59,24 +58,14 @@ print(json.dumps({"seconds": time.perf_counter() - t, "bytes": total}))
 
 def main() -> None:
   parser = harness.parser(__doc__, rounds=3)
-  parser.add_argument("--gigabytes", type=float, default=2.0)
-  parser.add_argument("--variables", type=int, default=2000)
-  parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+  harness.checkpoint_arguments(parser, variables=2000)
   args = parser.parse_args()
 
   width = int(args.gigabytes * 1e9 / 4 / args.variables)
   with harness.workdir("od_guard_bench_verify_", args.workdir) as workdir:
-    harness.progress(
-      f"writing {args.variables:,} variables x {width:,} floats "
-      f"({args.variables * width * 4 / 1e9:.2f} GB) to {workdir} ..."
+    prefix, size = harness.write_checkpoint(
+      _WRITE, [str(args.variables), str(width)], workdir, variables=args.variables, width=width
     )
-    t = time.perf_counter()
-    _, _, out = harness.run_process(
-      [sys.executable, "-c", _WRITE, str(args.variables), str(width), str(workdir / "ckpt")]
-    )
-    prefix = out.strip().splitlines()[-1]
-    harness.progress(f"written in {time.perf_counter() - t:.0f} s")
-    size = sum(p.stat().st_size for p in workdir.iterdir())
     harness.run_process([sys.executable, "-c", _PLAIN, prefix])  # warm the page cache
 
     secs, rss = harness.measure(

@@ -12,6 +12,8 @@ import dataclasses
 import os
 import re
 
+from od_guard import errors
+
 MAX_DEPTH = 3
 MAX_ENTRIES = 20_000
 # The same checkpoint name, or a TF2 ckpt-N for a TF1 name in a shared folder.
@@ -185,7 +187,7 @@ def read_int64_scalar(prefix: str, key: str) -> int | None:
 
   try:
     index = tensor_bundle.read_index(prefix + ".index")
-  except Exception:  # pylint: disable=broad-except  an unreadable index answers None
+  except (errors.OdGuardError, OSError):  # an unreadable index answers None
     return None
   entry = next((e for e in index.entries if e.key == key), None)
   if entry is None or entry.dtype not in ("int64", "int32") or entry.shape != ():

@@ -144,6 +144,8 @@ def _invalid(path: str, text: str, e: Exception, *, schema: bool) -> ConfigError
 def parse(path: str, *, route: str = config_schema.AUTO):
   """Parses a pipeline.config into a TrainEvalPipelineConfig message.
 
+  `parse_with_text` also returns the text read, for `read`.
+
   Args:
     path: the config file.
     route: which schema to parse with (`config_schema.ROUTES`); by default
@@ -159,6 +161,11 @@ def parse(path: str, *, route: str = config_schema.AUTO):
       (with the parser's line and column).
     OdApiUnavailableError: `route` names a schema this environment lacks.
   """
+  return parse_with_text(path, route=route)[0]
+
+
+def parse_with_text(path: str, *, route: str = config_schema.AUTO):
+  """`parse`, and the config's text as read (one read of the file)."""
   schema = config_schema.load(route)
   text = _read_text(path)
   if schema.message_class is None:
@@ -180,7 +187,7 @@ def parse(path: str, *, route: str = config_schema.AUTO):
       received=path,
       fix="A pipeline config needs model { ssd | faster_rcnn | center_net { ... } }.",
     )
-  return config
+  return config, text
 
 
 def not_checked(config) -> list[str]:
@@ -221,17 +228,19 @@ def image_size(arch) -> tuple[int, int]:
   return (0, 0)
 
 
-def read(path: str, config=None) -> FineTuneConfig:
+def read(path: str, config=None, *, text: str | None = None) -> FineTuneConfig:
   """Reads the fine-tune relevant fields of a pipeline.config.
 
   Args:
     path: the config file.
     config: an already parsed message (skips parsing).
+    text: the config's text, when the caller read it already (`parse_with_text`).
 
   Raises:
     ConfigError, OdApiUnavailableError: see `parse`.
   """
-  config = parse(path) if config is None else config
+  if config is None:
+    config, text = parse_with_text(path)
   meta = config.model.WhichOneof("model")
   arch = getattr(config.model, meta)
   supported = ("ssd", "faster_rcnn", "center_net")
@@ -246,7 +255,7 @@ def read(path: str, config=None) -> FineTuneConfig:
   ftype = train.fine_tune_checkpoint_type
   effective = ftype or ("detection" if train.from_detection_checkpoint else "classification")
   # Read from the text without a schema, the same on every route.
-  extra = config_inputs.read(_read_text(path))
+  extra = config_inputs.read(_read_text(path) if text is None else text)
   return FineTuneConfig(
     path=path,
     meta_architecture=meta,

@@ -119,13 +119,16 @@ class Kept:
   """The preflight's built model, kept (outside any report) for training.
 
   Pass one to `preflight.check(keep=...)`; it fills `model`, `model_config`
-  and `strategy`. `handed_over` says whether train_loop took the model.
+  and `strategy`, and `digests`: the checkpoint-side fingerprints of the
+  values, from the preflight's one read of the data shards, for the check of
+  the real restore. `handed_over` says whether train_loop took the model.
   """
 
   add_summaries: bool = True
   model: Any = None
   model_config: Any = None
   strategy: Any = None
+  digests: Any = None
   handed_over: bool = False
 
 

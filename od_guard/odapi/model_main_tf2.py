@@ -252,11 +252,12 @@ class _RestoreVerifier:
       fails before the restore ran, the caller publishes the preflight's).
   """
 
-  def __init__(self, fv, report, strategy, *, chief: bool):
+  def __init__(self, fv, report, strategy, *, chief: bool, file_digests=None):
     self.fv = fv
     self.report = report
     self.strategy = strategy
     self.chief = chief
+    self.file_digests = file_digests  # the preflight's, when it read the values
     self.published = False
 
   def wrap(self, original):
@@ -285,6 +286,7 @@ class _RestoreVerifier:
       objects,
       [(b.path, b.key) for b in self.report.restore.restored],
       self.report.checkpoint.prefix,
+      file_digests=self.file_digests,
     )
     found = replica_values.finding(result)
     report = dataclasses.replace(self.report, findings=(*self.report.findings, found))
@@ -447,7 +449,11 @@ def run(fv: flags.FlagValues) -> int:
   stop = _stop_here(fv, report, report_dir, "preflight", "training")
   if stop is not None:
     return stop
-  verifier = _RestoreVerifier(fv, report, strategy, chief=chief) if verify_restore else None
+  verifier = (
+    _RestoreVerifier(fv, report, strategy, chief=chief, file_digests=kept.digests)
+    if verify_restore
+    else None
+  )
   manager_class = tf.train.CheckpointManager
   load_fine_tune_checkpoint = model_lib_v2.load_fine_tune_checkpoint
   if fv.guard_naming_mode != "off":

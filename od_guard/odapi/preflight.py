@@ -95,8 +95,8 @@ def _read(
 ) -> _Read:
   """The read stage: the config, the checkpoint's metadata, the static diagnoses."""
   with timer.phase("read"):
-    message = pipeline_config.parse(config_path)
-    read = _Read(message, pipeline_config.read(config_path, message))
+    message, text = pipeline_config.parse_with_text(config_path)
+    read = _Read(message, pipeline_config.read(config_path, message, text=text))
     read.not_checked.extend(pipeline_config.not_checked(message))
   with timer.phase("static"):
     found, ckpt_path = static_diagnosis.diagnose_path(
@@ -129,9 +129,10 @@ def _read(
   return read
 
 
-def _verify_values(read: _Read, timer: pipeline.Timer, restored=None) -> None:
+def _verify_values(read: _Read, timer: pipeline.Timer, restored=None, keep=None) -> None:
   """Reads every saved tensor once (CRC32C, NaN / Inf); findings say which the
-  restore assigns (`restored` keys; None: every model value)."""
+  restore assigns (`restored` keys; None: every model value). With `keep`, the
+  same read fingerprints the values for the check of the real restore."""
   from od_guard.checkpoint import verify
   from od_guard.restore import value_health
 
@@ -141,7 +142,9 @@ def _verify_values(read: _Read, timer: pipeline.Timer, restored=None) -> None:
   if inv.data_shards == inventory.SHARDS_MISSING:
     return  # data_shard_missing says so
   with timer.phase("values"):
-    report = verify.verify(inv.prefix)
+    report = verify.verify(inv.prefix, digests=keep is not None)
+  if keep is not None:
+    keep.digests = report.digests
   scope = "every saved value" if restored is None else f"{len(restored)} restored"
   read.found.extend(value_health.diagnose(report, restored=restored, scope=scope))
 
@@ -271,7 +274,9 @@ def check(
       )
       read.found = _overrule_guesses(read.found, restore) + list(found)
   if values:
-    _verify_values(read, timer, None if restore is None else {b.key for b in restore.restored})
+    _verify_values(
+      read, timer, None if restore is None else {b.key for b in restore.restored}, keep
+    )
   return _conclude(
     read, timer, policy, restore=restore, training=training, strategy=strategies.describe(strategy)
   )
@@ -340,12 +345,12 @@ def check_eval(
   policy = policy or policy_lib.preset("default")
   timer = pipeline.Timer()
   with timer.phase("read"):
-    message = pipeline_config.parse(config_path)
+    message, text = pipeline_config.parse_with_text(config_path)
     prefix, why = odapi_model_dir.latest_checkpoint(checkpoint_dir)
     # Evaluation restores the whole model from a V2 checkpoint: the config's
     # fine-tune settings do not apply, "full" semantics do.
     config = dataclasses.replace(
-      pipeline_config.read(config_path, message),
+      pipeline_config.read(config_path, message, text=text),
       fine_tune_checkpoint=prefix or "",
       fine_tune_checkpoint_type="full",
       effective_checkpoint_type="full",
