@@ -8,11 +8,19 @@ LINTBIN := $(VENV)/lint/bin
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
+# TF-free tests that exercise the same code whatever else is installed, and take
+# a minute each (the hostile corpus, property tests, SIGKILLs, object storage
+# servers): they run in the plain environment only.
+PLAIN_ONLY := tests/hostile_corpus_test.py tests/reader_property_test.py \
+    tests/config_property_test.py tests/remap_kill_test.py tests/remote_test.py
 # Test files that import without TensorFlow (the plain environment has none).
 PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_test.py \
-    tests/precommit_test.py tests/zoo_fingerprint_test.py
+    tests/precommit_test.py tests/zoo_fingerprint_test.py tests/user_files_test.py \
+    tests/patterns_test.py tests/remap_safety_test.py tests/remote_doctor_test.py \
+    $(PLAIN_ONLY)
+NOT_PLAIN_ONLY := $(addprefix --ignore=,$(PLAIN_ONLY))
 
-.PHONY: all envs env-odapi env-modern env-lint env-plain tools lint format test test-odapi test-modern test-plain demo keras-example bench clean
+.PHONY: all envs env-odapi env-modern env-lint env-plain tools lint format test test-odapi test-modern test-plain demo keras-example bench fuzz clean
 
 all: test
 
@@ -52,10 +60,10 @@ format: env-lint
 # everything that does not need the OD API runs again in modern (TF 2.20, Keras 3,
 # tf-keras).
 test-odapi: env-odapi
-	$(ODAPI) -m pytest $(PYTEST_FLAGS) -m "not installs" tests
+	$(ODAPI) -m pytest $(PYTEST_FLAGS) -m "not installs" $(NOT_PLAIN_ONLY) tests
 
 test-modern: env-modern
-	$(MODERN) -m pytest $(PYTEST_FLAGS) -m "not odapi and not installs" tests
+	$(MODERN) -m pytest $(PYTEST_FLAGS) -m "not odapi and not installs" $(NOT_PLAIN_ONLY) tests
 
 # The plain environment runs what applies without TensorFlow (marker `plain`) and
 # the packaging tests (marker `installs`: the wheel, a protobuf 3.20 + OD API
@@ -78,6 +86,11 @@ bench: env-odapi
 	$(ODAPI) benchmarks/remap.py
 	$(ODAPI) benchmarks/dashboard.py
 	$(ODAPI) benchmarks/verify.py
+	$(PLAIN) benchmarks/remote.py
+
+# Structure-aware mutations of every reader (outside CI: several minutes).
+fuzz: env-plain
+	$(PLAIN) benchmarks/fuzz.py
 
 clean:
 	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+from od_guard import _files
 from od_guard import errors
 
 EXIT_OK = 0
@@ -55,12 +56,15 @@ class _VersionAction(argparse.Action):
 
 
 def _depth(value: str) -> int:
-  try:
+  from od_guard.checkpoint import limits
+
+  n = 0
+  if value.strip().isdigit() and len(value.strip()) <= 6:
     n = int(value)
-  except ValueError:
-    n = 0
-  if n < 1:
-    raise argparse.ArgumentTypeError(f"--depth must be a whole number >= 1, got {value!r}")
+  if not 1 <= n <= limits.MAX_INSPECT_DEPTH:
+    raise argparse.ArgumentTypeError(
+      f"--depth must be a whole number >= 1 and <= {limits.MAX_INSPECT_DEPTH}, got {value[:40]!r}"
+    )
   return n
 
 
@@ -186,7 +190,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
   from od_guard.odapi import doctor as environment_doctor
 
-  report = environment_doctor.run(deep=args.deep)
+  report = environment_doctor.run(
+    deep=args.deep, pipeline_config_path=args.pipeline_config_path, model_dir=args.model_dir
+  )
   if args.json:
     _print_json(report.to_dict())
   else:
@@ -257,6 +263,8 @@ def _cmd_remap(args: argparse.Namespace) -> int:
     overwrite=args.overwrite,
     progress=None if args.json else remap.print_progress,
   )
+  for note in result.repaired:  # what an interrupted earlier remap left there
+    print(f"od-guard remap: {note}", file=sys.stderr)
   if args.json:
     _print_json(result.to_dict())
   else:
@@ -340,7 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     "the policy fails.",
     schema="od_guard.preflight/1",
   )
-  p.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
+  p.add_argument(
+    "--pipeline_config_path",
+    required=True,
+    help=f"the pipeline.config (a regular file of at most {_files.CONFIG_LIMIT >> 20} MB, UTF-8)",
+  )
   p.add_argument(
     "--checkpoint", help="check this checkpoint instead of train_config.fine_tune_checkpoint"
   )
@@ -394,7 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     metavar="path",
     help="checkpoints (anything `inspect` accepts; several for pre-commit)",
   )
-  p.add_argument("--rules", help="a TOML rules file")
+  p.add_argument(
+    "--rules",
+    help=f"a TOML rules file (a regular file of at most {_files.RULES_LIMIT >> 20} MB; "
+    "patterns in RE2 syntax)",
+  )
   p.add_argument(
     "--preset",
     action="append",
@@ -414,9 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument("src")
   p.add_argument("dst", help="the new checkpoint prefix")
-  p.add_argument("--rule", action="append", help="OLD->NEW (repeatable; first match wins)")
   p.add_argument(
-    "--from-report", help="a JSON report (od-guard check --json, the guard's report.json)"
+    "--rule",
+    action="append",
+    help="OLD->NEW: OLD an RE2 regex matched at the key's start, NEW its replacement "
+    "(\\1, \\g<name>); repeatable, the first rule that matches wins",
+  )
+  p.add_argument(
+    "--from-report",
+    help="a JSON report (od-guard check --json, the guard's report.json; at most "
+    f"{_files.REPORT_LIMIT >> 20} MB)",
   )
   _switch(p, "--overwrite", "replace DST if it exists")
 
@@ -430,6 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
     schema="od_guard.doctor/1",
   )
   _switch(p, "--deep", "also import object_detection.model_lib_v2 in a subprocess (5-15 s)")
+  p.add_argument(
+    "--pipeline_config_path",
+    help="the config training will use: also check that TensorFlow can read the storage "
+    "of it, its fine_tune_checkpoint and its input files (s3:// needs tensorflow-io)",
+  )
+  p.add_argument(
+    "--model_dir", help="the training output directory: also check TensorFlow can use its storage"
+  )
   return parser
 
 

@@ -1,25 +1,30 @@
-"""File access for local paths and `tf.io.gfile` URIs.
+"""File access for local paths and remote URIs.
 
-Local paths (and ``file://`` URIs) use the standard library, so reading a
-local checkpoint never imports TensorFlow. Any other scheme (``gs://``,
-``s3://``, ``ram://``, ``hdfs://`` ...) is handed to ``tf.io.gfile``, imported
-on first use.
+Local paths (and ``file://`` URIs) use the standard library. Remote URIs
+(``gs://``, ``s3://`` and any other scheme fsspec has an implementation of
+installed) go through `remote`, with ranged reads and no TensorFlow. Only a
+scheme that no installed fsspec implementation serves (``ram://``, or
+``gs://`` without gcsfs) is handed to ``tf.io.gfile``, imported on first use.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 import stat
 from typing import BinaryIO
 
 from od_guard import errors
+from od_guard.checkpoint import remote
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_LOG = logging.getLogger("od_guard")
 
 
 def is_remote(path: str) -> bool:
-  """True for a URI that only `tf.io.gfile` can read."""
+  """True for a URI (any scheme but ``file://``)."""
   return bool(_URI.match(path)) and not path.startswith("file://")
 
 
@@ -27,27 +32,91 @@ def local(path: str) -> str:
   return path[len("file://") :] if path.startswith("file://") else path
 
 
-def _gfile():
-  import tensorflow as tf  # Only remote URIs pay for this import.
+def _tensorflow():
+  import tensorflow as tf  # Only URIs that fsspec does not serve pay for this import.
 
-  return tf.io.gfile
+  return tf
+
+
+class _Gfile:
+  """The fallback for schemes no installed fsspec implementation serves:
+  TensorFlow's gfile, with its errors typed."""
+
+  def __init__(self, path: str):
+    try:
+      tf = _tensorflow()
+    except ImportError as e:
+      raise remote.unavailable(path, "TensorFlow (whose gfile could try) is not installed") from e
+    self.gfile, self.errors = tf.io.gfile, tf.errors
+    if remote.scheme(path) in remote.EXTRAS:
+      _LOG.warning(
+        "od_guard: reading %s:// through TensorFlow's gfile; `%s` reads it without TensorFlow.",
+        remote.scheme(path),
+        remote.install_hint(path),
+      )
+
+  def call(self, path: str, fn, *args):
+    try:
+      return fn(*args)
+    except self.errors.UnimplementedError as e:
+      raise remote.unavailable(
+        path, f"TensorFlow's gfile does not implement it either ({str(e).splitlines()[0]})"
+      ) from e
+    except self.errors.PermissionDeniedError as e:
+      raise remote.PermissionDeniedError(
+        f"Cannot read {path}: permission denied.",
+        received=f"{path} ({e.message})",
+        fix="Check the credentials TensorFlow uses for this storage.",
+      ) from e
+    except self.errors.NotFoundError as e:
+      raise remote.ObjectNotFoundError(
+        f"{path} does not exist.",
+        received=f"{path} ({e.message})",
+        fix="Check the object's name.",
+      ) from e
+    except self.errors.OpError as e:
+      raise remote.RemoteStorageError(
+        f"Cannot read {path}: TensorFlow's gfile failed.",
+        received=f"{path} ({e.message})",
+        fix="Check the URI, the endpoint and the credentials TensorFlow uses.",
+      ) from e
+
+
+@functools.cache
+def _fallback(scheme: str) -> _Gfile:
+  return _Gfile(f"{scheme}://")
+
+
+def _backend(path: str):
+  """`remote` when fsspec serves the scheme, else TF's gfile (typed)."""
+  if remote.serves(path):
+    return None
+  try:
+    return _fallback(remote.scheme(path))
+  except remote.StorageUnavailableError as e:  # said about the scheme; name the path
+    raise remote.StorageUnavailableError(e.what, received=path, fix=e.fix) from e
 
 
 def exists(path: str) -> bool:
   if is_remote(path):
-    return _gfile().exists(path)
+    g = _backend(path)
+    return remote.exists(path) if g is None else g.call(path, g.gfile.exists, path)
   return os.path.lexists(local(path))
 
 
 def isdir(path: str) -> bool:
   if is_remote(path):
-    return _gfile().isdir(path)
+    g = _backend(path)
+    return remote.isdir(path) if g is None else g.call(path, g.gfile.isdir, path)
   return os.path.isdir(local(path))
 
 
 def listdir(path: str) -> list[str]:
   if is_remote(path):
-    return sorted(n.rstrip("/") for n in _gfile().listdir(path))
+    g = _backend(path)
+    if g is None:
+      return remote.listdir(path)
+    return sorted(n.rstrip("/") for n in g.call(path, g.gfile.listdir, path))
   return sorted(os.listdir(local(path)))
 
 
@@ -69,7 +138,8 @@ def basename(path: str) -> str:
 
 def getsize(path: str) -> int:
   if is_remote(path):
-    return _gfile().stat(path).length
+    g = _backend(path)
+    return remote.getsize(path) if g is None else g.call(path, g.gfile.stat, path).length
   return os.path.getsize(local(path))
 
 
@@ -83,7 +153,8 @@ def open_binary(path: str) -> BinaryIO:
     UnreadableFileError: the file is not a regular file or cannot be opened.
   """
   if is_remote(path):
-    return _gfile().GFile(path, "rb")
+    g = _backend(path)
+    return remote.open_binary(path) if g is None else _GfileReader(path, g)
   p = local(path)
   try:
     mode = os.stat(p).st_mode
@@ -112,6 +183,32 @@ def open_binary(path: str) -> BinaryIO:
         "readable."
       ),
     ) from e
+
+
+class _GfileReader:
+  """A gfile opened for reading, its errors typed."""
+
+  def __init__(self, path: str, g: _Gfile):
+    self._path, self._g = path, g
+    self._f = g.call(path, g.gfile.GFile, path, "rb")
+
+  def read(self, n: int = -1) -> bytes:
+    return self._g.call(self._path, self._f.read, n)
+
+  def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+    return self._g.call(self._path, self._f.seek, offset, whence)
+
+  def tell(self) -> int:
+    return self._f.tell()
+
+  def close(self) -> None:
+    self._f.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def _file_kind(mode: int) -> str:

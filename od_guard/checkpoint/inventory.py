@@ -390,6 +390,13 @@ def _read_tf_checkpoint(resolved: checkpoint_path.Resolved, object_graph: str) -
     )
   elif graph_entry is not None:
     summary, proto = _read_object_graph(prefix, graph_entry, num_shards, object_graph)
+  sliced = [e.key for e in index.entries if e.sliced]
+  if sliced:
+    notes.append(
+      f"{len(sliced)} partitioned (sliced) variable(s), e.g. {sliced[0]!r}: not damage; the"
+      " index lists each whole, and TensorFlow restores it from its slices, but od_guard"
+      " reads no slice (verify does not check them; remap refuses them)"
+    )
   if fmt == TF1_NAME_BASED:
     notes.append(
       "TF1 name-based checkpoint (no object graph): TF2 code restores it only by variable name"

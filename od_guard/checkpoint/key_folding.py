@@ -10,12 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 import re
 
-_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d+)$")
+from od_guard.checkpoint import limits
+
+# A trailing number of at most MAX_NUMBER_DIGITS digits (longer runs of digits
+# are names, not counters).
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d{1,%d})$" % limits.MAX_NUMBER_DIGITS)  # noqa: UP031
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _number_key(digits: str) -> tuple[int, str]:
+  # Numeric order for any length, without int() (whose digit limit a name can pass).
+  significant = digits.lstrip("0")
+  return (len(significant), significant)
 
 
 def natural_key(text: str) -> list:
   """Sort key that orders 'layer-2' before 'layer-10'."""
-  return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+  parts = _DIGITS.split(text)
+  # split() puts the digit runs at the odd positions.
+  return [_number_key(t) if i % 2 else t for i, t in enumerate(parts)]
 
 
 def fold_numbered(names: Iterable[str], *, min_run: int = 4) -> list[str]:

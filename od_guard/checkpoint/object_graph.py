@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from od_guard import errors
+from od_guard.checkpoint import limits
 from od_guard.checkpoint import tensor_bundle
 
 
@@ -34,6 +35,17 @@ def _damaged(where: str, detail: str) -> errors.CorruptCheckpointError:
     f"The object graph in {where!r} does not decode: {detail}.",
     received=where,
     fix="Copy the checkpoint's data shard again from its source.",
+  )
+
+
+def _beyond_limit(where: str, detail: str) -> errors.CorruptCheckpointError:
+  return errors.CorruptCheckpointError(
+    f"The object graph in {where!r} is beyond od_guard's limits: {detail}.",
+    received=where,
+    fix=(
+      "No TensorFlow program writes such a graph: the data shard is damaged or was "
+      "crafted. Copy the checkpoint again from its source."
+    ),
   )
 
 
@@ -58,6 +70,8 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
       pos += 1
       shift = 7
       while b & 0x80:  # inline varint: once per node
+        if shift >= 7 * limits.MAX_VARINT_BYTES:
+          raise ValueError(f"a varint is longer than {limits.MAX_VARINT_BYTES} bytes")
         b = raw[pos]
         n |= (b & 0x7F) << shift
         shift += 7
@@ -74,6 +88,10 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
       raise ValueError("the last node runs past the end")
   except (ValueError, IndexError, UnicodeDecodeError) as e:
     raise _damaged(where, str(e) or type(e).__name__) from e
+  if num_nodes > limits.MAX_OBJECT_GRAPH_NODES:
+    raise _beyond_limit(
+      where, f"{num_nodes:,} nodes (the limit is {limits.MAX_OBJECT_GRAPH_NODES:,})"
+    )
   return ObjectGraphSummary(num_nodes=num_nodes, root_children=tuple(root_children))
 
 
@@ -85,6 +103,65 @@ def parse(raw: bytes, where: str = ""):
   graph = trackable_object_graph_pb2.TrackableObjectGraph()
   try:
     graph.ParseFromString(raw)
-  except message.DecodeError as e:
-    raise _damaged(where, str(e)) from e
+  except (message.DecodeError, ValueError, TypeError, RecursionError, OverflowError) as e:
+    raise _damaged(where, str(e) or type(e).__name__) from e
+  check(graph, where)
   return graph
+
+
+def check(graph, where: str = "") -> int:
+  """Checks a parsed graph's references and depth; returns its depth.
+
+  Every child, slot variable and original variable id names a node of the
+  graph, and every node the root reaches is at most MAX_OBJECT_GRAPH_DEPTH
+  references below it (breadth first, each node once: shared objects and
+  cycles, which TensorFlow allows, are walked once).
+
+  Raises:
+    CorruptCheckpointError: an id out of range, or a graph too deep or too large.
+  """
+  nodes = graph.nodes
+  n = len(nodes)
+  if n > limits.MAX_OBJECT_GRAPH_NODES:
+    raise _beyond_limit(where, f"{n:,} nodes (the limit is {limits.MAX_OBJECT_GRAPH_NODES:,})")
+  if not n:
+    return 0
+
+  def check_ids(node_id: int, node) -> None:
+    for child in node.children:
+      if not 0 <= child.node_id < n:
+        raise _damaged(
+          where,
+          f"node {node_id} has a child {limits.printable(child.local_name[:100])!r} with id"
+          f" {child.node_id}, but the graph has {n} nodes",
+        )
+    for slot in node.slot_variables:
+      for ref in (slot.original_variable_node_id, slot.slot_variable_node_id):
+        if not 0 <= ref < n:
+          raise _damaged(where, f"node {node_id} has a slot variable that names node {ref} of {n}")
+
+  seen = bytearray(n)
+  seen[0] = 1
+  frontier = [0]
+  level = 0
+  while frontier:
+    if level > limits.MAX_OBJECT_GRAPH_DEPTH:
+      raise _beyond_limit(
+        where, f"objects more than {limits.MAX_OBJECT_GRAPH_DEPTH:,} references below the root"
+      )
+    following = []
+    for node_id in frontier:
+      node = nodes[node_id]
+      check_ids(node_id, node)
+      for child in node.children:
+        c = child.node_id
+        if not seen[c]:
+          seen[c] = 1
+          following.append(c)
+    frontier = following
+    level += 1
+  if seen.count(0):  # nodes the root does not reach: their references too
+    for node_id in range(n):
+      if not seen[node_id]:
+        check_ids(node_id, nodes[node_id])
+  return level - 1

@@ -51,17 +51,31 @@ def _not_found(path: str, fix: str) -> errors.CheckpointNotFoundError:
   )
 
 
+def _listdir(directory: str) -> list[str]:
+  try:
+    return fileio.listdir(directory)
+  except OSError as e:
+    raise errors.UnreadableFileError(
+      f"Cannot list the directory {directory!r}: {e.strerror or e}.",
+      received=directory,
+      fix="Check that the directory exists and that you may read it.",
+    ) from e
+
+
 def _index_prefixes(directory: str) -> list[str]:
   return [
     n[: -len(".index")]
-    for n in fileio.listdir(directory)
+    for n in _listdir(directory)
     if n.endswith(".index") and len(n) > len(".index")
   ]
 
 
-def _sort_key(prefix: str) -> tuple[int, str]:
+def _sort_key(prefix: str) -> tuple[int, str, str]:
   m = _CKPT_NUMBER.search(prefix)
-  return (int(m.group(1)) if m else -1, prefix)
+  if not m:
+    return (-1, "", prefix)
+  digits = m.group(1).lstrip("0")  # numeric order without int(): names can be long
+  return (len(digits), digits, prefix)
 
 
 def _from_state_file(directory: str, notes: list[str]) -> str | None:
@@ -75,6 +89,9 @@ def _from_state_file(directory: str, notes: list[str]) -> str | None:
     notes.append(f"the state file {state!r} names no model_checkpoint_path; ignored it")
     return None
   named = m.group("path")
+  if not named or not named.isprintable() or len(named) > 4096:
+    notes.append(f"the state file {state!r} names an impossible path; ignored it")
+    return None
   absolute = named.startswith("/") or bool(re.match(r"^[A-Za-z]:[\\/]", named)) or "://" in named
   candidate = named if absolute else fileio.join(directory, named)
   if fileio.exists(candidate + ".index"):
@@ -94,7 +111,7 @@ def _from_state_file(directory: str, notes: list[str]) -> str | None:
 
 
 def _resolve_directory(path: str, notes: list[str]) -> Resolved:
-  names = fileio.listdir(path)
+  names = _listdir(path)
   if "saved_model.pb" in names or "saved_model.pbtxt" in names:
     prefix = fileio.join(path, "variables", "variables")
     if not fileio.exists(prefix + ".index"):

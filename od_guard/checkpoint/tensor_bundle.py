@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import dataclasses
+import errno
 import os
+import re
 import struct
 from typing import BinaryIO, NamedTuple
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.checkpoint import limits
+from od_guard.checkpoint import safe_output
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48
@@ -135,6 +139,17 @@ def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
   )
 
 
+def _corrupt_shard(path: str, detail: str) -> errors.CorruptCheckpointError:
+  return errors.CorruptCheckpointError(
+    f"The data shard {path!r} is damaged: {detail}.",
+    received=f"{path} ({_size_text(path)})",
+    fix=(
+      "Copy the checkpoint's data shard again from its source (the index is "
+      "intact; the shard beside it is not)."
+    ),
+  )
+
+
 def _size_text(path: str) -> str:
   try:
     return f"{fileio.getsize(path):,} bytes"
@@ -150,19 +165,26 @@ def decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
   Raises:
     IndexError: `buf` ends inside the varint.
-    ValueError: the varint is longer than 64 bits.
+    ValueError: the varint is longer than 10 bytes or its value does not fit
+      in 64 bits.
   """
-  result = 0
-  shift = 0
+  b = buf[pos]
+  if b < 0x80:
+    return b, pos + 1
+  result = b & 0x7F
+  shift = 7
+  pos += 1
   while True:
     b = buf[pos]
     pos += 1
     result |= (b & 0x7F) << shift
     if not b & 0x80:
+      if result >> 64:
+        raise ValueError("a varint's value does not fit in 64 bits")
       return result, pos
     shift += 7
-    if shift > 63:
-      raise ValueError("varint too long")
+    if shift >= 7 * limits.MAX_VARINT_BYTES:
+      raise ValueError(f"a varint is longer than {limits.MAX_VARINT_BYTES} bytes")
 
 
 def skip_field(buf: bytes, pos: int, wire: int) -> int:
@@ -233,11 +255,31 @@ def _decode_shape(buf: bytes, pos: int, end: int) -> tuple[int, ...]:
       if size >= 1 << 63:  # int64 -1 for unknown dimensions.
         size -= 1 << 64
       dims.append(size)
+      if len(dims) > limits.MAX_DIMS:
+        break
     else:
       if tag & 0x80:
         tag, pos = decode_varint(buf, pos - 1)
       pos = skip_field(buf, pos, tag & 7)
-  return tuple(dims)
+  if pos > end:
+    raise ValueError("a shape runs past the end of its entry")
+  shape = tuple(dims)
+  problem = limits.check_shape(shape)
+  if problem:
+    raise ValueError(f"an entry holds {problem}")
+  return shape
+
+
+def _dtype_name(d: int) -> str:
+  """The name of DataType enum value `d` (reference types, d + 100, as their base)."""
+  if d > 100:
+    d -= 100
+  name = DTYPE_NAMES.get(d)
+  if name is not None:
+    return name
+  if not 0 < d < 100:  # 0 is DT_INVALID; real enum values are small
+    raise ValueError(f"an entry has the invalid dtype enum value {d}")
+  return f"dtype_{d}"
 
 
 def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
@@ -274,11 +316,7 @@ def _decode_entry(key: str, buf: bytes, pos: int, end: int) -> BundleEntry:
       pos = skip_field(buf, pos, tag & 7)
   if pos != end:
     raise ValueError(f"the entry for {key!r} runs past its end")
-  if dtype > 100:
-    dtype -= 100
-  return BundleEntry(
-    key, DTYPE_NAMES.get(dtype, f"dtype_{dtype}"), shape, shard_id, offset, size, sliced, crc
-  )
+  return BundleEntry(key, _dtype_name(dtype), shape, shard_id, offset, size, sliced, crc)
 
 
 def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | None:
@@ -301,6 +339,11 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
     if not key:
       header = _decode_header(block[pos:end])
       continue
+    if key[0] == 0:
+      # The key of one slice of a partitioned variable (TF's EncodeTensorNameSlice
+      # starts with a 0 byte): its bytes belong to the variable's own entry,
+      # which says `sliced`.
+      continue
     name = key.decode("utf-8")
     # dtype tag + 1-byte value, shape tag + 1-byte length.
     if (
@@ -314,10 +357,7 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
       known = cache.get(prefix)
       if known is None:
         d = block[pos + 1]
-        known = cache[prefix] = (
-          DTYPE_NAMES.get(d - 100 if d > 100 else d, f"dtype_{d}"),
-          _decode_shape(block, pos + 4, stop),
-        )
+        known = cache[prefix] = (_dtype_name(d), _decode_shape(block, pos + 4, stop))
       p = stop
       shard_id = 0
       if block[p] == 0x18:
@@ -333,11 +373,16 @@ def _decode_entries(block: bytes, entries: list, cache: dict) -> BundleHeader | 
         p += 2
         shift = 7
         while b & 0x80:
+          if shift > 63:  # more than 10 bytes: the general decoder says so
+            break
           b = block[p]
           value |= (b & 0x7F) << shift
           shift += 7
           p += 1
-        offset_size.append(value)
+        else:
+          offset_size.append(value)
+          continue
+        break
       else:
         if block[p] == 0x35 and p + 5 == end:
           offset, size = offset_size
@@ -361,23 +406,57 @@ def _decode_header(buf: bytes) -> BundleHeader:
       for f, _, v, _ in fields(buf, value, stop):
         if f == 1:
           version = v
+  if num_shards > limits.MAX_SHARDS:
+    raise ValueError(
+      f"its header names {limits.count_text(num_shards)} data shards "
+      f"(the limit is {limits.MAX_SHARDS:,})"
+    )
   return BundleHeader(num_shards=num_shards, big_endian=big_endian, version=version)
+
+
+def _crc32c_function():
+  """google_crc32c's C CRC32C (where installed), to check every block's checksum
+  as TensorFlow does; None without it (the pure-Python CRC would cost more than
+  reading the index)."""
+  try:
+    import google_crc32c
+  except ImportError:  # pragma: no cover  # a dependency of od_guard
+    return None
+  return google_crc32c.value
+
+
+_crc32c_value = _crc32c_function()
 
 
 def _read_block(f: BinaryIO, file_size: int, offset: int, size: int) -> bytes:
   if offset + size + _BLOCK_TRAILER_SIZE > file_size:
     raise ValueError(
-      f"a block at bytes {offset}..{offset + size} lies past the end of the {file_size}-byte file"
+      f"a block at bytes {limits.count_text(offset, 'd')}..{limits.count_text(offset + size, 'd')}"
+      f" lies past the end of the {file_size}-byte file"
     )
   f.seek(offset)
   raw = f.read(size + _BLOCK_TRAILER_SIZE)
+  if len(raw) != size + _BLOCK_TRAILER_SIZE:
+    raise ValueError("the file ends inside a block (it shrank while being read?)")
   kind = raw[size]
   data = raw[:size]
+  if _crc32c_value is not None:
+    (stored,) = struct.unpack_from("<I", raw, size + 1)
+    if mask_crc(_crc32c_value(raw[: size + 1])) != stored:
+      # TensorFlow checks every block's CRC too (DataLoss: block checksum mismatch).
+      raise ValueError(f"the block at byte {offset:,} does not match its checksum")
   if kind == _NO_COMPRESSION:
     return data
   if kind == _SNAPPY_COMPRESSION:
     import cramjam  # Imported here: only compressed blocks need it.
 
+    # A raw snappy block starts with its uncompressed length: checked before
+    # decompressing, so a block cannot claim gigabytes.
+    length, _ = decode_varint(data, 0)
+    if length > max(64 * size, 1 << 20):
+      raise ValueError(
+        f"a compressed block of {size:,} bytes claims {limits.count_text(length)} bytes"
+      )
     return bytes(cramjam.snappy.decompress_raw(data))
   raise ValueError(f"unknown block compression type {kind}")
 
@@ -410,6 +489,8 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, int, int]]:
       value_len, pos = decode_varint(block, pos)
     if shared > len(key) or pos + non_shared + value_len > limit:
       raise ValueError("a block entry runs past the end of its block")
+    if shared + non_shared > limits.MAX_KEY_BYTES:
+      raise ValueError(f"a key is longer than {limits.MAX_KEY_BYTES:,} bytes")
     key = key[:shared] + block[pos : pos + non_shared]
     pos += non_shared
     yield key, pos, pos + value_len
@@ -464,7 +545,32 @@ def _read_table(
     size, _ = decode_varint(index_block, p)
     block = _read_block(f, file_size, offset, size)
     header = _decode_entries(block, entries, cache) or header
+    if len(entries) > limits.MAX_ENTRIES:
+      raise ValueError(f"it holds more than {limits.MAX_ENTRIES:,} entries")
   return header, entries
+
+
+def _check_entries(entries: list[BundleEntry], header: BundleHeader) -> None:
+  """Keys strictly increasing (as every sorted table's are); shard ids, offsets
+  and sizes within the limits."""
+  previous = ""
+  num_shards = header.num_shards
+  for key, _, _, shard_id, offset, size, sliced, _ in entries:
+    if key <= previous:
+      raise ValueError(
+        f"its keys are out of order or repeated (at {limits.printable(key[:200])!r})"
+      )
+    previous = key
+    if (shard_id >= num_shards and not sliced) or offset + size > limits.MAX_FILE_BYTES:
+      raise ValueError(
+        f"the entry for {limits.printable(key[:200])!r} places its bytes in shard "
+        f"{limits.count_text(shard_id, 'd')} at bytes {limits.count_text(offset, 'd')}.."
+        f"{limits.count_text(offset + size, 'd')}, outside the {num_shards} data shard(s)"
+        " the header names"
+        if shard_id >= num_shards
+        else f"the entry for {limits.printable(key[:200])!r} has an offset or size beyond"
+        f" {limits.MAX_FILE_BYTES:,} bytes"
+      )
 
 
 def read_index(path: str) -> BundleIndex:
@@ -486,14 +592,17 @@ def read_index(path: str) -> BundleIndex:
     file_size, footer = _footer(f, path)
     try:
       header, entries = _read_table(f, file_size, footer)
-    except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
+      if header is None:
+        raise ValueError("it has no bundle header entry")
+      _check_entries(entries, header)
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError, OverflowError) as e:
       raise _corrupt(path, str(e) or type(e).__name__) from e
+    except MemoryError as e:
+      raise _corrupt(path, "a length in it asks for more memory than there is") from e
     except Exception as e:  # cramjam raises its own DecompressionError.
       if type(e).__name__ == "DecompressionError":
         raise _corrupt(path, f"a compressed block does not decompress ({e})") from e
       raise
-  if header is None:
-    raise _corrupt(path, "it has no bundle header entry")
   return BundleIndex(header=header, entries=tuple(entries))
 
 
@@ -512,26 +621,37 @@ def read_string_scalar(prefix: str, entry: BundleEntry, num_shards: int) -> byte
     CorruptCheckpointError: the shard is shorter than the index says.
   """
   path = shard_path(prefix, entry.shard_id, num_shards)
+  key = limits.printable(entry.key)
+  if entry.size > limits.MAX_OBJECT_GRAPH_BYTES:
+    raise _corrupt_shard(
+      path,
+      f"the index says the string tensor {key!r} takes {limits.count_text(entry.size)} bytes"
+      f" (the limit is {limits.MAX_OBJECT_GRAPH_BYTES:,})",
+    )
   with fileio.open_binary(path) as f:
+    f.seek(0, os.SEEK_END)
+    shard_size = f.tell()
+    if entry.offset + entry.size > shard_size:
+      raise errors.CorruptCheckpointError(
+        f"The data shard {path!r} is shorter than its index says.",
+        received=(
+          f"{path} ({shard_size:,} bytes); the index places {key!r} at bytes "
+          f"{limits.count_text(entry.offset, 'd')}..{limits.count_text(entry.offset + entry.size, 'd')}"
+        ),
+        fix="Copy the checkpoint's data shard again from its source.",
+      )
     f.seek(entry.offset)
     raw = f.read(entry.size)
   if len(raw) != entry.size:
-    raise errors.CorruptCheckpointError(
-      f"The data shard {path!r} is shorter than its index says.",
-      received=(
-        f"{path} ({_size_text(path)}); the index places "
-        f"{entry.key!r} at bytes {entry.offset}..{entry.offset + entry.size}"
-      ),
-      fix="Copy the checkpoint's data shard again from its source.",
-    )
+    raise _corrupt_shard(path, f"it ends inside the string tensor {key!r}")
   try:
     length, pos = decode_varint(raw, 0)
-  except IndexError as e:
-    raise _corrupt(path, f"the string tensor {entry.key!r} is unreadable") from e
+  except (IndexError, ValueError) as e:
+    raise _corrupt_shard(path, f"the string tensor {key!r} is unreadable") from e
   pos += 4  # masked CRC32C of the length varints.
   value = raw[pos : pos + length]
   if len(value) != length:
-    raise _corrupt(path, f"the string tensor {entry.key!r} is truncated")
+    raise _corrupt_shard(path, f"the string tensor {key!r} is truncated")
   return value
 
 
@@ -548,6 +668,12 @@ for _i in range(256):
 _BLOCK_SIZE = 4096
 _RESTART_INTERVAL = 16
 _COPY_CHUNK = 16 << 20
+# copy_file_range errors after which a plain read/write copy may succeed.
+_NO_COPY_FILE_RANGE = frozenset(
+  getattr(errno, n)
+  for n in ("EXDEV", "ENOSYS", "EINVAL", "EOPNOTSUPP", "ENOTSUP", "EBADF")
+  if hasattr(errno, n)
+)
 
 
 def crc32c(data: bytes, crc: int = 0) -> int:
@@ -680,6 +806,15 @@ class _TableBuilder:
     return bytes(self.out) + footer
 
 
+def _ends_early(src, source: str, key: str, offset: int, size: int):
+  """The data shard (not the index) is shorter than the index says."""
+  path = getattr(src, "name", None)
+  return _corrupt_shard(
+    path if isinstance(path, str) else source,
+    f"the bytes of {limits.printable(key[:200])!r} (at {offset:,}..{offset + size:,}) end early",
+  )
+
+
 def _copy_range(
   src: BinaryIO, out: BinaryIO, offset: int, size: int, source: str, key: str
 ) -> None:
@@ -695,12 +830,14 @@ def _copy_range(
       while remaining:
         n = os.copy_file_range(src_fd, out_fd, min(remaining, _COPY_CHUNK), position)
         if n == 0:
-          raise _corrupt(source, f"the data of {key!r} ends early")
+          raise _ends_early(src, source, key, offset, size)
         position += n
         remaining -= n
       out.seek(0, os.SEEK_END)
       return
-    except OSError:  # e.g. EXDEV, ENOSYS: undo any partial copy, then fall back
+    except OSError as e:  # e.g. EXDEV, ENOSYS: undo any partial copy, then fall back
+      if e.errno not in _NO_COPY_FILE_RANGE:
+        raise  # ENOSPC, EIO, EFBIG ...: a plain write would fail the same way
       out.seek(start)
       out.truncate()
   src.seek(offset)
@@ -708,7 +845,7 @@ def _copy_range(
   while remaining:
     chunk = src.read(min(remaining, _COPY_CHUNK))
     if not chunk:
-      raise _corrupt(source, f"the data of {key!r} ends early")
+      raise _ends_early(src, source, key, offset, size)
     out.write(chunk)
     remaining -= len(chunk)
 
@@ -763,15 +900,12 @@ def _copy_data(
   return records
 
 
-def _write_index(path: str, records: list[tuple[bytes, bytes]]) -> None:
+def _index_bytes(records: list[tuple[bytes, bytes]]) -> bytes:
   table = _TableBuilder()
   table.add(b"", _encode_header(1))
   for key, value in sorted(records):
     table.add(key, value)
-  with open(path, "wb") as out:
-    out.write(table.finish())
-    out.flush()
-    os.fsync(out.fileno())
+  return table.finish()
 
 
 def copy_bundle(
@@ -782,12 +916,28 @@ def copy_bundle(
   replace: dict[str, bytes] | None = None,
   progress=None,
   progress_every: int = 256 << 20,
+  *,
+  overwrite: bool = True,
+  check=None,
+  directory: safe_output.Directory | None = None,
+  keep: frozenset = frozenset(),
 ) -> None:
   """Writes `destination` (one data shard) from `source`: every tensor's bytes
   copied unchanged (with its CRC) under its new key; keys in `replace` (scalar
-  strings, e.g. a rewritten object graph) re-encoded. Files are written under
-  temporary names next to the destination and renamed into place, data first,
-  index last. Memory stays within one copy chunk.
+  strings, e.g. a rewritten object graph) re-encoded. Memory stays within one
+  copy chunk.
+
+  Crash safety (see `safe_output`): both files are written to temporary files
+  created exclusively in the destination's directory
+  (``.od_guard-remap-<pid>-<random>.{data,index}.tmp``), fsynced, and checked
+  (`check`); then a journal ``<destination>.od_guard-journal`` naming the
+  renames is published (the commit point), the old index is removed, the
+  data then the index are renamed into place, an old checkpoint's other data
+  shards are removed, and the journal is deleted. Killed before the journal
+  exists, the destination is untouched (the temporary files are leftovers the
+  next run removes); after, the next run rolls the change forward. SIGINT /
+  SIGTERM during the copy remove the temporary files; during the renames they
+  wait until the renames are done.
 
   Args:
     source: the checkpoint prefix to copy.
@@ -798,22 +948,103 @@ def copy_bundle(
     progress: called as progress(tensors written, tensors in all) after every
       `progress_every` bytes and at the end.
     progress_every: bytes between progress calls.
+    overwrite: replace an existing destination (else refuse, even if it
+      appears while copying).
+    check: called as check(index path, data path) on the complete temporary
+      files, before anything is renamed; raises to abandon the copy.
+    directory: the destination's directory, already open.
+    keep: (st_dev, st_ino) of files never to remove (the source's).
 
   Raises:
     CorruptCheckpointError: a tensor is partitioned, or its data ends early.
+    DestinationError: the destination cannot be written (typed: read-only,
+      no space, permission, taken by another run ...).
   """
-  directory = os.path.dirname(os.path.abspath(destination)) or "."
-  tmp_data = os.path.join(directory, f".od_guard-{os.getpid()}-data.tmp")
-  tmp_index = os.path.join(directory, f".od_guard-{os.getpid()}-index.tmp")
+  base = os.path.basename(destination)
+  where = os.path.dirname(os.path.abspath(destination)) or "."
+  own = directory is None
   try:
-    with open(tmp_data, "wb") as out:
-      records = _copy_data(source, index, out, renames, replace or {}, progress, progress_every)
+    d = directory
+    with safe_output.interruptible() as guard:
+      d = directory if directory is not None else safe_output.Directory(where)
+      try:
+        _copy_into(
+          d,
+          guard,
+          source,
+          index,
+          base,
+          renames,
+          replace or {},
+          progress,
+          progress_every,
+          overwrite,
+          check,
+          keep,
+        )
+      finally:
+        if own:
+          d.close()
+  except OSError as e:
+    if d is not None and safe_output.journal_name(base) in d.committed:
+      raise safe_output.DestinationError(
+        f"Writing {destination!r} stopped after its commit point: {e.strerror or e}.",
+        received=os.path.join(where, safe_output.journal_name(base)),
+        fix="Run remap into that directory again once the cause is fixed: it completes the "
+        "change from the journal (the source is untouched).",
+      ) from e
+    raise safe_output.write_error(e, where) from e
+
+
+def _copy_into(
+  d, guard, source, index, base, renames, replace, progress, progress_every, overwrite, check, keep
+) -> None:
+  token = safe_output.new_token()
+  temps: list[str] = []
+  committed = False
+  try:
+    data_name, data_fd = d.create_temp("remap", "data", token)
+    temps.append(data_name)
+    with os.fdopen(data_fd, "wb", closefd=False) as out:
+      records = _copy_data(source, index, out, renames, replace, progress, progress_every)
       out.flush()
-      os.fsync(out.fileno())
-    _write_index(tmp_index, records)
-    os.replace(tmp_data, shard_path(destination, 0, 1))
-    os.replace(tmp_index, destination + ".index")
+    os.fsync(data_fd)
+    index_name, index_fd = d.create_temp("remap", "index", token)
+    temps.append(index_name)
+    safe_output.write_all(index_fd, _index_bytes(records))
+    os.fsync(index_fd)
+    if check is not None:
+      check(d.join(index_name), d.join(data_name))
+    mode = safe_output.default_file_mode()  # temporary files are 0600 until complete
+    os.fchmod(data_fd, mode)
+    os.fchmod(index_fd, mode)
+    final_data, final_index = shard_path(base, 0, 1), base + ".index"
+    with guard.deferred():
+      if not overwrite and (d.exists(final_index) or d.exists(final_data)):
+        raise safe_output.DestinationError(
+          "The destination checkpoint appeared while remap was writing it.",
+          received=d.join(final_index),
+          fix="Pass --overwrite to replace it, or choose another prefix.",
+        )
+      stale = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
+      remove = []
+      if overwrite:
+        for name in d.listdir():
+          st = d.lstat(name) if stale.match(name) and name != final_data else None
+          if st is not None and (st.st_dev, st.st_ino) not in keep:
+            remove.append(name)
+      plan = {
+        "kind": "remap",
+        "renames": [[data_name, final_data], [index_name, final_index]],
+        "clear": [final_index] if overwrite else [],
+        "remove": remove,
+      }
+      plan = safe_output.publish_journal(d, base, plan, token)
+      committed = True
+      safe_output.apply_plan(d, plan)
   finally:
-    for p in (tmp_data, tmp_index):
-      if os.path.exists(p):
-        os.unlink(p)
+    # Once the journal is published the change is committed: its files are
+    # the next run's to complete, whatever happens here.
+    if not committed and safe_output.journal_name(base) not in d.committed:
+      for name in temps:
+        d.unlink(name)

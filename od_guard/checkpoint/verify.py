@@ -33,6 +33,7 @@ from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory as inventory_lib
 from od_guard.checkpoint import kinds
+from od_guard.checkpoint import limits
 from od_guard.checkpoint import tensor_bundle
 
 SCHEMA = "od_guard.verify/1"
@@ -382,7 +383,14 @@ def verify(
       for e in in_shard:
         results[e.key] = _health(by_key[e.key], None, SHARD_MISSING, f"{shard_file} is missing")
       continue
-    size = fileio.getsize(shard_file)
+    try:
+      size = fileio.getsize(shard_file)
+    except OSError as e:  # a dangling symlink, a symlink loop
+      for e_ in in_shard:
+        results[e_.key] = _health(
+          by_key[e_.key], None, SHARD_MISSING, f"{shard_file} cannot be read: {e.strerror or e}"
+        )
+      continue
     with fileio.open_binary(shard_file) as f:
       for e in in_shard:
         v = by_key[e.key]
@@ -395,6 +403,15 @@ def verify(
             None,
             TRUNCATED,
             f"bytes {e.offset}..{e.offset + e.size} of a {size:,}-byte shard",
+          )
+          continue
+        if v.dtype == "string" and e.size > limits.MAX_OBJECT_GRAPH_BYTES:
+          results[e.key] = _health(
+            v,
+            None,
+            NOT_CHECKED,
+            f"a string tensor of {e.size:,} bytes (read whole only"
+            f" up to {limits.MAX_OBJECT_GRAPH_BYTES:,})",
           )
           continue
         f.seek(e.offset)

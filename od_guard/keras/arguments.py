@@ -84,3 +84,18 @@ def shape(name: str, value: Any) -> tuple[int | None, ...] | None:
       fix=f"Write e.g. {name}=(None, 64, 64, 3).",
     )
   return tuple(None if d is None else int(d) for d in dims)
+
+
+def seconds(name: str, value: Any) -> float:
+  """`value`, a positive number of seconds, as a float.
+
+  Raises:
+    UsageError: `value` is not a number > 0.
+  """
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+    raise errors.UsageError(
+      f"Argument `{name}` must be a number of seconds > 0.",
+      received=f"{name}={value!r}",
+      fix=f"Write e.g. {name}=300.",
+    )
+  return float(value)

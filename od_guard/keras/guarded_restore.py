@@ -31,6 +31,7 @@ from od_guard.keras import model_facts as keras_model
 from od_guard.report import publish
 from od_guard.report import record
 from od_guard.report import render
+from od_guard.restore import consensus
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import keras_layout as keras_diagnosis
 from od_guard.restore import live_graph
@@ -174,8 +175,16 @@ def restore(
   log_dir: str | None = None,
   report_path: str | None = None,
   quiet: bool = False,
+  consensus_timeout: float = consensus.DEFAULT_TIMEOUT,
 ) -> record.Report:
   """Guarded restore of `checkpoint` into `model`.
+
+  Under MultiWorkerMirroredStrategy every worker runs it (as `fit` runs the
+  callbacks on every worker) and the workers exchange what they read and
+  decided (`od_guard.restore.consensus`): once after reading the checkpoint,
+  before anything that needs the other workers, and once before restoring. If
+  any worker fails, or the workers read different files, every worker raises
+  the same `WorkersDisagreeError` and none restores.
 
   Args:
     model: a Keras 3 or tf-keras model, or a dict of trackables (the keyword
@@ -192,21 +201,35 @@ def restore(
     log_dir: also write the report to TensorBoard there (step 0, run 'train').
     report_path: also write the JSON report there (atomically).
     quiet: do not print the text report.
+    consensus_timeout: under MultiWorkerMirroredStrategy, seconds to wait for
+      every worker's record.
 
   Returns:
     The report (verdict pass or warn).
 
   Raises:
     RestoreGuardError: the verdict failed; nothing was restored.
+    WorkersDisagreeError: under MultiWorkerMirroredStrategy, some worker
+      failed or read other files; nothing was restored on any worker.
+    ConsensusTimeoutError: some worker did not arrive in time.
     OdGuardError: the checkpoint cannot be read.
   """
   policy = policy or policy_lib.preset("default")
   timer = pipeline.Timer()
+  strategy = _strategy_of(model)
+  multi = consensus.is_multi_worker(strategy)
   with timer.phase("read"):
-    inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
+    try:
+      inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
+    except errors.OdGuardError as e:
+      if multi:  # the others learn why this worker stops, and stop too
+        consensus.agree(strategy, _record(strategy, "read", checkpoint, error=e), consensus_timeout)
+      raise
+  if multi:
+    with timer.phase("consensus"):
+      consensus.agree(strategy, _record(strategy, "read", inv.prefix), consensus_timeout)
   roots = model if isinstance(model, dict) else {"model": model}
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
-  strategy = _strategy_of(model)
   found, not_checked = _build_or_defer(model, inv, policy, input_shape, strategy)
   graph = report = None
   with timer.phase("match"):
@@ -217,6 +240,31 @@ def restore(
         graph, report, more = _tf_checkpoint(roots, inv, exclude, flavour, policy)
       found.extend(more)
   verdict, _ = policy_lib.decide(policy, pipeline.demote_consequences(found), training=True)
+  if multi:
+    mine = _record(strategy, "verdict", inv.prefix, verdict=verdict, found=found)
+    try:
+      consensus.agree(strategy, mine, consensus_timeout)
+    except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
+      found.insert(0, _disagreement(e))
+      result = pipeline.conclude(
+        tier=record.MODEL,
+        inventory=inv,
+        found=found,
+        policy=policy,
+        restore=report,
+        training=True,
+        timings=timer.timings,
+        strategy=strategies.describe(strategy),
+        not_checked=not_checked,
+      )
+      publish.publish(
+        result,
+        chief=strategies.is_chief(strategy),
+        quiet=quiet,
+        json_path=report_path,
+        log_dir=log_dir,
+      )
+      raise
   if not verdict.failed and (report is not None or not_checked):
     with timer.phase("restore"):
       _apply(model, roots, inv, graph, report, strategy, exclude)
@@ -243,6 +291,42 @@ def restore(
   if result.verdict.failed:
     raise RestoreGuardError(result)
   return result
+
+
+def _record(strategy, stage, prefix, *, error=None, verdict=None, found=()) -> consensus.Record:
+  """This worker's consensus record."""
+  import socket
+
+  common = {
+    "worker": consensus.worker_name(strategy),
+    "host": socket.gethostname(),
+    "stage": stage,
+    "checkpoint": str(prefix),
+  }
+  if error is not None:
+    return consensus.Record(
+      decision="error", codes=(type(error).__name__,), summary=error.what, **common
+    )
+  errs = [f for f in found if f.severity == findings_lib.ERROR]
+  summary = errs[0].title if errs else ""
+  return consensus.Record(
+    decision="pass" if verdict is None else verdict.decision,
+    codes=tuple(f.code for f in errs),
+    summary=summary,
+    digest=consensus.index_digest(prefix),
+    **common,
+  )
+
+
+def _disagreement(error: errors.OdGuardError) -> findings_lib.Finding:
+  """The workers' disagreement (or a missing worker) as the report's first error."""
+  return findings_lib.Finding(
+    "workers_disagree" if isinstance(error, consensus.WorkersDisagreeError) else "workers_missing",
+    findings_lib.ERROR,
+    error.what,
+    detail=error.received.strip(),
+    fix=error.fix,
+  )
 
 
 def _verify_restore(model, strategy, roots, graph, report, inv, not_checked):

@@ -38,6 +38,9 @@ class RestoreGuardCore:
     report_path: where to write the JSON report.
     verify: check the restored values on every replica.
     quiet: do not print the text report.
+    consensus_timeout: under MultiWorkerMirroredStrategy, seconds every worker
+      waits for the others' verdicts (a worker that has not arrived by then
+      stops them all before the first batch).
 
   Attributes:
     report: the `od_guard.Report` of the restore, once training began.
@@ -57,6 +60,7 @@ class RestoreGuardCore:
     report_path: str | os.PathLike | None = None,
     verify: bool = True,
     quiet: bool = False,
+    consensus_timeout: float = guarded_restore.consensus.DEFAULT_TIMEOUT,
   ):
     super().__init__()
     if policy is not None and not isinstance(policy, policy_lib.Policy):
@@ -73,6 +77,7 @@ class RestoreGuardCore:
     self.report_path = arguments.path("report_path", report_path, optional=True)
     self.verify = verify
     self.quiet = quiet
+    self.consensus_timeout = arguments.seconds("consensus_timeout", consensus_timeout)
     self.report = None
 
   def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -87,4 +92,5 @@ class RestoreGuardCore:
       log_dir=self.log_dir,
       report_path=self.report_path,
       quiet=self.quiet,
+      consensus_timeout=self.consensus_timeout,
     )

@@ -25,6 +25,7 @@ import re
 from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import safe_output
 from od_guard.naming import rules as naming_rules
 
 WARN = "warn"
@@ -36,6 +37,7 @@ _LOG = logging.getLogger("od_guard")
 # in text format) that name its latest checkpoint and every kept one.
 _LATEST = "model_checkpoint_path:"
 _ALL = "all_model_checkpoint_paths:"
+_STATE_MAX_BYTES = 16 << 20
 
 
 class NamingViolationError(errors.OdGuardError):
@@ -81,36 +83,117 @@ def validate_mode(mode: str) -> None:
 
 
 def _quarantine(path: str) -> str:
-  """Moves a saved checkpoint to its quarantine name; returns that name."""
-  if os.path.exists(path + ".index"):
-    return _quarantine_bundle(path)
-  return _quarantine_file(path)
+  """Moves a saved checkpoint to its quarantine name; returns that name.
+
+  Crash-safe and never clobbering: the moves are a journaled transaction
+  (`safe_output`): a journal ``<name>.od_guard-journal`` is published, the
+  checkpoint leaves the state file, each file gets its quarantine name by a
+  hard link (never replacing an existing file; a taken quarantine name gives
+  ``.quarantined-2``, ``-3`` ...) and loses its old name, then the journal is
+  deleted. Killed at any instant, the checkpoint is whole under its old name or
+  under its quarantine name (with, at worst, both names linked to the same
+  files); the next check in that directory completes the move.
+  """
+  directory = os.path.dirname(path) or "."
+  try:
+    with safe_output.Directory(directory) as d:
+      _recover_quarantines(d)
+      if d.exists(os.path.basename(path) + ".index"):
+        return _quarantine_bundle(d, path)
+      return _quarantine_file(d, path)
+  except OSError as e:
+    raise safe_output.write_error(e, directory, "quarantine the checkpoint") from e
 
 
-def _quarantine_bundle(prefix: str) -> str:
+def _free_name(d: safe_output.Directory, make, taken) -> str:
+  """The first of make(''), make('-2'), make('-3') ... that `taken` says is free."""
+  for n in range(1, 10_000):
+    name = make("" if n == 1 else f"-{n}")
+    if not taken(name):
+      return name
+  raise safe_output.DestinationError(
+    "Every quarantine name is taken.",
+    received=d.join(make("")),
+    fix="Delete old quarantined checkpoints.",
+  )
+
+
+def _quarantine_bundle(d: safe_output.Directory, prefix: str) -> str:
   """A TF checkpoint: its index and data shards take the prefix
   ``<prefix>.quarantined``, and it leaves the directory's state file."""
-  directory, base = os.path.split(prefix)
+  base = os.path.basename(prefix)
   shard = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
-  for name in os.listdir(directory or "."):
-    if name == base + ".index" or shard.match(name):
-      os.replace(
-        os.path.join(directory, name),
-        os.path.join(directory, base + QUARANTINE + name[len(base) :]),
-      )
-  _drop_from_state(directory, base)
-  return prefix + QUARANTINE
+  names = d.listdir()
+  files = [n for n in names if shard.match(n)] + [base + ".index"]
+  target = _free_name(
+    d,
+    lambda suffix: base + QUARANTINE + suffix,
+    lambda t: (
+      any(n == t + ".index" or n.startswith(t + ".data-") for n in names)
+      or d.exists(safe_output.journal_name(t))
+    ),
+  )
+  plan = {
+    "kind": "quarantine",
+    "state": True,
+    "moves": [[n, target + n[len(base) :]] for n in files],
+  }
+  plan = safe_output.publish_journal(d, base, plan, safe_output.new_token())
+  safe_output.apply_plan(d, plan, lambda: _drop_from_state(d.path, base))
+  return os.path.join(os.path.dirname(prefix), target)
 
 
-def _quarantine_file(path: str) -> str:
+def _quarantine_file(d: safe_output.Directory, path: str) -> str:
   """A Keras file: the quarantine mark goes before the suffix Keras insists on
   (``e1.weights.h5`` -> ``e1.quarantined.weights.h5``)."""
-  root, ext = os.path.splitext(path)
+  name = os.path.basename(path)
+  root, ext = os.path.splitext(name)
   if root.endswith(".weights"):
     root, ext = root[: -len(".weights")], ".weights" + ext
-  target = root + QUARANTINE + ext
-  os.replace(path, target)
-  return target
+  target = _free_name(d, lambda suffix: root + QUARANTINE + suffix + ext, d.exists)
+  if ext:
+    plan = {"kind": "quarantine", "state": False, "moves": [[name, target]]}
+    plan = safe_output.publish_journal(d, root, plan, safe_output.new_token())
+    safe_output.apply_plan(d, plan)
+  else:  # one file, no journal needed: a hard link, then the old name goes
+    d.move_no_clobber(name, target)
+    d.fsync()
+  return os.path.join(os.path.dirname(path), target)
+
+
+def _recover_quarantines(d: safe_output.Directory) -> None:
+  """Completes quarantines that a killed run left half done in `d`."""
+
+  def drop(plan: dict) -> None:
+    if plan.get("state"):
+      _drop_from_state(d.path, plan["base"])
+
+  done, left = safe_output.recover(d, "quarantine", before_moves=drop)
+  removed, left_too = safe_output.clean_leftovers(d, "quarantine")
+  left += left_too
+  for name in removed:
+    _LOG.warning("od_guard: removed %s, left by an interrupted quarantine", d.join(name))
+  for base in done:
+    _LOG.warning("od_guard: completed the interrupted quarantine of %s", d.join(base))
+  for message in left:
+    _LOG.warning("od_guard: %s", message)
+
+
+def recover_quarantines(directory: str) -> None:
+  """Completes interrupted quarantines in a local `directory` (a no-op for a
+  remote one or when there is nothing to do); never raises for I/O errors,
+  which are logged."""
+  if fileio.is_remote(directory) or not os.path.isdir(directory or "."):
+    return
+  try:
+    with safe_output.Directory(directory or ".") as d:
+      if any(
+        n.endswith(safe_output.JOURNAL_SUFFIX) or n.startswith(".od_guard-quarantine-")
+        for n in d.listdir()
+      ):
+        _recover_quarantines(d)
+  except (OSError, errors.OdGuardError) as e:
+    _LOG.warning("od_guard: cannot complete an interrupted quarantine in %s: %s", directory, e)
 
 
 def _drop_from_state(directory: str, base: str) -> None:
@@ -119,8 +202,9 @@ def _drop_from_state(directory: str, base: str) -> None:
   state = os.path.join(directory, "checkpoint")
   if not os.path.exists(state):
     return
-  with open(state, encoding="utf-8") as f:
-    kept = _state_without(f.read().splitlines(), base)
+  with fileio.open_binary(state) as f:  # a regular file only: a FIFO would block
+    text = f.read(_STATE_MAX_BYTES).decode("utf-8", errors="replace")
+  kept = _state_without(text.splitlines(), base)
   if any(l.startswith(_LATEST) for l in kept):
     fileio.atomic_write_text(state, "\n".join(kept) + "\n")
   else:
@@ -165,6 +249,7 @@ def check_saved(
     UsageError: `mode` is neither 'warn' nor 'error'.
   """
   validate_mode(mode)
+  recover_quarantines(os.path.dirname(path))
   inv = inventory.read_inventory(path, object_graph=inventory.OBJECT_GRAPH_NONE)
   violations, _ = naming_rules.check(rules, inv.variables)
   if not violations:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from od_guard import _files
 from od_guard import _records
 from od_guard import errors
 from od_guard.checkpoint import fileio
@@ -90,21 +91,38 @@ class FineTuneConfig:
     return d
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
+  """The config's bytes: a regular file of at most `_files.CONFIG_LIMIT` bytes
+  (`od_guard._files`); a remote URI through `fileio`, with the same limit."""
+  what, flag, limit = "pipeline config", "--pipeline_config_path", _files.CONFIG_LIMIT
+  if not fileio.is_remote(path):
+    return _files.read_bytes(
+      fileio.local(path), what=what, flag=flag, limit=limit, error=ConfigError
+    )
   if not fileio.exists(path):
     raise ConfigError(
-      f"The pipeline config {path!r} does not exist.",
-      received=path,
-      fix="Check --pipeline_config_path.",
+      f"The pipeline config {path!r} does not exist.", received=path, fix=f"Check {flag}."
     )
   if fileio.isdir(path):
     raise ConfigError(
       f"{path!r} is a directory, not a pipeline config.",
       received=path,
-      fix="Point --pipeline_config_path at the pipeline.config file inside it.",
+      fix=f"Point {flag} at the pipeline.config file inside it.",
     )
   with fileio.open_binary(path) as f:
-    raw = f.read()
+    raw = f.read(limit + 1)
+  if len(raw) > limit:
+    raise ConfigError(
+      f"The pipeline config {path!r} is more than the {limit:,} bytes od_guard reads for a "
+      "pipeline config.",
+      received=f"{path} (at least {len(raw):,} bytes)",
+      fix=f"Pass the pipeline config itself: a real one is far smaller than {limit >> 20} MB.",
+    )
+  return raw
+
+
+def _read_text(path: str) -> str:
+  raw = _read_bytes(path)
   try:
     return raw.decode("utf-8")
   except UnicodeDecodeError as e:
@@ -136,7 +154,7 @@ def _invalid(path: str, text: str, e: Exception, *, schema: bool) -> ConfigError
     )
   return ConfigError(
     f"{path!r} is not a valid pipeline config: {str(e).rstrip('.')}.",
-    received=f"{path} ({len(text.encode('utf-8')):,} bytes)",
+    received=f"{path} ({len(text):,} characters)",
     fix=fix,
   )
 
@@ -168,19 +186,28 @@ def parse_with_text(path: str, *, route: str = config_schema.AUTO):
   """`parse`, and the config's text as read (one read of the file)."""
   schema = config_schema.load(route)
   text = _read_text(path)
-  if schema.message_class is None:
-    try:
-      config = config_text.parse(text)
-    except config_text.TextFormatError as e:
-      raise _invalid(path, text, e, schema=False) from e
-  else:
-    from google.protobuf import text_format
+  try:
+    if schema.message_class is None:
+      try:
+        config = config_text.parse(text)
+      except config_text.TextFormatError as e:
+        raise _invalid(path, text, e, schema=False) from e
+    else:
+      from google.protobuf import text_format
 
-    config = schema.message_class()
-    try:
-      text_format.Merge(text, config)
-    except text_format.ParseError as e:
-      raise _invalid(path, text, e, schema=True) from e
+      config = schema.message_class()
+      try:
+        text_format.Merge(text, config)
+      except text_format.ParseError as e:
+        raise _invalid(path, text, e, schema=True) from e
+  except RecursionError as e:
+    raise ConfigError(
+      f"{path!r} nests messages too deeply to be a pipeline config.",
+      received=f"{path} (more levels of {{ ... }} than Python's recursion limit)",
+      fix="A pipeline config nests a few levels at most: pass the real one.",
+    ) from e
+  except (ValueError, TypeError, OverflowError) as e:  # what protobuf raises besides ParseError
+    raise _invalid(path, text, e, schema=schema.message_class is not None) from e
   if not config.HasField("model") or config.model.WhichOneof("model") is None:
     raise ConfigError(
       f"{path!r} has no model {{ ... }} section.",
@@ -255,7 +282,9 @@ def read(path: str, config=None, *, text: str | None = None) -> FineTuneConfig:
   ftype = train.fine_tune_checkpoint_type
   effective = ftype or ("detection" if train.from_detection_checkpoint else "classification")
   # Read from the text without a schema, the same on every route.
-  extra = config_inputs.read(_read_text(path) if text is None else text)
+  # The schema-less route parsed that tree already.
+  tree = config.messages[0] if isinstance(config, config_text.Node) and config.messages else None
+  extra = config_inputs.read(_read_text(path) if text is None and tree is None else text, tree)
   return FineTuneConfig(
     path=path,
     meta_architecture=meta,

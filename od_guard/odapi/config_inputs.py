@@ -87,13 +87,15 @@ def _reader(role: str, message: config_text.Message) -> InputReader:
   return InputReader(role, label_maps[-1] if label_maps else "", tuple(paths))
 
 
-def read(text: str) -> ConfigInputs:
+def read(text: str, tree: config_text.Message | None = None) -> ConfigInputs:
   """Reads the input readers, num_steps and TF1-only fields of a config's text
-  (empty when the text does not parse: the config's own parser says why)."""
-  try:
-    tree = config_text.parse_tree(text)
-  except config_text.TextFormatError:
-    return ConfigInputs()
+  (empty when the text does not parse: the config's own parser says why);
+  `tree` is the text already parsed, when the caller has it."""
+  if tree is None:
+    try:
+      tree = config_text.parse_tree(text)
+    except (config_text.TextFormatError, RecursionError):
+      return ConfigInputs()
   train = _messages(tree, "train_config")
   num_steps = 0
   tf1 = []

@@ -25,12 +25,16 @@ from google.protobuf import text_encoding
 from google.protobuf import text_format
 
 # Protobuf's own token classes (google/protobuf/text_format.py, Tokenizer).
-_SPACE = re.compile(r"(\s|#.*$)+", re.MULTILINE)
+# Runs of plain characters are matched as one step (`[^...]+`), not one
+# repetition of a group per character: Python's `re` keeps state for each
+# repetition of a group, which took gigabytes for a 15 MB string. No
+# alternative can fail after a run, so the runs never backtrack.
+_SPACE = re.compile(r"(?:\s+|#.*$)+", re.MULTILINE)
 _TOKEN = re.compile(
   r"[a-zA-Z_][0-9a-zA-Z_+-]*"  # identifier
-  r"|([0-9+-]|\.[0-9])[0-9a-zA-Z_.+-]*"  # number
-  r"|\"([^\"\n\\]|\\.)*(\"|\\?$)"  # string
-  r"|'([^'\n\\]|\\.)*('|\\?$)",
+  r"|(?:[0-9+-]|\.[0-9])[0-9a-zA-Z_.+-]*"  # number
+  r"|\"(?:[^\"\n\\]+|\\.)*(\"|\\?$)"  # string; group 1: its closing quote
+  r"|'(?:[^'\n\\]+|\\.)*('|\\?$)",  # group 2
   re.MULTILINE,
 )
 IDENTIFIER, NUMBER, STRING, SYMBOL = "identifier", "number", "string", "symbol"
@@ -96,19 +100,6 @@ class Message:
         yield from f.value.walk(path + ".")
 
 
-def _closed(word: str) -> bool:
-  """Whether a string token ends with its closing quote (not an escaped one)."""
-  i = 1
-  while i < len(word):
-    if word[i] == "\\":
-      i += 2
-    elif word[i] == word[0]:
-      return i == len(word) - 1
-    else:
-      i += 1
-  return False
-
-
 def _tokens(text: str) -> list[Token]:
   out = []
   for number, line in enumerate(text.split("\n"), start=1):
@@ -128,7 +119,7 @@ def _tokens(text: str) -> list[Token]:
       kind = IDENTIFIER if word[0].isalpha() or word[0] == "_" else NUMBER
       if word[0] in "\"'":
         kind = STRING
-        if not _closed(word):
+        if not (m.group(1) or m.group(2) or "").startswith(word[0]):
           raise TextFormatError(f"String missing ending quote: {word!r}", number, pos + 1)
       out.append(Token(kind, word, number, pos + 1))
       pos = m.end()
@@ -384,6 +375,11 @@ class Node:
   def __init__(self, type_name: str, messages: tuple[Message, ...] = ()):
     self._type = type_name
     self._messages = messages
+
+  @property
+  def messages(self) -> tuple[Message, ...]:
+    """The parsed messages this node reads (the whole tree, at the root)."""
+    return self._messages
 
   @property
   def type_name(self) -> str:

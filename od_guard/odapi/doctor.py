@@ -7,10 +7,18 @@ the OD API needs tf-keras, `tf.estimator` gone (TF >= 2.16), tf-slim's
 generated protos under protobuf >= 4. Versions come from package metadata, so
 the checks import neither TensorFlow nor the OD API; `deep=True` also imports
 model_lib_v2 in a subprocess and reports the real error.
+
+Given the paths training will use (`pipeline_config_path`, its
+fine_tune_checkpoint and input files, `model_dir`), the doctor also says
+whether TensorFlow itself can read their storage: TF's own file systems are
+local disk, ``gs://`` and ``ram://``; ``s3://``, ``hdfs://``, ``az://`` and
+``http(s)://`` need tensorflow-io, imported by the training process (od_guard's
+own TF-free commands read any fsspec protocol, see `checkpoint/remote.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import importlib.metadata
 import importlib.util
@@ -20,6 +28,8 @@ import subprocess
 import sys
 
 from od_guard import _records
+from od_guard import errors
+from od_guard.checkpoint import remote
 from od_guard.restore import findings
 
 SCHEMA = "od_guard.doctor/1"
@@ -97,13 +107,25 @@ def _protos_load() -> tuple[bool, str]:
   return True, "imports"
 
 
-def run(*, deep: bool = False, environ: dict | None = None) -> DoctorReport:
+def run(
+  *,
+  deep: bool = False,
+  environ: dict | None = None,
+  pipeline_config_path: str | None = None,
+  model_dir: str | None = None,
+  paths: Sequence[str] = (),
+) -> DoctorReport:
   """Runs the checks.
 
   Args:
     deep: also import object_detection.model_lib_v2 in a subprocess (5-15 s)
       and report the error it raises, if any.
     environ: environment variables to judge (default: os.environ).
+    pipeline_config_path: the config training will use: its own path, its
+      fine_tune_checkpoint and its input files are checked for storage TF can
+      read (the config is read without TensorFlow).
+    model_dir: the training output directory, checked the same way.
+    paths: more paths training will read or write.
   """
   env = os.environ if environ is None else environ
   v = _versions()
@@ -226,9 +248,119 @@ def run(*, deep: bool = False, environ: dict | None = None) -> DoctorReport:
       )
   elif pb_v:
     checks.append(Check("protobuf", OK, v["protobuf"]))
+  if pipeline_config_path or model_dir or paths:
+    checks.extend(storage_checks(training_paths(pipeline_config_path, model_dir, paths), v, env))
   if deep and odapi:
     checks.append(_deep_import())
   return DoctorReport(versions=v, checks=tuple(checks))
+
+
+# File systems TensorFlow (>= 2.6) has built in; what tensorflow-io adds on import.
+TF_SCHEMES = ("", "file", "gs", "ram")
+TFIO_SCHEMES = ("s3", "hdfs", "az", "http", "https")
+
+
+def training_paths(
+  pipeline_config_path: str | None, model_dir: str | None, paths: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+  """(what, path) for every path training reads or writes; a config that
+  cannot be read is reported as the path ("!" + the error's text)."""
+  out: list[tuple[str, str]] = []
+  if pipeline_config_path:
+    out.append(("--pipeline_config_path", pipeline_config_path))
+    from od_guard.odapi import config as pipeline_config
+
+    try:
+      cfg = pipeline_config.read(pipeline_config_path)
+    except errors.OdGuardError as e:
+      out.append(("!pipeline config", e.what))
+    else:
+      if cfg.fine_tune_checkpoint:
+        out.append(("fine_tune_checkpoint", cfg.fine_tune_checkpoint))
+      for reader in [r for r in (cfg.train_input, *cfg.eval_inputs) if r is not None]:
+        out.extend((f"{reader.role}.input_path", p) for p in reader.input_paths)
+        if reader.label_map_path:
+          out.append((f"{reader.role}.label_map_path", reader.label_map_path))
+  if model_dir:
+    out.append(("--model_dir", model_dir))
+  out.extend(("path", p) for p in paths)
+  return out
+
+
+def storage_checks(
+  paths: Sequence[tuple[str, str]], versions: dict[str, str | None], environ
+) -> list[Check]:
+  """Can TensorFlow (which training uses) read each path's storage?"""
+  checks: list[Check] = []
+  by_scheme: dict[str, list[str]] = {}
+  for what, path in paths:
+    if what.startswith("!"):
+      checks.append(
+        Check("storage", findings.WARNING, f"{what[1:]}: {path}", "paths in it were not checked")
+      )
+      continue
+    by_scheme.setdefault(remote.scheme(path), []).append(what)
+  tf_v = _tuple(versions.get("tensorflow"))
+  tfio = versions.get("tensorflow-io")
+  for scheme, whats in sorted(by_scheme.items()):
+    name = f"storage {scheme}://" if scheme else "storage (local paths)"
+    used = ", ".join(dict.fromkeys(whats))
+    if scheme in TF_SCHEMES or (scheme in ("s3", "hdfs") and tf_v and tf_v < (2, 6)):
+      checks.append(Check(name, OK, f"TensorFlow reads it ({used})"))
+    elif scheme in TFIO_SCHEMES and tfio:
+      checks.append(
+        Check(
+          name,
+          findings.WARNING,
+          f"TensorFlow {versions.get('tensorflow')} reads {scheme}:// only through "
+          f"tensorflow-io {tfio}, once `import tensorflow_io` has run in the training "
+          f"process ({used})",
+          "Make the training script `import tensorflow_io` before it reads these paths"
+          + (
+            "; tensorflow-io's S3 reads S3_ENDPOINT (not AWS_ENDPOINT_URL): set it too"
+            if scheme == "s3" and environ.get("AWS_ENDPOINT_URL") and not environ.get("S3_ENDPOINT")
+            else ""
+          ),
+        )
+      )
+    elif scheme in TFIO_SCHEMES:
+      checks.append(
+        Check(
+          name,
+          findings.ERROR,
+          f"TensorFlow {versions.get('tensorflow') or '(not installed)'} cannot read "
+          f"{scheme}:// without tensorflow-io (UnimplementedError: File system scheme "
+          f"'{scheme}' not implemented), and training uses it: {used}",
+          "pip install tensorflow-io matching your TF and `import tensorflow_io` in the "
+          "training process, or copy the files to local disk or gs://",
+        )
+      )
+    else:
+      fix = (
+        'use "gs://" (TensorFlow\'s name for Cloud Storage)'
+        if scheme == "gcs"
+        else ("copy the files to local disk or gs://")
+      )
+      checks.append(
+        Check(
+          name,
+          findings.ERROR,
+          f"TensorFlow has no file system for {scheme}:// (UnimplementedError), and "
+          f"training uses it: {used}",
+          fix[0].upper() + fix[1:],
+        )
+      )
+    if scheme and scheme not in ("file", "ram") and not remote.serves(f"{scheme}://"):
+      checks.append(
+        Check(
+          f"od_guard {scheme}://",
+          findings.WARNING,
+          "od_guard's TF-free commands (inspect, diff, lint, check --static, verify) "
+          f"cannot read {scheme}:// here without TensorFlow",
+          remote.install_hint(f"{scheme}://"),
+        )
+      )
+  return checks
 
 
 def _deep_import() -> Check:

@@ -26,6 +26,15 @@ class ModelBuildError(errors.OdGuardError):
   """The OD API could not build the configured model."""
 
 
+class WorkerLostError(errors.OdGuardError):
+  """A collective op of the model build failed because another worker of a
+  multi-worker run stopped or cannot be reached: not a problem of the config."""
+
+
+# What TF's collective ops and coordination service say when a peer is gone.
+_PEER_GONE = ("Collective", "collective", "heartbeat", "coordination service")
+
+
 def import_odapi():
   """Imports TF and the OD API's builder with the tf-slim aliases applied."""
   try:
@@ -53,6 +62,8 @@ def build(config, strategy=None, *, add_summaries: bool = True) -> Any:
   Raises:
     ModelBuildError: the OD API rejects the config (unknown feature extractor,
       image too small for the backbone ...), with its message.
+    WorkerLostError: under MultiWorkerMirroredStrategy, a collective op of the
+      build failed because another worker is gone.
   """
   tf, model_builder = import_odapi()
   strategy = strategy or tf.distribute.get_strategy()
@@ -75,6 +86,23 @@ def build(config, strategy=None, *, add_summaries: bool = True) -> Any:
       preprocessed, shapes = model.preprocess(images)
       model.predict(preprocessed, shapes)
   except (ValueError, KeyError, TypeError, RuntimeError, tf.errors.OpError) as e:
+    lost = (
+      tf.errors.UnavailableError,
+      tf.errors.DeadlineExceededError,
+      tf.errors.AbortedError,
+      tf.errors.CancelledError,
+    )
+    if isinstance(e, lost) and any(t in str(e) for t in _PEER_GONE):
+      raise WorkerLostError(
+        "The model build stopped in a collective op (MultiWorkerMirroredStrategy "
+        "broadcasts initial values): another worker stopped or cannot be reached. "
+        "The model config is not the cause.",
+        received=f"{type(e).__name__}: {_cause(e)}",
+        fix=(
+          "Read the other workers' output: the first one to stop says why. Start "
+          "every worker with the same config and make sure each can reach the others."
+        ),
+      ) from e
     raise ModelBuildError(
       "The OD API could not build the configured model.",
       received=f"{type(e).__name__}: {_cause(e)}",

@@ -13,6 +13,8 @@ defaults, plus od_guard's:
   --guard_naming_mode          off | warn | error: naming rules on every
                                checkpoint training saves (default warn)
   --guard_naming_rules         a TOML rules file (default: the odapi preset)
+  --guard_consensus_timeout    seconds the workers of a multi-worker run wait
+                               for each other's verdicts (default 300)
 
 Training (no --checkpoint_dir): first the TF-free static tier (config and
 checkpoint metadata, milliseconds); a verdict it already makes (a TF1
@@ -31,6 +33,16 @@ restore, before the first checkpoint save and step one, every variable the
 preflight predicted to be restored is compared with the checkpoint on every
 replica, bit for bit (fingerprints computed on each replica's device); a
 mismatch exits 1 naming the variables and replicas.
+
+Multi-worker training (--num_workers > 1, MultiWorkerMirroredStrategy): every
+worker runs the preflight, and the workers exchange their verdicts through a
+collective of the strategy itself (`od_guard.restore.consensus`): once after
+the static tier (before the model build, whose collectives would otherwise
+hang on a worker that already stopped), and once before step one. If any
+worker failed, or the workers read different checkpoint files, every worker
+exits 1 with the same message, naming the workers and what each read. A
+worker that does not arrive within --guard_consensus_timeout stops the
+others. Only the chief writes reports and TensorBoard events.
 
 Evaluation (--checkpoint_dir): before waiting for checkpoints, the latest one
 in checkpoint_dir is matched against the eval model with full restore
@@ -169,6 +181,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flag_values=fv,
   )
 
+  flags.DEFINE_float(
+    "guard_consensus_timeout",
+    300.0,
+    "With --num_workers > 1: seconds every worker waits for the others to join "
+    "the cluster and to share their preflight verdicts; a worker that has not "
+    "arrived by then stops every worker before step one.",
+    flag_values=fv,
+  )
+
   def _fraction(value):
     return value is None or 0.0 <= value <= 1.0
 
@@ -176,6 +197,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     "guard_min_backbone_coverage",
     _fraction,
     message="--guard_min_backbone_coverage must be a fraction between 0 and 1.",
+    flag_values=fv,
+  )
+  flags.register_validator(
+    "guard_consensus_timeout",
+    lambda v: v is not None and v > 0,
+    message="--guard_consensus_timeout must be a number of seconds > 0.",
     flag_values=fv,
   )
   flags.register_validator(
@@ -302,12 +329,14 @@ class _RestoreVerifier:
     print(f"od_guard: {found.title}", flush=True)
 
 
-def _static_first(fv) -> int | None:
-  """The TF-free static tier; an exit code when its verdict already stops
-  training, else None (the model-built tier decides)."""
+def _static_first(fv, *, multi: bool = False):
+  """The TF-free static tier: (an exit code when its verdict already stops
+  training, else None; the report; the error when the config is unreadable).
+
+  With `multi` (a multi-worker run), a failing report is not published yet:
+  the workers first share their verdicts (`_agree`)."""
   from od_guard import errors
   from od_guard.odapi import preflight
-  from od_guard.restore import findings as findings_lib
 
   try:
     report = preflight.check_static(
@@ -315,12 +344,12 @@ def _static_first(fv) -> int | None:
     )
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-  final = {
-    f.code for f in report.findings if f.severity == findings_lib.ERROR and f.code in STATIC_FINAL
-  }
+    return EXIT_BAD_INPUT, None, e
+  final = _final_codes(report)
   if not report.verdict.failed or not final:
-    return None
+    return None, report, None
+  if multi:
+    return EXIT_FAILED_PREFLIGHT, report, None
   # Every worker reads the same files; only the chief (worker 0) writes.
   report_dir = _publish(fv, report, chief=fv.num_workers <= 1 or _task_index() == 0)
   logging.error(
@@ -328,7 +357,112 @@ def _static_first(fv) -> int | None:
     "; ".join(sorted(final)),
     report_dir,
   )
-  return EXIT_FAILED_PREFLIGHT
+  return EXIT_FAILED_PREFLIGHT, report, None
+
+
+def _final_codes(report) -> set[str]:
+  from od_guard.restore import findings as findings_lib
+
+  return {
+    f.code for f in report.findings if f.severity == findings_lib.ERROR and f.code in STATIC_FINAL
+  }
+
+
+def _multi_worker(fv) -> bool:
+  """Training under MultiWorkerMirroredStrategy (stock's choice for these flags)."""
+  return fv.num_workers > 1 and not fv.use_tpu and not fv.checkpoint_dir
+
+
+def _start_strategy(fv, tf):
+  """`_strategy`; a multi-worker one joins its cluster within
+  --guard_consensus_timeout, or the process ends saying who is missing."""
+  if not _multi_worker(fv):
+    return _strategy(fv, tf)
+  from od_guard.restore import consensus
+
+  with consensus.watchdog(fv.guard_consensus_timeout, consensus.JOIN):
+    return _strategy(fv, tf)
+
+
+def _record(fv, strategy, stage: str, report=None, error=None, *, final=None):
+  """This worker's consensus record from its report (or the error that
+  stopped its preflight)."""
+  from od_guard.restore import consensus
+  from od_guard.restore import findings as findings_lib
+
+  prefix = ""
+  if report is not None and report.checkpoint is not None:
+    prefix = report.checkpoint.prefix
+  elif report is not None and report.config:
+    prefix = str(report.config.get("fine_tune_checkpoint") or "")
+  common = {
+    "worker": consensus.worker_name(strategy),
+    "host": _host(),
+    "stage": stage,
+    "checkpoint": prefix,
+    "digest": consensus.index_digest(prefix) if report is not None else "",
+  }
+  if error is not None:
+    return consensus.Record(
+      decision="error", codes=(type(error).__name__,), summary=error.what, **common
+    )
+  errs = [f for f in report.findings if f.severity == findings_lib.ERROR]
+  if final is not None:  # the static stage: only a verdict the model tier cannot change stops
+    errs = [f for f in errs if f.code in final]
+    decision = "fail" if errs else "pass"
+  else:
+    decision = report.verdict.decision
+  summary = errs[0].title if errs else "; ".join(report.verdict.reasons[:1])
+  if errs and errs[0].detail:  # its first clause: e.g. which file is missing
+    summary += f" ({errs[0].detail.splitlines()[0].split('; ')[0][:300]})"
+  return consensus.Record(
+    decision=decision, codes=tuple(f.code for f in errs), summary=summary, **common
+  )
+
+
+def _host() -> str:
+  import socket
+
+  return socket.gethostname()
+
+
+def _agree(fv, strategy, mine, report) -> int | None:
+  """Shares `mine` with every worker; the exit code when they do not all pass
+  with the same checkpoint (every worker prints the same message; the chief
+  writes its report with the disagreement in it), else None."""
+  from od_guard.restore import consensus
+  from od_guard.restore import strategies
+
+  try:
+    consensus.agree(strategy, mine, fv.guard_consensus_timeout)
+  except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
+    if report is not None:
+      _publish(fv, _with_consensus(report, e), chief=strategies.is_chief(strategy))
+    print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr, flush=True)
+    return EXIT_FAILED_PREFLIGHT
+  return None
+
+
+def _with_consensus(report, error):
+  """`report` with the workers' disagreement as its first error."""
+  import dataclasses
+
+  from od_guard.restore import findings as findings_lib
+  from od_guard.restore import policy as policy_lib
+
+  code = "workers_disagree" if type(error).__name__ == "WorkersDisagreeError" else "workers_missing"
+  found = findings_lib.Finding(
+    code,
+    findings_lib.ERROR,
+    error.what,
+    detail=error.received.strip(),
+    fix=error.fix,
+    stock_outcome="the healthy workers fail later, in a collective, with a misleading error",
+  )
+  verdict = dataclasses.replace(
+    report.verdict, decision=policy_lib.FAIL, reasons=(error.what, *report.verdict.reasons)
+  )
+  return dataclasses.replace(report, findings=(found, *report.findings), verdict=verdict)
 
 
 def _task_index() -> int:
@@ -368,10 +502,12 @@ def run(fv: flags.FlagValues) -> int:
         f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).", file=sys.stderr
       )
       return EXIT_BAD_INPUT
+  multi = _multi_worker(fv)
+  static = static_error = static_code = None
   if not fv.checkpoint_dir:
-    code = _static_first(fv)
-    if code is not None:
-      return code
+    static_code, static, static_error = _static_first(fv, multi=multi)
+    if static_code is not None and not multi:
+      return static_code
   odapi_compat.apply()
   from object_detection import model_lib_v2
   import tensorflow.compat.v2 as tf
@@ -418,7 +554,21 @@ def run(fv: flags.FlagValues) -> int:
   from od_guard.odapi import preflight
   from od_guard.restore import strategies
 
-  strategy = _strategy(fv, tf)
+  strategy = _start_strategy(fv, tf)
+  if multi:
+    # First exchange: after the static tier, before the model build (whose
+    # collectives would wait on a worker that already stopped).
+    mine = _record(
+      fv,
+      strategy,
+      "static",
+      static,
+      static_error,
+      final=_final_codes(static) if static is not None else None,
+    )
+    stop = _agree(fv, strategy, mine, static)
+    if stop is not None:
+      return stop
   # The preflight builds the model as train_loop would; train_loop gets it.
   kept = odapi_model.Kept(add_summaries=fv.record_summaries)
   try:
@@ -433,9 +583,16 @@ def run(fv: flags.FlagValues) -> int:
         keep=kept,
       )
   except errors.OdGuardError as e:
+    if multi:  # the others learn why this worker stops
+      _agree(fv, strategy, _record(fv, strategy, "verdict", error=e), None)
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return EXIT_BAD_INPUT
   chief = strategies.is_chief(strategy)
+  if multi:
+    # Second exchange: the full verdicts, before step one.
+    stop = _agree(fv, strategy, _record(fv, strategy, "verdict", report), report)
+    if stop is not None:
+      return stop
   # A passing run that restores values reaches TensorBoard once, after the
   # restore was verified on every replica (with the verification in it).
   verify_restore = (
@@ -460,7 +617,11 @@ def run(fv: flags.FlagValues) -> int:
     from od_guard.naming import rules as naming_rules
     from od_guard.naming import save_guard
 
-    rules = naming_rules.load(fv.guard_naming_rules, [] if fv.guard_naming_rules else ["odapi"])
+    rules = naming_rules.load(
+      fv.guard_naming_rules,
+      [] if fv.guard_naming_rules else ["odapi"],
+      flag="--guard_naming_rules",
+    )
     # model_lib_v2 builds its own CheckpointManager; substitute a guarded one
     # for the duration of training, so the OD API's own saves are checked.
     tf.train.CheckpointManager = save_guard.guarded_manager_class(
@@ -493,7 +654,14 @@ def run(fv: flags.FlagValues) -> int:
 
 def main(argv) -> None:
   del argv
-  sys.exit(run(flags.FLAGS))
+  code = run(flags.FLAGS)
+  if code and _multi_worker(flags.FLAGS):
+    # A multi-worker TF runtime can wait at exit for peers that already left.
+    logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
 
 
 if __name__ == "__main__":

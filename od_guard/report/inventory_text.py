@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from od_guard.checkpoint import diff as checkpoint_diff
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import key_folding
+from od_guard.checkpoint import limits
+
+_p = limits.printable
 
 FORMAT_NAMES = {
   inventory.TF2_OBJECT_BASED: "TF2 object-based checkpoint",
@@ -22,6 +27,8 @@ _KIND_NAMES = {
 
 
 def human_bytes(n: int) -> str:
+  if n >= limits.MAX_PRINTED:
+    return "> 10^100 B"
   for unit in ("B", "KB", "MB", "GB"):
     if n < 1024 or unit == "GB":
       return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -30,55 +37,74 @@ def human_bytes(n: int) -> str:
 
 
 def _totals_text(t: inventory.Totals) -> str:
-  return f"{t.tensors:>6,} tensors {t.params:>14,} params {human_bytes(t.bytes):>10}"
+  return (
+    f"{limits.count_text(t.tensors):>6} tensors {limits.count_text(t.params):>14} params "
+    f"{human_bytes(t.bytes):>10}"
+  )
 
 
 def _tree_lines(inv: inventory.Inventory, depth: int) -> list[str]:
   """A tree of path prefixes down to `depth`, numbered siblings folded."""
-  split = [(v, tuple(v.path.split("/"))) for v in inv.variables]
-  nodes: dict[tuple[str, ...], inventory.Totals] = {}
-  for d in range(1, depth + 1):
-    at_depth = [(v, parts[:d]) for v, parts in split if len(parts) >= d]
-    lookup = {id(v): key for v, key in at_depth}
-    nodes.update(inventory.sum_by((v for v, _ in at_depth), lambda v, lookup=lookup: lookup[id(v)]))
+  nodes: dict[tuple[str, ...], list[int]] = {}
+  children: dict[tuple[str, ...], set[str]] = {}
+  prod = math.prod
+  for v in inv.variables:
+    parts = tuple(v.path.split("/", depth)[:depth])
+    params = prod(v.shape) if v.shape else 1
+    for d in range(1, len(parts) + 1):
+      key = parts[:d]
+      a = nodes.get(key)
+      if a is None:
+        a = nodes[key] = [0, 0, 0]
+        children.setdefault(parts[: d - 1], set()).add(parts[d - 1])
+      a[0] += 1
+      a[1] += params
+      a[2] += v.nbytes
   lines: list[str] = []
+  # Depth first, iteratively: each stack item is a list of labels still to show.
+  stack: list[tuple[tuple[str, ...], list[str], set[str]]] = []
 
-  def walk(parent: tuple[str, ...]) -> None:
-    children = sorted(
-      {k[len(parent)] for k in nodes if len(k) == len(parent) + 1 and k[: len(parent)] == parent},
-      key=key_folding.natural_key,
-    )
-    folded = key_folding.fold_numbered(children)
-    for label in folded:
-      indent = "  " * len(parent)
-      if label in children:
-        key = parent + (label,)
-        lines.append(f"  {indent}{label:<{max(1, 60 - len(indent))}} {_totals_text(nodes[key])}")
-        walk(key)
-      else:
-        stem = label.split("{", 1)[0]
-        members = [c for c in children if c.startswith(stem) and c[len(stem) :].isdigit()]
-        parts = [nodes[parent + (c,)] for c in members]
-        total = inventory.Totals(
-          sum(t.tensors for t in parts), sum(t.params for t in parts), sum(t.bytes for t in parts)
-        )
-        lines.append(f"  {indent}{label:<{max(1, 60 - len(indent))}} {_totals_text(total)}")
+  def push(parent: tuple[str, ...]) -> None:
+    names = children.get(parent, set())
+    folded = key_folding.fold_numbered(names)
+    stack.append((parent, folded[::-1], names))
 
-  walk(())
+  push(())
+  while stack:
+    parent, labels, names = stack[-1]
+    if not labels:
+      stack.pop()
+      continue
+    label = labels.pop()
+    indent = "  " * len(parent)
+    width = max(1, 60 - len(indent))
+    if label in names:
+      key = parent + (label,)
+      lines.append(f"  {indent}{_p(label):<{width}} {_totals_text(inventory.Totals(*nodes[key]))}")
+      push(key)
+    else:
+      stem = label.split("{", 1)[0]
+      parts = [
+        nodes[parent + (c,)] for c in names if c.startswith(stem) and c[len(stem) :].isdigit()
+      ]
+      total = inventory.Totals(
+        sum(t[0] for t in parts), sum(t[1] for t in parts), sum(t[2] for t in parts)
+      )
+      lines.append(f"  {indent}{_p(label):<{width}} {_totals_text(total)}")
   return lines
 
 
 def render_inventory(inv: inventory.Inventory, *, depth: int = 3) -> str:
   """The `od-guard inspect` text report."""
   out = [
-    f"checkpoint: {inv.resolved.given}",
-    f"resolved:   {inv.prefix}",
+    f"checkpoint: {_p(inv.resolved.given)}",
+    f"resolved:   {_p(inv.prefix)}",
     f"format:     {FORMAT_NAMES.get(inv.format, inv.format)}",
   ]
   if inv.data_shards == inventory.SHARDS_MISSING:
     out.append(
       "data:       data shard missing ("
-      + ", ".join(m.rsplit("/", 1)[-1] for m in inv.missing_shards)
+      + ", ".join(_p(m.rsplit("/", 1)[-1]) for m in inv.missing_shards)
       + ")"
     )
   elif inv.data_shards == inventory.SHARDS_PRESENT:
@@ -86,10 +112,10 @@ def render_inventory(inv: inventory.Inventory, *, depth: int = 3) -> str:
   if inv.object_graph:
     out.append(
       f"objects:    {inv.object_graph.num_nodes:,} nodes in the object graph; "
-      f"root children: {', '.join(inv.object_graph.root_children)}"
+      f"root children: {', '.join(map(_p, inv.object_graph.root_children))}"
     )
   for note in inv.notes:
-    out.append(f"note:       {note}")
+    out.append(f"note:       {_p(note)}")
   out.append("")
   out.append(f"total        {_totals_text(inv.totals())}")
   for kind, t in inv.totals_by_kind().items():
@@ -110,8 +136,8 @@ def render_inventory(inv: inventory.Inventory, *, depth: int = 3) -> str:
 def render_diff(d: checkpoint_diff.CheckpointDiff) -> str:
   """The `od-guard diff` text report."""
   out = [
-    f"A: {d.a.prefix} ({FORMAT_NAMES.get(d.a.format, d.a.format)})",
-    f"B: {d.b.prefix} ({FORMAT_NAMES.get(d.b.format, d.b.format)})",
+    f"A: {_p(d.a.prefix)} ({FORMAT_NAMES.get(d.a.format, d.a.format)})",
+    f"B: {_p(d.b.prefix)} ({FORMAT_NAMES.get(d.b.format, d.b.format)})",
   ]
   if d.identical:
     out.append(f"identical: {d.unchanged} keys with the same shapes and dtypes")
@@ -123,12 +149,12 @@ def render_diff(d: checkpoint_diff.CheckpointDiff) -> str:
   for title, keys in (("added (only in B)", d.added), ("removed (only in A)", d.removed)):
     if keys:
       out.append(f"{title}:")
-      out.extend(f"  {line}" for line in key_folding.fold_keys(keys))
+      out.extend(f"  {_p(line)}" for line in key_folding.fold_keys(keys))
   for title, changes in (("shape changed", d.shape_changed), ("dtype changed", d.dtype_changed)):
     if changes:
       out.append(f"{title}:")
       for c in changes[:20]:
-        out.append(f"  {c.key}: {c.before} -> {c.after}")
+        out.append(f"  {_p(c.key)}: {_p(str(c.before))} -> {_p(str(c.after))}")
       if len(changes) > 20:
         out.append(f"  ... and {len(changes) - 20} more")
   return "\n".join(out)

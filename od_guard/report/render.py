@@ -3,6 +3,7 @@ problems first, details after) and Markdown (TensorBoard's text dashboard)."""
 
 from __future__ import annotations
 
+from od_guard.checkpoint import limits
 from od_guard.report import record
 from od_guard.restore import findings
 from od_guard.restore import matching
@@ -93,7 +94,9 @@ def render_text(report: record.Report, *, verbose: bool = False) -> str:
     out.append("  timings:     " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
   if not verbose and any(f.severity == findings.INFO for f in report.findings):
     out.append("  (facts not shown: --verbose lists them)")
-  return "\n".join(out)
+  # Keys, paths and config strings come from files: no control character
+  # reaches the terminal raw.
+  return "\n".join(map(limits.printable, out))
 
 
 def render_markdown(report: record.Report) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from od_guard.checkpoint import limits
 from od_guard.checkpoint import verify as verify_lib
 from od_guard.restore import findings as findings_lib
 
@@ -40,6 +41,13 @@ def render_text(report: verify_lib.VerifyReport, found: Sequence[findings_lib.Fi
       f"{group:<24} {c['tensors']:>8} {c['damaged']:>8} {c['nan']:>8} {c['inf']:>8} "
       f"{c['all_zero']:>6} {c['constant']:>6} {c['nonpositive_variance']:>6}"
     )
+  not_checked = [t for t in report.tensors if t.status == verify_lib.NOT_CHECKED]
+  if not_checked:
+    lines += [
+      "",
+      f"[i] {len(not_checked)} tensor(s) not checked, e.g. {not_checked[0].key!r}: "
+      f"{not_checked[0].detail} (not damage: od_guard does not read these bytes)",
+    ]
   for f in findings_lib.by_severity(found):
     if f.severity == findings_lib.INFO and f.code != "constant_restored_kernels":
       continue
@@ -48,4 +56,5 @@ def render_text(report: verify_lib.VerifyReport, found: Sequence[findings_lib.Fi
       lines += ["    " + line for line in f.detail.splitlines()]
     if f.fix:
       lines.append(f"    fix: {f.fix}")
-  return "\n".join(lines)
+  # Keys come from the checkpoint: no control character reaches the terminal raw.
+  return "\n".join(map(limits.printable, lines))

@@ -220,7 +220,7 @@ def unreadable(what: str, received: str) -> Finding:
   return Finding(
     CORRUPT,
     findings.ERROR,
-    "The checkpoint's data shard is damaged: " + what,
+    "The checkpoint is damaged: " + what,
     detail=received + "\n`od-guard verify` lists every damaged tensor.",
     fix="Re-download or re-copy the checkpoint (compare its size and checksum with the "
     "source); if it was saved by your own run, fine-tune from an earlier checkpoint of it.",

@@ -1,0 +1,283 @@
+"""The hostile corpus (tests/data/make_hostile_corpus.py) through every command.
+
+Each input goes through every CLI command it applies to and the Python entry
+points, each run in a child forked from this process (od_guard imported once):
+the child must exit 0, 1 or 2 as the case allows, with a typed
+`od-guard: error: <Name>Error:` message on exit 2 and no traceback, within
+10 s, under 300 MB of RSS; every input file is byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pathlib
+import re
+import resource
+import signal
+import stat
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "data"))
+import make_hostile_corpus as corpus
+
+pytestmark = pytest.mark.plain
+
+TIME_LIMIT = 10
+PARALLEL = 2  # children at a time (CI has 2 cores)
+RSS_LIMIT_MB = 300
+_TYPED = re.compile(r"^od-guard: error: [A-Za-z]+Error: ", re.M)
+
+# Rules, report and pipeline.config files are read by the "userfiles" helper's
+# code, fixed in parallel: the cases of theirs that failed when this test was
+# written are expected to fail until that work is in (none did at the last run).
+USERFILES_XFAIL = pytest.mark.xfail(strict=False, reason="userfiles helper")
+USERFILES_FAILING: frozenset[str] = frozenset()
+
+
+def _prepare() -> None:
+  """Imports what the commands import, once, before forking."""
+  import h5py  # noqa: F401
+  import numpy  # noqa: F401
+
+  import od_guard.checkpoint.diff
+  import od_guard.checkpoint.inventory
+  import od_guard.checkpoint.keras_files
+  import od_guard.checkpoint.verify
+  import od_guard.cli
+  import od_guard.naming.rules
+  import od_guard.report.inventory_text  # noqa: F401
+
+  for optional in ("od_guard.naming.remap", "od_guard.odapi.preflight", "od_guard.report.render"):
+    with contextlib.suppress(Exception):  # the child reports it
+      __import__(optional)
+
+
+def _python_entry(name: str, target: str) -> int:
+  """Runs a Python entry point; exit code as the CLI would give."""
+  from od_guard import errors
+
+  try:
+    if name == "read_inventory":
+      import od_guard
+
+      od_guard.read_inventory(target)
+      from od_guard.checkpoint import inventory
+
+      inventory.read_inventory(target, object_graph=inventory.OBJECT_GRAPH_FULL)
+    elif name == "verify_api":
+      from od_guard.checkpoint import verify
+
+      return 0 if verify.verify(target).healthy else 1
+    elif name == "lint_api":
+      from od_guard.checkpoint import inventory
+      from od_guard.naming import rules
+
+      violations, _ = rules.check(rules.preset("odapi"), inventory.read_inventory(target).variables)
+      return 1 if violations else 0
+  except errors.OdGuardError as e:
+    sys.stderr.write(f"od-guard: error: {type(e).__name__}: {e.format()}\n")
+    return 2
+  return 0
+
+
+def _spawn(argv: list[str], out_path: pathlib.Path, err_path: pathlib.Path) -> int:
+  """Forks a child that runs the command (stdout, stderr to the two files)
+  under the time and address-space limits; returns its pid."""
+  pid = os.fork()
+  if pid:
+    return pid
+  code = 70  # the child
+  try:
+    out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
+    signal.alarm(TIME_LIMIT)
+    limit = 2 << 30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if argv[0].startswith("api:"):
+      code = _python_entry(argv[0][4:], argv[1])
+    else:
+      from od_guard import cli
+
+      code = cli.main(argv)
+  except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else 70
+  except BaseException:  # what the test looks for
+    import traceback
+
+    traceback.print_exc()
+    code = 70
+  finally:
+    try:
+      sys.stdout.flush()
+      sys.stderr.flush()
+    finally:
+      os._exit(code)
+
+
+def _run_all(commands: dict[str, list[str]], workdir: pathlib.Path) -> dict[str, tuple]:
+  """Runs the commands, PARALLEL at a time; returns per command (exit code or
+  -signal, stderr, seconds, peak RSS MB, stdout)."""
+  pending = list(commands.items())
+  running: dict[int, tuple[str, float]] = {}
+  results: dict[str, tuple] = {}
+  while pending or running:
+    while pending and len(running) < PARALLEL:
+      name, argv = pending.pop(0)
+      pid = _spawn(argv, workdir / f"{name}.out", workdir / f"{name}.err")
+      running[pid] = (name, time.perf_counter())
+    pid, status, usage = os.wait4(-1, 0)
+    if pid not in running:
+      continue
+    name, start = running.pop(pid)
+    results[name] = (
+      os.waitstatus_to_exitcode(status),
+      (workdir / f"{name}.err").read_text(errors="replace"),
+      time.perf_counter() - start,
+      usage.ru_maxrss / 1024,
+      (workdir / f"{name}.out").read_text(errors="replace"),
+    )
+  return results
+
+
+def _fingerprint(root: pathlib.Path) -> dict[str, str]:
+  """Every entry below root: regular files by content hash, others by kind;
+  nothing is opened that could block (FIFOs) and no link is followed."""
+  out = {}
+  for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for name in dirnames + filenames:
+      p = os.path.join(dirpath, name)
+      st = os.lstat(p)
+      if stat.S_ISREG(st.st_mode):
+        with open(p, "rb") as f:
+          out[p] = hashlib.sha256(f.read()).hexdigest()
+      elif stat.S_ISLNK(st.st_mode):
+        out[p] = "link:" + os.readlink(p)
+      else:
+        out[p] = f"mode:{stat.S_IFMT(st.st_mode)}"
+  return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+  root = tmp_path_factory.mktemp("hostile")
+  cases = corpus.build(root / "corpus")
+  good = corpus.good_checkpoint(root)
+  config = root / "pipeline.config"
+  config.write_text(
+    "model { ssd { num_classes: 2 } }\n"
+    'train_config { fine_tune_checkpoint: "' + good + '" fine_tune_checkpoint_type: "detection" }\n'
+  )
+  rules = root / "rules.toml"
+  rules.write_text('forbid = ["^tmp_"]\n')
+  report = root / "report.json"
+  report.write_text('{"schema": "od_guard.preflight/1", "findings": []}')
+  _prepare()
+  return {
+    "root": root,
+    "cases": {c.name: c for c in cases},
+    "good": good,
+    "config": str(config),
+    "rules": str(rules),
+    "report": str(report),
+  }
+
+
+def _commands(case: corpus.Case, w: dict, out: pathlib.Path) -> dict[str, list[str]]:
+  t = case.target
+  if case.kind == corpus.CKPT:
+    return {
+      "inspect": ["inspect", t],
+      "inspect_json": ["inspect", "--json", "--variables", t],
+      "diff": ["diff", w["good"], t],
+      "verify": ["verify", t],
+      "lint": ["lint", t],
+      "check_static": [
+        "check",
+        "--static",
+        "--pipeline_config_path",
+        w["config"],
+        "--checkpoint",
+        t,
+      ],
+      "remap": ["remap", t, str(out / "dst" / "ckpt-1"), "--rule", "model/->net/"],
+      "read_inventory": ["api:read_inventory", t],
+      "verify_api": ["api:verify_api", t],
+      "lint_api": ["api:lint_api", t],
+    }
+  if case.kind == corpus.RULES:
+    return {"lint": ["lint", "--rules", t, w["good"]]}
+  if case.kind == corpus.REPORT:
+    return {"remap": ["remap", w["good"], str(out / "dst" / "ckpt-1"), "--from-report", t]}
+  return {
+    "check_static": ["check", "--static", "--pipeline_config_path", t, "--checkpoint", w["good"]]
+  }
+
+
+def _allowed(case: corpus.Case, command: str) -> tuple[int, ...]:
+  """Exit codes that are right for `command` on `case`: the case's own, by
+  command (`inspect_json` as `inspect`, `verify_api` as `verify` ...), else
+  2, a typed error."""
+  ok = case.ok
+  base = command.replace("_json", "").replace("_api", "")
+  for k in (command, base, "*"):
+    if k in ok:
+      return ok[k]
+  # check reports an unreadable checkpoint as a failing finding (exit 1).
+  return (1, 2) if command == "check_static" else (2,)
+
+
+def _case_ids() -> list:
+  """Case names, known without writing the corpus (they are fixed)."""
+  import tempfile
+
+  with tempfile.TemporaryDirectory(prefix="od_guard_corpus_ids_") as d:
+    cases = corpus.build(d)
+  params = []
+  for c in cases:
+    marks = [USERFILES_XFAIL] if c.name in USERFILES_FAILING else []
+    params.append(pytest.param(c.name, marks=marks, id=c.name))
+  return params
+
+
+def test_corpus_is_large_enough(world):
+  assert len(world["cases"]) >= 150
+
+
+@pytest.mark.parametrize("name", _case_ids())
+def test_hostile_input(world, name, tmp_path):
+  case = world["cases"][name]
+  before = _fingerprint(pathlib.Path(case.target).parent)
+  before_good = _fingerprint(pathlib.Path(world["good"]).parent)
+  problems = []
+  (tmp_path / "dst").mkdir()
+  for command, (code, stderr, seconds, rss, stdout) in _run_all(
+    _commands(case, world, tmp_path), tmp_path
+  ).items():
+    allowed = _allowed(case, command)
+    what = f"{command}: exit {code} in {seconds:.1f} s, {rss:.0f} MB"
+    if code < 0:
+      problems.append(f"{what}: killed by signal {-code} (hang or crash)\n{stderr[-2000:]}")
+    elif "Traceback" in stderr or code == 70:
+      problems.append(f"{what}: traceback\n{stderr[-3000:]}")
+    elif code not in allowed:
+      problems.append(f"{what}: expected one of {allowed}\n{stderr[-1500:]}")
+    elif code == 2 and not _TYPED.search(stderr):
+      problems.append(f"{what}: exit 2 without a typed error\n{stderr[-1500:]}")
+    if seconds > TIME_LIMIT:
+      problems.append(f"{what}: slower than {TIME_LIMIT} s")
+    if rss > RSS_LIMIT_MB:
+      problems.append(f"{what}: over {RSS_LIMIT_MB} MB")
+    if "\x1b" in stdout or "\x1b" in stderr:
+      problems.append(f"{what}: a raw escape character reached the terminal")
+  assert _fingerprint(pathlib.Path(case.target).parent) == before, "an input was modified"
+  assert _fingerprint(pathlib.Path(world["good"]).parent) == before_good, "SRC was modified"
+  assert not problems, f"{case.name} ({case.target}):\n" + "\n".join(problems)
