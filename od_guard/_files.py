@@ -54,7 +54,8 @@ class FileDecodeError(UserFileError):
   """The file's bytes are not UTF-8, or its text is not the format it should be."""
 
 
-def _kind(mode: int) -> str:
+def kind(mode: int) -> str:
+  """What a non-regular file is, in words ('directory', 'named pipe (FIFO)', ...)."""
   if stat.S_ISDIR(mode):
     return "directory"
   if stat.S_ISFIFO(mode):
@@ -79,13 +80,13 @@ def _raise(
 
 
 def _not_regular(path: str, what: str, flag: str, mode: int, error) -> NoReturn:
-  kind = _kind(mode)
+  described = kind(mode)
   inside = f" (point {flag} at the {what} inside it)" if stat.S_ISDIR(mode) else ""
   _raise(
     error,
     NotARegularFileError,
-    what=f"The {what} {path!r} is a {kind}, not a regular file.",
-    received=f"{path} ({kind})",
+    what=f"The {what} {path!r} is a {described}, not a regular file.",
+    received=f"{path} ({described})",
     fix=f"Pass a regular file to {flag}{inside}; od_guard does not read "
     "directories, pipes, sockets or devices.",
   )

@@ -10,6 +10,7 @@ the child must exit 0, 1 or 2 as the case allows, with a typed
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pathlib
@@ -17,6 +18,7 @@ import re
 import resource
 import signal
 import stat
+import subprocess
 import sys
 import time
 
@@ -85,6 +87,38 @@ def _python_entry(name: str, target: str) -> int:
   return 0
 
 
+def _status_kb(field: str) -> int:
+  """A memory figure of this process from /proc/self/status ('VmRSS', 'VmHWM'), KB."""
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1])
+  return 0
+
+
+@functools.cache
+def _fresh_process_mb() -> float:
+  """Peak RSS of a fresh Python that imports the od-guard command (MB).
+
+  Each case runs in a child forked from this test process, which has imported
+  far more than a user's `od-guard` process (pytest, hypothesis, other tests'
+  modules); a case's memory is what a fresh process holds plus what the
+  command added over what the child inherited."""
+  # VmHWM, not ru_maxrss: across exec, ru_maxrss keeps the forking parent's peak.
+  code = "from od_guard import cli; print(open('/proc/self/status').read())"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  return int(out.stdout.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def _added_mb(rss_file: pathlib.Path, usage) -> float:
+  """A case's peak memory: a fresh process's plus what the command added (MB);
+  for a child that died before writing its figure, its whole peak."""
+  try:
+    return _fresh_process_mb() + int(rss_file.read_text()) / 1024
+  except (OSError, ValueError):
+    return usage.ru_maxrss / 1024
+
+
 def _spawn(argv: list[str], out_path: pathlib.Path, err_path: pathlib.Path) -> int:
   """Forks a child that runs the command (stdout, stderr to the two files)
   under the time and address-space limits; returns its pid."""
@@ -92,7 +126,14 @@ def _spawn(argv: list[str], out_path: pathlib.Path, err_path: pathlib.Path) -> i
   if pid:
     return pid
   code = 70  # the child
+  rss0 = 0
   try:
+    # The child inherits this test process's peak RSS (VmHWM) and its resident
+    # pages: the peak is reset (Linux >= 4.0) and the command is charged only
+    # for what it adds over what it inherited (see _fresh_process_mb).
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+    rss0 = _status_kb("VmRSS")
     out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)
@@ -119,6 +160,8 @@ def _spawn(argv: list[str], out_path: pathlib.Path, err_path: pathlib.Path) -> i
     try:
       sys.stdout.flush()
       sys.stderr.flush()
+      peak = _status_kb("VmHWM") - rss0
+      (out_path.parent / (out_path.stem + ".rss")).write_text(str(max(0, peak)))
     finally:
       os._exit(code)
 
@@ -142,7 +185,7 @@ def _run_all(commands: dict[str, list[str]], workdir: pathlib.Path) -> dict[str,
       os.waitstatus_to_exitcode(status),
       (workdir / f"{name}.err").read_text(errors="replace"),
       time.perf_counter() - start,
-      usage.ru_maxrss / 1024,
+      _added_mb(workdir / f"{name}.rss", usage),
       (workdir / f"{name}.out").read_text(errors="replace"),
     )
   return results

@@ -16,6 +16,7 @@ import re
 import stat
 from typing import BinaryIO
 
+from od_guard import _files
 from od_guard import errors
 from od_guard.checkpoint import remote
 
@@ -167,7 +168,7 @@ def open_binary(path: str) -> BinaryIO:
   if not stat.S_ISREG(mode):
     raise errors.UnreadableFileError(
       f"{path!r} is not a regular file (it is a "
-      f"{_file_kind(mode)}), so it cannot be a checkpoint file.",
+      f"{_files.kind(mode)}), so it cannot be a checkpoint file.",
       received=path,
       fix="Point at the checkpoint's files themselves, not at a pipe or device.",
     )
@@ -209,18 +210,6 @@ class _GfileReader:
 
   def __exit__(self, *exc) -> None:
     self.close()
-
-
-def _file_kind(mode: int) -> str:
-  if stat.S_ISDIR(mode):
-    return "directory"
-  if stat.S_ISFIFO(mode):
-    return "named pipe"
-  if stat.S_ISSOCK(mode):
-    return "socket"
-  if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-    return "device"
-  return "special file"
 
 
 def read_head(path: str, n: int) -> bytes:

@@ -240,54 +240,43 @@ def restore(
         graph, report, more = _tf_checkpoint(roots, inv, exclude, flavour, policy)
       found.extend(more)
   verdict, _ = policy_lib.decide(policy, pipeline.demote_consequences(found), training=True)
+
+  def conclude_and_publish(restore_report) -> record.Report:
+    """The report from what was found so far, printed and written (chief only)."""
+    result = pipeline.conclude(
+      tier=record.MODEL,
+      inventory=inv,
+      found=found,
+      policy=policy,
+      restore=restore_report,
+      training=True,
+      timings=timer.timings,
+      strategy=strategies.describe(strategy),
+      not_checked=not_checked,
+    )
+    publish.publish(
+      result,
+      chief=strategies.is_chief(strategy),
+      quiet=quiet,
+      json_path=report_path,
+      log_dir=log_dir,
+    )
+    return result
+
   if multi:
     mine = _record(strategy, "verdict", inv.prefix, verdict=verdict, found=found)
     try:
       consensus.agree(strategy, mine, consensus_timeout)
     except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
       found.insert(0, _disagreement(e))
-      result = pipeline.conclude(
-        tier=record.MODEL,
-        inventory=inv,
-        found=found,
-        policy=policy,
-        restore=report,
-        training=True,
-        timings=timer.timings,
-        strategy=strategies.describe(strategy),
-        not_checked=not_checked,
-      )
-      publish.publish(
-        result,
-        chief=strategies.is_chief(strategy),
-        quiet=quiet,
-        json_path=report_path,
-        log_dir=log_dir,
-      )
+      conclude_and_publish(report)
       raise
   if not verdict.failed and (report is not None or not_checked):
     with timer.phase("restore"):
       _apply(model, roots, inv, graph, report, strategy, exclude)
     if verify and report is not None:
       found.append(_verify_restore(model, strategy, roots, graph, report, inv, not_checked))
-  result = pipeline.conclude(
-    tier=record.MODEL,
-    inventory=inv,
-    found=found,
-    policy=policy,
-    restore=report,
-    training=True,
-    timings=timer.timings,
-    strategy=strategies.describe(strategy),
-    not_checked=not_checked,
-  )
-  publish.publish(
-    result,
-    chief=strategies.is_chief(strategy),
-    quiet=quiet,
-    json_path=report_path,
-    log_dir=log_dir,
-  )
+  result = conclude_and_publish(report)
   if result.verdict.failed:
     raise RestoreGuardError(result)
   return result
