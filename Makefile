@@ -17,6 +17,7 @@ PLAIN_ONLY := tests/hostile_corpus_test.py tests/reader_property_test.py \
 PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_test.py \
     tests/precommit_test.py tests/zoo_fingerprint_test.py tests/user_files_test.py \
     tests/patterns_test.py tests/remap_safety_test.py tests/remote_doctor_test.py \
+    tests/event_file_test.py \
     $(PLAIN_ONLY)
 NOT_PLAIN_ONLY := $(addprefix --ignore=,$(PLAIN_ONLY))
 

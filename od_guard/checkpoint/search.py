@@ -13,6 +13,7 @@ import os
 import re
 
 from od_guard import errors
+from od_guard.checkpoint import fileio
 
 MAX_DEPTH = 3
 MAX_ENTRIES = 20_000
@@ -194,10 +195,10 @@ def read_int64_scalar(prefix: str, key: str) -> int | None:
     return None
   path = tensor_bundle.shard_path(prefix, entry.shard_id, index.header.num_shards)
   try:
-    with open(path, "rb") as f:
+    with fileio.open_binary(path) as f:
       f.seek(entry.offset)
       raw = f.read(entry.size)
-  except OSError:
+  except (errors.OdGuardError, OSError):
     return None
   if len(raw) != entry.size or entry.size not in (4, 8):
     return None

@@ -17,6 +17,7 @@ import os
 import re
 
 from od_guard import errors
+from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import search
 from od_guard.odapi import config as pipeline_config
@@ -24,7 +25,7 @@ from od_guard.restore import findings
 from od_guard.restore import fingerprint as fingerprint_lib
 
 Finding = findings.Finding
-_STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(?P<path>(?:[^"\\]|\\.)*)"', re.M)
+_STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(?P<path>[^"\\]*(?:\\.[^"\\]*)*)"', re.M)
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -34,22 +35,23 @@ def latest_checkpoint(model_dir: str) -> tuple[str | None, str]:
   Returns:
     (prefix or None, a sentence on how it was decided).
   """
-  state = os.path.join(model_dir, "checkpoint")
-  if not os.path.exists(state):
+  state = fileio.join(model_dir, "checkpoint")
+  if not fileio.exists(state):
     return None, f"no state file {state}"
-  if os.path.isdir(state):
+  if fileio.isdir(state):
     return None, f"{state} is a directory, not a state file (TF ignores it)"
   try:
-    with open(state, "rb") as f:
+    with fileio.open_binary(state) as f:
       text = f.read(1 << 20).decode("utf-8", errors="replace")
-  except OSError as e:
+  except (errors.OdGuardError, OSError) as e:
     return None, f"{state} is unreadable ({e})"
   m = _STATE_PATH.search(text)
   if not m:
     return None, f"{state} names no model_checkpoint_path (TF ignores it)"
   named = m.group("path")
-  prefix = named if os.path.isabs(named) else os.path.join(model_dir, named)
-  if not os.path.exists(prefix + ".index"):
+  absolute = os.path.isabs(named) or "://" in named
+  prefix = named if absolute else fileio.join(model_dir, named)
+  if not fileio.exists(prefix + ".index"):
     return None, f"{state} names {named!r}, whose index does not exist (TF ignores it)"
   return prefix, f"{state} names {named!r}"
 
@@ -69,11 +71,11 @@ def diagnose(
     training: the verdict gates a training run (nothing left to train is an error).
     num_train_steps: model_main_tf2's --num_train_steps (overrides num_steps).
   """
-  if not model_dir or not os.path.isdir(model_dir):
+  if not model_dir or not fileio.isdir(model_dir):
     return []
   out: list[Finding] = []
-  state = os.path.join(model_dir, "checkpoint")
-  if os.path.isdir(state):
+  state = fileio.join(model_dir, "checkpoint")
+  if fileio.isdir(state):
     out.append(_state_is_directory(model_dir, state))
   prefix, why = latest_checkpoint(model_dir)
   if prefix is None:
@@ -132,8 +134,8 @@ def _state_is_directory(model_dir: str, state: str) -> Finding:
 
 def _checkpoints_without_state(model_dir: str, why: str) -> list[Finding]:
   try:
-    names = sorted(n for n in os.listdir(model_dir) if n.endswith(".index"))
-  except OSError:
+    names = sorted(n for n in fileio.listdir(model_dir) if n.endswith(".index"))
+  except (errors.OdGuardError, OSError):
     return []
   if not names:
     return []

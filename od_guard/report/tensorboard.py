@@ -69,13 +69,10 @@ def write_summaries(
   `records` maps a tag to (kind, JSON-able record) for the od_guard dashboard.
   """
   if "tensorflow" not in sys.modules and not fileio.is_remote(logdir):
-    from tensorboard.plugins.scalar import summary_v2 as scalar_summary
-    from tensorboard.plugins.text import summary_v2 as text_summary
-
     event_file.write(
       fileio.local(logdir),
-      [scalar_summary.scalar_pb(tag, value) for tag, value in dict(scalars).items()]
-      + [text_summary.text_pb(tag, text) for tag, text in dict(texts).items()]
+      [event_file.scalar_pb(tag, value) for tag, value in dict(scalars).items()]
+      + [event_file.text_pb(tag, text) for tag, text in dict(texts).items()]
       + [
         dashboard_summary.record_pb(tag, data, kind=kind)
         for tag, (kind, data) in dict(records).items()
