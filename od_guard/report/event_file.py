@@ -23,14 +23,14 @@ import google_crc32c
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 
+from od_guard.checkpoint import tensor_bundle
+
 _FILE_VERSION = "brain.Event:2"
-_MASK_DELTA = 0xA282EAD8
 
 
 def _masked_crc(data: bytes) -> bytes:
   """TFRecord's masked CRC-32C of `data`, little-endian."""
-  crc = google_crc32c.value(data)
-  return struct.pack("<I", (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+  return struct.pack("<I", tensor_bundle.mask_crc(google_crc32c.value(data)))
 
 
 def record(data: bytes) -> bytes:
@@ -53,6 +53,12 @@ def event_file_name(wall_time: float) -> str:
   )
 
 
+def _tensor_summary(tag: str, tensor, metadata) -> summary_pb2.Summary:
+  summary = summary_pb2.Summary()
+  summary.value.add(tag=tag, metadata=metadata, tensor=tensor)
+  return summary
+
+
 def scalar_pb(tag: str, value: float) -> summary_pb2.Summary:
   """What `tensorboard.plugins.scalar.summary_v2.scalar_pb` returns, without its
   import of numpy and TensorBoard's TensorFlow stub (tested equal)."""
@@ -61,18 +67,15 @@ def scalar_pb(tag: str, value: float) -> summary_pb2.Summary:
   from tensorboard.compat.proto import types_pb2
   from tensorboard.plugins.scalar import metadata
 
-  tensor = tensor_pb2.TensorProto(
-    dtype=types_pb2.DT_FLOAT,
-    tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-    float_val=[float(value)],
+  return _tensor_summary(
+    tag,
+    tensor_pb2.TensorProto(
+      dtype=types_pb2.DT_FLOAT,
+      tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+      float_val=[float(value)],
+    ),
+    metadata.create_summary_metadata(display_name=None, description=None),
   )
-  summary = summary_pb2.Summary()
-  summary.value.add(
-    tag=tag,
-    metadata=metadata.create_summary_metadata(display_name=None, description=None),
-    tensor=tensor,
-  )
-  return summary
 
 
 def text_pb(tag: str, text: str) -> summary_pb2.Summary:
@@ -83,18 +86,15 @@ def text_pb(tag: str, text: str) -> summary_pb2.Summary:
   from tensorboard.compat.proto import types_pb2
   from tensorboard.plugins.text import metadata
 
-  tensor = tensor_pb2.TensorProto(
-    dtype=types_pb2.DT_STRING,
-    tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-    string_val=[text.encode("utf-8")],
+  return _tensor_summary(
+    tag,
+    tensor_pb2.TensorProto(
+      dtype=types_pb2.DT_STRING,
+      tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+      string_val=[text.encode("utf-8")],
+    ),
+    metadata.create_summary_metadata(display_name=None, description=None),
   )
-  summary = summary_pb2.Summary()
-  summary.value.add(
-    tag=tag,
-    metadata=metadata.create_summary_metadata(display_name=None, description=None),
-    tensor=tensor,
-  )
-  return summary
 
 
 def write(logdir: str, summaries: Sequence[summary_pb2.Summary], *, step: int) -> str:
