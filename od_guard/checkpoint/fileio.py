@@ -18,10 +18,16 @@ from typing import BinaryIO
 
 from od_guard import _files
 from od_guard import errors
-from od_guard.checkpoint import remote
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _LOG = logging.getLogger("od_guard")
+
+
+def _remote():
+  """The fsspec layer, imported on first use: local reads never pay for it."""
+  from od_guard.checkpoint import remote
+
+  return remote
 
 
 def is_remote(path: str) -> bool:
@@ -47,36 +53,38 @@ class _Gfile:
     try:
       tf = _tensorflow()
     except ImportError as e:
-      raise remote.unavailable(path, "TensorFlow (whose gfile could try) is not installed") from e
+      raise _remote().unavailable(
+        path, "TensorFlow (whose gfile could try) is not installed"
+      ) from e
     self.gfile, self.errors = tf.io.gfile, tf.errors
-    if remote.scheme(path) in remote.EXTRAS:
+    if _remote().scheme(path) in _remote().EXTRAS:
       _LOG.warning(
         "od_guard: reading %s:// through TensorFlow's gfile; `%s` reads it without TensorFlow.",
-        remote.scheme(path),
-        remote.install_hint(path),
+        _remote().scheme(path),
+        _remote().install_hint(path),
       )
 
   def call(self, path: str, fn, *args):
     try:
       return fn(*args)
     except self.errors.UnimplementedError as e:
-      raise remote.unavailable(
+      raise _remote().unavailable(
         path, f"TensorFlow's gfile does not implement it either ({str(e).splitlines()[0]})"
       ) from e
     except self.errors.PermissionDeniedError as e:
-      raise remote.PermissionDeniedError(
+      raise _remote().PermissionDeniedError(
         f"Cannot read {path}: permission denied.",
         received=f"{path} ({e.message})",
         fix="Check the credentials TensorFlow uses for this storage.",
       ) from e
     except self.errors.NotFoundError as e:
-      raise remote.ObjectNotFoundError(
+      raise _remote().ObjectNotFoundError(
         f"{path} does not exist.",
         received=f"{path} ({e.message})",
         fix="Check the object's name.",
       ) from e
     except self.errors.OpError as e:
-      raise remote.RemoteStorageError(
+      raise _remote().RemoteStorageError(
         f"Cannot read {path}: TensorFlow's gfile failed.",
         received=f"{path} ({e.message})",
         fix="Check the URI, the endpoint and the credentials TensorFlow uses.",
@@ -90,25 +98,25 @@ def _fallback(scheme: str) -> _Gfile:
 
 def _backend(path: str):
   """`remote` when fsspec serves the scheme, else TF's gfile (typed)."""
-  if remote.serves(path):
+  if _remote().serves(path):
     return None
   try:
-    return _fallback(remote.scheme(path))
-  except remote.StorageUnavailableError as e:  # said about the scheme; name the path
-    raise remote.StorageUnavailableError(e.what, received=path, fix=e.fix) from e
+    return _fallback(_remote().scheme(path))
+  except _remote().StorageUnavailableError as e:  # said about the scheme; name the path
+    raise _remote().StorageUnavailableError(e.what, received=path, fix=e.fix) from e
 
 
 def exists(path: str) -> bool:
   if is_remote(path):
     g = _backend(path)
-    return remote.exists(path) if g is None else g.call(path, g.gfile.exists, path)
+    return _remote().exists(path) if g is None else g.call(path, g.gfile.exists, path)
   return os.path.lexists(local(path))
 
 
 def isdir(path: str) -> bool:
   if is_remote(path):
     g = _backend(path)
-    return remote.isdir(path) if g is None else g.call(path, g.gfile.isdir, path)
+    return _remote().isdir(path) if g is None else g.call(path, g.gfile.isdir, path)
   return os.path.isdir(local(path))
 
 
@@ -116,7 +124,7 @@ def listdir(path: str) -> list[str]:
   if is_remote(path):
     g = _backend(path)
     if g is None:
-      return remote.listdir(path)
+      return _remote().listdir(path)
     return sorted(n.rstrip("/") for n in g.call(path, g.gfile.listdir, path))
   return sorted(os.listdir(local(path)))
 
@@ -140,7 +148,7 @@ def basename(path: str) -> str:
 def getsize(path: str) -> int:
   if is_remote(path):
     g = _backend(path)
-    return remote.getsize(path) if g is None else g.call(path, g.gfile.stat, path).length
+    return _remote().getsize(path) if g is None else g.call(path, g.gfile.stat, path).length
   return os.path.getsize(local(path))
 
 
@@ -155,7 +163,7 @@ def open_binary(path: str) -> BinaryIO:
   """
   if is_remote(path):
     g = _backend(path)
-    return remote.open_binary(path) if g is None else _GfileReader(path, g)
+    return _remote().open_binary(path) if g is None else _GfileReader(path, g)
   p = local(path)
   try:
     mode = os.stat(p).st_mode

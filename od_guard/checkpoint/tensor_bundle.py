@@ -18,12 +18,14 @@ import errno
 import os
 import re
 import struct
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import limits
-from od_guard.checkpoint import safe_output
+
+if TYPE_CHECKING:  # imported by the writer when it runs
+  from od_guard.checkpoint import safe_output
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48
@@ -960,6 +962,8 @@ def copy_bundle(
     DestinationError: the destination cannot be written (typed: read-only,
       no space, permission, taken by another run ...).
   """
+  from od_guard.checkpoint import safe_output  # only writers pay for it
+
   base = os.path.basename(destination)
   where = os.path.dirname(os.path.abspath(destination)) or "."
   own = directory is None
@@ -999,6 +1003,8 @@ def copy_bundle(
 def _copy_into(
   d, guard, source, index, base, renames, replace, progress, progress_every, overwrite, check, keep
 ) -> None:
+  from od_guard.checkpoint import safe_output
+
   token = safe_output.new_token()
   temps: list[str] = []
   committed = False
