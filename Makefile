@@ -8,6 +8,13 @@ LINTBIN := $(VENV)/lint/bin
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -p no:cacheprovider
+# Test files run in parallel, a file per worker (pytest-xdist): most of the
+# suite waits on subprocesses that import TensorFlow. XDIST= runs serially.
+XDIST ?= -n 2 --dist loadfile
+# od_guard's bytecode, as an installed package has it: without it, every
+# od-guard subprocess a test starts compiles the sources first where
+# PYTHONDONTWRITEBYTECODE is set (this machine sets it).
+BYTECODE = -m compileall -q od_guard
 # TF-free tests that exercise the same code whatever else is installed, and take
 # a minute each (the hostile corpus, property tests, SIGKILLs, object storage
 # servers): they run in the plain environment only.
@@ -61,16 +68,19 @@ format: env-lint
 # everything that does not need the OD API runs again in modern (TF 2.20, Keras 3,
 # tf-keras).
 test-odapi: env-odapi
-	$(ODAPI) -m pytest $(PYTEST_FLAGS) -m "not installs" $(NOT_PLAIN_ONLY) tests
+	$(ODAPI) $(BYTECODE)
+	$(ODAPI) -m pytest $(PYTEST_FLAGS) $(XDIST) -m "not installs" $(NOT_PLAIN_ONLY) tests
 
 test-modern: env-modern
-	$(MODERN) -m pytest $(PYTEST_FLAGS) -m "not odapi and not installs" $(NOT_PLAIN_ONLY) tests
+	$(MODERN) $(BYTECODE)
+	$(MODERN) -m pytest $(PYTEST_FLAGS) $(XDIST) -m "not odapi and not installs" $(NOT_PLAIN_ONLY) tests
 
 # The plain environment runs what applies without TensorFlow (marker `plain`) and
 # the packaging tests (marker `installs`: the wheel, a protobuf 3.20 + OD API
 # venv, pre-commit), which build their own virtual environments in tmp dirs.
 test-plain: env-plain
-	$(PLAIN) -m pytest $(PYTEST_FLAGS) -m "plain or installs" $(PLAIN_TESTS)
+	$(PLAIN) $(BYTECODE)
+	$(PLAIN) -m pytest $(PYTEST_FLAGS) $(XDIST) -m "plain or installs" $(PLAIN_TESTS)
 
 test: lint test-plain test-modern test-odapi
 

@@ -22,8 +22,21 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
 
 
+def compile_package() -> None:
+  """Compiles od_guard's bytecode, as `pip install` does for an installed
+  package. The development install is editable, and a machine that sets
+  PYTHONDONTWRITEBYTECODE (this one does) never writes it: every timed process
+  would then first compile od_guard's sources, which no user's install does."""
+  import compileall
+
+  compileall.compile_dir(str(REPO / "od_guard"), quiet=1)
+
+
 def parser(doc: str, *, rounds: int) -> argparse.ArgumentParser:
-  """The benchmark's command line (described by the first line of `doc`), with --rounds."""
+  """The benchmark's command line (described by the first line of `doc`), with --rounds.
+
+  Also compiles od_guard's bytecode (`compile_package`)."""
+  compile_package()
   p = argparse.ArgumentParser(description=doc.splitlines()[0])
   p.add_argument("--rounds", type=int, default=rounds)
   return p
@@ -57,10 +70,15 @@ def emit(benchmark: str, results: dict) -> None:
   print(json.dumps({"benchmark": benchmark, **results}))
 
 
-def run_process(argv: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
-  """Runs a process; returns (wall seconds, its peak RSS in MB, its stdout)."""
+def run_process(
+  argv: list[str], ok: tuple[int, ...] = (0,), *, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
+  """Runs a process (`env` added to ENV); returns (wall seconds, its peak RSS
+  in MB, its stdout)."""
   start = time.perf_counter()
-  proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+  proc = subprocess.Popen(
+    argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**ENV, **(env or {})}
+  )
   out = proc.stdout.read()
   _, status, usage = os.wait4(proc.pid, 0)
   elapsed = time.perf_counter() - start
@@ -71,10 +89,17 @@ def run_process(argv: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, flo
 
 
 def measure(
-  rounds: int, steps: dict[str, tuple[list[str], Callable[[float, str], float]]], *, ok=(0,)
+  rounds: int,
+  steps: dict[str, tuple[list[str], Callable[[float, str], float]]],
+  *,
+  ok=(0,),
+  walls: dict[str, list[float]] | None = None,
+  env: dict[str, dict[str, str]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
   """Runs each step's process once a round; `steps[name] = (argv, seconds_of)`
-  where seconds_of(wall seconds, stdout) picks the time to record.
+  where seconds_of(wall seconds, stdout) picks the time to record. With
+  `walls`, each process's whole wall time is also appended to walls[name];
+  `env[name]` adds variables to that step's environment.
 
   Returns:
     (seconds per step per round, peak RSS in MB per step).
@@ -83,7 +108,9 @@ def measure(
   rss = dict.fromkeys(steps, 0.0)
   for r in range(rounds):
     for name, (argv, seconds_of) in steps.items():
-      wall, peak, out = run_process(argv, ok)
+      wall, peak, out = run_process(argv, ok, env=(env or {}).get(name))
+      if walls is not None:
+        walls.setdefault(name, []).append(wall)
       secs[name].append(seconds_of(wall, out))
       rss[name] = max(rss[name], peak)
     progress(f"round {r + 1}/{rounds}: " + " ".join(f"{n}={s[-1]:.3f}s" for n, s in secs.items()))

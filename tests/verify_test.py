@@ -105,7 +105,58 @@ def test_keys_restrict_the_scan(saved):
   assert [t.key for t in report.tensors] == [key]
 
 
-def test_a_flipped_byte_in_a_kernel_is_a_crc_mismatch(saved, tmp_path):
+@pytest.fixture(params=["default", "google"])
+def crc_backend(request, monkeypatch) -> str:
+  """Each test runs with the CRC32C od_guard picks (`crc32c` where installed)
+  and with google-crc32c forced (what a default install uses)."""
+  if request.param == "google":
+    monkeypatch.setenv(verify.CRC_BACKEND_ENV, "google")
+  else:
+    monkeypatch.delenv(verify.CRC_BACKEND_ENV, raising=False)
+  return verify.crc_backend()[1]
+
+
+def test_both_crc_backends_give_the_same_report(saved, monkeypatch):
+  monkeypatch.setenv(verify.CRC_BACKEND_ENV, "google")
+  assert verify.crc_backend()[1] == "google-crc32c"
+  google = verify.verify(saved["nan_kernel"])
+  monkeypatch.delenv(verify.CRC_BACKEND_ENV)
+  picked = verify.verify(saved["nan_kernel"])
+  assert picked.tensors == google.tensors
+  assert picked.bytes_read == google.bytes_read
+
+
+def test_the_read_ahead_thread_stops_when_the_checks_stop(saved):
+  """A scan abandoned after its first chunk (an exception in the checks)
+  leaves no reading thread behind."""
+  import threading
+
+  e = _entry(saved["good"], KERNEL)
+  shard = tensor_bundle.shard_path(saved["good"], e.shard_id, 1)
+  with open(shard, "rb") as f:
+    reader = verify._ReadAhead(f, [(e.offset, e.size, "float32")] * 1000, 16, shard)
+    chunk, end = reader.next()
+    assert len(chunk) == 16 and end is None
+    reader.close()
+  assert not any(t.name == "od_guard-verify-read" for t in threading.enumerate())
+
+
+def test_a_read_error_on_the_reading_thread_is_a_typed_error(saved):
+  class FailingFile:
+    def seek(self, offset):
+      pass
+
+    def read(self, n):
+      raise OSError(5, "Input/output error")
+
+  reader = verify._ReadAhead(FailingFile(), [(0, 64, "float32")], 16, "shard-x")
+  with pytest.raises(verify.errors.UnreadableFileError) as e:
+    reader.next()
+  reader.close()
+  assert "Input/output error" in e.value.what and e.value.received == "shard-x"
+
+
+def test_a_flipped_byte_in_a_kernel_is_a_crc_mismatch(saved, tmp_path, crc_backend):
   prefix = _copy(saved["good"], tmp_path)
   e = _entry(prefix, KERNEL)
   shard = tensor_bundle.shard_path(prefix, e.shard_id, 1)

@@ -15,7 +15,9 @@ For each tensor of a TF checkpoint's data shards, in file order and in chunks
     report.unhealthy()   # tensors with NaN / Inf, or non-positive variances
 
 Numbers are read with numpy views over the bytes: nothing is unpickled,
-nothing executed. CRCs use the C-accelerated `google_crc32c`.
+nothing executed. CRCs use the CPU's CRC32 instruction through `crc32c` when
+it is installed, else the C-accelerated `google_crc32c` (`crc_backend`). One
+thread reads ahead while the calling thread checks (`_ReadAhead`).
 
 With `digests=True` the same stream also yields each numeric tensor's
 fingerprint of its raw bytes (`Digest`), the one
@@ -42,7 +44,8 @@ CRC_MISMATCH = "crc_mismatch"
 TRUNCATED = "truncated"  # the shard ends before the tensor does
 SHARD_MISSING = "shard_missing"
 NOT_CHECKED = "not_checked"  # sliced variables: their bytes are slices
-_CHUNK = 8 << 20  # a multiple of every item size
+_CHUNK = 4 << 20  # a multiple of every item size
+_DEPTH = 3  # chunks read ahead of the checks
 _FLOATS = ("float16", "float32", "float64", "bfloat16")
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
 _VARIANCE_LEAVES = ("moving_variance", "moving_var")
@@ -251,13 +254,14 @@ class _Stats:
     self.hi: float | None = None
     self.max_abs: float | None = None
 
-  def add(self, np, raw: bytes) -> None:
-    values = _as_numbers(np, raw, self.dtype)
-    if values is None or not values.size:
+  def add(self, np, raw: bytes, extent) -> None:
+    """Adds one chunk; `extent` is its (min, max) from `_extent`."""
+    if extent is None:
       return
-    lo, hi = values.min(), values.max()
+    lo, hi = extent
     if self.dtype in _FLOATS and not (np.isfinite(lo) and np.isfinite(hi)):
       # The rare path: count, then keep the finite values' range.
+      values = _as_numbers(np, raw, self.dtype)
       nan = np.isnan(values)
       inf = np.isinf(values)
       self.nan += int(nan.sum())
@@ -270,6 +274,15 @@ class _Stats:
     self.lo = lo if self.lo is None else min(self.lo, lo)
     self.hi = hi if self.hi is None else max(self.hi, hi)
     self.max_abs = max(abs(self.lo), abs(self.hi))
+
+
+def _extent(np, raw: bytes, dtype: str):
+  """(min, max) of a chunk's numbers (NaN when one is NaN); None when the
+  dtype holds no numbers or the chunk is empty."""
+  values = _as_numbers(np, raw, dtype)
+  if values is None or not values.size:
+    return None
+  return values.min(), values.max()
 
 
 def _as_numbers(np, raw: bytes, dtype: str):
@@ -307,6 +320,34 @@ def _health(v: inventory_lib.Variable, stats: _Stats | None, status: str, detail
   )
 
 
+CRC_BACKEND_ENV = "OD_GUARD_CRC32C"
+
+
+def crc_backend() -> tuple[Callable[[int, bytes], int], str]:
+  """The CRC32C that streams the tensors: (extend(crc, data) -> crc, its name).
+
+  The `crc32c` package (optional: `pip install 'od_guard[fast]'`) when it is
+  installed and uses the CPU's CRC32 instruction: about 1.6x google-crc32c's
+  speed on data that just came from another core, which is what the
+  read-ahead thread hands over. Else `google-crc32c` (a dependency). Both give
+  the same value. OD_GUARD_CRC32C=google forces google-crc32c.
+  """
+  import os
+
+  if os.environ.get(CRC_BACKEND_ENV, "").lower() != "google":
+    try:
+      import crc32c
+    except ImportError:
+      pass
+    else:
+      if crc32c.hardware_based:
+        calculate = crc32c.crc32c
+        return (lambda crc, data: calculate(data, crc)), "crc32c"
+  import google_crc32c
+
+  return google_crc32c.extend, "google-crc32c"
+
+
 def _string_crc(raw: bytes, elements: int) -> int | None:
   """The masked CRC TensorFlow stores for a string tensor: the lengths (each as
   uint32, or uint64 when large), the stored checksum of the lengths, the bytes."""
@@ -323,6 +364,76 @@ def _string_crc(raw: bytes, elements: int) -> int | None:
   crc = google_crc32c.extend(crc, bytes(raw[pos : pos + 4]))
   crc = google_crc32c.extend(crc, bytes(raw[pos + 4 : pos + 4 + sum(lengths)]))
   return tensor_bundle.mask_crc(crc)
+
+
+class _ReadAhead:
+  """Reads byte ranges of one open shard on a thread of its own, a few chunks
+  ahead of the calling thread, which checks them.
+
+  The reading thread only reads (copying from the page cache, without the
+  GIL); the calling thread computes the CRC32C and the value statistics
+  meanwhile. (Measured: taking min and max on the reading thread, while the
+  chunk is in its core's cache, is slower.) Memory stays at `_DEPTH` + 2
+  chunks whatever the shard's size.
+
+  `next()` returns (chunk, end): `end` is None while the range has
+  more chunks, else how many of its bytes the file lacked (0 when complete);
+  a range whose dtype is None (a string tensor) comes as one chunk.
+  """
+
+  def __init__(self, f, ranges: list[tuple[int, int, str | None]], chunk_bytes: int, name: str):
+    import queue
+    import threading
+
+    self._name = name
+    self._queue: queue.Queue = queue.Queue(_DEPTH)
+    self._full = queue.Full
+    self._stop = threading.Event()
+    self._thread = threading.Thread(
+      target=self._read, args=(f, ranges, chunk_bytes), name="od_guard-verify-read", daemon=True
+    )
+    self._thread.start()
+
+  def _read(self, f, ranges, chunk_bytes: int) -> None:
+    try:
+      for offset, size, dtype in ranges:
+        f.seek(offset)
+        left = size
+        while not self._stop.is_set():
+          chunk = f.read(min(left, chunk_bytes) if dtype else left) if left else b""
+          left -= len(chunk)
+          last = not chunk or not left
+          self._put((chunk, left if last else None))
+          if last:
+            break
+    except BaseException as e:  # handed to the checking thread, raised there
+      self._put(e)
+
+  def _put(self, item) -> None:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return
+      except self._full:
+        continue
+
+  def next(self) -> tuple[bytes, int | None]:
+    item = self._queue.get()
+    if isinstance(item, BaseException):
+      if isinstance(item, errors.OdGuardError):
+        raise item
+      detail = item.strerror if isinstance(item, OSError) and item.strerror else item
+      raise errors.UnreadableFileError(
+        f"Reading {self._name!r} failed: {type(item).__name__}: {detail}.",
+        received=self._name,
+        fix="Check the disk or the storage the checkpoint is on, then run verify again.",
+      ) from item
+    return item
+
+  def close(self) -> None:
+    """Stops the reading thread (also when the checks stopped early)."""
+    self._stop.set()
+    self._thread.join()
 
 
 def verify(
@@ -351,9 +462,9 @@ def verify(
     OdGuardError: the path names no readable TF checkpoint index, or a Keras
       file (whose values this does not stream).
   """
-  import google_crc32c
   import numpy as np
 
+  extend, _ = crc_backend()
   start = time.perf_counter()
   inv = inventory_lib.read_inventory(path, object_graph=inventory_lib.OBJECT_GRAPH_NONE)
   if inv.format in (inventory_lib.KERAS3_WEIGHTS, inventory_lib.KERAS2_HDF5):
@@ -391,68 +502,80 @@ def verify(
           by_key[e_.key], None, SHARD_MISSING, f"{shard_file} cannot be read: {e.strerror or e}"
         )
       continue
+    planned = []  # (entry, variable): the tensors whose bytes are read
+    for e in in_shard:
+      v = by_key[e.key]
+      if e.sliced:
+        results[e.key] = _health(v, None, NOT_CHECKED, "a sliced (partitioned) variable")
+      elif e.offset + e.size > size:
+        results[e.key] = _health(
+          v, None, TRUNCATED, f"bytes {e.offset}..{e.offset + e.size} of a {size:,}-byte shard"
+        )
+      elif v.dtype == "string" and e.size > limits.MAX_OBJECT_GRAPH_BYTES:
+        results[e.key] = _health(
+          v,
+          None,
+          NOT_CHECKED,
+          f"a string tensor of {e.size:,} bytes (read whole only"
+          f" up to {limits.MAX_OBJECT_GRAPH_BYTES:,})",
+        )
+      else:
+        planned.append((e, v))
+    if not planned:
+      continue
     with fileio.open_binary(shard_file) as f:
-      for e in in_shard:
-        v = by_key[e.key]
-        if e.sliced:
-          results[e.key] = _health(v, None, NOT_CHECKED, "a sliced (partitioned) variable")
-          continue
-        if e.offset + e.size > size:
-          results[e.key] = _health(
-            v,
-            None,
-            TRUNCATED,
-            f"bytes {e.offset}..{e.offset + e.size} of a {size:,}-byte shard",
-          )
-          continue
-        if v.dtype == "string" and e.size > limits.MAX_OBJECT_GRAPH_BYTES:
-          results[e.key] = _health(
-            v,
-            None,
-            NOT_CHECKED,
-            f"a string tensor of {e.size:,} bytes (read whole only"
-            f" up to {limits.MAX_OBJECT_GRAPH_BYTES:,})",
-          )
-          continue
-        f.seek(e.offset)
-        if v.dtype == "string":
-          raw = f.read(e.size)
-          done += len(raw)
-          elements = 1
-          for d in v.shape:
-            elements *= d
-          ok = _string_crc(raw, elements) == e.crc32c
-          results[e.key] = _health(
-            v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs"
-          )
-          continue
-        stats = _Stats(v.dtype)
-        digester = _Digester(v.dtype) if digests and v.dtype in DIGEST_WIDTH else None
-        crc, left = 0, e.size
-        while left:
-          chunk = f.read(min(left, chunk_bytes))
-          if not chunk:
-            break
-          crc = google_crc32c.extend(crc, chunk)
-          stats.add(np, chunk)
-          if digester is not None:
-            digester.add(np, chunk)
-          left -= len(chunk)
-          done += len(chunk)
-          if progress is not None:
-            progress(done, total)
-        if left:
-          results[e.key] = _health(v, None, TRUNCATED, f"the shard ends {left:,} bytes early")
-        elif tensor_bundle.mask_crc(crc) != e.crc32c:
-          results[e.key] = _health(
-            v,
-            None,
-            CRC_MISMATCH,
-            f"stored CRC32C {e.crc32c:#010x}, bytes give {tensor_bundle.mask_crc(crc):#010x}",
-          )
-        else:
-          results[e.key] = _health(v, stats, OK, "")
-          if digester is not None:
-            digested[e.key] = digester.digest()
+      reader = _ReadAhead(
+        f,
+        [(e.offset, e.size, None if v.dtype == "string" else v.dtype) for e, v in planned],
+        chunk_bytes,
+        shard_file,
+      )
+      try:
+        for e, v in planned:
+          if v.dtype == "string":
+            raw, missing = reader.next()
+            done += len(raw)
+            if missing:
+              results[e.key] = _health(
+                v, None, TRUNCATED, f"the shard ends {missing:,} bytes early"
+              )
+              continue
+            elements = 1
+            for d in v.shape:
+              elements *= d
+            ok = _string_crc(raw, elements) == e.crc32c
+            results[e.key] = _health(
+              v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs"
+            )
+            continue
+          stats = _Stats(v.dtype)
+          digester = _Digester(v.dtype) if digests and v.dtype in DIGEST_WIDTH else None
+          crc, missing = 0, None
+          while missing is None:
+            chunk, missing = reader.next()
+            if not chunk:
+              continue
+            crc = extend(crc, chunk)
+            stats.add(np, chunk, _extent(np, chunk, v.dtype))
+            if digester is not None:
+              digester.add(np, chunk)
+            done += len(chunk)
+            if progress is not None:
+              progress(done, total)
+          if missing:  # the bytes the shard lacks
+            results[e.key] = _health(v, None, TRUNCATED, f"the shard ends {missing:,} bytes early")
+          elif tensor_bundle.mask_crc(crc) != e.crc32c:
+            results[e.key] = _health(
+              v,
+              None,
+              CRC_MISMATCH,
+              f"stored CRC32C {e.crc32c:#010x}, bytes give {tensor_bundle.mask_crc(crc):#010x}",
+            )
+          else:
+            results[e.key] = _health(v, stats, OK, "")
+            if digester is not None:
+              digested[e.key] = digester.digest()
+      finally:
+        reader.close()
   tensors = tuple(results[k] for k in sorted(results))
   return VerifyReport(inv.prefix, tensors, done, time.perf_counter() - start, digested)
