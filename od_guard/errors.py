@@ -52,6 +52,11 @@ class CorruptCheckpointError(OdGuardError):
   """The file looks like a checkpoint but cannot be decoded (truncated, damaged)."""
 
 
+class UnsupportedCheckpointError(OdGuardError):
+  """The checkpoint is sound, but holds what this operation does not handle
+  (e.g. partitioned variables, which `remap` does not rewrite)."""
+
+
 class UnreadableFileError(OdGuardError):
   """The file exists but the operating system refuses to read it."""
 

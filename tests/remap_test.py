@@ -313,3 +313,28 @@ def test_two_keys_renamed_alike_are_refused():
     "Two keys would get the same new name.",
     "'a/x' and 'b/x' -> 'c/x'",
   )
+
+
+def test_a_partitioned_variable_is_unsupported_not_corrupt(tf, tmp_path):
+  """A TF1 checkpoint with a partitioned variable (written by TF's Saver) is
+  sound: remap says it does not rewrite slices, with TF's own way to rename,
+  and writes nothing."""
+  with tf.Graph().as_default():
+    tf.compat.v1.get_variable(
+      "model/emb", shape=[10, 4], partitioner=tf.compat.v1.fixed_size_partitioner(2)
+    )
+    tf.compat.v1.get_variable("model/dense/kernel", shape=[4, 2])
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      src = tf.compat.v1.train.Saver().save(session, str(tmp_path / "src" / "model.ckpt"))
+  entries = tensor_bundle.read_index(src + ".index").entries
+  assert {e.key: e.sliced for e in entries} == {"model/dense/kernel": False, "model/emb": True}
+  dst = tmp_path / "dst" / "ckpt"
+  r = run_cli("remap", "--json", src, str(dst), "--rule", "model/->net/")
+  assert r.returncode == 2, r.stderr
+  error = json.loads(r.stdout)
+  assert error["error"] == "UnsupportedCheckpointError"
+  assert "'model/emb' is a partitioned (sliced) variable" in error["what"]
+  assert "not damaged" in error["what"]
+  assert "init_from_checkpoint" in error["fix"]
+  assert not (tmp_path / "dst").exists() or not os.listdir(tmp_path / "dst")

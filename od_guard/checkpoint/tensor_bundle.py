@@ -871,10 +871,15 @@ def _copy_data(
   try:
     for n, e in enumerate(ordered, 1):
       if e.sliced:
-        raise errors.CorruptCheckpointError(
-          f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors.",
+        raise errors.UnsupportedCheckpointError(
+          f"{e.key!r} is a partitioned (sliced) variable; remap copies whole tensors"
+          " and does not rewrite slices. The checkpoint itself is not damaged.",
           received=source,
-          fix="Save the checkpoint without partitioned variables.",
+          fix=(
+            "Rename with TensorFlow instead: build the model under the new names and "
+            "call tf.compat.v1.train.init_from_checkpoint(SRC, {'OLD/': 'NEW/'}), which "
+            "restores partitioned variables, then save; or save the variable unpartitioned."
+          ),
         )
       new_key = renames.get(e.key, e.key)
       if e.key in replace:
