@@ -52,6 +52,10 @@ def test_num_classes_change_between_train_and_eval_exits_1_before_evaluating(oda
   report = json.loads((tmp_path / "od_guard" / "eval" / "report.json").read_text())
   codes = {(f["code"], f["severity"]) for f in report["findings"]}
   assert ("num_classes_differ", "error") in codes
+  # The fix is evaluation's: not the fine-tune settings a training run would change.
+  fix = next(f["fix"] for f in report["findings"] if f["code"] == "num_classes_differ")
+  assert "fine_tune_checkpoint_type" not in fix
+  assert fix.startswith("Evaluate with the config the checkpoint was trained with")
   assert ("shape_mismatch", "info") in codes  # the head's mismatches, its consequence
   assert len(report["restore"]["shape_mismatches"]) == 12
 

@@ -311,6 +311,30 @@ def _eval_pending(checkpoint_dir: str, why: str) -> findings_lib.Finding:
   )
 
 
+def _for_eval(found: list[findings_lib.Finding], prefix: str) -> list[findings_lib.Finding]:
+  """The static findings, with the fixes evaluation needs: evaluation restores
+  the whole model from a checkpoint of a training run, so a head of another
+  size is fixed by evaluating with that run's num_classes (the fine-tune
+  settings the training fix names do not apply)."""
+  return [
+    dataclasses.replace(
+      f,
+      fix=(
+        "Evaluate with the config the checkpoint was trained with: set num_classes to "
+        "the training run's value in this pipeline.config, or point --checkpoint_dir at "
+        f"a training run of this config (the checkpoint is {prefix})."
+      ),
+      stock_outcome=(
+        "restores the rest without an error, then fails during evaluation (measured "
+        "here: a 5-class eval of a 3-class checkpoint died in NMS after 1 min 55 s)"
+      ),
+    )
+    if f.code == "num_classes_differ" and f.severity == findings_lib.ERROR
+    else f
+    for f in found
+  ]
+
+
 def check_eval(
   config_path: str,
   checkpoint_dir: str,
@@ -371,7 +395,10 @@ def check_eval(
       return _conclude(read, timer, policy)
     read.fingerprint = fingerprint_lib.fingerprint(read.inventory)
     read.found.extend(
-      static_diagnosis.diagnose_checkpoint(read.config, read.inventory, read.fingerprint)
+      _for_eval(
+        static_diagnosis.diagnose_checkpoint(read.config, read.inventory, read.fingerprint),
+        prefix,
+      )
     )
   if not _model_tier_possible(read):
     return _conclude(read, timer, policy)
