@@ -7,7 +7,7 @@ PLAIN := $(VENV)/plain/bin/python
 LINTBIN := $(VENV)/lint/bin
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
-PYTEST_FLAGS ?= -q -p no:cacheprovider
+PYTEST_FLAGS ?= -q -rs -p no:cacheprovider
 # Test files run in parallel, a file per worker (pytest-xdist): most of the
 # suite waits on subprocesses that import TensorFlow. XDIST= runs serially.
 XDIST ?= -n 2 --dist loadfile
