@@ -32,13 +32,14 @@ def fifo(tmp_path):
   return str(path)
 
 
-def _clean_exit_2(r: subprocess.CompletedProcess, error: str, *phrases: str) -> None:
+def _typed_exit_2(r: subprocess.CompletedProcess, error: str) -> str:
+  """The stderr of a run that exited 2 with `error` as what / Received / Fix,
+  without a traceback."""
   assert r.returncode == 2, (r.stdout, r.stderr)
   assert "Traceback" not in r.stderr
   assert r.stderr.startswith(f"od-guard: error: {error}: "), r.stderr
   assert "\nReceived: " in r.stderr and "\nFix: " in r.stderr
-  for p in phrases:
-    assert p in r.stderr, r.stderr
+  return r.stderr
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def _clean_exit_2(r: subprocess.CompletedProcess, error: str, *phrases: str) -> 
 def test_a_fifo_is_refused_without_blocking(fifo, argv, error):
   start = time.monotonic()
   r = run_cli(*(a.format(path=fifo) for a in argv))
-  _clean_exit_2(r, error, "is a named pipe (FIFO), not a regular file")
+  assert "is a named pipe (FIFO), not a regular file" in _typed_exit_2(r, error)
   assert time.monotonic() - start < 10
 
 
@@ -68,7 +69,7 @@ def test_a_fifo_is_refused_without_blocking(fifo, argv, error):
 )
 def test_a_directory_is_refused(tmp_path, argv, error):
   r = run_cli(*(a.format(path=tmp_path) for a in argv))
-  _clean_exit_2(r, error, "is a directory, not a regular file")
+  assert "is a directory, not a regular file" in _typed_exit_2(r, error)
 
 
 def test_a_device_is_refused():
@@ -146,7 +147,8 @@ def test_bad_rules_file_through_the_cli(tmp_path):
   path = tmp_path / "rules.toml"
   path.write_text('[rules]\nmax_depth = "3"\n')
   r = run_cli("lint", "/nonexistent", "--rules", str(path))
-  _clean_exit_2(r, "RulesError", "Rule 'max_depth'", "'3' (a string)")
+  stderr = _typed_exit_2(r, "RulesError")
+  assert "Rule 'max_depth'" in stderr and "'3' (a string)" in stderr
 
 
 @pytest.mark.parametrize(

@@ -50,41 +50,41 @@ class _Gfile:
   TensorFlow's gfile, with its errors typed."""
 
   def __init__(self, path: str):
+    remote = _remote()
     try:
       tf = _tensorflow()
     except ImportError as e:
-      raise _remote().unavailable(
-        path, "TensorFlow (whose gfile could try) is not installed"
-      ) from e
+      raise remote.unavailable(path, "TensorFlow (whose gfile could try) is not installed") from e
     self.gfile, self.errors = tf.io.gfile, tf.errors
-    if _remote().scheme(path) in _remote().EXTRAS:
+    if remote.scheme(path) in remote.EXTRAS:
       _LOG.warning(
         "od_guard: reading %s:// through TensorFlow's gfile; `%s` reads it without TensorFlow.",
-        _remote().scheme(path),
-        _remote().install_hint(path),
+        remote.scheme(path),
+        remote.install_hint(path),
       )
 
   def call(self, path: str, fn, *args):
+    remote = _remote()
     try:
       return fn(*args)
     except self.errors.UnimplementedError as e:
-      raise _remote().unavailable(
+      raise remote.unavailable(
         path, f"TensorFlow's gfile does not implement it either ({str(e).splitlines()[0]})"
       ) from e
     except self.errors.PermissionDeniedError as e:
-      raise _remote().PermissionDeniedError(
+      raise remote.PermissionDeniedError(
         f"Cannot read {path}: permission denied.",
         received=f"{path} ({e.message})",
         fix="Check the credentials TensorFlow uses for this storage.",
       ) from e
     except self.errors.NotFoundError as e:
-      raise _remote().ObjectNotFoundError(
+      raise remote.ObjectNotFoundError(
         f"{path} does not exist.",
         received=f"{path} ({e.message})",
         fix="Check the object's name.",
       ) from e
     except self.errors.OpError as e:
-      raise _remote().RemoteStorageError(
+      raise remote.RemoteStorageError(
         f"Cannot read {path}: TensorFlow's gfile failed.",
         received=f"{path} ({e.message})",
         fix="Check the URI, the endpoint and the credentials TensorFlow uses.",
@@ -98,12 +98,13 @@ def _fallback(scheme: str) -> _Gfile:
 
 def _backend(path: str):
   """`remote` when fsspec serves the scheme, else TF's gfile (typed)."""
-  if _remote().serves(path):
+  remote = _remote()
+  if remote.serves(path):
     return None
   try:
-    return _fallback(_remote().scheme(path))
-  except _remote().StorageUnavailableError as e:  # said about the scheme; name the path
-    raise _remote().StorageUnavailableError(e.what, received=path, fix=e.fix) from e
+    return _fallback(remote.scheme(path))
+  except remote.StorageUnavailableError as e:  # said about the scheme; name the path
+    raise remote.StorageUnavailableError(e.what, received=path, fix=e.fix) from e
 
 
 def exists(path: str) -> bool:

@@ -80,17 +80,27 @@ def _sort_key(prefix: str) -> tuple[int, str, str]:
   return (len(digits), digits, prefix)
 
 
+def state_file_path(state: str) -> str | None:
+  """The model_checkpoint_path a checkpoint state file names (its first MB is
+  read), or None when it names none.
+
+  Raises:
+    OdGuardError, OSError: the file cannot be read.
+  """
+  with fileio.open_binary(state) as f:
+    text = f.read(1 << 20).decode("utf-8", errors="replace")
+  m = _STATE_PATH.search(text)
+  return m.group("path") if m else None
+
+
 def _from_state_file(directory: str, notes: list[str]) -> str | None:
   state = fileio.join(directory, "checkpoint")
   if not fileio.exists(state) or fileio.isdir(state):
     return None
-  with fileio.open_binary(state) as f:
-    text = f.read(1 << 20).decode("utf-8", errors="replace")
-  m = _STATE_PATH.search(text)
-  if not m:
+  named = state_file_path(state)
+  if named is None:
     notes.append(f"the state file {state!r} names no model_checkpoint_path; ignored it")
     return None
-  named = m.group("path")
   if not named or not named.isprintable() or len(named) > 4096:
     notes.append(f"the state file {state!r} names an impossible path; ignored it")
     return None

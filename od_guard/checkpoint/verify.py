@@ -254,14 +254,13 @@ class _Stats:
     self.hi: float | None = None
     self.max_abs: float | None = None
 
-  def add(self, np, raw: bytes, extent) -> None:
-    """Adds one chunk; `extent` is its (min, max) from `_extent`."""
-    if extent is None:
+  def add(self, np, raw: bytes) -> None:
+    values = _as_numbers(np, raw, self.dtype)
+    if values is None or not values.size:
       return
-    lo, hi = extent
+    lo, hi = values.min(), values.max()
     if self.dtype in _FLOATS and not (np.isfinite(lo) and np.isfinite(hi)):
       # The rare path: count, then keep the finite values' range.
-      values = _as_numbers(np, raw, self.dtype)
       nan = np.isnan(values)
       inf = np.isinf(values)
       self.nan += int(nan.sum())
@@ -274,15 +273,6 @@ class _Stats:
     self.lo = lo if self.lo is None else min(self.lo, lo)
     self.hi = hi if self.hi is None else max(self.hi, hi)
     self.max_abs = max(abs(self.lo), abs(self.hi))
-
-
-def _extent(np, raw: bytes, dtype: str):
-  """(min, max) of a chunk's numbers (NaN when one is NaN); None when the
-  dtype holds no numbers or the chunk is empty."""
-  values = _as_numbers(np, raw, dtype)
-  if values is None or not values.size:
-    return None
-  return values.min(), values.max()
 
 
 def _as_numbers(np, raw: bytes, dtype: str):
@@ -378,7 +368,7 @@ class _ReadAhead:
 
   `next()` returns (chunk, end): `end` is None while the range has
   more chunks, else how many of its bytes the file lacked (0 when complete);
-  a range whose dtype is None (a string tensor) comes as one chunk.
+  a range whose dtype is None (a string tensor) is asked for in one read.
   """
 
   def __init__(self, f, ranges: list[tuple[int, int, str | None]], chunk_bytes: int, name: str):
@@ -532,38 +522,35 @@ def verify(
       )
       try:
         for e, v in planned:
-          if v.dtype == "string":
-            raw, missing = reader.next()
-            done += len(raw)
-            if missing:
-              results[e.key] = _health(
-                v, None, TRUNCATED, f"the shard ends {missing:,} bytes early"
-              )
-              continue
-            elements = 1
-            for d in v.shape:
-              elements *= d
-            ok = _string_crc(raw, elements) == e.crc32c
-            results[e.key] = _health(
-              v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs"
-            )
-            continue
-          stats = _Stats(v.dtype)
+          string = v.dtype == "string"
+          parts: list[bytes] = []  # a string tensor's bytes, checked whole
+          stats = None if string else _Stats(v.dtype)
           digester = _Digester(v.dtype) if digests and v.dtype in DIGEST_WIDTH else None
           crc, missing = 0, None
           while missing is None:
             chunk, missing = reader.next()
             if not chunk:
               continue
+            done += len(chunk)
+            if string:
+              parts.append(chunk)
+              continue
             crc = extend(crc, chunk)
-            stats.add(np, chunk, _extent(np, chunk, v.dtype))
+            stats.add(np, chunk)
             if digester is not None:
               digester.add(np, chunk)
-            done += len(chunk)
             if progress is not None:
               progress(done, total)
           if missing:  # the bytes the shard lacks
             results[e.key] = _health(v, None, TRUNCATED, f"the shard ends {missing:,} bytes early")
+          elif string:
+            elements = 1
+            for d in v.shape:
+              elements *= d
+            ok = _string_crc(b"".join(parts), elements) == e.crc32c
+            results[e.key] = _health(
+              v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs"
+            )
           elif tensor_bundle.mask_crc(crc) != e.crc32c:
             results[e.key] = _health(
               v,

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import paths
 from od_guard.checkpoint import search
 from od_guard.odapi import config as pipeline_config
 from od_guard.restore import findings
 from od_guard.restore import fingerprint as fingerprint_lib
 
 Finding = findings.Finding
-_STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(?P<path>[^"\\]*(?:\\.[^"\\]*)*)"', re.M)
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -41,14 +40,11 @@ def latest_checkpoint(model_dir: str) -> tuple[str | None, str]:
   if fileio.isdir(state):
     return None, f"{state} is a directory, not a state file (TF ignores it)"
   try:
-    with fileio.open_binary(state) as f:
-      text = f.read(1 << 20).decode("utf-8", errors="replace")
+    named = paths.state_file_path(state)
   except (errors.OdGuardError, OSError) as e:
     return None, f"{state} is unreadable ({e})"
-  m = _STATE_PATH.search(text)
-  if not m:
+  if named is None:
     return None, f"{state} names no model_checkpoint_path (TF ignores it)"
-  named = m.group("path")
   absolute = os.path.isabs(named) or "://" in named
   prefix = named if absolute else fileio.join(model_dir, named)
   if not fileio.exists(prefix + ".index"):

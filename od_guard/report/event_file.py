@@ -53,47 +53,39 @@ def event_file_name(wall_time: float) -> str:
   )
 
 
-def _tensor_summary(tag: str, tensor, metadata) -> summary_pb2.Summary:
+def _scalar_tensor_summary(tag: str, plugin_metadata, **tensor_fields) -> summary_pb2.Summary:
+  """A one-value tensor summary for the plugin whose `metadata` module is given."""
+  from tensorboard.compat.proto import tensor_pb2
+  from tensorboard.compat.proto import tensor_shape_pb2
+
   summary = summary_pb2.Summary()
-  summary.value.add(tag=tag, metadata=metadata, tensor=tensor)
+  summary.value.add(
+    tag=tag,
+    metadata=plugin_metadata.create_summary_metadata(display_name=None, description=None),
+    tensor=tensor_pb2.TensorProto(
+      tensor_shape=tensor_shape_pb2.TensorShapeProto(), **tensor_fields
+    ),
+  )
   return summary
 
 
 def scalar_pb(tag: str, value: float) -> summary_pb2.Summary:
   """What `tensorboard.plugins.scalar.summary_v2.scalar_pb` returns, without its
   import of numpy and TensorBoard's TensorFlow stub (tested equal)."""
-  from tensorboard.compat.proto import tensor_pb2
-  from tensorboard.compat.proto import tensor_shape_pb2
   from tensorboard.compat.proto import types_pb2
   from tensorboard.plugins.scalar import metadata
 
-  return _tensor_summary(
-    tag,
-    tensor_pb2.TensorProto(
-      dtype=types_pb2.DT_FLOAT,
-      tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-      float_val=[float(value)],
-    ),
-    metadata.create_summary_metadata(display_name=None, description=None),
-  )
+  return _scalar_tensor_summary(tag, metadata, dtype=types_pb2.DT_FLOAT, float_val=[float(value)])
 
 
 def text_pb(tag: str, text: str) -> summary_pb2.Summary:
   """What `tensorboard.plugins.text.summary_v2.text_pb` returns, without its
   import of numpy and TensorBoard's TensorFlow stub (tested equal)."""
-  from tensorboard.compat.proto import tensor_pb2
-  from tensorboard.compat.proto import tensor_shape_pb2
   from tensorboard.compat.proto import types_pb2
   from tensorboard.plugins.text import metadata
 
-  return _tensor_summary(
-    tag,
-    tensor_pb2.TensorProto(
-      dtype=types_pb2.DT_STRING,
-      tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-      string_val=[text.encode("utf-8")],
-    ),
-    metadata.create_summary_metadata(display_name=None, description=None),
+  return _scalar_tensor_summary(
+    tag, metadata, dtype=types_pb2.DT_STRING, string_val=[text.encode("utf-8")]
   )
 
 
