@@ -120,7 +120,8 @@ licenses(["notice"])
     [
       ("name", _string("test_fixtures")),
       ("testonly", "True"),
-      ("srcs", '["tests/conftest.py"]'),
+      # conftest and the test-only helpers (tests/support), which the wheel does not ship.
+      ("srcs", _list(["tests/conftest.py", *_sources("tests/support")])),
       ("data", 'glob(["tests/data/**"])'),
       ("imports", '["tests"]'),
       ("deps", f'["{TOP}"]'),

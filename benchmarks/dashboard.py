@@ -30,10 +30,12 @@ import urllib.parse
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the test-only helpers: tests/support
+
+from support import dashboard_runs  # noqa: E402
+from support import headless_chromium  # noqa: E402
 
 from od_guard.report import tensorboard  # noqa: E402
-from od_guard.testing import dashboard_runs  # noqa: E402
-from od_guard.testing import headless_chromium  # noqa: E402
 
 TARGET_MS = 2000.0
 RUN = "big"

@@ -20,6 +20,11 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # The environment of the timed processes: od_guard from this checkout, TF quiet.
 ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+# The benchmarks' own imports: od_guard from this checkout and the test-only helpers
+# (tests/support, imported as `support`), which the wheel does not ship.
+for _path in (REPO, REPO / "tests"):
+  if str(_path) not in sys.path:
+    sys.path.insert(0, str(_path))
 
 
 def compile_package() -> None:

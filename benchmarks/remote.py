@@ -31,8 +31,7 @@ import sys
 
 import harness
 import inventory
-
-from od_guard.testing import object_store
+from support import object_store
 
 _LIST = """
 import sys

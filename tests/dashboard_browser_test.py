@@ -13,9 +13,8 @@ import re
 import time
 
 import pytest
-
-from od_guard.testing import dashboard_runs
-from od_guard.testing import headless_chromium
+from support import dashboard_runs
+from support import headless_chromium
 
 pytestmark = pytest.mark.skipif(
   headless_chromium.find_chromium() is None,

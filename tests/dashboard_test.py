@@ -10,9 +10,9 @@ import os
 import urllib.parse
 
 import pytest
+from support import dashboard_runs
 
 from od_guard.report.dashboard import metadata
-from od_guard.testing import dashboard_runs
 
 from conftest import HAS_ODAPI
 

@@ -33,7 +33,7 @@ pytest.importorskip("gcsfs")
 pytest.importorskip("moto.server")
 pytest.importorskip("gcp_storage_emulator")
 
-from od_guard.testing import object_store
+from support import object_store
 
 pytestmark = pytest.mark.plain
 

@@ -203,7 +203,7 @@ class _Violation:
 def write_tf_free_runs(logdir: str) -> dict:
   """Writes the hostile run with od_guard's TF-free writer; returns what was written.
 
-  Run in a fresh interpreter (`python -m od_guard.testing.dashboard_runs
+  Run in a fresh interpreter (`python -m support.dashboard_runs
   tf_free LOGDIR`): the result says whether TensorFlow got imported.
   """
   from od_guard.report import tensorboard
@@ -336,7 +336,11 @@ def build_logdir(
       return json.load(f)
   logdir = os.path.join(root, "logs")
   os.makedirs(logdir, exist_ok=True)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=_repo_root())
+  # `-m support.dashboard_runs` needs tests/ on the path, beside od_guard's checkout.
+  pythonpath = os.pathsep.join(
+    [_repo_root(), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+  )
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=pythonpath)
   jobs: dict[str, subprocess.Popen] = {}
   started: dict[str, float] = {}
   seconds: dict[str, float] = {}
@@ -475,7 +479,7 @@ class TensorBoardServer:
     self._log_path = os.path.join(
       os.path.dirname(os.path.abspath(logdir)), f"tensorboard-{self.port}.log"
     )
-    self._log = open(self._log_path, "w")  # noqa: SIM115  closed in stop()
+    self._log = open(self._log_path, "w")
     self.process = subprocess.Popen(
       [
         python,
@@ -551,7 +555,7 @@ class TensorBoardServer:
 
 
 def main(argv: list[str]) -> int:
-  """`python -m od_guard.testing.dashboard_runs tf_free|keras|verify LOGDIR OUT_JSON [CKPT]`."""
+  """`python -m support.dashboard_runs tf_free|keras|verify LOGDIR OUT_JSON [CKPT]`."""
   what, logdir, out, *rest = argv
   writers = {
     "tf_free": write_tf_free_runs,
