@@ -1,5 +1,5 @@
 """Helpers for od_guard's own tests and benchmarks: not part of the wheel.
 
-Modules here are imported as `support.<module>` from tests (tests/ is on the path) and as
-`tests.support.<module>` from benchmarks and examples run from the repository root.
+Imported as `support.<module>`: pytest puts tests/ on the path (tests/conftest.py), and
+the benchmarks put it there through benchmarks/harness.py.
 """
