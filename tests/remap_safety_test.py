@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import pytest
 
+from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import safe_output
 from od_guard.checkpoint import tensor_bundle
@@ -55,17 +56,17 @@ def write_checkpoint(prefix: str, sizes, scope: str = "a", seed: int = 0) -> str
     graph.nodes.add().attributes.add(name="VARIABLE_VALUE", full_name=f"w{i}", checkpoint_key=key)
     raw = rng.standard_normal(n, dtype=np.float32).tobytes()
     crc = tensor_bundle.mask_crc(google_crc32c.value(raw))
-    entry = tensor_bundle._encode_entry("float32", (n,), len(data), len(raw), crc)
+    entry = bundle_writer._encode_entry("float32", (n,), len(data), len(raw), crc)
     records.append((key.encode(), entry))
     data += raw
-  payload, crc = tensor_bundle.encode_string_scalar(graph.SerializeToString())
-  entry = tensor_bundle._encode_entry("string", (), len(data), len(payload), crc)
+  payload, crc = bundle_writer.encode_string_scalar(graph.SerializeToString())
+  entry = bundle_writer._encode_entry("string", (), len(data), len(payload), crc)
   records.append((inventory.OBJECT_GRAPH_KEY.encode(), entry))
   data += payload
   with open(tensor_bundle.shard_path(prefix, 0, 1), "wb") as f:
     f.write(data)
   with open(prefix + ".index", "wb") as f:
-    f.write(tensor_bundle._index_bytes(records))
+    f.write(bundle_writer._index_bytes(records))
   return prefix
 
 
@@ -506,6 +507,6 @@ def test_tensor_beyond_the_source_shard_is_typed_and_leaves_nothing(src, tmp_pat
   )
   (tmp_path / "d").mkdir()
   with pytest.raises(errors.CorruptCheckpointError) as e:
-    tensor_bundle.copy_bundle(src, bad, str(tmp_path / "d" / "ckpt"), {})
+    bundle_writer.copy_bundle(src, bad, str(tmp_path / "d" / "ckpt"), {})
   assert e.value.what.startswith("The data shard ") and "end early" in e.value.what
   assert os.listdir(tmp_path / "d") == []

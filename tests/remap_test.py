@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import tensor_bundle
 from od_guard.naming import remap
@@ -242,12 +243,12 @@ def _source_and_damaged_remap(tf, tmp_path, monkeypatch, damage):
   """Remaps a small checkpoint 'model/a/' -> 'model/b/' with `damage` applied
   to the destination as it is written; returns the verification error."""
   src = tf.train.Checkpoint(model=_tree(tf, a=[[8, 8], [16]])).save(str(tmp_path / "s" / "ckpt"))
-  copy = tensor_bundle.copy_bundle
+  copy = bundle_writer.copy_bundle
 
   def damaged_copy(prefix, index, destination, renames, replace, **kwargs):
     damage(copy, prefix, index, destination, renames, replace, **kwargs)
 
-  monkeypatch.setattr(tensor_bundle, "copy_bundle", damaged_copy)
+  monkeypatch.setattr(bundle_writer, "copy_bundle", damaged_copy)
   with pytest.raises(remap.RemapVerificationError) as e:
     remap.remap(src, str(tmp_path / "d" / "ckpt"), [remap.Rule.parse("model/a/->model/b/")])
   assert "does not hold what the source and the rules promise" in e.value.what

@@ -16,7 +16,7 @@ import dataclasses
 
 from od_guard import errors
 from od_guard.checkpoint import limits
-from od_guard.checkpoint import tensor_bundle
+from od_guard.checkpoint import proto_wire
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
   num_nodes = 0
   pos = 0
   end = len(raw)
-  varint = tensor_bundle.decode_varint
+  varint = proto_wire.decode_varint
   try:
     while pos < end:
       tag = raw[pos]
@@ -63,7 +63,7 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
       if tag != 0x0A:
         if tag & 0x80:
           tag, pos = varint(raw, pos - 1)  # anything but `repeated TrackableObject nodes = 1`
-        pos = tensor_bundle.skip_field(raw, pos, tag & 7)
+        pos = proto_wire.skip_field(raw, pos, tag & 7)
         continue
       b = raw[pos]
       n = b & 0x7F
@@ -77,9 +77,9 @@ def summarize(raw: bytes, where: str = "") -> ObjectGraphSummary:
         shift += 7
         pos += 1
       if num_nodes == 0:
-        for f, w, cstart, cstop in tensor_bundle.fields(raw, pos, pos + n):
+        for f, w, cstart, cstop in proto_wire.fields(raw, pos, pos + n):
           if f == 1 and w == 2:  # ObjectReference children
-            for g, x, v, vstop in tensor_bundle.fields(raw, cstart, cstop):
+            for g, x, v, vstop in proto_wire.fields(raw, cstart, cstop):
               if g == 2 and x == 2:
                 root_children.append(raw[v:vstop].decode("utf-8"))
       pos += n

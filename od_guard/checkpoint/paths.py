@@ -18,7 +18,10 @@ TF_CHECKPOINT = "tf_checkpoint"
 KERAS_H5 = "keras_h5"
 KERAS_ARCHIVE = "keras_archive"
 
-_DATA_FILE = re.compile(r"^(?P<prefix>.+)\.data-\d{5}-of-\d{5}$")
+# A data shard's name after its prefix, as TensorFlow writes it (tensor_bundle.shard_path):
+# the one pattern that every reader, writer and remover of data shards matches.
+DATA_SHARD_SUFFIX = r"\.data-\d{5}-of-\d{5}$"
+_DATA_FILE = re.compile(r"^(?P<prefix>.+)" + DATA_SHARD_SUFFIX)
 _CKPT_NUMBER = re.compile(r"-(\d+)$")
 # The unrolled form keeps no backtracking state per character (a 1 MB line
 # cost 139 MB with an alternation inside the star).
@@ -26,6 +29,11 @@ _STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(?P<path>[^"\\]*(?:\\.[^"\
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PIPELINE_HINTS = ("model {", "train_config", "train_input_reader", "eval_config")
+
+
+def data_shard_names(base: str) -> re.Pattern[str]:
+  """Matches the names of the data shards of checkpoint prefix `base` (a name, no directory)."""
+  return re.compile(re.escape(base) + DATA_SHARD_SUFFIX)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Writing next to a user's files without ever losing one.
 
-Used by `od-guard remap` (tensor_bundle.copy_bundle) and by the save-time
+Used by `od-guard remap` (bundle_writer.copy_bundle) and by the save-time
 quarantine (naming.save_guard). No TensorFlow. The rules:
 
 * Every name is resolved in an open directory (`Directory`, a descriptor), so a

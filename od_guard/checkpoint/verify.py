@@ -36,6 +36,7 @@ from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory as inventory_lib
 from od_guard.checkpoint import kinds
 from od_guard.checkpoint import limits
+from od_guard.checkpoint import proto_wire
 from od_guard.checkpoint import tensor_bundle
 
 SCHEMA = "od_guard.verify/1"
@@ -346,14 +347,14 @@ def _string_crc(raw: bytes, elements: int) -> int | None:
   pos, crc, lengths = 0, 0, []
   try:
     for _ in range(elements):
-      n, pos = tensor_bundle.decode_varint(raw, pos)
+      n, pos = proto_wire.decode_varint(raw, pos)
       lengths.append(n)
       crc = google_crc32c.extend(crc, n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little"))
   except (IndexError, ValueError, errors.CorruptCheckpointError):
     return None
   crc = google_crc32c.extend(crc, bytes(raw[pos : pos + 4]))
   crc = google_crc32c.extend(crc, bytes(raw[pos + 4 : pos + 4 + sum(lengths)]))
-  return tensor_bundle.mask_crc(crc)
+  return proto_wire.mask_crc(crc)
 
 
 class _ReadAhead:
@@ -551,12 +552,12 @@ def verify(
             results[e.key] = _health(
               v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs"
             )
-          elif tensor_bundle.mask_crc(crc) != e.crc32c:
+          elif proto_wire.mask_crc(crc) != e.crc32c:
             results[e.key] = _health(
               v,
               None,
               CRC_MISMATCH,
-              f"stored CRC32C {e.crc32c:#010x}, bytes give {tensor_bundle.mask_crc(crc):#010x}",
+              f"stored CRC32C {e.crc32c:#010x}, bytes give {proto_wire.mask_crc(crc):#010x}",
             )
           else:
             results[e.key] = _health(v, stats, OK, "")

@@ -20,7 +20,7 @@ entry, then moved into place as one journaled change (``DST.od_guard-journal``):
 killed at any instant, DST is the old checkpoint (or absent), the new one, or
 a change the next remap into that directory completes; it also removes the
 temporary files of killed runs. DST is not overwritten unless asked. See
-`tensor_bundle.copy_bundle` and `od_guard.checkpoint.safe_output`.
+`bundle_writer.copy_bundle` and `od_guard.checkpoint.safe_output`.
 
 Converting a TF1 name-based checkpoint for a target model (which needs
 TensorFlow) is `od_guard.naming.tf1_conversion`.
@@ -40,9 +40,11 @@ import re2
 
 from od_guard import _files
 from od_guard import errors
+from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import keys as checkpoint_keys
+from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
 from od_guard.checkpoint import tensor_bundle
 from od_guard.naming import rules as naming_rules
@@ -545,12 +547,9 @@ def _same_as_source(destination: str, source: str, detail: str = "") -> RemapErr
   )
 
 
-_SHARD = r"\.data-\d{5}-of-\d{5}$"
-
-
 def _prefix_files(names: Iterable[str], base: str) -> list[str]:
   """The names of prefix `base`'s checkpoint files among `names`."""
-  shard = re.compile(re.escape(base) + _SHARD)
+  shard = checkpoint_path.data_shard_names(base)
   return [n for n in names if n == base + ".index" or shard.match(n)]
 
 
@@ -636,7 +635,7 @@ def remap(
 ) -> RemapResult:
   """Writes DESTINATION: SOURCE with its keys rewritten by `rules`.
 
-  The destination is written crash-safely (see `tensor_bundle.copy_bundle`):
+  The destination is written crash-safely (see `bundle_writer.copy_bundle`):
   killed at any instant, it is the old checkpoint (or absent), the new one,
   or an interrupted change that the next remap into its directory completes
   (``DST.od_guard-journal``); temporary files a killed run left in that
@@ -689,7 +688,7 @@ def remap(
     def check(index_path: str, data_path: str) -> None:
       _verify(index, destination, mapping, replace, index_path=index_path, data_path=data_path)
 
-    tensor_bundle.copy_bundle(
+    bundle_writer.copy_bundle(
       inv.prefix,
       index,
       destination,
@@ -790,7 +789,7 @@ def _verify(
       for key, value in replace.items():
         entry = by_key[mapping.get(key, key)]
         f.seek(entry.offset)
-        if f.read(entry.size) != tensor_bundle.encode_string_scalar(value)[0]:
+        if f.read(entry.size) != bundle_writer.encode_string_scalar(value)[0]:
           problems.append(f"{entry.key!r} does not read back as written")
   if problems:
     raise RemapVerificationError(

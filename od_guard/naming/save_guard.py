@@ -25,6 +25,7 @@ import re
 from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
 from od_guard.naming import rules as naming_rules
 
@@ -122,7 +123,7 @@ def _quarantine_bundle(d: safe_output.Directory, prefix: str) -> str:
   """A TF checkpoint: its index and data shards take the prefix
   ``<prefix>.quarantined``, and it leaves the directory's state file."""
   base = os.path.basename(prefix)
-  shard = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
+  shard = checkpoint_path.data_shard_names(base)
   names = d.listdir()
   files = [n for n in names if shard.match(n)] + [base + ".index"]
   target = _free_name(

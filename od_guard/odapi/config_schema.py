@@ -31,6 +31,7 @@ import importlib.util
 import os
 import pathlib
 import re
+import sys
 
 from od_guard import errors
 
@@ -88,12 +89,26 @@ def protos_dir() -> pathlib.Path | None:
   return None
 
 
+def protos_hooked() -> bool:
+  """Whether od_guard's compat layer builds the OD API's *_pb2 modules from
+  their descriptors in this process (`od_guard.odapi.compat.install()`; its
+  import hook says so, so that this module need not import the layer)."""
+  return any(getattr(finder, "builds_odapi_protos", False) for finder in sys.meta_path)
+
+
 def generated_modules_load(directory: pathlib.Path) -> bool:
-  """Whether importing the OD API's *_pb2 modules works under this protobuf,
-  judged without importing them: protoc-3 output (descriptors built one by one
-  with `_descriptor.Descriptor(...)`) loads only under protobuf 3.x or the
-  pure-Python implementation; protoc >= 3.20 output
-  (`AddSerializedFile`) loads everywhere."""
+  """Whether importing the OD API's *_pb2 modules works in this process,
+  judged without importing them: through od_guard's compat layer where it is
+  installed (`protos_hooked`), else as `protoc3_modules_load` says."""
+  return protos_hooked() or protoc3_modules_load(directory)
+
+
+def protoc3_modules_load(directory: pathlib.Path) -> bool:
+  """Whether the OD API's *_pb2 files themselves load under this protobuf:
+  protoc-3 output (descriptors built one by one with
+  `_descriptor.Descriptor(...)`) loads only under protobuf 3.x or the
+  pure-Python implementation; protoc >= 3.20 output (`AddSerializedFile`)
+  loads everywhere."""
   import google.protobuf
   from google.protobuf.internal import api_implementation
 
@@ -268,10 +283,13 @@ def _generated(directory: pathlib.Path) -> Schema:
       received=f"{type(e).__name__}: {str(e).splitlines()[0]}",
       fix=f"Reinstall the OD API (`{_INSTALL}`); `od-guard doctor` says what this one lacks.",
     ) from e
+  how = (
+    "the OD API's protos, built from their descriptors by od_guard's compat layer"
+    if protos_hooked() and not protoc3_modules_load(directory)
+    else "the OD API's generated protos"
+  )
   return Schema(
-    GENERATED,
-    pipeline_pb2.TrainEvalPipelineConfig,
-    f"the OD API's generated protos (protobuf {protobuf_description()})",
+    GENERATED, pipeline_pb2.TrainEvalPipelineConfig, f"{how} (protobuf {protobuf_description()})"
   )
 
 

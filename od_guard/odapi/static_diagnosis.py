@@ -23,7 +23,7 @@ from od_guard.restore import findings
 from od_guard.restore import fingerprint as fingerprint_lib
 
 Finding = findings.Finding
-_DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
+_DATA_FILE = re.compile(checkpoint_path.DATA_SHARD_SUFFIX)
 _STOCK_UNBOUND = (
   "AssertionError: Found {n} Python objects that were not bound to "
   "checkpointed values, likely due to changes in the Python program."
