@@ -5,6 +5,11 @@ Local paths (and ``file://`` URIs) use the standard library. Remote URIs
 installed) go through `remote`, with ranged reads and no TensorFlow. Only a
 scheme that no installed fsspec implementation serves (``ram://``, or
 ``gs://`` without gcsfs) is handed to ``tf.io.gfile``, imported on first use.
+
+Both hold the same bounds under faults (docs/faults.md): every gfile call waits at
+most `remote.settings().timeout` seconds (`remote.call_watched`), and a gfile read
+returns every byte asked for up to the file's end, a failed or short read being
+resumed from the byte reached at most `remote.RESUMES` times.
 """
 
 from __future__ import annotations
@@ -63,10 +68,10 @@ class _Gfile:
         remote.install_hint(path),
       )
 
-  def call(self, path: str, fn, *args):
+  def call(self, path: str, fn, *args, what: str = "the answer"):
     remote = _remote()
     try:
-      return fn(*args)
+      return remote.call_watched(path, what, fn, *args)
     except self.errors.UnimplementedError as e:
       raise remote.unavailable(
         path, f"TensorFlow's gfile does not implement it either ({str(e).splitlines()[0]})"
@@ -110,14 +115,20 @@ def _backend(path: str):
 def exists(path: str) -> bool:
   if is_remote(path):
     g = _backend(path)
-    return _remote().exists(path) if g is None else g.call(path, g.gfile.exists, path)
+    return (
+      _remote().exists(path)
+      if g is None
+      else g.call(path, g.gfile.exists, path, what="the metadata")
+    )
   return os.path.lexists(local(path))
 
 
 def isdir(path: str) -> bool:
   if is_remote(path):
     g = _backend(path)
-    return _remote().isdir(path) if g is None else g.call(path, g.gfile.isdir, path)
+    return (
+      _remote().isdir(path) if g is None else g.call(path, g.gfile.isdir, path, what="the metadata")
+    )
   return os.path.isdir(local(path))
 
 
@@ -126,7 +137,7 @@ def listdir(path: str) -> list[str]:
     g = _backend(path)
     if g is None:
       return _remote().listdir(path)
-    return sorted(n.rstrip("/") for n in g.call(path, g.gfile.listdir, path))
+    return sorted(n.rstrip("/") for n in g.call(path, g.gfile.listdir, path, what="the listing"))
   return sorted(os.listdir(local(path)))
 
 
@@ -149,7 +160,11 @@ def basename(path: str) -> str:
 def getsize(path: str) -> int:
   if is_remote(path):
     g = _backend(path)
-    return _remote().getsize(path) if g is None else g.call(path, g.gfile.stat, path).length
+    return (
+      _remote().getsize(path)
+      if g is None
+      else g.call(path, g.gfile.stat, path, what="the metadata").length
+    )
   return os.path.getsize(local(path))
 
 
@@ -196,20 +211,62 @@ def open_binary(path: str) -> BinaryIO:
 
 
 class _GfileReader:
-  """A gfile opened for reading, its errors typed."""
+  """A gfile opened for reading, its errors typed. `read(n)` returns n bytes, or
+  those left before the file's end: a read that fails or comes back short is
+  resumed from the byte reached (the file reopened) at most `remote.RESUMES` times."""
 
   def __init__(self, path: str, g: _Gfile):
     self._path, self._g = path, g
-    self._f = g.call(path, g.gfile.GFile, path, "rb")
+    self._f = self._open()
+    self._size = g.call(path, self._f.size, what="the metadata")
+    self._pos = 0
+
+  def _open(self):
+    return self._g.call(self._path, self._g.gfile.GFile, self._path, "rb", what="the metadata")
 
   def read(self, n: int = -1) -> bytes:
-    return self._g.call(self._path, self._f.read, n)
+    remote = _remote()
+    end = self._size if n is None or n < 0 else min(self._size, self._pos + n)
+    parts: list[bytes] = []
+    start, cuts = self._pos, 0
+    while self._pos < end:
+      what = f"bytes {self._pos:,}..{end:,}"
+      try:
+        chunk = self._g.call(self._path, self._f.read, end - self._pos, what=what)
+        if not chunk:
+          raise remote.RemoteStorageError(
+            f"Cannot read {self._path}: the read came back short.",
+            received=f"{self._path} at byte {self._pos:,} of {self._size:,}",
+          )
+      except remote.RemoteStorageError as e:
+        if type(e) is not remote.RemoteStorageError:  # permissions, timeouts: not retried
+          raise
+        cuts += 1
+        if cuts > remote.RESUMES:
+          raise remote.InterruptedReadError(
+            f"Cannot read {self._path}: the read failed {cuts} times while reading bytes "
+            f"{start:,}..{end:,}; od_guard stopped at byte {self._pos:,}.",
+            received=f"{self._path} ({self._size:,} bytes) through TensorFlow's gfile; "
+            f"the last failure: {e.received}",
+            fix="The storage or the network fails mid-read: check it, then run od-guard "
+            f"again. Each failure was resumed from the byte reached, {remote.RESUMES} times.",
+          ) from e
+        self._f.close()
+        self._f = self._open()
+        self._g.call(self._path, self._f.seek, self._pos)
+        continue
+      parts.append(chunk)
+      self._pos += len(chunk)
+    return b"".join(parts)
 
   def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-    return self._g.call(self._path, self._f.seek, offset, whence)
+    base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+    self._pos = max(0, base + offset)
+    self._g.call(self._path, self._f.seek, self._pos)
+    return self._pos
 
   def tell(self) -> int:
-    return self._f.tell()
+    return self._pos
 
   def close(self) -> None:
     self._f.close()

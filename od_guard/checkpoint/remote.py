@@ -12,18 +12,39 @@ environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``,
 ``STORAGE_EMULATOR_HOST``), their config files, fsspec's configuration
 (``FSSPEC_S3_ENDPOINT_URL`` style variables, ``~/.config/fsspec``). od_guard
-only adds bounded timeouts and retries, so that a dead endpoint fails in seconds
-instead of hanging a CI check. Every failure is a typed error saying what to do.
+only adds bounds, so that a dead or flaky endpoint fails in seconds instead of
+hanging a CI check (docs/faults.md lists each fault and its bound):
+
+* a request waits at most `settings().timeout` seconds (``--remote_timeout``,
+  ``OD_GUARD_REMOTE_TIMEOUT``, default `DEFAULT_TIMEOUT`) for an answer, or, while a
+  body streams, for its next byte; after `NOTICE_AFTER` seconds one line on stderr
+  says what is being waited for; then `StorageTimeoutError`;
+* a read cut short (connection reset, a body shorter than its Content-Length) is
+  resumed from the byte reached, at most `RESUMES` times per read, then
+  `InterruptedReadError` names the object and the offset: a read returns every
+  byte asked for (up to the object's end) or raises, so a cut connection never
+  looks like a truncated checkpoint;
+* throttling (HTTP 503 SlowDown, 429) is retried with jittered exponential
+  backoff, `THROTTLE_ATTEMPTS` attempts, then `ThrottledError` names it;
+* credentials rejected after the service accepted them in this process are
+  `CredentialsExpiredError`.
+
+od_guard does these retries itself: botocore's and gcsfs's own retries are turned
+off where the user did not configure them. Every failure is a typed error saying
+what to do.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import functools
 import logging
 import os
+import random
 import re
 import socket
+import sys
+import time
 from typing import BinaryIO
 import urllib.parse
 
@@ -41,10 +62,88 @@ _PACKAGES = {"s3": "s3fs", "gcs": "gcsfs"}
 # object graph, the tensors verify streams), plus at most this much more.
 INDEX_BLOCK = 1 << 20
 DATA_BLOCK = 1 << 16
-# Seconds to connect (per attempt) and to wait for a response; the attempts.
+# Seconds to connect (per attempt, at most the bound) and the reachability probe's attempts.
 CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
 ATTEMPTS = 2
+# The bound: seconds a request waits for an answer (or, while a body streams, for
+# its next byte). The CLI's flag and the environment variable that set it.
+DEFAULT_TIMEOUT = 20.0
+MAX_TIMEOUT = 3600.0
+TIMEOUT_FLAG = "--remote_timeout"
+TIMEOUT_ENV = "OD_GUARD_REMOTE_TIMEOUT"
+NOTICE_AFTER = 5.0  # seconds of waiting before the line on stderr
+RESUMES = 5  # cuts resumed per read (or retried per metadata request)
+THROTTLE_ATTEMPTS = 6
+THROTTLE_BACKOFF = (0.25, 4.0)  # first and largest backoff (s), each jittered to [d/2, d]
+CUT_BACKOFF = (0.05, 1.0)
+_PIECE = 256 << 10  # bytes taken from a response body at a time
+_POLL = 0.05  # seconds between the watcher's checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """How long od_guard waits on object storage.
+
+  Attributes:
+    timeout: seconds a request waits for an answer, or a streaming body for its
+      next byte, before `StorageTimeoutError`.
+    source: where the value came from (TIMEOUT_FLAG, TIMEOUT_ENV or "the default").
+  """
+
+  timeout: float = DEFAULT_TIMEOUT
+  source: str = "the default"
+
+
+_configured: Settings | None = None
+
+
+def _parse_timeout(value, source: str) -> float:
+  try:
+    seconds = float(value)
+  except (TypeError, ValueError):
+    seconds = float("nan")
+  if not 0 < seconds <= MAX_TIMEOUT:  # also NaN
+    raise errors.UsageError(
+      f"{source} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}.",
+      received=f"{source}={value}",
+      fix=f"Set {source} to how long a request to object storage may go unanswered, "
+      f"e.g. {source}{' ' if source.startswith('--') else '='}{DEFAULT_TIMEOUT:g}.",
+    )
+  return seconds
+
+
+def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG) -> Settings:
+  """Sets the bound on waiting for object storage (the CLI's --remote_timeout).
+
+  Args:
+    timeout: seconds; None returns to OD_GUARD_REMOTE_TIMEOUT or the default.
+    source: what set it, named in messages.
+
+  Returns:
+    The settings now in force.
+
+  Raises:
+    UsageError: `timeout` is not a number of seconds in (0, MAX_TIMEOUT].
+  """
+  global _configured
+  _configured = None if timeout is None else Settings(_parse_timeout(timeout, source), source)
+  filesystem.cache_clear()  # the clients' own timeouts follow the bound
+  _check_reachable.cache_clear()
+  return settings()
+
+
+def settings() -> Settings:
+  """The bound in force: configure()'s, else OD_GUARD_REMOTE_TIMEOUT's, else the default.
+
+  Raises:
+    UsageError: OD_GUARD_REMOTE_TIMEOUT is not a number of seconds.
+  """
+  if _configured is not None:
+    return _configured
+  raw = os.environ.get(TIMEOUT_ENV, "").strip()
+  if raw:
+    return Settings(_parse_timeout(raw, TIMEOUT_ENV), TIMEOUT_ENV)
+  return Settings()
 
 
 class RemoteStorageError(errors.UnreadableFileError):
@@ -65,6 +164,22 @@ class PermissionDeniedError(RemoteStorageError):
 
 class EndpointUnreachableError(RemoteStorageError):
   """The storage endpoint does not answer."""
+
+
+class StorageTimeoutError(EndpointUnreachableError):
+  """The endpoint took the request and then sent nothing within the bound."""
+
+
+class InterruptedReadError(RemoteStorageError):
+  """A read was cut short (reset, truncated body) more often than it is resumed."""
+
+
+class ThrottledError(RemoteStorageError):
+  """The service kept answering 503 SlowDown / 429 through every attempt."""
+
+
+class CredentialsExpiredError(PermissionDeniedError):
+  """Credentials the service accepted earlier in this process are now rejected."""
 
 
 class BucketNotFoundError(errors.CheckpointNotFoundError):
@@ -144,12 +259,15 @@ def _options(protocol: str) -> dict:
   from fsspec import config
 
   conf = dict(config.conf.get(protocol, {}))
+  bound = settings().timeout
+  # The clients' own read timeouts are a backstop: od_guard's watcher fires first.
+  connect, read = min(CONNECT_TIMEOUT, bound), bound + 5
   if protocol in ("s3", "s3a"):
     conf = {**config.conf.get("s3", {}), **conf}
     given = dict(conf.get("config_kwargs") or {})
-    given.setdefault("connect_timeout", CONNECT_TIMEOUT)
-    given.setdefault("read_timeout", READ_TIMEOUT)
-    given.setdefault("retries", {"max_attempts": ATTEMPTS, "mode": "standard"})
+    given.setdefault("connect_timeout", connect)
+    given.setdefault("read_timeout", read)
+    given.setdefault("retries", {"max_attempts": 1, "mode": "standard"})  # od_guard retries
     conf["config_kwargs"] = given
   elif protocol in ("gs", "gcs"):
     conf = {**config.conf.get("gs", {}), **config.conf.get("gcs", {}), **conf}
@@ -157,9 +275,7 @@ def _options(protocol: str) -> dict:
     if "timeout" not in session:
       import aiohttp
 
-      session["timeout"] = aiohttp.ClientTimeout(
-        sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-      )
+      session["timeout"] = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
     conf["session_kwargs"] = session
   return conf
 
@@ -175,7 +291,11 @@ def filesystem(protocol: str):
   except Exception as e:  # any client set-up failure is reported, typed
     raise _translate(e, f"{protocol}://", "connect to") from e
   if protocol in ("s3", "s3a"):
-    fs.retries = ATTEMPTS  # s3fs's own retries, on top of botocore's
+    fs.retries = 1  # s3fs's own retries off: od_guard's are bounded and typed
+  elif protocol in ("gs", "gcs"):
+    once = getattr(type(fs)._request, "__wrapped__", None)  # gcsfs's, without its 6 retries
+    if once is not None:
+      fs._request = functools.partial(once, fs)
   return fs
 
 
@@ -209,15 +329,16 @@ def _check_reachable(protocol: str) -> None:
     return
   port = parts.port or (443 if parts.scheme == "https" else 80)
   last: OSError | None = None
+  connect = min(CONNECT_TIMEOUT, settings().timeout)
   for _ in range(ATTEMPTS):
     try:
-      socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
+      socket.create_connection((parts.hostname, port), timeout=connect).close()
       return
     except OSError as e:
       last = e
   raise EndpointUnreachableError(
     f"The {protocol}:// endpoint {url} does not answer "
-    f"({_reason(last)}; {ATTEMPTS} attempts, {CONNECT_TIMEOUT:g} s each).",
+    f"({_reason(last)}; {ATTEMPTS} attempts, {connect:g} s each).",
     received=f"{url} (from {_endpoint_source(protocol)})",
     fix=_endpoint_fix(protocol),
   )
@@ -364,7 +485,282 @@ def _translate(e: BaseException, path: str, doing: str) -> errors.OdGuardError:
   )
 
 
-def _call(path: str, doing: str, fn, *args, **kwargs):
+# Waiting on a request, retrying it, resuming a read: od_guard's own policy.
+
+_THROTTLED, _CUT, _CREDENTIALS, _CHANGED = "throttled", "cut", "credentials", "changed"
+_THROTTLE_CODES = frozenset(
+  {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestLimitExceeded",
+   "RequestThrottled", "rateLimitExceeded", "userRateLimitExceeded"}
+)  # fmt: skip
+_CREDENTIAL_CODES = frozenset(
+  {"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired", "RequestExpired",
+   "InvalidAccessKeyId", "InvalidToken", "InvalidClientTokenId", "SignatureDoesNotMatch",
+   "AuthFailure", "authError"}
+)  # fmt: skip
+# Exceptions (by class name, any base) of a connection or body cut mid-answer.
+_CUT_NAMES = frozenset(
+  {"ClientPayloadError", "ContentLengthError", "ServerDisconnectedError", "ClientOSError",
+   "ConnectionResetError", "ConnectionAbortedError", "BrokenPipeError", "IncompleteReadError",
+   "ResponseStreamingError", "IncompleteRead", "ConnectionClosedError", "ProtocolError",
+   "ProxyError", "_CutShort"}
+)  # fmt: skip
+# ... unless the connection was never made (said as EndpointUnreachableError, not retried).
+_NO_CONNECTION = frozenset(
+  {"ClientConnectorError", "EndpointConnectionError", "ConnectTimeoutError",
+   "ConnectionRefusedError", "gaierror"}
+)  # fmt: skip
+_WHAT = {  # what a request waits for, as "waiting for WHAT of PATH" says it
+  "exists": "the metadata",
+  "isdir": "the metadata",
+  "info": "the metadata",
+  "size": "the metadata",
+  "ls": "the listing",
+  "call_s3": "the metadata",
+}
+_accepted: set[str] = set()  # protocols whose service answered a request in this process
+
+
+class _CutShort(Exception):
+  """A response body ended before the bytes its range asked for."""
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+  out: list[BaseException] = []
+  while e is not None and len(out) < 8 and e not in out:
+    out.append(e)
+    e = e.__cause__ or e.__context__
+  return out
+
+
+def _answer(e: BaseException) -> tuple[int | None, str]:
+  """(HTTP status, the service's error code) of a client exception, where it has them."""
+  response = getattr(e, "response", None)
+  if isinstance(response, dict):  # botocore's ClientError
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return status, str((response.get("Error") or {}).get("Code") or "")
+  if type(e).__name__ == "HttpError" and isinstance(getattr(e, "code", None), int):  # gcsfs
+    detail = getattr(e, "_error_response", None) or {}
+    reasons = [x.get("reason", "") for x in detail.get("errors", ()) if isinstance(x, dict)]
+    return e.code, next((r for r in reasons if r), "")
+  status = getattr(e, "status", None)
+  if isinstance(status, int) and type(e).__name__ == "ClientResponseError":  # aiohttp
+    return status, ""
+  return None, ""
+
+
+def _classify(e: BaseException) -> tuple[str, str]:
+  """(what kind of transient failure `e` is, its name), or ('', '') for the others."""
+  for x in _chain(e):
+    status, code = _answer(x)
+    name = f"HTTP {status} {code}" if code and code != str(status) else f"HTTP {status}"
+    if status in (429, 503) or code in _THROTTLE_CODES:
+      return _THROTTLED, name
+    if code in _CREDENTIAL_CODES or status == 401:
+      return _CREDENTIALS, name
+    if code == "PreconditionFailed" or status == 412:
+      return _CHANGED, name
+    if status in (500, 502, 504) or code == "InternalError":
+      return _CUT, name
+    names = {t.__name__ for t in type(x).__mro__}
+    if names & _NO_CONNECTION:
+      return "", ""
+    if names & _CUT_NAMES:
+      return _CUT, type(x).__name__
+  return "", ""
+
+
+def _detail(e: BaseException) -> str:
+  text = str(e).strip()
+  return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+def _backoff(k: int, schedule: tuple[float, float]) -> float:
+  """The k-th (1-based) backoff: doubling from schedule[0] up to schedule[1], jittered
+  to a uniform draw in [d/2, d]."""
+  first, cap = schedule
+  d = min(cap, first * 2 ** (k - 1))
+  return random.uniform(d / 2, d)
+
+
+def _knob(bound: Settings) -> str:
+  if bound.source == "the default":
+    return f"od_guard's default; {TIMEOUT_FLAG} or {TIMEOUT_ENV} sets it"
+  return f"set by {bound.source}"
+
+
+def _watch(future, cancel, *, what: str, path: str, progress=None):
+  """Waits for `future` (a request in flight) and returns its result: at most the
+  bound without an answer, where any change of `progress()` (bytes received) counts
+  as one. One line on stderr after NOTICE_AFTER seconds says what is waited for.
+
+  Raises:
+    StorageTimeoutError: nothing came for the bound (the request is cancelled).
+  """
+  bound = settings()
+  protocol = scheme(path)
+  start = last = time.monotonic()
+  seen = progress() if progress else 0
+  told = False
+  try:
+    while True:
+      try:
+        return future.result(timeout=_POLL)
+      except TimeoutError:  # concurrent.futures.TimeoutError
+        if future.done():  # the request's own TimeoutError
+          raise
+      now = time.monotonic()
+      n = progress() if progress else 0
+      if n != seen:
+        seen, last = n, now
+      if not told and now - start >= NOTICE_AFTER:
+        told = True
+        where = _where(protocol)
+        if seen:
+          line = (
+            f"still reading {what} of {path} from {where} after {NOTICE_AFTER:g} s "
+            f"({seen:,} bytes so far); giving up after {bound.timeout:g} s without a byte "
+            f"({_knob(bound)})."
+          )
+        else:
+          line = (
+            f"waiting for {what} of {path} from {where}: no answer after {NOTICE_AFTER:g} s; "
+            f"giving up after {bound.timeout:g} s without one ({_knob(bound)})."
+          )
+        print(f"od-guard: {line}", file=sys.stderr, flush=True)
+      if now - last >= bound.timeout:
+        raise StorageTimeoutError(
+          f"Gave up on {path}: the {protocol}:// endpoint sent nothing for "
+          f"{bound.timeout:g} s while od_guard waited for {what}.",
+          received=f"{path}; endpoint {_where(protocol)}; {seen:,} bytes of the answer "
+          f"received; bound {bound.timeout:g} s ({bound.source})",
+          fix="Check the endpoint: it takes connections but does not answer (a stuck "
+          "server or proxy, or a network that drops packets). If the storage is only "
+          f"slow, raise the bound: {TIMEOUT_FLAG} SECONDS or {TIMEOUT_ENV}=SECONDS.",
+        )
+  finally:
+    if not future.done():
+      cancel()
+
+
+def _on_loop(fs, coro, *, what: str, path: str, progress=None):
+  """Runs `coro` on `fs`'s event loop, watched (`_watch`)."""
+  import asyncio
+
+  future = asyncio.run_coroutine_threadsafe(coro, fs.loop)
+  return _watch(future, future.cancel, what=what, path=path, progress=progress)
+
+
+def call_watched(path: str, what: str, fn, *args):
+  """Calls `fn(*args)` (a blocking storage call: TensorFlow's gfile) on a thread of
+  its own, watched like every fsspec request: at most the bound, a line on stderr
+  after NOTICE_AFTER seconds. A call given up on is left to finish (it cannot be
+  cancelled); its thread does not keep the process alive.
+
+  Raises:
+    StorageTimeoutError: no answer within the bound.
+  """
+  import concurrent.futures
+  import threading
+
+  future: concurrent.futures.Future = concurrent.futures.Future()
+
+  def run() -> None:
+    if not future.set_running_or_notify_cancel():
+      return
+    try:
+      future.set_result(fn(*args))
+    except BaseException as e:  # handed to the waiting thread
+      future.set_exception(e)
+
+  threading.Thread(target=run, name="od_guard-storage", daemon=True).start()
+  return _watch(future, lambda: None, what=what, path=path)
+
+
+def _throttled(path: str, doing: str, name: str, attempts: int, e: BaseException):
+  protocol = scheme(path)
+  return ThrottledError(
+    f"Cannot {doing} {path}: the {protocol}:// service throttled all {attempts} attempts ({name}).",
+    received=f"{path} at {_where(protocol)} ({_detail(e)})",
+    fix="The service asks for fewer requests: od_guard backed off between attempts "
+    f"(jittered, {THROTTLE_BACKOFF[0]:g} s doubling up to {THROTTLE_BACKOFF[1]:g} s). Run "
+    "od-guard again later, or run fewer jobs against this bucket at once.",
+  )
+
+
+def _expired(path: str, doing: str, name: str, e: BaseException, where: str = ""):
+  protocol = scheme(path)
+  return CredentialsExpiredError(
+    f"Cannot {doing} {path}: the {protocol}:// service rejected the credentials ({name}) "
+    "after accepting them earlier in this run: they expired or were revoked.",
+    received=f"{path}{where} at {_where(protocol)} ({_detail(e)})",
+    fix="Renew the credentials and run od-guard again; temporary credentials (an assumed "
+    "role, SSO, AWS_SESSION_TOKEN) must outlast the run. " + _credentials_fix(protocol),
+  )
+
+
+def _changed(path: str, e: BaseException):
+  return RemoteStorageError(
+    f"Cannot read {path}: the object changed while od_guard read it.",
+    received=f"{path} at {_where(scheme(path))} ({_detail(e)})",
+    fix="Run od-guard again once the checkpoint is no longer being written.",
+  )
+
+
+def _attempts(path: str, doing: str, once):
+  """Calls `once()` (one request) until it is answered: throttling backed off
+  (THROTTLE_ATTEMPTS attempts), a cut connection retried (RESUMES times).
+
+  Raises:
+    ThrottledError, InterruptedReadError, CredentialsExpiredError,
+    StorageTimeoutError; or the client's own exception, for the caller to type.
+  """
+  protocol = scheme(path)
+  throttled = cuts = 0
+  while True:
+    try:
+      result = once()
+    except errors.OdGuardError:
+      raise
+    except Exception as e:  # classified; what is not transient goes to the caller
+      kind, name = _classify(e)
+      if kind == _THROTTLED:
+        throttled += 1
+        if throttled >= THROTTLE_ATTEMPTS:
+          raise _throttled(path, doing, name, throttled, e) from e
+        time.sleep(_backoff(throttled, THROTTLE_BACKOFF))
+        continue
+      if kind == _CUT:
+        cuts += 1
+        if cuts > RESUMES:
+          raise InterruptedReadError(
+            f"Cannot {doing} {path}: the connection was cut {cuts} times ({name}).",
+            received=f"{path} at {_where(protocol)} ({_detail(e)})",
+            fix="The network or the endpoint drops connections mid-answer (a proxy, a "
+            "load balancer, an unstable link): check it, then run od-guard again.",
+          ) from e
+        time.sleep(_backoff(cuts, CUT_BACKOFF))
+        continue
+      if kind == _CREDENTIALS and protocol in _accepted:
+        raise _expired(path, doing, name, e) from e
+      raise
+    _accepted.add(protocol)
+    return result
+
+
+def _is_async(fs) -> bool:
+  return bool(getattr(fs, "async_impl", False)) and getattr(fs, "loop", None) is not None
+
+
+def _invoke(fs, path: str, name: str, *args, **kwargs):
+  """fs.NAME(*args): the coroutine on fsspec's loop, watched, where fs is async."""
+  if _is_async(fs) and hasattr(fs, "_" + name):
+    coro = getattr(fs, "_" + name)(*args, **kwargs)
+    return _on_loop(fs, coro, what=_WHAT.get(name, name), path=path)
+  return getattr(fs, name)(*args, **kwargs)
+
+
+def _ready(path: str):
+  """The filesystem for `path`'s scheme, its endpoint checked (errors name `path`)."""
   protocol = scheme(path)
   try:
     fs = filesystem(protocol)
@@ -376,8 +772,16 @@ def _call(path: str, doing: str, fn, *args, **kwargs):
     else:
       received = f"{path}; endpoint {e.received}"
     raise type(e)(e.what, received=received, fix=e.fix) from e
+  return fs
+
+
+def _call(path: str, doing: str, name: str, *args, **kwargs):
+  """(fs, fs.NAME(*args)): watched, retried, every failure typed."""
+  fs = _ready(path)
   try:
-    return fs, fn(fs, *args, **kwargs)
+    return fs, _attempts(path, doing, lambda: _invoke(fs, path, name, *args, **kwargs))
+  except errors.OdGuardError:
+    raise
   except Exception as e:  # every client failure becomes a typed error
     raise _translate(e, path, doing) from e
 
@@ -386,14 +790,15 @@ def _call(path: str, doing: str, fn, *args, **kwargs):
 def _check_bucket(protocol: str, bucket: str) -> None:
   """Raises BucketNotFoundError when `bucket` does not exist (once per bucket)."""
   path = f"{protocol}://{bucket}"
+  if protocol not in EXTRAS:
+    return
   fs = filesystem(protocol)
   try:
     if protocol in ("s3", "s3a"):
-      fs.call_s3("head_bucket", Bucket=bucket)
-    elif protocol in ("gs", "gcs"):
-      fs.info(bucket)
+      _attempts(path, "read the bucket", lambda: _invoke(fs, path, "call_s3", "head_bucket",
+                                                         Bucket=bucket))  # fmt: skip
     else:
-      return
+      _attempts(path, "read the bucket", lambda: _invoke(fs, path, "info", bucket))
   except FileNotFoundError as e:
     raise BucketNotFoundError(
       f"The bucket {path} does not exist.",
@@ -401,6 +806,8 @@ def _check_bucket(protocol: str, bucket: str) -> None:
       fix="Check the bucket's name, and the endpoint/project you point at "
       + ("(AWS_ENDPOINT_URL, AWS region)." if protocol.startswith("s3") else "(GCS project)."),
     ) from e
+  except errors.OdGuardError:
+    raise
   except Exception as e:  # reported typed (credentials, permissions, endpoint)
     error = _translate(e, path, "read the bucket")
     if isinstance(error, (NoCredentialsError, PermissionDeniedError, EndpointUnreachableError)):
@@ -412,40 +819,171 @@ def _has_key(path: str) -> bool:
 
 
 def exists(path: str) -> bool:
-  _, found = _call(path, "read", lambda fs: fs.exists(path))
+  _, found = _call(path, "read", "exists", path)
   if not found and _has_key(path):  # an object missing from a missing bucket: say so
     _check_bucket(scheme(path), _bucket(path))
   return bool(found)
 
 
 def isdir(path: str) -> bool:
-  return bool(_call(path, "read", lambda fs: fs.isdir(path))[1])
+  return bool(_call(path, "read", "isdir", path)[1])
 
 
 def listdir(path: str) -> list[str]:
-  _, names = _call(path, "list", lambda fs: fs.ls(path, detail=False))
+  _, names = _call(path, "list", "ls", path, detail=False)
   return sorted({str(n).rstrip("/").rsplit("/", 1)[-1] for n in names} - {""})
 
 
 def getsize(path: str) -> int:
-  return int(_call(path, "read", lambda fs: fs.size(path))[1] or 0)
+  return int(_call(path, "read", "size", path)[1] or 0)
+
+
+async def _s3_range(fs, path: str, start: int, end: int, buf: bytearray, etag: str) -> None:
+  """Appends bytes start..end of an S3 object to `buf` as they arrive."""
+  bucket, key, version = fs.split_path(path)
+  await fs.set_session()
+  client = await fs.get_s3(bucket)
+  kwargs = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+  if version:
+    kwargs["VersionId"] = version
+  if etag:
+    kwargs["IfMatch"] = etag  # every resumed range from the same version
+  body = (await client.get_object(**kwargs))["Body"]
+  try:
+    need, got = end - start, 0
+    while got < need:
+      chunk = await body.read(min(_PIECE, need - got))
+      if not chunk:
+        return
+      buf += chunk
+      got += len(chunk)
+  finally:
+    body.close()
+
+
+async def _gcs_range(fs, path: str, start: int, end: int, buf: bytearray) -> None:
+  """Appends bytes start..end of a GCS object to `buf` as they arrive."""
+  from gcsfs.retry import validate_response
+
+  await fs._set_session()
+  headers = fs._get_headers({"Range": f"bytes={start}-{end - 1}"})
+  response = await fs.session.get(fs.url(path), headers=headers)
+  try:
+    if response.status >= 400:
+      validate_response(response.status, await response.read(), path)
+    if response.status != 206 and start:
+      raise RemoteStorageError(
+        f"Cannot read {path}: the endpoint ignored the byte range asked for.",
+        received=f"{path} (HTTP {response.status} to Range: bytes={start}-{end - 1})",
+        fix="Use a GCS endpoint that serves ranged reads.",
+      )
+    need, got = end - start, 0
+    while got < need:
+      chunk = await response.content.read(min(_PIECE, need - got))
+      if not chunk:
+        return
+      buf += chunk
+      got += len(chunk)
+  finally:
+    response.close()
+
+
+async def _any_range(fs, path: str, start: int, end: int, buf: bytearray) -> None:
+  buf += await fs._cat_file(path, start=start, end=end)
 
 
 class RemoteFile:
-  """A read-only object opened for ranged reads; failures raise typed errors."""
+  """A read-only object opened for ranged reads, with a read-ahead of `block`
+  bytes. `read(n)` returns n bytes, or those left before the object's end: a
+  read cut short is resumed from the byte reached (at most RESUMES times), and
+  every failure raises a typed error."""
 
-  def __init__(self, path: str, raw):
+  def __init__(self, path: str, fs, size: int, block: int, etag: str = ""):
     self.path = path
-    self._raw = raw
+    self._fs = fs
+    self._size = size
+    self._block = block
+    self._etag = etag
+    self._pos = 0
+    self._cache_start = 0
+    self._cache = b""
+    protocol = scheme(path)
+    if protocol in ("s3", "s3a") and _is_async(fs):
+      self._range = functools.partial(_s3_range, etag=etag)
+    elif protocol in ("gs", "gcs") and _is_async(fs):
+      self._range = _gcs_range
+    elif _is_async(fs):
+      self._range = _any_range
+    else:
+      self._range = None
 
-  def _guard(self, fn, *args):
-    try:
-      return fn(*args)
-    except Exception as e:  # every client failure becomes a typed error
-      raise _translate(e, self.path, "read") from e
+  def _fetch(self, start: int, end: int) -> bytes:
+    """Bytes start..end, every one of them, or a typed error."""
+    protocol = scheme(self.path)
+    buf = bytearray()
+    throttled = cuts = 0
+    while True:
+      at = start + len(buf)
+      what = f"bytes {at:,}..{end:,}"
+      try:
+        if self._range is None:
+          buf += self._fs.cat_file(self.path, start=at, end=end)
+        else:
+          coro = self._range(self._fs, self.path, at, end, buf)
+          _on_loop(self._fs, coro, what=what, path=self.path, progress=buf.__len__)
+        if start + len(buf) < end:
+          raise _CutShort(f"the answer ended at byte {start + len(buf):,}, before byte {end:,}")
+      except errors.OdGuardError:
+        raise
+      except Exception as e:  # classified: resumed, backed off, or typed
+        reached = start + len(buf)
+        if reached > at:
+          _accepted.add(protocol)
+        kind, name = _classify(e)
+        if kind == _CUT:
+          cuts += 1
+          if cuts > RESUMES:
+            raise InterruptedReadError(
+              f"Cannot read {self.path}: the connection was cut {cuts} times while reading "
+              f"bytes {start:,}..{end:,}; od_guard stopped at byte {reached:,}.",
+              received=f"{self.path} ({self._size:,} bytes) at {_where(protocol)}; "
+              f"the last cut: {_detail(e)}",
+              fix="The network or the endpoint drops connections mid-answer (a proxy, a load "
+              "balancer, an unstable link): check it, then run od-guard again. Each cut was "
+              f"resumed from the byte reached, {RESUMES} times.",
+            ) from e
+          time.sleep(_backoff(cuts, CUT_BACKOFF))
+          continue
+        if kind == _THROTTLED:
+          throttled += 1
+          if throttled >= THROTTLE_ATTEMPTS:
+            raise _throttled(self.path, "read", name, throttled, e) from e
+          time.sleep(_backoff(throttled, THROTTLE_BACKOFF))
+          continue
+        if kind == _CREDENTIALS and protocol in _accepted:
+          raise _expired(self.path, "read", name, e, f" at byte {reached:,}") from e
+        if kind == _CHANGED:
+          raise _changed(self.path, e) from e
+        raise _translate(e, self.path, "read") from e
+      _accepted.add(protocol)
+      return bytes(buf)
 
   def read(self, n: int = -1) -> bytes:
-    return self._guard(self._raw.read, n)
+    pos, size = self._pos, self._size
+    end = size if n is None or n < 0 else min(size, pos + n)
+    if pos >= end:
+      return b""
+    cache_end = self._cache_start + len(self._cache)
+    if self._cache_start <= pos and end <= cache_end:
+      out = self._cache[pos - self._cache_start : end - self._cache_start]
+    else:
+      have = self._cache[pos - self._cache_start :] if self._cache_start <= pos < cache_end else b""
+      ahead = min(size, end + self._block)
+      fetched = self._fetch(pos + len(have), ahead)
+      self._cache_start, self._cache = pos + len(have), fetched
+      out = have + fetched[: end - pos - len(have)]
+    self._pos = end
+    return out
 
   def readinto(self, buffer) -> int:  # h5py reads Keras .h5 files this way
     data = self.read(len(memoryview(buffer)))
@@ -453,10 +991,18 @@ class RemoteFile:
     return len(data)
 
   def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-    return self._guard(self._raw.seek, offset, whence)
+    base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}.get(whence)
+    if base is None or base + offset < 0:
+      raise errors.UsageError(
+        f"Invalid seek in {self.path}.",
+        received=f"offset {offset}, whence {whence}",
+        fix="Seek to an offset at or after the object's start.",
+      )
+    self._pos = base + offset
+    return self._pos
 
   def tell(self) -> int:
-    return self._raw.tell()
+    return self._pos
 
   def readable(self) -> bool:
     return True
@@ -466,11 +1012,10 @@ class RemoteFile:
 
   @property
   def size(self) -> int:
-    return int(self._raw.size)
+    return self._size
 
   def close(self) -> None:
-    with contextlib.suppress(Exception):  # closing a read-only file loses nothing
-      self._raw.close()
+    self._cache = b""
 
   def __enter__(self) -> RemoteFile:
     return self
@@ -485,16 +1030,21 @@ def open_binary(path: str) -> BinaryIO:
 
   Raises:
     ObjectNotFoundError, BucketNotFoundError, NoCredentialsError,
-    PermissionDeniedError, EndpointUnreachableError, RemoteStorageError.
+    PermissionDeniedError, EndpointUnreachableError (StorageTimeoutError),
+    ThrottledError, InterruptedReadError, CredentialsExpiredError, RemoteStorageError.
   """
   block = INDEX_BLOCK if path.endswith(".index") else DATA_BLOCK
-
-  def _open(fs):
-    return fs.open(path, "rb", block_size=block, cache_type="readahead")
-
   try:
-    _, raw = _call(path, "open", _open)
+    fs, info = _call(path, "open", "info", path)
   except ObjectNotFoundError:
     _check_bucket(scheme(path), _bucket(path))
     raise
-  return RemoteFile(path, raw)  # type: ignore[return-value]
+  if info.get("type") == "directory":
+    raise ObjectNotFoundError(
+      f"{path} is a prefix (a directory), not an object.",
+      received=path,
+      fix="Name the object itself (od-guard reads the checkpoint prefix, e.g. "
+      "gs://bucket/train/ckpt-3).",
+    )
+  etag = str(info.get("ETag") or "") if scheme(path) in ("s3", "s3a") else ""
+  return RemoteFile(path, fs, int(info.get("size") or 0), block, etag)  # type: ignore[return-value]
