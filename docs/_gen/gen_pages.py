@@ -1,0 +1,165 @@
+"""Generates the reference pages at build time (mkdocs-gen-files runs this).
+
+- reference/cli.md: every `od-guard` subcommand's --help, from
+  `od_guard.cli.build_parser()` as Python 3.11's argparse prints it at 100
+  columns, and the drop-in's absl flags from
+  `od_guard.odapi.model_main_tf2.define_flags` on a fresh `FlagValues`.
+- reference/findings.md: every finding code, from `od_guard.restore.codes.CODES`.
+
+Neither import needs TensorFlow. The pages exist only in the built site: edit
+the sources (cli.py, model_main_tf2.py, codes.py), never the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+
+import mkdocs_gen_files
+
+COLUMNS = "100"
+# The flags of the OD API's own object_detection/model_main_tf2.py (TF2 OD API
+# 2.8); the drop-in defines each with the same name and default.
+STOCK_FLAGS = frozenset(
+  {
+    "pipeline_config_path",
+    "num_train_steps",
+    "eval_on_train_data",
+    "sample_1_of_n_eval_examples",
+    "sample_1_of_n_eval_on_train_examples",
+    "model_dir",
+    "checkpoint_dir",
+    "eval_timeout",
+    "use_tpu",
+    "tpu_name",
+    "num_workers",
+    "checkpoint_every_n",
+    "record_summaries",
+  }
+)
+
+
+@contextlib.contextmanager
+def _columns(n: str):
+  old = os.environ.get("COLUMNS")
+  os.environ["COLUMNS"] = n
+  try:
+    yield
+  finally:
+    if old is None:
+      os.environ.pop("COLUMNS", None)
+    else:
+      os.environ["COLUMNS"] = old
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+  for action in parser._actions:  # argparse has no public accessor for subparsers
+    if isinstance(action, argparse._SubParsersAction):
+      return dict(action.choices)
+  return {}
+
+
+def _cell(text: object) -> str:
+  return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def cli_page() -> str:
+  from absl import flags
+
+  from od_guard import cli
+  from od_guard.odapi import model_main_tf2
+
+  with _columns(COLUMNS):
+    parser = cli.build_parser()
+    blocks = [("od-guard", parser.format_help())]
+    blocks += [(f"od-guard {n}", p.format_help()) for n, p in _subcommands(parser).items()]
+  out = [
+    "---",
+    "hide: [toc]",  # argparse's 100 columns need the width
+    "---",
+    "",
+    "# CLI reference",
+    "",
+    "Generated when the site is built, from `od_guard.cli.build_parser()` (each",
+    "command's `--help` as Python 3.11's argparse prints it at 100 columns) and from",
+    "`od_guard.odapi.model_main_tf2.define_flags` (the drop-in's absl flags).",
+    "Exit codes and typed errors: [Getting started](../getting-started.md#exit-codes).",
+    "",
+  ]
+  names = [name for name, _ in blocks]
+  out += [f"- [`{n} --help`](#{n.replace(' ', '-')})" for n in names]
+  out += ["- [`python -m od_guard.model_main_tf2`](#python-m-od_guardmodel_main_tf2)", ""]
+  for name, text in blocks:
+    out += [f"## `{name}` {{#{name.replace(' ', '-')}}}", "", "```text", text.rstrip(), "```", ""]
+
+  fv = flags.FlagValues()
+  model_main_tf2.define_flags(fv)
+  ours, stock = "od_guard's", "stock model_main_tf2's (same names, same defaults)"
+  rows = {ours: [], stock: []}
+  for name in sorted(fv):
+    flag = fv[name]
+    if flag.name != name:  # short names point at the same flag
+      continue
+    kind = stock if name in STOCK_FLAGS else ours
+    values = getattr(flag.parser, "enum_values", None)
+    typ = flag.flag_type() + (" (" + ", ".join(values) + ")" if values else "")
+    default = "" if flag.default is None else f"`{flag.default!r}`"
+    rows[kind].append(f"| `--{name}` | {_cell(typ)} | {default} | {_cell(flag.help)} |")
+  out += [
+    "## `python -m od_guard.model_main_tf2` {#python-m-od_guardmodel_main_tf2}",
+    "",
+    "The drop-in for `object_detection/model_main_tf2.py` ([the OD API page](../odapi.md)):",
+    "every stock flag, plus od_guard's. absl also gives it `--helpfull`, `--flagfile`,",
+    "`--alsologtostderr` and the other absl logging flags.",
+    "",
+  ]
+  for kind, lines in rows.items():
+    out += [f"### Flags: {kind}", "", "| flag | type | default | help |", "|---|---|---|---|"]
+    out += [*lines, ""]
+  return "\n".join(out)
+
+
+def findings_page() -> str:
+  out = [
+    "# Findings reference",
+    "",
+    "Every finding code od_guard can report, generated when the site is built from the",
+    "registry `od_guard.restore.codes.CODES`: the severity it is raised at (*varies*:",
+    "an error in one context and a warning or fact in another, as its meaning says),",
+    "what it means, the module that raises it, the usual fix, and what stock TensorFlow,",
+    "the OD API's model_main_tf2 or Keras does in the same situation. The policy",
+    "([Python API: policy](../api/policy.md)) turns findings into a verdict; each",
+    "finding in a report carries its own message and fix, with the names and numbers",
+    "of that run.",
+    "",
+  ]
+  try:
+    from od_guard.restore import codes
+  except ImportError as e:  # only while the registry is being written
+    return "\n".join([*out, f'!!! warning "Registry pending"\n    {e}', ""])
+
+  by_layer: dict[str, list] = {}
+  for code in codes.CODES.values():
+    by_layer.setdefault(code.layer, []).append(code)
+  out += [f"{len(codes.CODES)} codes, by the module that raises them.", ""]
+  out += ["| code | severity | meaning |", "|---|---|---|"]
+  out += [
+    f"| [`{c.code}`](#{c.code}) | {c.severity} | {_cell(c.meaning)} |" for c in codes.CODES.values()
+  ]
+  out.append("")
+  for layer, group in by_layer.items():
+    out += [f"## `{layer}`", ""]
+    for c in group:
+      out += [f"### `{c.code}` {{#{c.code}}}", "", f"**{c.severity}** · {c.meaning}", ""]
+      if c.fix:
+        out += [f"**Fix:** {c.fix}", ""]
+      if c.stock:
+        out += [f"**Stock:** {c.stock}", ""]
+  return "\n".join(out)
+
+
+for path, page in (("reference/cli.md", cli_page), ("reference/findings.md", findings_page)):
+  with mkdocs_gen_files.open(path, "w") as f:
+    f.write(page())
+  mkdocs_gen_files.set_edit_path(path, "docs/_gen/gen_pages.py")
