@@ -9,6 +9,7 @@ ODAPI := $(VENV)/odapi/bin/python
 MODERN := $(VENV)/modern/bin/python
 PLAIN := $(VENV)/plain/bin/python
 LINTBIN := $(VENV)/lint/bin
+DOCSBIN := $(VENV)/docs/bin
 BUILDIFIER_VERSION := 8.2.1
 BUILDIFIER := .tools/node_modules/.bin/buildifier
 PYTEST_FLAGS ?= -q -rs -p no:cacheprovider
@@ -32,7 +33,7 @@ PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_t
     $(PLAIN_ONLY)
 NOT_PLAIN_ONLY := $(addprefix --ignore=,$(PLAIN_ONLY))
 
-.PHONY: all envs env-odapi env-modern env-lint env-plain tools lint format test test-odapi test-modern test-plain demo keras-example bench fuzz clean
+.PHONY: all envs env-odapi env-modern env-lint env-plain env-docs tools lint format docs test test-odapi test-modern test-plain demo keras-example bench fuzz clean
 
 all: test
 
@@ -50,7 +51,11 @@ env-lint:
 env-plain:
 	@.ci/make_env.sh plain $(VENV) $(PYTHON)
 
-envs: env-odapi env-modern env-lint env-plain
+# MkDocs, mkdocs-material, mkdocstrings and od_guard without TensorFlow (constraints/docs.txt).
+env-docs:
+	@.ci/make_env.sh docs $(VENV) $(PYTHON)
+
+envs: env-odapi env-modern env-lint env-plain env-docs
 
 $(BUILDIFIER):
 	npm install --silent --no-save --no-audit --no-fund --prefix .tools @bazel/buildifier@$(BUILDIFIER_VERSION)
@@ -97,7 +102,16 @@ test-plain: env-plain
 	$(PLAIN) $(BYTECODE)
 	$(PLAIN) -m pytest $(PYTEST_FLAGS) $(XDIST) -m "plain or installs" $(PLAIN_TESTS)
 
-test: lint test-plain test-modern test-odapi
+# The documentation site (mkdocs.yml, docs/) into site/, with --strict: a broken link or
+# anchor, a page left out of nav, an API object that moved, or a generated page (the CLI
+# and findings references, built from the code) that no longer builds fails it. Then every
+# link of README.md must reach a file and a heading. (mkdocs-material 9.8 prints a banner
+# about MkDocs 2 unless told not to.)
+docs: env-docs
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(DOCSBIN)/mkdocs build --strict --quiet
+	$(DOCSBIN)/python docs/_gen/check_readme_links.py
+
+test: lint docs test-plain test-modern test-odapi
 
 demo: env-odapi
 	$(ODAPI) examples/demo.py --out demo_out
@@ -119,4 +133,4 @@ fuzz: env-plain
 	$(PLAIN) benchmarks/fuzz.py
 
 clean:
-	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out
+	rm -rf $(VENV) .tools demo_out keras_demo_out bench_out site
