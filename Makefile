@@ -108,7 +108,7 @@ test-plain: env-plain
 # link of README.md must reach a file and a heading. (mkdocs-material 9.8 prints a banner
 # about MkDocs 2 unless told not to.)
 docs: env-docs
-	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(DOCSBIN)/mkdocs build --strict --quiet
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(DOCSBIN)/mkdocs build --strict
 	$(DOCSBIN)/python docs/_gen/check_readme_links.py
 
 test: lint docs test-plain test-modern test-odapi
