@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import os
 
 import mkdocs_gen_files
@@ -61,7 +62,8 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def _cell(text: object) -> str:
-  return str(text).replace("|", "\\|").replace("\n", " ")
+  """Text for a Markdown table cell: no raw HTML (absl writes `<a|b>: ...`), no splits."""
+  return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def cli_page() -> str:
@@ -151,11 +153,12 @@ def findings_page() -> str:
   for layer, group in by_layer.items():
     out += [f"## `{layer}`", ""]
     for c in group:
-      out += [f"### `{c.code}` {{#{c.code}}}", "", f"**{c.severity}** · {c.meaning}", ""]
+      text = lambda s: html.escape(s, quote=False)  # noqa: E731
+      out += [f"### `{c.code}` {{#{c.code}}}", "", f"**{c.severity}** · {text(c.meaning)}", ""]
       if c.fix:
-        out += [f"**Fix:** {c.fix}", ""]
+        out += [f"**Fix:** {text(c.fix)}", ""]
       if c.stock:
-        out += [f"**Stock:** {c.stock}", ""]
+        out += [f"**Stock:** {text(c.stock)}", ""]
   return "\n".join(out)
 
 
