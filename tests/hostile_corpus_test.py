@@ -77,9 +77,10 @@ def _python_entry(name: str, target: str) -> int:
       return 0 if verify.verify(target).healthy else 1
     elif name == "lint_api":
       from od_guard.checkpoint import inventory
+      from od_guard.naming import lint
       from od_guard.naming import rules
 
-      violations, _ = rules.check(rules.preset("odapi"), inventory.read_inventory(target).variables)
+      violations, _ = lint.check(rules.preset("odapi"), inventory.read_inventory(target).variables)
       return 1 if violations else 0
   except errors.OdGuardError as e:
     sys.stderr.write(f"od-guard: error: {type(e).__name__}: {e.format()}\n")

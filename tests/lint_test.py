@@ -7,6 +7,7 @@ import json
 import pytest
 
 from od_guard.checkpoint import inventory
+from od_guard.naming import lint as naming_lint
 from od_guard.naming import rules as naming_rules
 
 from conftest import BITEWING
@@ -84,7 +85,7 @@ def test_bad_rules_files_are_clear_errors(tf, tmp_path, text, phrase):
 
 def test_exempt_kinds_skip_optimizer_and_bookkeeping(keras_tf_checkpoint):
   inv = inventory.read_inventory(keras_tf_checkpoint)
-  violations, checked = naming_rules.check(naming_rules.preset("odapi"), inv.variables)
+  violations, checked = naming_lint.check(naming_rules.preset("odapi"), inv.variables)
   assert checked == len(inv.of_kind(inventory.MODEL))
   assert {v.rule for v in violations} == {"allowed"}  # a Keras model is not an OD API one
 
@@ -109,6 +110,6 @@ def test_keras2_hdf5_tensor_suffixes_are_not_charset_violations(keras2_h5):
   not part of a name the user chose, so it breaks no charset rule."""
   inv = inventory.read_inventory(keras2_h5)
   assert any(v.path.endswith(":0") for v in inv.variables)
-  violations, checked = naming_rules.check(naming_rules.preset("keras"), inv.variables)
+  violations, checked = naming_lint.check(naming_rules.preset("keras"), inv.variables)
   assert checked == 4
   assert violations == []

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from od_guard.checkpoint import inventory
+from od_guard.naming import lint as naming_lint
 from od_guard.naming import remap
 from od_guard.naming import rules as naming_rules
 
@@ -35,7 +36,7 @@ def test_catastrophic_patterns_finish_fast_on_a_long_key(pattern):
   rules = naming_rules.merge(naming_rules.Rules(), {"forbidden": [pattern]}, "mine")
   key = "a" * 10_000 + "!"
   start = time.monotonic()
-  naming_rules.check(rules, _variables(key, "x" * 10_000))
+  naming_lint.check(rules, _variables(key, "x" * 10_000))
   remap.rename_keys([key], [remap.Rule(pattern, "b")])
   assert time.monotonic() - start < 1.0
 
@@ -126,7 +127,7 @@ def test_many_naming_patterns_compile_once_and_match_together():
   rules = naming_rules.merge(
     naming_rules.Rules(), {"allowed": allowed, "forbidden": forbidden}, "many"
   )
-  violations, checked = naming_rules.check(
+  violations, checked = naming_lint.check(
     rules, _variables("model/scope_49999/w", "model/other/w", "model/scope_3/bad_1999/bad_7/w")
   )
   assert time.monotonic() - start < 10
@@ -144,7 +145,7 @@ def test_many_naming_patterns_compile_once_and_match_together():
 
 def test_charset_is_checked_per_component_and_exactly():
   rules = naming_rules.merge(naming_rules.Rules(), {"charset": "a-z_"}, "mine")
-  violations, _ = naming_rules.check(rules, _variables("model/ok_name/w", "model/Bad/w", "a/b\n"))
+  violations, _ = naming_lint.check(rules, _variables("model/ok_name/w", "model/Bad/w", "a/b\n"))
   assert [v.message for v in violations] == [
     "component 'Bad' has characters outside [a-z_]",
     "component 'b\\n' has characters outside [a-z_]",
@@ -155,9 +156,9 @@ def test_compiled_rules_pickle():
   import pickle
 
   rules = naming_rules.load(None, ["odapi"])
-  naming_rules.check(rules, _variables("model/x"))
+  naming_lint.check(rules, _variables("model/x"))
   again = pickle.loads(pickle.dumps(rules))
   assert again == rules
-  assert naming_rules.check(again, _variables("model/x"))[0]
+  assert naming_lint.check(again, _variables("model/x"))[0]
   rule = remap.Rule.parse(r"a(b)->\1")
   assert pickle.loads(pickle.dumps(rule)).apply("ab/k") == "b/k"

@@ -47,7 +47,7 @@ from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
 from od_guard.checkpoint import tensor_bundle
-from od_guard.naming import rules as naming_rules
+from od_guard.naming import patterns
 
 SCHEMA = "od_guard.remap/1"
 _PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
@@ -160,14 +160,14 @@ class Rule:
   new: str
 
   def __post_init__(self):
-    received = naming_rules.shorten(repr(f"{self.old}->{self.new}"))
+    received = patterns.shorten(repr(f"{self.old}->{self.new}"))
     if not isinstance(self.old, str) or not isinstance(self.new, str):
       raise RemapError(
         "A rename rule's OLD and NEW parts must be strings.",
         received=received,
         fix="Pass e.g. Rule('model/a/', 'model/b/').",
       )
-    program = naming_rules.compile_pattern(
+    program = patterns.compile_pattern(
       self.old, "The rule's OLD part", error=RemapError, received=received, fix=_OLD_FIX
     )
     object.__setattr__(self, "_program", program)
@@ -186,7 +186,7 @@ class Rule:
     if "->" not in text:
       raise RemapError(
         "A rename rule needs the form OLD->NEW.",
-        received=naming_rules.shorten(repr(text)),
+        received=patterns.shorten(repr(text)),
         fix="Write e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'.",
       )
     old, new = text.split("->", 1)
@@ -236,7 +236,7 @@ def rename_keys(keys: Iterable[str], rules: Sequence[Rule]) -> dict[str, str]:
   """
   rules = list(rules)
   if len(rules) > _MANY_RULES:
-    together = naming_rules.PatternSet(
+    together = patterns.PatternSet(
       (r.old for r in rules), what="The rule's OLD part", error=RemapError, anchored=True
     )
 
@@ -298,7 +298,7 @@ def rules_from_report(path: str) -> list[Rule]:
   def shape(where: str, value, expected: str) -> RemapError:
     return RemapError(
       f"The report {path!r} is not an od_guard report: {where} is {_type(value)}, not {expected}.",
-      received=f"{path}: {where} = {naming_rules.brief(value)}",
+      received=f"{path}: {where} = {patterns.brief(value)}",
       fix=fix,
     )
 
@@ -337,7 +337,7 @@ def rules_from_report(path: str) -> list[Rule]:
       raise shape(f"findings[{i}].data.key_map", key_map, "an object")
     for old, new in key_map.items():
       if not isinstance(new, str):
-        raise shape(f"findings[{i}].data.key_map[{naming_rules.brief(old)}]", new, "a string")
+        raise shape(f"findings[{i}].data.key_map[{patterns.brief(old)}]", new, "a string")
       rules.append(Rule(re2.escape(old) + "$", new.replace("\\", "\\\\")))
   if not rules:
     raise RemapError(

@@ -27,6 +27,7 @@ from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
+from od_guard.naming import lint as naming_lint
 from od_guard.naming import rules as naming_rules
 
 WARN = "warn"
@@ -53,13 +54,13 @@ class NamingViolationError(errors.OdGuardError):
 
   def __init__(
     self,
-    violations: Sequence[naming_rules.Violation],
+    violations: Sequence[naming_lint.Violation],
     quarantined: str,
     rules: naming_rules.Rules,
   ):
     self.violations = violations
     self.quarantined = quarantined
-    listing = "\n".join(naming_rules.violation_lines(violations, limit=6))
+    listing = "\n".join(naming_lint.violation_lines(violations, limit=6))
     super().__init__(
       f"The checkpoint just saved breaks the naming rules {rules.name!r} "
       f"({len(violations)} violation(s)); it was kept under a quarantine name and "
@@ -231,7 +232,7 @@ def check_saved(
   mode: str = ERROR,
   log_dir: str | None = None,
   step: int | None = None,
-) -> list[naming_rules.Violation]:
+) -> list[naming_lint.Violation]:
   """Checks a checkpoint that was just saved; see the module docstring.
 
   Args:
@@ -252,7 +253,7 @@ def check_saved(
   validate_mode(mode)
   recover_quarantines(os.path.dirname(path))
   inv = inventory.read_inventory(path, object_graph=inventory.OBJECT_GRAPH_NONE)
-  violations, _ = naming_rules.check(rules, inv.variables)
+  violations, _ = naming_lint.check(rules, inv.variables)
   if not violations:
     return []
   if log_dir:

@@ -1,0 +1,126 @@
+"""The naming linter: saved values' names checked against `naming.rules.Rules`.
+
+`check` applies every rule to each saved value (every pattern matched in time
+linear in the path's length, `naming.patterns`); `violation_lines` renders what
+it found for a terminal, folded by prefix. `od-guard lint`, the save-time guard
+(`naming.save_guard`) and the Keras and OD API naming hooks all lint with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import dataclasses
+
+from od_guard import _records
+from od_guard.checkpoint import inventory
+from od_guard.checkpoint import key_folding
+from od_guard.checkpoint import limits
+from od_guard.naming import patterns
+from od_guard.naming import rules as naming_rules
+
+SCHEMA = "od_guard.lint/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Violation(_records.Record):
+  key: str
+  path: str
+  rule: str
+  message: str
+
+
+def _without_tensor_suffix(path: str) -> str:
+  """`path` without a Keras 2 HDF5 output index (``dense/kernel:0``)."""
+  head, colon, tail = path.rpartition(":")
+  return head if colon and tail.isascii() and tail.isdigit() else path
+
+
+def check(
+  rules: naming_rules.Rules, variables: Iterable[inventory.Variable]
+) -> tuple[list[Violation], int]:
+  """Checks saved values' names; returns (violations, number of values checked).
+
+  Every pattern is matched in time linear in the path's length.
+
+  Raises:
+    RulesError: a pattern of `rules` does not compile (rules built in code;
+      `load` and `merge` check theirs).
+  """
+  compiled = naming_rules.compiled_patterns(rules)
+  allowed, forbidden = compiled.allowed, compiled.forbidden
+  charset_path, charset_part = compiled.charset_path, compiled.charset_part
+  out: list[Violation] = []
+  checked = 0
+  for v in variables:
+    if v.kind in rules.exempt_kinds:
+      continue
+    checked += 1
+    # Keras 2 HDF5 names its datasets like tensors ('dense/kernel:0'); the
+    # output index is not part of the name a user chose.
+    path = _without_tensor_suffix(v.path)
+    data = patterns.utf8(path)
+    parts = path.split("/")
+    if rules.required_roots and parts[0] not in rules.required_roots:
+      out.append(
+        Violation(
+          v.key,
+          path,
+          "required_roots",
+          f"root {parts[0]!r} is not one of {list(rules.required_roots)}",
+        )
+      )
+    if allowed is not None and not allowed.any(data):
+      out.append(
+        Violation(
+          v.key, path, "allowed", "matches none of the allowed patterns (an unexpected scope?)"
+        )
+      )
+    if forbidden is not None:
+      for i in forbidden.matching(data):
+        out.append(
+          Violation(v.key, path, "forbidden", f"matches forbidden pattern {rules.forbidden[i]!r}")
+        )
+    if charset_path is not None and charset_path.fullmatch(data) is None:
+      bad = [c for c in parts if c and charset_part.fullmatch(patterns.utf8(c)) is None]
+      if bad:
+        out.append(
+          Violation(
+            v.key, path, "charset", f"component {bad[0]!r} has characters outside [{rules.charset}]"
+          )
+        )
+    if rules.max_depth is not None and len(parts) > rules.max_depth:
+      out.append(
+        Violation(v.key, path, "max_depth", f"{len(parts)} components, more than {rules.max_depth}")
+      )
+  return out, checked
+
+
+def group_by_rule(violations: Iterable[Violation]) -> dict[str, list[str]]:
+  """The violations' paths under each broken rule, as ``'rule: message'``, in
+  order of first appearance."""
+  out: dict[str, list[str]] = {}
+  for v in violations:
+    out.setdefault(f"{v.rule}: {v.message}", []).append(v.path)
+  return out
+
+
+def violation_lines(violations: Iterable[Violation], *, limit: int) -> list[str]:
+  """The violations as text lines: each broken rule, then its paths folded by
+  prefix (at most `limit` lines per rule).
+
+  Args:
+    violations: what `check` found.
+    limit: most folded path lines listed under one rule.
+
+  Returns:
+    ``"  [rule: message]"`` lines, each followed by its ``"    path"`` lines;
+    no line when there is no violation.
+  """
+  lines: list[str] = []
+  for rule, paths in group_by_rule(violations).items():
+    lines.append(f"  [{rule}]")
+    # Keys come from the file: control characters are escaped for the terminal.
+    lines.extend(
+      "    " + limits.printable(line) for line in key_folding.fold_keys(paths, limit=limit)
+    )
+  return lines
