@@ -1,21 +1,24 @@
 """The one restore check every integration drives: read -> match -> diagnose ->
 decide -> report.
 
-An integration (the OD API preflight, the Keras guard) adapts its inputs: it
-reads the checkpoint and its own context (a pipeline.config, a live Keras
-model), captures the live graph the restore will walk, and hands both here.
-Matching, the restore diagnoses, the policy and the report are the same for
-all of them:
+An integration (the OD API preflight, the Keras guard, the drop-in) adapts its
+inputs and hands `run` what only it knows: the static stage it read (the
+checkpoint, its context, the findings it made), a callable that captures the
+live graph the restore will walk, its own diagnoses, and a values check.
+`run` owns the sequence:
 
-    timer = pipeline.Timer()
-    with timer.phase("match"):
-      restore, found = pipeline.predict(graph, inv, policy=policy)
-    report = pipeline.conclude(
-        inventory=inv, restore=restore, found=found, policy=policy, timings=timer.timings)
+    static = pipeline.Static(inventory=inv, found=[...], not_checked=[...])
+    report = pipeline.run(static, policy=policy, capture=lambda: pipeline.Capture(graph))
 
-Findings that are consequences of another error (variables not restored
-because the scopes were renamed) are demoted to facts here, once, with one
-table, so every integration explains a failure by its cause.
+1. the model tier, when `od_guard.restore.decide` says it can still say
+   something: `capture()`, then `matching.match` and the diagnoses;
+2. the values check, told which keys the restore assigns;
+3. `decide.decide` (the decision tables, then the policy);
+4. the `record.Report`.
+
+Findings that arrive after the verdict (the real restore's verification, the
+workers' agreement) are judged with `amend`, which re-applies the policy:
+no integration sets a verdict by hand.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from od_guard.checkpoint import inventory as inventory_lib
 from od_guard.report import record
+from od_guard.restore import decide
 from od_guard.restore import diagnosis
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import fingerprint as fingerprint_lib
@@ -38,57 +42,12 @@ Finding = findings_lib.Finding
 # A diagnosis an integration adds to the generic ones (e.g. Keras layouts).
 Diagnosis = Callable[[matching.RestoreReport, inventory_lib.Inventory], list[Finding]]
 
-# When an error with one of these codes is present, a finding with the key's
-# code is its consequence (fixing the cause fixes it) and becomes a fact.
-EXPLAINED_BY: Mapping[str, frozenset[str]] = {
-  # The model tier's map is exact; the static one only names the scope.
-  "restore_scope_missing": frozenset({"renamed_scopes"}),
-  "renamed_scopes": frozenset(
-    {"feature_extractor_mismatch", "meta_architecture_mismatch", "checkpoint_type_mismatch"}
-  ),
-  "variables_not_restored": frozenset(
-    {
-      "checkpoint_type_mismatch",
-      "weightless_checkpoint",
-      "restore_scope_missing",
-      "feature_extractor_mismatch",
-      "meta_architecture_mismatch",
-      "neck_mismatch",
-      "saved_model_variables",
-      "renamed_scopes",
-      "keras_layout_mismatch",
-      "auto_named_layers",
-    }
-  ),
-  "shape_mismatch": frozenset(
-    {
-      "feature_extractor_mismatch",
-      "depth_multiplier_mismatch",
-      "num_classes_differ",
-      "meta_architecture_mismatch",
-      "keras_layout_mismatch",
-      "head_shape_changed",
-    }
-  ),
-  "coverage_below_threshold": frozenset(
-    {
-      "checkpoint_type_mismatch",
-      "weightless_checkpoint",
-      "restore_scope_missing",
-      "feature_extractor_mismatch",
-      "meta_architecture_mismatch",
-      "renamed_scopes",
-      "neck_mismatch",
-    }
-  ),
-}
-
 
 class Timer:
   """Seconds per named phase, summed when a phase repeats."""
 
-  def __init__(self) -> None:
-    self.timings: dict[str, float] = {}
+  def __init__(self, timings: Mapping[str, float] | None = None) -> None:
+    self.timings: dict[str, float] = dict(timings or {})
 
   @contextlib.contextmanager
   def phase(self, name: str) -> Iterator[None]:
@@ -99,20 +58,55 @@ class Timer:
       self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def demote_consequences(found: Sequence[Finding]) -> list[Finding]:
-  """Errors explained by another error become facts that name their cause."""
-  errors_present = {f.code for f in found if f.severity == findings_lib.ERROR}
-  out = []
-  for f in found:
-    causes = EXPLAINED_BY.get(f.code, frozenset()) & errors_present
-    if causes and f.severity == findings_lib.ERROR:
-      f = dataclasses.replace(
-        f,
-        severity=findings_lib.INFO,
-        title=f"{f.title} (a consequence of {', '.join(sorted(causes))})",
-      )
-    out.append(f)
-  return out
+@dataclasses.dataclass
+class Static:
+  """What the read stage established, as the integration read it.
+
+  Attributes:
+    inventory: the checkpoint (None when there is none to read).
+    found: the findings of the read stage (paths, format, config).
+    not_checked: what could not be established, in words.
+    fingerprint: what the checkpoint is (None without a checkpoint).
+    config: the JSON form of what the checkpoint is checked against.
+    config_summary: `config` in one line.
+    timer: the phases timed so far (`run` goes on timing in it).
+    context: the integration's own state from the read (e.g. the parsed
+      pipeline.config), carried for its later stages.
+  """
+
+  inventory: inventory_lib.Inventory | None = None
+  found: list[Finding] = dataclasses.field(default_factory=list)
+  not_checked: list[str] = dataclasses.field(default_factory=list)
+  fingerprint: fingerprint_lib.Fingerprint | None = None
+  config: Mapping[str, Any] | None = None
+  config_summary: str = ""
+  timer: Timer = dataclasses.field(default_factory=Timer)
+  context: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Capture:
+  """The live graph the restore will walk, captured by the integration.
+
+  Attributes:
+    graph: the variables and objects the restore reaches (None: the model
+      was built, but no restore can be predicted; a finding says why).
+    root_hint: which roots the restore walks, in words (for fixes).
+    strategy: the distribution strategy the model was built under, in words.
+    found: findings the capture itself made (e.g. how Keras 3 restores).
+  """
+
+  graph: matching.LiveGraph | None
+  root_hint: str = ""
+  strategy: str = ""
+  found: Sequence[Finding] = ()
+
+
+# The model tier: returns the capture, or None when the restore cannot be
+# predicted (a finding the integration added says why).
+CaptureFn = Callable[[], Capture | None]
+# The values check: told the keys the restore assigns (None: every value).
+ValuesFn = Callable[[frozenset[str] | None], Sequence[Finding]]
 
 
 def diagnose(
@@ -146,58 +140,116 @@ def diagnose(
   return found
 
 
-def predict(
-  graph: matching.LiveGraph,
-  inv: inventory_lib.Inventory,
+def run(
+  static: Static,
   *,
   policy: policy_lib.Policy,
-  **diagnose_args: Any,
-) -> tuple[matching.RestoreReport, list[Finding]]:
-  """Matches the live graph to the checkpoint and diagnoses the result."""
-  restore = matching.match(graph, inv)
-  return restore, diagnose(restore, inv, policy=policy, **diagnose_args)
-
-
-def conclude(
-  *,
-  inventory: inventory_lib.Inventory | None,
-  found: Sequence[Finding],
-  policy: policy_lib.Policy,
-  restore: matching.RestoreReport | None = None,
+  capture: CaptureFn | None = None,
+  predicted: matching.RestoreReport | None = None,
+  more: Sequence[Diagnosis] = (),
+  coverage: bool = False,
+  stock_assertion: bool = True,
+  values: ValuesFn | None = None,
   training: bool = False,
-  fingerprint: fingerprint_lib.Fingerprint | None = None,
-  timings: Mapping[str, float] | None = None,
-  strategy: str = "",
-  not_checked: Sequence[str] = (),
-  config: Mapping[str, Any] | None = None,
-  config_summary: str = "",
   stock_name: str = "plain TF / Keras",
+  strategy: str = "",
   tier: str | None = None,
 ) -> record.Report:
-  """Decides (consequences demoted, then the policy) and builds the report.
+  """Runs the check's steps in order and returns the decided report.
 
   Args:
-    inventory: the checkpoint as read (None when there is none).
-    found: every finding of the check.
+    static: the read stage.
     policy: the policy that decides.
-    restore: the predicted restore (None: only metadata was checked).
+    capture: the model tier (None: the static tier only). Not called when the
+      static findings leave nothing for it to say (`decide.NO_MODEL_TIER`).
+    predicted: a restore the integration predicted itself, by comparing
+      files (e.g. a Keras weights file against the model's own layout),
+      instead of `capture`; it is diagnosed like a matched one.
+    more: the integration's own diagnoses of the predicted restore.
+    coverage: check the policy's coverage thresholds.
+    stock_assertion: see `diagnose`.
+    values: the values check, run after the match.
     training: the verdict gates a training run.
-    fingerprint, timings, strategy, not_checked, config, config_summary,
-      stock_name: carried into the report (see `record.Report`).
+    stock_name: who `Finding.stock_outcome` describes.
+    strategy: the distribution strategy, in words, when no capture names it.
     tier: defaults to MODEL when a restore was predicted, else STATIC.
   """
-  verdict, adjusted = policy_lib.decide(policy, demote_consequences(found), training=training)
+  found = list(static.found)
+  timer = static.timer
+  inv = static.inventory
+  restore, captured = predicted, None
+  tier_possible = capture is not None and inv is not None and decide.model_tier_possible(found)
+  if restore is None and tier_possible:
+    captured = capture()
+    if captured is not None and captured.graph is not None:
+      with timer.phase("match"):
+        restore = matching.match(captured.graph, inv)
+  if restore is not None and inv is not None:
+    with timer.phase("match"):
+      found.extend(
+        diagnose(
+          restore,
+          inv,
+          policy=policy,
+          coverage=coverage,
+          stock_assertion=stock_assertion,
+          root_hint=captured.root_hint if captured else "",
+          more=more,
+        )
+      )
+  if captured is not None:
+    found.extend(captured.found)
+  if values is not None:
+    found.extend(values(None if restore is None else frozenset(b.key for b in restore.restored)))
+  verdict, adjusted = decide.decide(policy, found, training=training, restore=restore)
   return record.Report(
     tier=tier or (record.MODEL if restore is not None else record.STATIC),
-    config=config,
-    checkpoint=inventory,
-    fingerprint=fingerprint,
+    config=static.config,
+    checkpoint=inv,
+    fingerprint=static.fingerprint,
     restore=restore,
     findings=tuple(adjusted),
     verdict=verdict,
-    timings=dict(timings or {}),
-    strategy=strategy,
-    not_checked=tuple(not_checked),
-    config_summary=config_summary,
+    timings=dict(timer.timings),
+    strategy=captured.strategy if captured and captured.strategy else strategy,
+    not_checked=tuple(static.not_checked),
+    config_summary=static.config_summary,
     stock_name=stock_name,
+  )
+
+
+def amend(
+  report: record.Report,
+  more: Sequence[Finding],
+  *,
+  first: bool = False,
+  training: bool = False,
+  not_checked: Sequence[str] = (),
+  timings: Mapping[str, float] | None = None,
+) -> record.Report:
+  """`report` with findings that arrived after its verdict, judged by the
+  same policy (`decide.amend`).
+
+  Args:
+    report: the decided report.
+    more: the new findings (e.g. the restore's verification).
+    first: they lead the report (a disagreement explains what follows).
+    training: the verdict gates a training run.
+    not_checked: more of what could not be established.
+    timings: the phases timed until now (default: the report's).
+  """
+  verdict, every = decide.amend(
+    report.verdict.policy,
+    report.verdict,
+    report.findings,
+    more,
+    training=training,
+    first=first,
+  )
+  return dataclasses.replace(
+    report,
+    findings=tuple(every),
+    verdict=verdict,
+    not_checked=(*report.not_checked, *not_checked),
+    timings=dict(report.timings if timings is None else timings),
   )

@@ -8,6 +8,7 @@ import pytest
 from od_guard import errors
 from od_guard.checkpoint import components
 from od_guard.restore import findings
+from od_guard.restore import decide as decide_lib
 from od_guard.restore import matching
 from od_guard.restore import policy as policy_lib
 
@@ -41,7 +42,7 @@ def _finding(code: str, severity: str, title: str | None = None) -> findings.Fin
 
 
 def _decide(name: str, *found: findings.Finding, **kwargs):
-  return policy_lib.decide(policy_lib.preset(name), list(found), **kwargs)
+  return decide_lib.judge(policy_lib.preset(name), list(found), **kwargs)
 
 
 # --- presets -----------------------------------------------------------------
@@ -127,16 +128,16 @@ def test_lenient_downgrades_these_errors_to_warnings(code):
 
 def test_a_policy_derived_from_lenient_stays_lenient():
   derived = policy_lib.preset("lenient").replace(min_backbone_coverage=0.5)
-  verdict, _ = policy_lib.decide(derived, [_finding("stale_checkpoint_in_model_dir", ERROR)])
+  verdict, _ = decide_lib.judge(derived, [_finding("stale_checkpoint_in_model_dir", ERROR)])
   assert verdict.decision == policy_lib.WARN
 
 
 def test_a_custom_policy_can_make_any_error_warn_only():
   custom = policy_lib.preset("default").replace(warn_only=frozenset({"head_shape_changed"}))
-  verdict, adjusted = policy_lib.decide(custom, [_finding("head_shape_changed", ERROR)])
+  verdict, adjusted = decide_lib.judge(custom, [_finding("head_shape_changed", ERROR)])
   assert verdict.decision == policy_lib.WARN and [f.severity for f in adjusted] == [WARNING]
   assert custom.to_dict()["warn_only"] == ["head_shape_changed"]
-  assert policy_lib.decide(custom, [_finding("shape_mismatch", ERROR)])[0].failed
+  assert decide_lib.judge(custom, [_finding("shape_mismatch", ERROR)])[0].failed
 
 
 def test_downgrades_leave_warnings_and_facts_alone():
@@ -171,7 +172,7 @@ def test_data_shard_missing(name, training, decision):
 def test_allow_index_only_false_fails_the_default_policy():
   shard = _finding("data_shard_missing", WARNING)
   strictish = policy_lib.preset("default").replace(allow_index_only=False)
-  assert policy_lib.decide(strictish, [shard])[0].decision == policy_lib.FAIL
+  assert decide_lib.judge(strictish, [shard])[0].decision == policy_lib.FAIL
 
 
 # --- decide: allow_missing, warnings_fail ----------------------------------------
@@ -182,7 +183,7 @@ def test_allow_missing_lets_fresh_variables_through(code):
   missing = _finding(code, ERROR)
   allowing = policy_lib.preset("default").replace(allow_missing=True)
   assert _decide("default", missing)[0].decision == policy_lib.FAIL
-  verdict, adjusted = policy_lib.decide(allowing, [missing])
+  verdict, adjusted = decide_lib.judge(allowing, [missing])
   assert verdict.decision == policy_lib.WARN
   assert [f.severity for f in adjusted] == [WARNING]
 
@@ -190,12 +191,12 @@ def test_allow_missing_lets_fresh_variables_through(code):
 def test_allow_missing_does_not_excuse_other_errors():
   allowing = policy_lib.preset("default").replace(allow_missing=True)
   for code in ("relative_checkpoint_path", "coverage_below_threshold", "shape_mismatch"):
-    assert policy_lib.decide(allowing, [_finding(code, ERROR)])[0].decision == policy_lib.FAIL
+    assert decide_lib.judge(allowing, [_finding(code, ERROR)])[0].decision == policy_lib.FAIL
 
 
 def test_warnings_fail_lists_errors_then_warnings():
   policy = policy_lib.preset("default").replace(warnings_fail=True)
-  verdict, adjusted = policy_lib.decide(
+  verdict, adjusted = decide_lib.judge(
     policy,
     [
       _finding("unused_checkpoint_values", WARNING, "Unused values."),
@@ -333,7 +334,7 @@ def test_replaced_threshold_is_the_one_applied():
 def test_coverage_findings_through_decide(name, decision):
   policy = policy_lib.preset(name)
   found = policy_lib.coverage_findings(policy, _report(_cov(components.BACKBONE, 900, 1000)), BOTH)
-  assert policy_lib.decide(policy, found)[0].decision == decision
+  assert decide_lib.judge(policy, found)[0].decision == decision
 
 
 if __name__ == "__main__":

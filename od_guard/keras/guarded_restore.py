@@ -18,6 +18,7 @@ not built yet) is caught: pass ``input_shape`` to build it first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 import functools
 import os
 import shutil
@@ -44,7 +45,11 @@ _KERAS_FILES = (inventory.KERAS3_WEIGHTS, inventory.KERAS2_HDF5)
 
 
 class RestoreGuardError(errors.OdGuardError):
-  """The guarded restore's policy failed; nothing was restored.
+  """The guarded restore's verdict failed.
+
+  Either before the restore (nothing was assigned), or after it: the
+  verification found values that differ from the checkpoint
+  (`restore_not_applied`; the report says which).
 
   Attributes:
     report: the `record.Report` that failed.
@@ -56,8 +61,13 @@ class RestoreGuardError(errors.OdGuardError):
     self.report = report
     errs = [f for f in report.findings if f.severity == findings_lib.ERROR]
     first = errs[0] if errs else None
+    after = report.finding(replica_values.NOT_APPLIED) is not None
     super().__init__(
-      "od_guard stopped the restore before training: "
+      (
+        "od_guard checked the restore, and it failed: "
+        if after
+        else "od_guard stopped the restore before training: "
+      )
       + (first.title if first else "; ".join(report.verdict.reasons)),
       received=(
         f"{report.checkpoint.prefix if report.checkpoint else '?'}: "
@@ -135,21 +145,6 @@ def _manual_restore(strategy, roots, graph, report, prefix) -> None:
       objects[by_path[b.path]].assign(reader.get_tensor(b.key))
 
 
-def _tf_checkpoint(roots, inv, exclude, flavour, policy):
-  """Predicts `tf.train.Checkpoint(**roots).restore(inv)` and diagnoses it."""
-  graph = live_graph.capture(roots, exclude=exclude)
-  report, found = pipeline.predict(
-    graph,
-    inv,
-    policy=policy,
-    stock_assertion=False,
-    more=[functools.partial(keras_diagnosis.diagnose, model_flavour=flavour)],
-  )
-  if flavour == keras_diagnosis.KERAS3:
-    found.append(keras_diagnosis.tf_checkpoint_for_keras3())
-  return graph, report, found
-
-
 def _build_or_defer(model, inv, policy, input_shape, strategy):
   """Builds an unbuilt model from `input_shape`; without one, the deferred
   restore is an error (a fact under a policy that allows it)."""
@@ -208,52 +203,61 @@ def restore(
     The report (verdict pass or warn).
 
   Raises:
-    RestoreGuardError: the verdict failed; nothing was restored.
+    RestoreGuardError: the verdict failed: before the restore (nothing was
+      assigned), or after it (the verification found other values).
     WorkersDisagreeError: under MultiWorkerMirroredStrategy, some worker
       failed or read other files; nothing was restored on any worker.
     ConsensusTimeoutError: some worker did not arrive in time.
     OdGuardError: the checkpoint cannot be read.
   """
   policy = policy or policy_lib.preset("default")
-  timer = pipeline.Timer()
   strategy = _strategy_of(model)
   multi = consensus.is_multi_worker(strategy)
+  static = pipeline.Static()
+  timer = static.timer
   with timer.phase("read"):
     try:
       inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
     except errors.OdGuardError as e:
       if multi:  # the others learn why this worker stops, and stop too
-        consensus.agree(strategy, _record(strategy, "read", checkpoint, error=e), consensus_timeout)
+        mine = consensus.Record.of(strategy, consensus.READ, checkpoint=checkpoint, error=e)
+        consensus.agree(strategy, mine, consensus_timeout)
       raise
+  static.inventory = inv
   if multi:
     with timer.phase("consensus"):
-      consensus.agree(strategy, _record(strategy, "read", inv.prefix), consensus_timeout)
+      mine = consensus.Record.of(strategy, consensus.READ, checkpoint=inv.prefix)
+      consensus.agree(strategy, mine, consensus_timeout)
   roots = model if isinstance(model, dict) else {"model": model}
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
   found, not_checked = _build_or_defer(model, inv, policy, input_shape, strategy)
-  graph = report = None
-  with timer.phase("match"):
-    if not found and not not_checked:
+  static.found.extend(found)
+  static.not_checked.extend(not_checked)
+  graph = predicted = captured = None
+  if not found and not not_checked:
+    with timer.phase("match"):
       if inv.format in _KERAS_FILES:
-        report, more = _keras_file(model, inv, flavour, policy)
+        predicted, more = _keras_file(model, inv, flavour)
+        static.found.extend(more)
       else:
-        graph, report, more = _tf_checkpoint(roots, inv, exclude, flavour, policy)
-      found.extend(more)
-  verdict, _ = policy_lib.decide(policy, pipeline.demote_consequences(found), training=True)
+        graph = live_graph.capture(roots, exclude=exclude)
+        keras3 = flavour == keras_diagnosis.KERAS3
+        captured = pipeline.Capture(
+          graph, found=[keras_diagnosis.tf_checkpoint_for_keras3()] if keras3 else []
+        )
+  report = pipeline.run(
+    static,
+    policy=policy,
+    capture=None if captured is None else (lambda: captured),
+    predicted=predicted,
+    more=[functools.partial(keras_diagnosis.diagnose, model_flavour=flavour)],
+    stock_assertion=False,
+    training=True,
+    strategy=strategies.describe(strategy),
+    tier=record.MODEL,
+  )
 
-  def conclude_and_publish(restore_report) -> record.Report:
-    """The report from what was found so far, printed and written (chief only)."""
-    result = pipeline.conclude(
-      tier=record.MODEL,
-      inventory=inv,
-      found=found,
-      policy=policy,
-      restore=restore_report,
-      training=True,
-      timings=timer.timings,
-      strategy=strategies.describe(strategy),
-      not_checked=not_checked,
-    )
+  def publish_report(result: record.Report) -> None:
     publish.publish(
       result,
       chief=strategies.is_chief(strategy),
@@ -261,61 +265,34 @@ def restore(
       json_path=report_path,
       log_dir=log_dir,
     )
-    return result
 
   if multi:
-    mine = _record(strategy, "verdict", inv.prefix, verdict=verdict, found=found)
+    mine = consensus.Record.of(
+      strategy,
+      consensus.VERDICT,
+      checkpoint=inv.prefix,
+      decision=report.verdict.decision,
+      found=report.findings,
+    )
     try:
       consensus.agree(strategy, mine, consensus_timeout)
     except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
-      found.insert(0, _disagreement(e))
-      conclude_and_publish(report)
+      publish_report(pipeline.amend(report, [consensus.finding(e)], first=True, training=True))
       raise
-  if not verdict.failed and (report is not None or not_checked):
+  if not report.verdict.failed and (report.restore is not None or not_checked):
     with timer.phase("restore"):
-      _apply(model, roots, inv, graph, report, strategy, exclude)
-    if verify and report is not None:
-      found.append(_verify_restore(model, strategy, roots, graph, report, inv, not_checked))
-  result = conclude_and_publish(report)
-  if result.verdict.failed:
-    raise RestoreGuardError(result)
-  return result
-
-
-def _record(strategy, stage, prefix, *, error=None, verdict=None, found=()) -> consensus.Record:
-  """This worker's consensus record."""
-  import socket
-
-  common = {
-    "worker": consensus.worker_name(strategy),
-    "host": socket.gethostname(),
-    "stage": stage,
-    "checkpoint": str(prefix),
-  }
-  if error is not None:
-    return consensus.Record(
-      decision="error", codes=(type(error).__name__,), summary=error.what, **common
-    )
-  errs = [f for f in found if f.severity == findings_lib.ERROR]
-  summary = errs[0].title if errs else ""
-  return consensus.Record(
-    decision="pass" if verdict is None else verdict.decision,
-    codes=tuple(f.code for f in errs),
-    summary=summary,
-    digest=consensus.index_digest(prefix),
-    **common,
-  )
-
-
-def _disagreement(error: errors.OdGuardError) -> findings_lib.Finding:
-  """The workers' disagreement (or a missing worker) as the report's first error."""
-  return findings_lib.Finding(
-    "workers_disagree" if isinstance(error, consensus.WorkersDisagreeError) else "workers_missing",
-    findings_lib.ERROR,
-    error.what,
-    detail=error.received.strip(),
-    fix=error.fix,
-  )
+      _apply(model, roots, inv, graph, report.restore, strategy, exclude)
+    if verify and report.restore is not None:
+      more_not_checked: list[str] = []
+      verification = _verify_restore(
+        model, strategy, roots, graph, report.restore, inv, more_not_checked
+      )
+      report = pipeline.amend(report, [verification], training=True, not_checked=more_not_checked)
+  report = dataclasses.replace(report, timings=dict(timer.timings))
+  publish_report(report)
+  if report.verdict.failed:
+    raise RestoreGuardError(report)
+  return report
 
 
 def _verify_restore(model, strategy, roots, graph, report, inv, not_checked):
@@ -345,7 +322,7 @@ def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
       tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
 
 
-def _keras_file(model, inv, flavour, policy):
+def _keras_file(model, inv, flavour):
   """Predicts `model.load_weights(file)` by comparing the file with the layout
   the model's own `save_weights` writes."""
   want = {
@@ -361,11 +338,4 @@ def _keras_file(model, inv, flavour, policy):
     report = restore_match.match_keys(expected, inv, by_order=inv.format == inventory.KERAS2_HDF5)
   finally:
     shutil.rmtree(os.path.dirname(layout_path), ignore_errors=True)
-  found = pipeline.diagnose(
-    report,
-    inv,
-    policy=policy,
-    stock_assertion=False,
-    more=[functools.partial(keras_diagnosis.diagnose, model_flavour=flavour)],
-  )
-  return report, found
+  return report, []

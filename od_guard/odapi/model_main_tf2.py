@@ -225,24 +225,6 @@ def _strategy(fv, tf):
   return tf.compat.v2.distribute.MirroredStrategy()
 
 
-# Static verdicts the model-built tier cannot change: the drop-in stops on them
-# before importing TensorFlow and the OD API (~7 s and more).
-STATIC_FINAL = frozenset(
-  {
-    "placeholder_path",
-    "checkpoint_not_found",
-    "checkpoint_path_is_file",
-    "checkpoint_path_is_directory",
-    "tf1_checkpoint",
-    "saved_model_variables",
-    "checkpoint_version_v1",
-    "checkpoint_type_mismatch",
-    "data_shard_missing",
-    "checkpoint_value_corrupt",
-  }
-)
-
-
 def _policy(fv):
   from od_guard.restore import policy as policy_lib
 
@@ -252,10 +234,11 @@ def _policy(fv):
   return policy
 
 
-def _publish(fv, report, *, chief: bool, tensorboard: bool = True, quiet: bool = False) -> str:
+def _publish(fv, report, *, chief: bool, tensorboard: bool = True, quiet: bool = False, sub=()):
+  """Writes the report (text, JSON, TensorBoard) and returns its directory."""
   from od_guard.report import publish
 
-  report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard")
+  report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard", *sub)
   publish.publish(
     report,
     chief=chief,
@@ -267,89 +250,34 @@ def _publish(fv, report, *, chief: bool, tensorboard: bool = True, quiet: bool =
   return report_dir
 
 
-class _RestoreVerifier:
-  """Wraps model_lib_v2.load_fine_tune_checkpoint for the duration of training:
-  after the OD API's own restore, every variable the preflight predicted to be
-  restored is compared with the checkpoint on every replica, bit for bit,
-  before the first checkpoint save and step one. The report (with the
-  verification) then goes to the files and TensorBoard; a mismatch raises.
-
-  Attributes:
-    published: whether the final report went to TensorBoard (if training
-      fails before the restore ran, the caller publishes the preflight's).
-  """
-
-  def __init__(self, fv, report, strategy, *, chief: bool, file_digests=None):
-    self.fv = fv
-    self.report = report
-    self.strategy = strategy
-    self.chief = chief
-    self.file_digests = file_digests  # the preflight's, when it read the values
-    self.published = False
-
-  def wrap(self, original):
-    def load_fine_tune_checkpoint(model, checkpoint_path, checkpoint_type, *args, **kwargs):
-      original(model, checkpoint_path, checkpoint_type, *args, **kwargs)
-      self.verify(model, checkpoint_type)
-
-    return load_fine_tune_checkpoint
-
-  def verify(self, model, checkpoint_type: str) -> None:
-    import dataclasses
-
-    from od_guard.odapi import model as odapi_model
-    from od_guard.restore import live_graph
-    from od_guard.restore import policy as policy_lib
-    from od_guard.restore import replica_values
-
-    roots = odapi_model.restore_roots(model, checkpoint_type)
-    whole = {"model": model}
-    graph = live_graph.capture(roots, model=whole)
-    live = {id(obj): obj for obj, _ in live_graph.walk(whole)}
-    live.update((id(obj), obj) for obj, _ in live_graph.walk(roots))
-    objects = {v.path: live[uid] for uid, v in graph.variables.items() if uid in live}
-    result = replica_values.verify_restored(
-      self.strategy,
-      objects,
-      [(b.path, b.key) for b in self.report.restore.restored],
-      self.report.checkpoint.prefix,
-      file_digests=self.file_digests,
-    )
-    found = replica_values.finding(result)
-    report = dataclasses.replace(self.report, findings=(*self.report.findings, found))
-    if not result.ok:
-      verdict = dataclasses.replace(
-        report.verdict, decision=policy_lib.FAIL, reasons=(found.title, *report.verdict.reasons)
-      )
-      report = dataclasses.replace(report, verdict=verdict)
-    _publish(self.fv, report, chief=self.chief, quiet=True)
-    self.published = True
-    if not result.ok:
-      raise replica_values.RestoredValuesMismatchError(result)
-    print(f"od_guard: {found.title}", flush=True)
+def _bad_input(e) -> int:
+  print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr, flush=True)
+  return EXIT_BAD_INPUT
 
 
 def _static_first(fv, *, multi: bool = False):
-  """The TF-free static tier: (an exit code when its verdict already stops
-  training, else None; the report; the error when the config is unreadable).
+  """The TF-free static tier, read once: (an exit code when its verdict already
+  stops training, else None; the read stage, for the full check; the report;
+  the error when the config is unreadable).
 
   With `multi` (a multi-worker run), a failing report is not published yet:
   the workers first share their verdicts (`_agree`)."""
   from od_guard import errors
   from od_guard.odapi import preflight
+  from od_guard.restore import decide
 
   try:
+    static = preflight.read(fv.pipeline_config_path, model_dir=fv.model_dir, training=True)
     report = preflight.check_static(
-      fv.pipeline_config_path, model_dir=fv.model_dir, policy=_policy(fv), training=True
+      fv.pipeline_config_path, policy=_policy(fv), training=True, static=static
     )
   except errors.OdGuardError as e:
-    print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
-    return EXIT_BAD_INPUT, None, e
-  final = _final_codes(report)
+    return _bad_input(e), None, None, e
+  final = decide.final_static(report.findings)
   if not report.verdict.failed or not final:
-    return None, report, None
+    return None, static, report, None
   if multi:
-    return EXIT_FAILED_PREFLIGHT, report, None
+    return EXIT_FAILED_PREFLIGHT, static, report, None
   # Every worker reads the same files; only the chief (worker 0) writes.
   report_dir = _publish(fv, report, chief=fv.num_workers <= 1 or _task_index() == 0)
   logging.error(
@@ -357,15 +285,7 @@ def _static_first(fv, *, multi: bool = False):
     "; ".join(sorted(final)),
     report_dir,
   )
-  return EXIT_FAILED_PREFLIGHT, report, None
-
-
-def _final_codes(report) -> set[str]:
-  from od_guard.restore import findings as findings_lib
-
-  return {
-    f.code for f in report.findings if f.severity == findings_lib.ERROR and f.code in STATIC_FINAL
-  }
+  return EXIT_FAILED_PREFLIGHT, static, report, None
 
 
 def _multi_worker(fv) -> bool:
@@ -384,52 +304,33 @@ def _start_strategy(fv, tf):
     return _strategy(fv, tf)
 
 
-def _record(fv, strategy, stage: str, report=None, error=None, *, final=None):
+def _record(strategy, stage: str, report=None, error=None):
   """This worker's consensus record from its report (or the error that
-  stopped its preflight)."""
+  stopped its preflight). At the static stage only a verdict the model tier
+  cannot change stops, so only those errors count there."""
   from od_guard.restore import consensus
-  from od_guard.restore import findings as findings_lib
+  from od_guard.restore import decide
 
+  if error is not None or report is None:
+    return consensus.Record.of(strategy, stage, error=error)
   prefix = ""
-  if report is not None and report.checkpoint is not None:
+  if report.checkpoint is not None:
     prefix = report.checkpoint.prefix
-  elif report is not None and report.config:
+  elif report.config:
     prefix = str(report.config.get("fine_tune_checkpoint") or "")
-  common = {
-    "worker": consensus.worker_name(strategy),
-    "host": _host(),
-    "stage": stage,
-    "checkpoint": prefix,
-    "digest": consensus.index_digest(prefix) if report is not None else "",
-  }
-  if error is not None:
-    return consensus.Record(
-      decision="error", codes=(type(error).__name__,), summary=error.what, **common
-    )
-  errs = [f for f in report.findings if f.severity == findings_lib.ERROR]
-  if final is not None:  # the static stage: only a verdict the model tier cannot change stops
-    errs = [f for f in errs if f.code in final]
-    decision = "fail" if errs else "pass"
-  else:
-    decision = report.verdict.decision
-  summary = errs[0].title if errs else "; ".join(report.verdict.reasons[:1])
-  if errs and errs[0].detail:  # its first clause: e.g. which file is missing
-    summary += f" ({errs[0].detail.splitlines()[0].split('; ')[0][:300]})"
-  return consensus.Record(
-    decision=decision, codes=tuple(f.code for f in errs), summary=summary, **common
-  )
-
-
-def _host() -> str:
-  import socket
-
-  return socket.gethostname()
+  found, decision = report.findings, report.verdict.decision
+  if stage == consensus.STATIC:
+    final = decide.final_static(found)
+    found = [f for f in found if f.code in final]
+    decision = "fail" if final else "pass"
+  return consensus.Record.of(strategy, stage, checkpoint=prefix, decision=decision, found=found)
 
 
 def _agree(fv, strategy, mine, report) -> int | None:
   """Shares `mine` with every worker; the exit code when they do not all pass
   with the same checkpoint (every worker prints the same message; the chief
   writes its report with the disagreement in it), else None."""
+  from od_guard import pipeline
   from od_guard.restore import consensus
   from od_guard.restore import strategies
 
@@ -437,32 +338,14 @@ def _agree(fv, strategy, mine, report) -> int | None:
     consensus.agree(strategy, mine, fv.guard_consensus_timeout)
   except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
     if report is not None:
-      _publish(fv, _with_consensus(report, e), chief=strategies.is_chief(strategy))
+      found = consensus.finding(
+        e, stock_outcome="the healthy workers fail later, in a collective, with a misleading error"
+      )
+      amended = pipeline.amend(report, [found], first=True, training=True)
+      _publish(fv, amended, chief=strategies.is_chief(strategy))
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr, flush=True)
     return EXIT_FAILED_PREFLIGHT
   return None
-
-
-def _with_consensus(report, error):
-  """`report` with the workers' disagreement as its first error."""
-  import dataclasses
-
-  from od_guard.restore import findings as findings_lib
-  from od_guard.restore import policy as policy_lib
-
-  code = "workers_disagree" if type(error).__name__ == "WorkersDisagreeError" else "workers_missing"
-  found = findings_lib.Finding(
-    code,
-    findings_lib.ERROR,
-    error.what,
-    detail=error.received.strip(),
-    fix=error.fix,
-    stock_outcome="the healthy workers fail later, in a collective, with a misleading error",
-  )
-  verdict = dataclasses.replace(
-    report.verdict, decision=policy_lib.FAIL, reasons=(error.what, *report.verdict.reasons)
-  )
-  return dataclasses.replace(report, findings=(found, *report.findings), verdict=verdict)
 
 
 def _task_index() -> int:
@@ -491,106 +374,82 @@ def _stop_here(fv, report, report_dir: str, what: str, doing: str) -> int | None
   return None
 
 
-def run(fv: flags.FlagValues) -> int:
-  """Runs the drop-in with parsed flags; returns the process exit code."""
-  from od_guard import errors
-  from od_guard.odapi import compat as odapi_compat
-
-  for name in ("model_dir", "pipeline_config_path"):
-    if not fv[name].value:
-      print(
-        f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).", file=sys.stderr
-      )
-      return EXIT_BAD_INPUT
-  multi = _multi_worker(fv)
-  static = static_error = static_code = None
-  if not fv.checkpoint_dir:
-    static_code, static, static_error = _static_first(fv, multi=multi)
-    if static_code is not None and not multi:
-      return static_code
-  odapi_compat.apply()
-  from object_detection import model_lib_v2
-  import tensorflow.compat.v2 as tf
-
-  tf.config.set_soft_device_placement(True)
-  # What model_lib_v2's evaluation and training loops both take.
-  run_args = {
+def _run_args(fv) -> dict:
+  """What model_lib_v2's evaluation and training loops both take."""
+  return {
     "pipeline_config_path": fv.pipeline_config_path,
     "model_dir": fv.model_dir,
     "train_steps": fv.num_train_steps,
   }
-  if fv.checkpoint_dir:
-    # Eval preflight: the latest checkpoint in checkpoint_dir against the eval
-    # model, whole ("full"); none yet is no failure (eval waits for one).
-    from od_guard.odapi import preflight
-    from od_guard.report import publish
 
-    try:
-      report = preflight.check_eval(fv.pipeline_config_path, fv.checkpoint_dir, policy=_policy(fv))
-    except errors.OdGuardError as e:
-      print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
-      return EXIT_BAD_INPUT
-    report_dir = fv.guard_report_dir or os.path.join(fv.model_dir, "od_guard", "eval")
-    publish.publish(
-      report,
-      chief=True,
-      json_path=os.path.join(report_dir, "report.json"),
-      text_path=os.path.join(report_dir, "report.txt"),
-      log_dir=None,
-    )
-    stop = _stop_here(fv, report, report_dir, "eval preflight", "evaluating")
-    if stop is not None:
-      return stop
-    model_lib_v2.eval_continuously(
-      **run_args,
-      sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,
-      sample_1_of_n_eval_on_train_examples=fv.sample_1_of_n_eval_on_train_examples,
-      checkpoint_dir=fv.checkpoint_dir,
-      wait_interval=300,
-      timeout=fv.eval_timeout,
-    )
-    return 0
+
+def _evaluate(fv, model_lib_v2) -> int:
+  """Eval preflight: the latest checkpoint in checkpoint_dir against the eval
+  model, whole ("full"); none yet is no failure (eval waits for one). Then
+  model_lib_v2.eval_continuously."""
+  from od_guard import errors
+  from od_guard.odapi import preflight
+
+  try:
+    report = preflight.check_eval(fv.pipeline_config_path, fv.checkpoint_dir, policy=_policy(fv))
+  except errors.OdGuardError as e:
+    return _bad_input(e)
+  report_dir = _publish(fv, report, chief=True, tensorboard=False, sub=("eval",))
+  stop = _stop_here(fv, report, report_dir, "eval preflight", "evaluating")
+  if stop is not None:
+    return stop
+  model_lib_v2.eval_continuously(
+    **_run_args(fv),
+    sample_1_of_n_eval_examples=fv.sample_1_of_n_eval_examples,
+    sample_1_of_n_eval_on_train_examples=fv.sample_1_of_n_eval_on_train_examples,
+    checkpoint_dir=fv.checkpoint_dir,
+    wait_interval=300,
+    timeout=fv.eval_timeout,
+  )
+  return 0
+
+
+def _train(fv, tf, model_lib_v2, static, static_report, static_error) -> int:
+  """The full preflight under the training strategy (the workers agreeing
+  twice in a multi-worker run), then model_lib_v2.train_loop with the
+  preflight's model and the restore verified."""
+  from od_guard import errors
   from od_guard.odapi import model as odapi_model
   from od_guard.odapi import preflight
+  from od_guard.odapi import training_hooks
+  from od_guard.restore import consensus
   from od_guard.restore import strategies
 
+  multi = _multi_worker(fv)
   strategy = _start_strategy(fv, tf)
   if multi:
     # First exchange: after the static tier, before the model build (whose
     # collectives would wait on a worker that already stopped).
-    mine = _record(
-      fv,
-      strategy,
-      "static",
-      static,
-      static_error,
-      final=_final_codes(static) if static is not None else None,
-    )
-    stop = _agree(fv, strategy, mine, static)
+    mine = _record(strategy, consensus.STATIC, static_report, static_error)
+    stop = _agree(fv, strategy, mine, static_report)
     if stop is not None:
       return stop
   # The preflight builds the model as train_loop would; train_loop gets it.
   kept = odapi_model.Kept(add_summaries=fv.record_summaries)
   try:
-    policy = _policy(fv)
     with strategy.scope():
       report = preflight.check(
         fv.pipeline_config_path,
         model_dir=fv.model_dir,
-        policy=policy,
+        policy=_policy(fv),
         strategy=strategy,
         training=True,
         keep=kept,
+        static=static,
       )
   except errors.OdGuardError as e:
     if multi:  # the others learn why this worker stops
-      _agree(fv, strategy, _record(fv, strategy, "verdict", error=e), None)
-    print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+      _agree(fv, strategy, _record(strategy, consensus.VERDICT, error=e), None)
+    return _bad_input(e)
   chief = strategies.is_chief(strategy)
   if multi:
     # Second exchange: the full verdicts, before step one.
-    stop = _agree(fv, strategy, _record(fv, strategy, "verdict", report), report)
+    stop = _agree(fv, strategy, _record(strategy, consensus.VERDICT, report), report)
     if stop is not None:
       return stop
   # A passing run that restores values reaches TensorBoard once, after the
@@ -606,36 +465,27 @@ def run(fv: flags.FlagValues) -> int:
   stop = _stop_here(fv, report, report_dir, "preflight", "training")
   if stop is not None:
     return stop
-  verifier = (
-    _RestoreVerifier(fv, report, strategy, chief=chief, file_digests=kept.digests)
-    if verify_restore
-    else None
-  )
-  manager_class = tf.train.CheckpointManager
-  load_fine_tune_checkpoint = model_lib_v2.load_fine_tune_checkpoint
-  if fv.guard_naming_mode != "off":
-    from od_guard.naming import rules as naming_rules
-    from od_guard.naming import save_guard
-
-    rules = naming_rules.load(
-      fv.guard_naming_rules,
-      [] if fv.guard_naming_rules else ["odapi"],
-      flag="--guard_naming_rules",
+  verifier = None
+  if verify_restore:
+    verifier = training_hooks.RestoreVerifier(
+      report,
+      strategy,
+      lambda r: _publish(fv, r, chief=chief, quiet=True),
+      file_digests=kept.digests,
     )
-    # model_lib_v2 builds its own CheckpointManager; substitute a guarded one
-    # for the duration of training, so the OD API's own saves are checked.
-    tf.train.CheckpointManager = save_guard.guarded_manager_class(
-      rules,
-      mode=fv.guard_naming_mode,
-      log_dir=os.path.join(fv.model_dir, "train") if chief else None,
-    )
-  if verifier is not None:
-    # As for the CheckpointManager: substituted in-process, restored after.
-    model_lib_v2.load_fine_tune_checkpoint = verifier.wrap(load_fine_tune_checkpoint)
   try:
-    with odapi_model.handover(kept), strategy.scope():
+    with (
+      training_hooks.guarded_saves(
+        fv.guard_naming_rules,
+        fv.guard_naming_mode,
+        os.path.join(fv.model_dir, "train") if chief else None,
+      ),
+      training_hooks.verified_restore(verifier),
+      odapi_model.handover(kept),
+      strategy.scope(),
+    ):
       model_lib_v2.train_loop(
-        **run_args,
+        **_run_args(fv),
         use_tpu=fv.use_tpu,
         checkpoint_every_n=fv.checkpoint_every_n,
         record_summaries=fv.record_summaries,
@@ -645,11 +495,34 @@ def run(fv: flags.FlagValues) -> int:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return e.exit_code
   finally:
-    tf.train.CheckpointManager = manager_class
-    model_lib_v2.load_fine_tune_checkpoint = load_fine_tune_checkpoint
     if verifier is not None and not verifier.published:
       _publish(fv, report, chief=chief, quiet=True)  # the restore never ran
   return 0
+
+
+def run(fv: flags.FlagValues) -> int:
+  """Runs the drop-in with parsed flags; returns the process exit code."""
+  from od_guard.odapi import compat as odapi_compat
+
+  for name in ("model_dir", "pipeline_config_path"):
+    if not fv[name].value:
+      print(
+        f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).", file=sys.stderr
+      )
+      return EXIT_BAD_INPUT
+  static = static_report = static_error = None
+  if not fv.checkpoint_dir:
+    code, static, static_report, static_error = _static_first(fv, multi=_multi_worker(fv))
+    if code is not None and not _multi_worker(fv):
+      return code
+  odapi_compat.apply()
+  from object_detection import model_lib_v2
+  import tensorflow.compat.v2 as tf
+
+  tf.config.set_soft_device_placement(True)
+  if fv.checkpoint_dir:
+    return _evaluate(fv, model_lib_v2)
+  return _train(fv, tf, model_lib_v2, static, static_report, static_error)
 
 
 def main(argv) -> None:

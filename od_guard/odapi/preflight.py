@@ -18,6 +18,7 @@ restore pipeline (`od_guard.pipeline`).
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from od_guard import errors
 from od_guard import pipeline
@@ -27,45 +28,20 @@ from od_guard.odapi import input_paths
 from od_guard.odapi import model_dir as odapi_model_dir
 from od_guard.odapi import static_diagnosis
 from od_guard.report import record
+from od_guard.restore import decide
 from od_guard.restore import findings as findings_lib
 from od_guard.restore import fingerprint as fingerprint_lib
 from od_guard.restore import policy as policy_lib
 
-# Static errors after which the model tier cannot say more.
-_NO_MODEL_TIER = frozenset(
-  {
-    "placeholder_path",
-    "tf1_checkpoint",
-    "checkpoint_not_found",
-    "windows_path_separator",
-    "checkpoint_subdir_missing",
-    "tf1_checkpoint_name",
-    "tf1_feature_extractor",
-  }
-)
-# Static guesses about the architecture: a clean model-built match overrules them.
-_ARCHITECTURE_GUESSES = frozenset(
-  {
-    "meta_architecture_mismatch",
-    "feature_extractor_mismatch",
-    "neck_mismatch",
-    "depth_multiplier_mismatch",
-  }
-)
 _GOOGLE_INTERNAL = ("/cns/", "/placer/", "/bigstore/")
 STOCK = "stock model_main_tf2"
 
 
-@dataclasses.dataclass
-class _Read:
-  """What the read stage established: the config, the checkpoint, findings."""
+class _Parsed(NamedTuple):
+  """The pipeline.config as the read stage parsed it."""
 
   message: object
   config: pipeline_config.FineTuneConfig
-  inventory: inventory.Inventory | None = None
-  fingerprint: fingerprint_lib.Fingerprint | None = None
-  found: list[findings_lib.Finding] = dataclasses.field(default_factory=list)
-  not_checked: list[str] = dataclasses.field(default_factory=list)
 
 
 def _not_found(path: str, e: errors.CheckpointNotFoundError) -> findings_lib.Finding:
@@ -85,83 +61,155 @@ def _not_found(path: str, e: errors.CheckpointNotFoundError) -> findings_lib.Fin
   )
 
 
-def _read(
+def read(
   config_path: str,
-  checkpoint: str | None,
-  model_dir: str | None,
-  timer: pipeline.Timer,
-  object_graph: str,
-  training: bool = True,
-) -> _Read:
-  """The read stage: the config, the checkpoint's metadata, the static diagnoses."""
+  *,
+  checkpoint: str | None = None,
+  model_dir: str | None = None,
+  training: bool = False,
+  object_graph: str = inventory.OBJECT_GRAPH_FULL,
+) -> pipeline.Static:
+  """The read stage: the config, the checkpoint's metadata, the static diagnoses.
+
+  No TensorFlow. The result feeds `check_static` or `check` (`static=`), so a
+  caller that wants the static verdict first (the drop-in) reads once.
+
+  Args:
+    config_path, checkpoint, model_dir, training: as for `check_static`.
+    object_graph: how much of the object graph to read (the model tier needs
+      all of it).
+
+  Raises:
+    OdGuardError: the config cannot be read.
+  """
+  static = pipeline.Static()
+  timer = static.timer
   with timer.phase("read"):
     message, text = pipeline_config.parse_with_text(config_path)
-    read = _Read(message, pipeline_config.read(config_path, message, text=text))
-    read.not_checked.extend(pipeline_config.not_checked(message))
+    config = pipeline_config.read(config_path, message, text=text)
+    static.context = _Parsed(message, config)
+    static.config, static.config_summary = config.to_dict(), config.summary()
+    static.not_checked.extend(pipeline_config.not_checked(message))
   with timer.phase("static"):
     found, ckpt_path = static_diagnosis.diagnose_path(
-      read.config, checkpoint=checkpoint, model_dir=model_dir
+      config, checkpoint=checkpoint, model_dir=model_dir
     )
-    read.found.extend(found)
-    read.found.extend(odapi_model_dir.diagnose(model_dir, read.config, training=training))
-    read.found.extend(input_paths.diagnose(read.config))
-    if ckpt_path is None:
-      return read
-    try:
-      read.inventory = inventory.read_inventory(ckpt_path, object_graph=object_graph)
-    except errors.CheckpointNotFoundError as e:
-      read.found.append(_not_found(ckpt_path, e))
-      return read
-    except errors.CorruptCheckpointError as e:
-      from od_guard.restore import value_health
-
-      read.found.append(value_health.unreadable(e.what, e.received))
-      return read
-    read.fingerprint = fingerprint_lib.fingerprint(read.inventory)
-    read.found.extend(
-      static_diagnosis.diagnose_checkpoint(read.config, read.inventory, read.fingerprint)
-    )
-    if read.inventory.data_shards == inventory.SHARDS_MISSING:
-      read.not_checked.append(
-        "tensor values and the object graph (the data shard is missing); "
-        "the match used the index keys"
-      )
-  return read
+    static.found.extend(found)
+    static.found.extend(odapi_model_dir.diagnose(model_dir, config, training=training))
+    static.found.extend(input_paths.diagnose(config))
+    if ckpt_path is not None:
+      _read_checkpoint(static, config, ckpt_path, object_graph)
+  return static
 
 
-def _verify_values(read: _Read, timer: pipeline.Timer, restored=None, keep=None) -> None:
-  """Reads every saved tensor once (CRC32C, NaN / Inf); findings say which the
-  restore assigns (`restored` keys; None: every model value). With `keep`, the
-  same read fingerprints the values for the check of the real restore."""
-  from od_guard.checkpoint import verify
-  from od_guard.restore import value_health
-
-  inv = read.inventory
-  if inv is None or inv.format not in (inventory.TF2_OBJECT_BASED, inventory.TF1_NAME_BASED):
+def _read_checkpoint(
+  static: pipeline.Static,
+  config: pipeline_config.FineTuneConfig,
+  path: str,
+  object_graph: str,
+  diagnose=static_diagnosis.diagnose_checkpoint,
+) -> None:
+  """The checkpoint's metadata and the static diagnoses of it, into `static`
+  (an unreadable checkpoint is a finding)."""
+  try:
+    static.inventory = inventory.read_inventory(path, object_graph=object_graph)
+  except errors.CheckpointNotFoundError as e:
+    static.found.append(_not_found(path, e))
     return
-  if inv.data_shards == inventory.SHARDS_MISSING:
-    return  # data_shard_missing says so
-  with timer.phase("values"):
-    report = verify.verify(inv.prefix, digests=keep is not None)
-  if keep is not None:
-    keep.digests = report.digests
-  scope = "every saved value" if restored is None else f"{len(restored)} restored"
-  read.found.extend(value_health.diagnose(report, restored=restored, scope=scope))
+  except errors.CorruptCheckpointError as e:
+    from od_guard.restore import value_health
+
+    static.found.append(value_health.unreadable(e.what, e.received))
+    return
+  static.fingerprint = fingerprint_lib.fingerprint(static.inventory)
+  static.found.extend(diagnose(config, static.inventory, static.fingerprint))
+  if static.inventory.data_shards == inventory.SHARDS_MISSING:
+    static.not_checked.append(
+      "tensor values and the object graph (the data shard is missing); "
+      "the match used the index keys"
+    )
 
 
-def _conclude(read: _Read, timer: pipeline.Timer, policy, **more) -> record.Report:
-  return pipeline.conclude(
-    inventory=read.inventory,
-    found=read.found,
-    policy=policy,
-    fingerprint=read.fingerprint,
-    timings=timer.timings,
-    not_checked=read.not_checked,
-    config=read.config.to_dict(),
-    config_summary=read.config.summary(),
-    stock_name=STOCK,
-    **more,
-  )
+def _model_tier_possible(static: pipeline.Static) -> bool:
+  if static.inventory is None or static.inventory.format == inventory.TF1_NAME_BASED:
+    return False
+  return decide.model_tier_possible(static.found)
+
+
+def _values(static: pipeline.Static, keep=None, *, model_tier: bool = False) -> pipeline.ValuesFn:
+  """The values check: reads every saved tensor once (CRC32C, NaN / Inf);
+  findings say which the restore assigns (None: every model value). With
+  `keep`, the same read fingerprints the values for the check of the real
+  restore. With `model_tier`, only where the model tier could run."""
+
+  def check_values(restored: frozenset[str] | None) -> list[findings_lib.Finding]:
+    from od_guard.checkpoint import verify
+    from od_guard.restore import value_health
+
+    inv = static.inventory
+    if model_tier and not _model_tier_possible(static):
+      return []
+    if inv is None or inv.format not in (inventory.TF2_OBJECT_BASED, inventory.TF1_NAME_BASED):
+      return []
+    if inv.data_shards == inventory.SHARDS_MISSING:
+      return []  # data_shard_missing says so
+    with static.timer.phase("values"):
+      report = verify.verify(inv.prefix, digests=keep is not None)
+    if keep is not None:
+      keep.digests = report.digests
+    scope = "every saved value" if restored is None else f"{len(restored)} restored"
+    return value_health.diagnose(report, restored=restored, scope=scope)
+
+  return check_values
+
+
+def _model_tier(
+  config_path: str,
+  static: pipeline.Static,
+  strategy,
+  *,
+  keep=None,
+  evaluation: bool = False,
+) -> pipeline.CaptureFn:
+  """The model tier: the model built by the OD API under `strategy` (default:
+  the current one), as training (or evaluation) builds it, and the live graph
+  its restore walks."""
+
+  def capture() -> pipeline.Capture | None:
+    if not _model_tier_possible(static):
+      return None
+    # The model tier's modules load only when it runs: --static stays light.
+    from od_guard.odapi import model as odapi_model
+    from od_guard.restore import live_graph
+    from od_guard.restore import strategies
+
+    timer = static.timer
+    with timer.phase("import"):
+      message = pipeline_config.odapi_message(config_path, static.context.message)  # its class
+      tf, _ = odapi_model.import_odapi()
+    built_under = strategy or tf.distribute.get_strategy()
+    with timer.phase("build"):  # is_training=True, as evaluation builds it too
+      model = odapi_model.build(
+        message, built_under, add_summaries=True if keep is None else keep.add_summaries
+      )
+    if keep is not None:
+      keep.model, keep.model_config, keep.strategy = model, message.model, built_under
+    described = strategies.describe(built_under)
+    whole = {"model": model}
+    with timer.phase("match"):
+      if evaluation:
+        roots, hint = whole, "evaluation restores 'model' (the whole detection model)"
+      else:
+        ctype = static.context.config.effective_checkpoint_type
+        try:
+          roots = odapi_model.restore_roots(model, ctype)
+        except odapi_model.ModelBuildError:
+          return pipeline.Capture(None, strategy=described)  # checkpoint_type_unsupported
+        hint = f'fine_tune_checkpoint_type "{ctype}" restores ' + ", ".join(f"'{k}'" for k in roots)
+      graph = live_graph.capture(roots, model=whole)
+    return pipeline.Capture(graph, root_hint=hint, strategy=described)
+
+  return capture
 
 
 def check_static(
@@ -172,6 +220,7 @@ def check_static(
   policy: policy_lib.Policy | None = None,
   values: bool = False,
   training: bool = False,
+  static: pipeline.Static | None = None,
 ) -> record.Report:
   """The static tier: config and checkpoint metadata, no TensorFlow.
 
@@ -183,26 +232,36 @@ def check_static(
     values: also read every saved tensor (integrity, NaN / Inf); every model
       value counts as restored.
     training: the verdict gates a training run (index-only checkpoints fail).
+    static: the read stage, when the caller ran `read` already (then the
+      arguments above that `read` takes are not used).
 
   Raises:
     OdGuardError: the config cannot be read (a malformed checkpoint is a
       finding, not an exception, when the config names it).
   """
-  timer = pipeline.Timer()
-  read = _read(config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_SUMMARY)
-  if values:
-    _verify_values(read, timer)
-  read.not_checked.append(
-    "the model was not built: exact bindings, shapes of every variable "
-    "and coverage need the full check (without --static)"
+  if static is None:
+    static = read(
+      config_path,
+      checkpoint=checkpoint,
+      model_dir=model_dir,
+      training=training,
+      object_graph=inventory.OBJECT_GRAPH_SUMMARY,
+    )
+  static = dataclasses.replace(
+    static,
+    not_checked=[
+      *static.not_checked,
+      "the model was not built: exact bindings, shapes of every variable "
+      "and coverage need the full check (without --static)",
+    ],
   )
-  return _conclude(read, timer, policy or policy_lib.preset("default"), training=training)
-
-
-def _model_tier_possible(read: _Read) -> bool:
-  if read.inventory is None or read.inventory.format == inventory.TF1_NAME_BASED:
-    return False
-  return not {f.code for f in read.found if f.severity == findings_lib.ERROR} & _NO_MODEL_TIER
+  return pipeline.run(
+    static,
+    policy=policy or policy_lib.preset("default"),
+    values=_values(static) if values else None,
+    training=training,
+    stock_name=STOCK,
+  )
 
 
 def check(
@@ -215,6 +274,7 @@ def check(
   training: bool = False,
   values: bool = True,
   keep=None,
+  static: pipeline.Static | None = None,
 ) -> record.Report:
   """Both tiers: static checks, then the model built and matched.
 
@@ -225,6 +285,8 @@ def check(
       value the restore assigns is an error, elsewhere a warning.
     keep: an `od_guard.odapi.model.Kept`: the built model (its add_summaries
       applied) is kept in it, not in the report, for training to reuse.
+    static: the read stage (`read`, with the full object graph), when the
+      caller ran it already.
 
   Returns:
     The report. Its verdict decides; nothing is raised for problems found.
@@ -232,72 +294,25 @@ def check(
   Raises:
     OdGuardError: the config cannot be read, or the OD API cannot build it.
   """
-  policy = policy or policy_lib.preset("default")
-  timer = pipeline.Timer()
-  read = _read(
-    config_path, checkpoint, model_dir, timer, inventory.OBJECT_GRAPH_FULL, training=training
+  if static is None:
+    static = read(config_path, checkpoint=checkpoint, model_dir=model_dir, training=training)
+  if static.inventory is not None and static.inventory.format == inventory.TF1_NAME_BASED:
+    static = dataclasses.replace(
+      static,
+      not_checked=[
+        *static.not_checked,
+        "the model-built match: the TF2 OD API refuses name-based checkpoints",
+      ],
+    )
+  return pipeline.run(
+    static,
+    policy=policy or policy_lib.preset("default"),
+    capture=_model_tier(config_path, static, strategy, keep=keep),
+    coverage=True,
+    values=_values(static, keep, model_tier=True) if values else None,
+    training=training,
+    stock_name=STOCK,
   )
-  if read.inventory is not None and read.inventory.format == inventory.TF1_NAME_BASED:
-    read.not_checked.append("the model-built match: the TF2 OD API refuses name-based checkpoints")
-  if not _model_tier_possible(read):
-    return _conclude(read, timer, policy, training=training)
-  # The model tier's modules load only when it runs: --static stays light.
-  from od_guard.odapi import model as odapi_model
-  from od_guard.restore import live_graph
-  from od_guard.restore import strategies
-
-  with timer.phase("import"):
-    message = pipeline_config.odapi_message(config_path, read.message)  # the builder's class
-    tf, _ = odapi_model.import_odapi()
-  strategy = strategy or tf.distribute.get_strategy()
-  with timer.phase("build"):
-    model = odapi_model.build(
-      message, strategy, add_summaries=True if keep is None else keep.add_summaries
-    )
-  if keep is not None:
-    keep.model, keep.model_config, keep.strategy = model, message.model, strategy
-  restore = None
-  with timer.phase("match"):
-    ctype = read.config.effective_checkpoint_type
-    try:
-      roots = odapi_model.restore_roots(model, ctype)
-    except odapi_model.ModelBuildError:
-      roots = None  # checkpoint_type_unsupported says why
-    if roots is not None:
-      restore, found = pipeline.predict(
-        live_graph.capture(roots, model={"model": model}),
-        read.inventory,
-        policy=policy,
-        coverage=True,
-        root_hint=f'fine_tune_checkpoint_type "{ctype}" restores '
-        + ", ".join(f"'{k}'" for k in roots),
-      )
-      read.found = _overrule_guesses(read.found, restore) + list(found)
-  if values:
-    _verify_values(
-      read, timer, None if restore is None else {b.key for b in restore.restored}, keep
-    )
-  return _conclude(
-    read, timer, policy, restore=restore, training=training, strategy=strategies.describe(strategy)
-  )
-
-
-def _overrule_guesses(found: list, restore) -> list:
-  """The model tier built the model and every requested variable binds with no
-  shape mismatch: static architecture guesses become facts."""
-  if restore is None or restore.missing or restore.shape_mismatches or not restore.restored:
-    return found
-  return [
-    dataclasses.replace(
-      f,
-      severity=findings_lib.INFO,
-      title=f"{f.title} (overruled: the built model's restore binds every variable)",
-      fix="",
-    )
-    if f.code in _ARCHITECTURE_GUESSES and f.severity == findings_lib.ERROR
-    else f
-    for f in found
-  ]
 
 
 def _eval_pending(checkpoint_dir: str, why: str) -> findings_lib.Finding:
@@ -367,8 +382,8 @@ def check_eval(
     OdGuardError: the config cannot be read, or the OD API cannot build it.
   """
   policy = policy or policy_lib.preset("default")
-  timer = pipeline.Timer()
-  with timer.phase("read"):
+  static = pipeline.Static()
+  with static.timer.phase("read"):
     message, text = pipeline_config.parse_with_text(config_path)
     prefix, why = odapi_model_dir.latest_checkpoint(checkpoint_dir)
     # Evaluation restores the whole model from a V2 checkpoint: the config's
@@ -382,46 +397,25 @@ def check_eval(
       version_set=True,
       run_dummy_computation=True,
     )
-    read = _Read(message, config)
-    read.not_checked.extend(pipeline_config.not_checked(message))
+    static.context = _Parsed(message, config)
+    static.config, static.config_summary = config.to_dict(), config.summary()
+    static.not_checked.extend(pipeline_config.not_checked(message))
   if prefix is None:
-    read.found.append(_eval_pending(checkpoint_dir, why))
-    return _conclude(read, timer, policy)
-  with timer.phase("static"):
-    try:
-      read.inventory = inventory.read_inventory(prefix, object_graph=inventory.OBJECT_GRAPH_FULL)
-    except errors.CheckpointNotFoundError as e:
-      read.found.append(_not_found(prefix, e))
-      return _conclude(read, timer, policy)
-    read.fingerprint = fingerprint_lib.fingerprint(read.inventory)
-    read.found.extend(
-      _for_eval(
-        static_diagnosis.diagnose_checkpoint(read.config, read.inventory, read.fingerprint),
+    static.found.append(_eval_pending(checkpoint_dir, why))
+  else:
+    with static.timer.phase("static"):
+      _read_checkpoint(
+        static,
+        config,
         prefix,
+        inventory.OBJECT_GRAPH_FULL,
+        diagnose=lambda *a: _for_eval(static_diagnosis.diagnose_checkpoint(*a), prefix),
       )
-    )
-  if not _model_tier_possible(read):
-    return _conclude(read, timer, policy)
-  from od_guard.odapi import model as odapi_model
-  from od_guard.restore import live_graph
-  from od_guard.restore import strategies
-
-  with timer.phase("import"):
-    built_from = pipeline_config.odapi_message(config_path, read.message)
-    tf, _ = odapi_model.import_odapi()
-  strategy = strategy or tf.distribute.get_strategy()
-  with timer.phase("build"):
-    model = odapi_model.build(built_from, strategy)  # is_training=True, as eval builds it
-  with timer.phase("match"):
-    whole = {"model": model}
-    restore, found = pipeline.predict(
-      live_graph.capture(whole, model=whole),
-      read.inventory,
-      policy=policy,
-      coverage=True,
-      root_hint="evaluation restores 'model' (the whole detection model)",
-    )
-    read.found = _overrule_guesses(read.found, restore) + list(found)
-  if values:
-    _verify_values(read, timer, {b.key for b in restore.restored})
-  return _conclude(read, timer, policy, restore=restore, strategy=strategies.describe(strategy))
+  return pipeline.run(
+    static,
+    policy=policy,
+    capture=_model_tier(config_path, static, strategy, evaluation=True),
+    coverage=True,
+    values=_values(static, model_tier=True) if values else None,
+    stock_name=STOCK,
+  )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from od_guard.checkpoint import limits
 from od_guard.report import record
+from od_guard.restore import decide
 from od_guard.restore import findings
 from od_guard.restore import matching
 
@@ -48,7 +49,7 @@ def render_text(report: record.Report, *, verbose: bool = False) -> str:
   shown = [
     f
     for f in report.findings
-    if f.severity != findings.INFO or verbose or f.code == "num_classes_differ"
+    if f.severity != findings.INFO or verbose or f.code in decide.SHOWN_WHEN_QUIET["preflight"]
   ]
   for f in shown:
     out.append(f"[{_MARK[f.severity]}] {f.title}  ({f.code})")

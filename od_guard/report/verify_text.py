@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from od_guard.checkpoint import limits
 from od_guard.checkpoint import verify as verify_lib
+from od_guard.restore import decide
 from od_guard.restore import findings as findings_lib
 
 _MARK = {findings_lib.ERROR: "[x]", findings_lib.WARNING: "[!]", findings_lib.INFO: "[i]"}
@@ -49,7 +50,7 @@ def render_text(report: verify_lib.VerifyReport, found: Sequence[findings_lib.Fi
       f"{not_checked[0].detail} (not damage: od_guard does not read these bytes)",
     ]
   for f in findings_lib.by_severity(found):
-    if f.severity == findings_lib.INFO and f.code != "constant_restored_kernels":
+    if f.severity == findings_lib.INFO and f.code not in decide.SHOWN_WHEN_QUIET["verify"]:
       continue
     lines += ["", f"{_MARK[f.severity]} {f.title}  ({f.code})"]
     if f.detail:

@@ -8,9 +8,11 @@ worker that cannot see it, and the healthy workers stop later, in the first
 collective that waits for the missing one (the model build's broadcast of
 initial values), with an error that names the wrong cause.
 
-    mine = consensus.Record.of(strategy, stage="static", decision="pass", ...)
-    records = consensus.exchange(strategy, mine, timeout=300)
-    consensus.check(records)  # raises WorkersDisagreeError on every worker
+    mine = consensus.Record.of(strategy, "verdict", checkpoint=prefix, report=report)
+    consensus.agree(strategy, mine, timeout=300)  # raises WorkersDisagreeError on every worker
+    ...
+    except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
+      report = pipeline.amend(report, [consensus.finding(e)], first=True)
 
 A record travels as a fixed-size int32 tensor holding its JSON bytes
 (`ReplicaContext.all_gather`, with the exchange's timeout); a worker that
@@ -33,8 +35,12 @@ from typing import Any
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.restore import findings as findings_lib
 
 SIZE = 4096  # bytes of JSON per record
+STATIC = "static"  # the first exchange: config and checkpoint metadata
+VERDICT = "verdict"  # the second: the full preflight, before step one
+READ = "read"  # the Keras guard's first: the checkpoint as read
 DEFAULT_TIMEOUT = 300.0
 JOIN = "joining the cluster"
 FIX_SHARED = (
@@ -96,6 +102,49 @@ class Record:
   @property
   def failed(self) -> bool:
     return self.decision in ("fail", "error")
+
+  @classmethod
+  def of(
+    cls,
+    strategy: Any,
+    stage: str,
+    *,
+    checkpoint: str = "",
+    decision: str = "pass",
+    found: Sequence[findings_lib.Finding] = (),
+    error: errors.OdGuardError | None = None,
+  ) -> Record:
+    """This worker's record: from the error that stopped its preflight, or from
+    its decision and the findings behind it (their errors name the codes, the
+    first one's title and the first clause of its detail the summary).
+
+    Args:
+      strategy: the MultiWorkerMirroredStrategy (names the worker).
+      stage: STATIC (or READ) or VERDICT.
+      checkpoint: the checkpoint prefix this worker read ('' when none).
+      decision: 'pass', 'warn' or 'fail'.
+      found: the findings behind the decision (only errors are carried).
+      error: the error that stopped the preflight (decision 'error').
+    """
+    common = {
+      "worker": worker_name(strategy),
+      "host": socket.gethostname(),
+      "stage": stage,
+      "checkpoint": str(checkpoint),
+    }
+    if error is not None:
+      return cls(decision="error", codes=(type(error).__name__,), summary=error.what, **common)
+    errs = [f for f in found if f.severity == findings_lib.ERROR]
+    summary = errs[0].title if errs else ""
+    if errs and errs[0].detail:  # its first clause: e.g. which file is missing
+      summary += f" ({errs[0].detail.splitlines()[0].split('; ')[0][:300]})"
+    return cls(
+      decision=decision,
+      codes=tuple(f.code for f in errs),
+      summary=summary,
+      digest=index_digest(checkpoint),
+      **common,
+    )
 
   def encode(self) -> bytes:
     """The record's JSON, shortened to fit `SIZE` bytes."""
@@ -403,3 +452,17 @@ def agree(strategy: Any, mine: Record, timeout: float = DEFAULT_TIMEOUT) -> list
   records = exchange(strategy, mine, timeout)
   check(records)
   return records
+
+
+def finding(
+  error: WorkersDisagreeError | ConsensusTimeoutError, *, stock_outcome: str = ""
+) -> findings_lib.Finding:
+  """The workers' disagreement (or a worker that never came) as a finding."""
+  return findings_lib.Finding(
+    "workers_disagree" if isinstance(error, WorkersDisagreeError) else "workers_missing",
+    findings_lib.ERROR,
+    error.what,
+    detail=error.received.strip(),
+    fix=error.fix,
+    stock_outcome=stock_outcome,
+  )

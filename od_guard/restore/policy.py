@@ -1,4 +1,7 @@
-"""Policies: how findings and coverage become a verdict (pass / warn / fail).
+"""Policies: how strict the verdict is (pass / warn / fail).
+
+The policy's thresholds and switches; `od_guard.restore.decide` applies it
+(`decide.judge`) after the decision tables.
 
 Three presets, and explicit thresholds on top of any of them:
 
@@ -170,39 +173,3 @@ def coverage_findings(
         )
       )
   return out
-
-
-def decide(
-  policy: Policy, all_findings: list[findings.Finding], *, training: bool = False
-) -> tuple[Verdict, list[findings.Finding]]:
-  """Applies the policy.
-
-  Args:
-    policy: the policy.
-    all_findings: every finding of the preflight.
-    training: the verdict gates a training run (an index-only checkpoint
-      cannot be restored there, whatever the policy).
-
-  Returns:
-    The verdict and the findings with severities as the policy sees them.
-  """
-  adjusted = []
-  for f in all_findings:
-    severity = f.severity
-    if f.code == "data_shard_missing" and (training or not policy.allow_index_only):
-      severity = findings.ERROR
-    elif severity == findings.ERROR and policy.only_warns(f.code):
-      severity = findings.WARNING
-    adjusted.append(dataclasses.replace(f, severity=severity) if severity != f.severity else f)
-  errs = [f for f in adjusted if f.severity == findings.ERROR]
-  warns = [f for f in adjusted if f.severity == findings.WARNING]
-  if errs or (policy.warnings_fail and warns):
-    decision = FAIL
-    reasons = [f"{f.code}: {f.title}" for f in errs + (warns if policy.warnings_fail else [])]
-  elif warns:
-    decision = WARN
-    reasons = [f"{f.code}: {f.title}" for f in warns]
-  else:
-    decision = PASS
-    reasons = []
-  return Verdict(decision, tuple(reasons), policy), findings.by_severity(adjusted)

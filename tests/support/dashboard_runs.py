@@ -149,7 +149,7 @@ def synthetic_report(
   if hostile:
     found.append(
       findings_lib.Finding(
-        "hostile_text",
+        "label_map_invalid",  # a registered code, with markup for text
         findings_lib.WARNING,
         f"A finding whose text is markup: {HOSTILE_NAMES[0]} {HOSTILE_NAMES[1]}",
         detail=HOSTILE_NAMES[2],

@@ -1,0 +1,568 @@
+"""The finding-code registry: every code od_guard can report, in one table.
+
+A finding's `code` is its stable name: tests, JSON consumers, policies
+(`Policy.warn_only`) and the decide tables (`od_guard.restore.decide`) refer
+to it. Each code is registered here with the severity it is raised at, a
+one-line meaning, the module that raises it, the usual fix and what stock
+TensorFlow / the OD API / Keras does in the same situation. The findings
+reference of the documentation is generated from this table.
+
+    from od_guard.restore import codes
+    codes.CODES["checkpoint_type_mismatch"].meaning
+
+`check(code)` raises for an unregistered code; `Finding` calls it when
+`OD_GUARD_STRICT_CODES=1` is set (the test suite sets it), so a diagnosis that
+invents a code fails its tests instead of reaching users unregistered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import dataclasses
+import difflib
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+# Raised at the error severity in some contexts and a lower one in others
+# (e.g. an input path is an error for training, a warning for a repo check).
+VARIES = "varies"
+
+_STATIC = "od_guard.odapi.static_diagnosis"
+_INPUTS = "od_guard.odapi.input_paths"
+_MODEL_DIR = "od_guard.odapi.model_dir"
+_PREFLIGHT = "od_guard.odapi.preflight"
+_DIAGNOSIS = "od_guard.restore.diagnosis"
+_LAYOUT = "od_guard.restore.keras_layout"
+_VALUES = "od_guard.restore.value_health"
+_REPLICAS = "od_guard.restore.replica_values"
+_CONSENSUS = "od_guard.restore.consensus"
+_POLICY = "od_guard.restore.policy"
+_UNBOUND = "AssertionError: Found N Python objects that were not bound to checkpointed values"
+
+
+@dataclasses.dataclass(frozen=True)
+class Code:
+  """One registered finding code.
+
+  Attributes:
+    code: the stable identifier.
+    severity: the severity it is raised at (ERROR, WARNING, INFO or VARIES).
+    meaning: one line: what the finding says.
+    layer: the module that raises it.
+    fix: the usual fix ('' for facts).
+    stock: what stock TF / the OD API / Keras does in this situation ('' when
+      not measured or not applicable).
+  """
+
+  code: str
+  severity: str
+  meaning: str
+  layer: str
+  fix: str = ""
+  stock: str = ""
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+_TABLE = (
+  # --- The fine-tune checkpoint's path (static tier).
+  Code(
+    "no_fine_tune_checkpoint",
+    WARNING,
+    "The config names no fine_tune_checkpoint: the model trains from random weights.",
+    _STATIC,
+    "Set train_config.fine_tune_checkpoint to the zoo model's checkpoint/ckpt-0.",
+    "trains from scratch without a word",
+  ),
+  Code(
+    "placeholder_path",
+    ERROR,
+    "fine_tune_checkpoint still holds the zoo's PATH_TO_BE_CONFIGURED placeholder.",
+    _STATIC,
+    "Point fine_tune_checkpoint at the downloaded checkpoint's prefix.",
+    "fails after building the model and the input pipeline (NotFoundError)",
+  ),
+  Code(
+    "windows_path_separator",
+    ERROR,
+    "fine_tune_checkpoint uses Windows backslashes on a system where they are not separators.",
+    _STATIC,
+    "Use forward slashes (or the checkpoint found nearby).",
+    "fails after building the model and the input pipeline (NotFoundError)",
+  ),
+  Code(
+    "checkpoint_not_found",
+    ERROR,
+    "fine_tune_checkpoint names no checkpoint.",
+    _STATIC,
+    "Point fine_tune_checkpoint at an existing prefix (the one found nearby, when found).",
+    "fails after building the model and the input pipeline (NotFoundError)",
+  ),
+  Code(
+    "tf1_checkpoint_name",
+    ERROR,
+    "fine_tune_checkpoint names a TF1 model.ckpt where the TF2 zoo model has checkpoint/ckpt-0.",
+    _STATIC,
+    "Set fine_tune_checkpoint to the TF2 model's checkpoint/ckpt-0.",
+    "fails after building the model and the input pipeline (NotFoundError)",
+  ),
+  Code(
+    "checkpoint_subdir_missing",
+    ERROR,
+    "fine_tune_checkpoint misses the zoo model's 'checkpoint/' folder.",
+    _STATIC,
+    "Insert checkpoint/ before ckpt-0.",
+    "fails after building the model and the input pipeline (NotFoundError)",
+  ),
+  Code(
+    "relative_checkpoint_path",
+    VARIES,
+    "fine_tune_checkpoint is relative: it resolves against the working directory.",
+    _STATIC,
+    "Use an absolute path (error when it only resolves from the config's folder).",
+    "fails after building the model (NotFoundError) when started elsewhere",
+  ),
+  Code(
+    "checkpoint_path_is_file",
+    ERROR,
+    "fine_tune_checkpoint names one of the checkpoint's files, not its prefix.",
+    _STATIC,
+    "Drop the .index / .data-* suffix.",
+    "fails after building the model (the restore finds no checkpoint)",
+  ),
+  Code(
+    "checkpoint_path_is_directory",
+    ERROR,
+    "fine_tune_checkpoint names a directory, not a checkpoint prefix.",
+    _STATIC,
+    "Append the checkpoint's name (e.g. checkpoint/ckpt-0).",
+    "fails after building the model (the restore cannot open a directory)",
+  ),
+  Code(
+    "checkpoint_in_model_dir",
+    ERROR,
+    "The fine-tune checkpoint lies in model_dir, where training writes its own.",
+    _STATIC,
+    "Use another model_dir, or move the checkpoint out of it.",
+    "RuntimeError: Checkpoint dir (...) and model_dir (...) cannot be same.",
+  ),
+  # --- The checkpoint's format and contents (static tier).
+  Code(
+    "data_shard_missing",
+    WARNING,
+    "The checkpoint's data shard is missing: only the index was checked.",
+    _STATIC,
+    "Copy the .data-00000-of-00001 file beside the .index (an error when training).",
+    "fails when restoring (DataLossError / NotFoundError on the data file)",
+  ),
+  Code(
+    "tf1_checkpoint",
+    ERROR,
+    "The checkpoint is TF1 name-based; the TF2 OD API restores object-based ones only.",
+    _STATIC,
+    "Use the TF2 zoo model's checkpoint, or convert with `od-guard remap`.",
+    "IOError: Checkpoint is expected to be an object-based checkpoint.",
+  ),
+  Code(
+    "saved_model_variables",
+    ERROR,
+    "fine_tune_checkpoint points at a SavedModel's variables, not a training checkpoint.",
+    _STATIC,
+    "Point at the zoo model's checkpoint/ckpt-0 instead of saved_model/variables.",
+    _UNBOUND,
+  ),
+  Code(
+    "checkpoint_version_v1",
+    ERROR,
+    "fine_tune_checkpoint_version is V1 (or unset, which means V1).",
+    _STATIC,
+    "Set fine_tune_checkpoint_version: V2.",
+    "ValueError: Checkpoint version should be V2",
+  ),
+  Code(
+    "weightless_checkpoint",
+    ERROR,
+    "The checkpoint holds no weights, only bookkeeping (a step-0 checkpoint).",
+    _STATIC,
+    "Use a checkpoint saved after training steps (--checkpoint_every_n).",
+    _UNBOUND,
+  ),
+  Code(
+    "checkpoint_type_unsupported",
+    ERROR,
+    "fine_tune_checkpoint_type is not supported by this meta-architecture.",
+    _STATIC,
+    "Use a type the meta-architecture's restore_map supports.",
+    "ValueError from the meta-architecture's restore_from_objects",
+  ),
+  Code(
+    "checkpoint_type_mismatch",
+    ERROR,
+    "fine_tune_checkpoint_type does not fit the checkpoint (detection vs classification).",
+    _STATIC,
+    'Set fine_tune_checkpoint_type to the checkpoint\'s kind ("detection" for a zoo detector).',
+    _UNBOUND,
+  ),
+  Code(
+    "dummy_computation_disabled",
+    ERROR,
+    "run_fine_tune_checkpoint_dummy_computation is false: the backbone is not built in time.",
+    _STATIC,
+    "Set run_fine_tune_checkpoint_dummy_computation: true (or drop the field).",
+    "TypeError: restore_map was expected to return a (str -> Model) mapping",
+  ),
+  Code(
+    "restore_scope_missing",
+    ERROR,
+    "The restore asks for a scope the checkpoint does not have (renamed?).",
+    _STATIC,
+    "Use the checkpoint of this architecture, or remap its scopes (`od-guard remap`).",
+    _UNBOUND,
+  ),
+  Code(
+    "meta_architecture_mismatch",
+    ERROR,
+    "The checkpoint was saved by another meta-architecture than the config's.",
+    _STATIC,
+    "Use the zoo checkpoint of the config's meta-architecture, or the config of the checkpoint.",
+    "ValueError: ... Shape mismatch, or the not-bound AssertionError",
+  ),
+  Code(
+    "feature_extractor_mismatch",
+    ERROR,
+    "The checkpoint's backbone is not the config's feature extractor.",
+    _STATIC,
+    "Use the checkpoint of the config's feature extractor, or the config of the checkpoint.",
+    "ValueError: Cannot assign value to variable ...: Shape mismatch.",
+  ),
+  Code(
+    "neck_mismatch",
+    ERROR,
+    "The checkpoint's neck (FPN) differs from the config's.",
+    _STATIC,
+    "Match the config's FPN levels / depth to the checkpoint's.",
+    "ValueError: ... Shape mismatch, or the not-bound AssertionError",
+  ),
+  Code(
+    "depth_multiplier_mismatch",
+    ERROR,
+    "The checkpoint's backbone width (depth_multiplier) differs from the config's.",
+    _STATIC,
+    "Set the config's depth_multiplier to the checkpoint's.",
+    "ValueError: Cannot assign value to variable ...: Shape mismatch.",
+  ),
+  Code(
+    "num_classes_differ",
+    VARIES,
+    "The checkpoint was trained for another number of classes than the config's.",
+    _STATIC,
+    'Expected under "detection" (the heads are not restored); an error under "full".',
+    "ValueError: ... Shape mismatch when the heads are restored",
+  ),
+  # --- Input paths, label maps and TF1-only config (static tier).
+  Code(
+    "input_path_placeholder",
+    VARIES,
+    "An input reader still holds the zoo's PATH_TO_BE_CONFIGURED placeholder.",
+    _INPUTS,
+    "Point input_path / label_map_path at your files.",
+    "NotFoundError when the input pipeline starts",
+  ),
+  Code(
+    "input_path_missing",
+    VARIES,
+    "An input reader names files that are not there.",
+    _INPUTS,
+    "Fix input_path / label_map_path (the nearest existing file is proposed).",
+    "NotFoundError when the input pipeline starts",
+  ),
+  Code(
+    "label_map_invalid",
+    VARIES,
+    "A label map cannot be read as a label map.",
+    _INPUTS,
+    "Fix the label map's pbtxt syntax (item { id: 1 name: '...' }).",
+    "ParseError / ValueError from label_map_util",
+  ),
+  Code(
+    "label_map_num_classes_differ",
+    WARNING,
+    "The label map's class count differs from num_classes.",
+    _INPUTS,
+    "Set num_classes to the label map's count.",
+    "trains; classes above num_classes are dropped from the ground truth",
+  ),
+  Code(
+    "tf1_config_field",
+    VARIES,
+    "train_config holds a TF1-only field that TF2 training refuses or ignores.",
+    _INPUTS,
+    "Drop the field (its TF2 equivalent is named in the finding).",
+    "ValueError: ... unsupported in TF2 (or ignored silently)",
+  ),
+  Code(
+    "tf1_feature_extractor",
+    ERROR,
+    "feature_extractor.type names a TF1 extractor that the TF2 OD API does not build.",
+    _INPUTS,
+    "Use the TF2 extractor's name (e.g. ssd_mobilenet_v2_keras).",
+    "ValueError: ... is not supported for tf version 2.",
+  ),
+  # --- model_dir as model_lib_v2 resumes it.
+  Code(
+    "stale_checkpoint_in_model_dir",
+    WARNING,
+    "model_dir already holds a checkpoint: training resumes from it, not from the fine-tune one.",
+    _MODEL_DIR,
+    "Use a fresh model_dir, or remove its checkpoints.",
+    "resumes silently from the model_dir checkpoint",
+  ),
+  Code(
+    "checkpoint_state_is_directory",
+    ERROR,
+    "model_dir holds a directory named 'checkpoint', where training writes its state file.",
+    _MODEL_DIR,
+    "Move the directory out of model_dir.",
+    "FailedPreconditionError at the first checkpoint save",
+  ),
+  Code(
+    "model_dir_checkpoints_not_resumed",
+    INFO,
+    "model_dir holds checkpoints, but training will not resume from any of them.",
+    _MODEL_DIR,
+    "",
+    "starts from the fine-tune checkpoint, ignoring these",
+  ),
+  Code(
+    "model_dir_checkpoint_mismatch",
+    ERROR,
+    "The checkpoint training would resume from does not fit the configured model.",
+    _MODEL_DIR,
+    "Use a fresh model_dir for this config.",
+    "ValueError: ... Shape mismatch when the resumed checkpoint is restored",
+  ),
+  Code(
+    "model_dir_training_complete",
+    VARIES,
+    "model_dir's checkpoint is already at num_steps: nothing is left to train.",
+    _MODEL_DIR,
+    "Raise num_steps, or use a fresh model_dir.",
+    "exits 0 without training a single step",
+  ),
+  # --- Evaluation.
+  Code(
+    "eval_checkpoint_pending",
+    INFO,
+    "--checkpoint_dir holds no checkpoint yet: evaluation waits for one.",
+    _PREFLIGHT,
+    "",
+    "waits for a checkpoint (checkpoints_iterator), up to --eval_timeout",
+  ),
+  # --- The predicted restore (model tier).
+  Code(
+    "variables_not_restored",
+    ERROR,
+    "Variables the restore asks for have no value in the checkpoint.",
+    _DIAGNOSIS,
+    "Restore from a checkpoint that has them, or exclude them from the restore.",
+    _UNBOUND + " (or trains them freshly initialised, silently)",
+  ),
+  Code(
+    "renamed_scopes",
+    ERROR,
+    "The variables are saved under other names: the checkpoint's scopes were renamed.",
+    _DIAGNOSIS,
+    "Rename the checkpoint's keys with the proposed map (`od-guard remap`).",
+    _UNBOUND,
+  ),
+  Code(
+    "shape_mismatch",
+    ERROR,
+    "Variables have other shapes in the checkpoint than in the model.",
+    _DIAGNOSIS,
+    "Fix the config (classes, backbone, depth) or restore less.",
+    "ValueError: Cannot assign value to variable ...: Shape mismatch.",
+  ),
+  Code(
+    "dtype_mismatch",
+    ERROR,
+    "Variables have another dtype in the checkpoint than in the model.",
+    _DIAGNOSIS,
+    "Build the model with the checkpoint's dtype policy (mixed precision?).",
+  ),
+  Code(
+    "unused_checkpoint_values",
+    INFO,
+    "Model values in the checkpoint that this restore does not use.",
+    _DIAGNOSIS,
+  ),
+  Code(
+    "not_requested",
+    INFO,
+    "Variables outside what the restore asks for start freshly initialised.",
+    _DIAGNOSIS,
+  ),
+  Code(
+    "coverage_below_threshold",
+    ERROR,
+    "Too small a fraction of the backbone's (or neck's) parameters restores for the policy.",
+    _POLICY,
+    "Fix the causes named beside it, or lower --guard_min_backbone_coverage.",
+  ),
+  # --- Keras files and layouts.
+  Code(
+    "keras_file_flavour",
+    ERROR,
+    "The weight file was written by another Keras than the model's.",
+    _LAYOUT,
+    "Load it with the Keras that wrote it, or convert the file.",
+  ),
+  Code(
+    "keras_layout_mismatch",
+    ERROR,
+    "The checkpoint has another Keras's object layout: nothing binds.",
+    _LAYOUT,
+    "Restore with the Keras that wrote it, or through the proposed key map.",
+  ),
+  Code(
+    "auto_named_layers",
+    ERROR,
+    "Layers with auto-generated names or positions differ between checkpoint and model.",
+    _LAYOUT,
+    "Name the layers explicitly, or restore by topology.",
+  ),
+  Code(
+    "head_shape_changed",
+    ERROR,
+    "The output layer changed width between checkpoint and model.",
+    _LAYOUT,
+    "Skip the head (skip_mismatch / exclude) or rebuild it with the checkpoint's width.",
+  ),
+  Code(
+    "deferred_restore",
+    ERROR,
+    "The model is not built: checkpoint values would wait for variables that do not exist.",
+    _LAYOUT,
+    "Build the model (call it on a batch or model.build(shape)) before restoring.",
+    "restores nothing now and reports nothing later",
+  ),
+  Code(
+    "tf_checkpoint_for_keras3",
+    INFO,
+    "Keras 3 refuses TF checkpoints in load_weights; od_guard restored it with tf.train.Checkpoint.",
+    _LAYOUT,
+    "",
+    "ValueError: File format not supported ... Keras 3 only supports V3 `.keras` and `.weights.h5`",
+  ),
+  # --- The checkpoint's values.
+  Code(
+    "checkpoint_value_corrupt",
+    ERROR,
+    "Values the restore assigns are damaged (CRC32C mismatch or unreadable).",
+    _VALUES,
+    "Download or copy the checkpoint again.",
+    "DataLossError when the restore reads the damaged value",
+  ),
+  Code(
+    "checkpoint_value_corrupt_unrestored",
+    WARNING,
+    "Saved values this restore does not assign are damaged.",
+    _VALUES,
+    "Copy the checkpoint again before restoring it elsewhere.",
+  ),
+  Code(
+    "nan_inf_in_restored_values",
+    ERROR,
+    "Values the restore assigns hold NaN or Inf: the run that saved them diverged.",
+    _VALUES,
+    "Restore from an earlier checkpoint of that run.",
+    "trains on NaN: the loss is NaN from the first step",
+  ),
+  Code(
+    "nan_inf_in_unrestored_values",
+    WARNING,
+    "Saved values this restore does not assign hold NaN or Inf (e.g. optimizer slots).",
+    _VALUES,
+  ),
+  Code(
+    "nonpositive_moving_variance",
+    WARNING,
+    "Batch-norm moving variances the restore assigns have elements <= 0.",
+    _VALUES,
+    "Restore from another checkpoint, or check how it was written.",
+  ),
+  Code(
+    "constant_restored_kernels",
+    INFO,
+    "Restored weight tensors are all zero or constant (untrained?).",
+    _VALUES,
+  ),
+  Code(
+    "checkpoint_values_verified",
+    INFO,
+    "Every value checked was read, its CRC32C matched and it is finite.",
+    _VALUES,
+  ),
+  # --- The real restore, verified on every replica.
+  Code(
+    "restore_not_applied",
+    ERROR,
+    "After the restore, values differ from the checkpoint on some replica.",
+    _REPLICAS,
+    "Report this with the model and checkpoint: the restore did not do what it promised.",
+  ),
+  Code(
+    "restore_verified",
+    INFO,
+    "After the restore, every restored value holds the checkpoint's value on every replica.",
+    _REPLICAS,
+  ),
+  # --- Multi-worker agreement.
+  Code(
+    "workers_disagree",
+    ERROR,
+    "The workers' preflights disagree (another checkpoint, config or verdict).",
+    _CONSENSUS,
+    "Give every worker the same config and checkpoint.",
+    "the healthy workers fail later, in a collective, with a misleading error",
+  ),
+  Code(
+    "workers_missing",
+    ERROR,
+    "A worker did not report its preflight within the consensus timeout.",
+    _CONSENSUS,
+    "Start every worker, or raise --guard_consensus_timeout.",
+    "the healthy workers wait in a collective until it times out",
+  ),
+)
+
+CODES: Mapping[str, Code] = {c.code: c for c in _TABLE}
+if len(CODES) != len(_TABLE):  # a code registered twice is a programming error
+  raise RuntimeError("od_guard.restore.codes: a code is registered twice")
+
+
+class UnregisteredCodeError(ValueError):
+  """A finding used a code the registry does not hold (a programming error)."""
+
+
+def check(code: str) -> str:
+  """Returns `code` if registered.
+
+  Raises:
+    UnregisteredCodeError: it is not, naming the closest registered code.
+  """
+  if code in CODES:
+    return code
+  close = difflib.get_close_matches(code, CODES, n=1)
+  hint = f" Did you mean {close[0]!r}?" if close else ""
+  raise UnregisteredCodeError(
+    f"Finding code {code!r} is not registered in od_guard.restore.codes.{hint}"
+  )
+
+
+def closest(code: str) -> str | None:
+  """The registered code nearest to `code` (for usage errors), or None."""
+  close = difflib.get_close_matches(code, CODES, n=1)
+  return close[0] if close else None
