@@ -5,20 +5,28 @@
   columns, and the drop-in's absl flags from
   `od_guard.odapi.model_main_tf2.define_flags` on a fresh `FlagValues`.
 - reference/findings.md: every finding code, from `od_guard.restore.codes.CODES`.
+- reference/modules.md: every module of od_guard, by its layer in `.importlinter`,
+  with the first sentence of its docstring (read with `ast`, not imported).
 
 Neither import needs TensorFlow. The pages exist only in the built site: edit
-the sources (cli.py, model_main_tf2.py, codes.py), never the output.
+the sources (cli.py, model_main_tf2.py, codes.py, .importlinter, the docstrings),
+never the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import configparser
 import contextlib
 import html
 import os
+import pathlib
+import re
 
 import mkdocs_gen_files
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 COLUMNS = "100"
 # The flags of the OD API's own object_detection/model_main_tf2.py (TF2 OD API
 # 2.8); the drop-in defines each with the same name and default.
@@ -162,7 +170,74 @@ def findings_page() -> str:
   return "\n".join(out)
 
 
-for path, page in (("reference/cli.md", cli_page), ("reference/findings.md", findings_page)):
+def _summary(path: pathlib.Path) -> str:
+  """The first sentence of a module's docstring, read without importing it."""
+  doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+  first = " ".join(doc.split("\n\n")[0].split())
+  m = re.match(r"(.+?[.!?])(\s|$)", first)
+  return (m.group(1) if m else first) or "(no docstring)"
+
+
+def _modules(name: str) -> list[tuple[str, pathlib.Path]]:
+  """`name` and, for a package, every module below it, as (dotted name, file)."""
+  base = REPO / name.replace(".", "/")
+  if base.with_suffix(".py").exists():
+    return [(name, base.with_suffix(".py"))]
+  found = []
+  for f in sorted(base.rglob("*.py")):
+    rel = f.relative_to(REPO).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    found.append((".".join(parts), f))
+  return found
+
+
+def modules_page() -> str:
+  parser = configparser.ConfigParser()
+  parser.read(REPO / ".importlinter")
+  layers = [
+    [m.strip() for m in line.split("|")]
+    for line in parser["importlinter:contract:layers"]["layers"].strip().splitlines()
+  ]
+  out = [
+    "# Modules by layer",
+    "",
+    "Generated when the site is built: the layers of `.importlinter`'s `layers` contract,",
+    "top (integrations) to bottom, and in each every module with the first sentence of",
+    "its docstring. A layer may import only the layers below it; modules on one line",
+    "(`a | b`) share a layer and do not import each other. [Design](../design.md) says why.",
+    "",
+  ]
+  placed = set()
+  for n, layer in enumerate(layers, 1):
+    out += [
+      f"## Layer {n}: {', '.join(f'`{m}`' for m in layer)}",
+      "",
+      "| module | holds |",
+      "|---|---|",
+    ]
+    for top in layer:
+      for name, f in _modules(top):
+        placed.add(f)
+        out.append(f"| `{name}` | {_cell(_summary(f))} |")
+    out.append("")
+  rest = [f for f in sorted((REPO / "od_guard").rglob("*.py")) if f not in placed]
+  if rest:
+    out += ["## Outside the layers", "", "Entry points that only forward.", ""]
+    out += ["| module | holds |", "|---|---|"]
+    for f in rest:
+      rel = f.relative_to(REPO).with_suffix("")
+      parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+      out.append(f"| `{'.'.join(parts)}` | {_cell(_summary(f))} |")
+    out.append("")
+  return "\n".join(out)
+
+
+PAGES = (
+  ("reference/cli.md", cli_page),
+  ("reference/findings.md", findings_page),
+  ("reference/modules.md", modules_page),
+)
+for path, page in PAGES:
   with mkdocs_gen_files.open(path, "w") as f:
     f.write(page())
   mkdocs_gen_files.set_edit_path(path, "docs/_gen/gen_pages.py")
