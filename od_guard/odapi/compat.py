@@ -41,10 +41,9 @@ and :1526 call, needs no shim: both calls sit under ``if six.PY2:``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 import dataclasses
 import importlib
-import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os
@@ -305,7 +304,7 @@ def _refusal(s: Stack) -> ImportOrderError:
   )
 
 
-def install(mode: str | None = None) -> tuple[str, ...]:
+def install(mode: str | None = None, *, exclude: Collection[str] = ()) -> tuple[str, ...]:
   """Installs the shims this stack needs, in order; returns `active()`.
 
   Call it before the first ``import tensorflow``. A second call does nothing.
@@ -313,22 +312,32 @@ def install(mode: str | None = None) -> tuple[str, ...]:
   Args:
     mode: "auto" (what `needed()` lists) or "off" (nothing); None reads
       OD_GUARD_COMPAT (default "auto").
+    exclude: shims (names of SHIMS) to leave out, to see what one of them
+      clears (the tests do) or to rule one out.
 
   Raises:
     ImportOrderError: TF >= 2.16 is already imported without
       TF_USE_LEGACY_KERAS; nothing was changed.
     TfKerasMissingError: TF >= 2.16 and no tf-keras of its minor version;
       nothing was changed.
-    UsageError: `mode` (or OD_GUARD_COMPAT) is not a mode.
+    UsageError: `mode` (or OD_GUARD_COMPAT) is not a mode, or `exclude` names
+      no shim.
   """
   global _done
+  unknown = sorted(set(exclude) - set(SHIMS))
+  if unknown or isinstance(exclude, str):
+    raise errors.UsageError(
+      "exclude names no shim of od_guard's compat layer.",
+      received=f"exclude={exclude!r}",
+      fix=f"Pass a collection of: {', '.join(SHIMS)}.",
+    )
   if requested_mode(mode) == OFF:
     return active()
   with _lock:
     if _done:
       return active()
     s = stack()
-    plan = needed(s)
+    plan = tuple(name for name in needed(s) if name not in exclude)
     if TF_KERAS in plan:
       problem = tf_keras_problem(s)
       if problem is not None:
@@ -583,8 +592,9 @@ def _install_tensorflow_io(s: Stack, hooks) -> None:
   every model: model_builder imports DeepMAC; "ModuleNotFoundError: No module
   named 'tensorflow_io'"). Its only use, the colour-consistency loss's
   ``tfio.experimental.color.rgb_to_lab`` (line 1795, DeepMAC training), raises
-  `TensorflowIoMissingError`. Needed wherever tensorflow-io is not installed:
-  it has no release for TF 2.20.
+  `TensorflowIoMissingError`. Needed on every TF2 where tensorflow-io is not
+  installed (the OD API's metadata asks for it; installs that skip the OD API's
+  dependencies, as TF >= 2.16 requires, lack it).
   """
   stand_in = _tensorflow_io_stand_in(s.tensorflow or "")
   saved: list = []
@@ -633,8 +643,8 @@ def _tensorflow_io_stand_in(tf_version: str) -> types.ModuleType:
 def _install_tf_slim_control_flow(s: Stack, hooks) -> None:
   """``control_flow_ops.case`` and ``.cond`` aliased back in TensorFlow.
 
-  Serves tf_slim/data/tfexample_decoder.py (tf-slim 1.1.0, the newest), which
-  the OD API's TfExampleDecoder (object_detection/data_decoders/
+  Serves tf_slim/data/tfexample_decoder.py:278, :439 (cond) and :453 (case)
+  (tf-slim 1.1.0, the newest), which the OD API's TfExampleDecoder (object_detection/data_decoders/
   tf_example_decoder.py) uses for every image: TF 2.13 moved both functions to
   their own modules, so the first training step fails with "AttributeError:
   module 'tensorflow.python.ops.control_flow_ops' has no attribute 'case'".
