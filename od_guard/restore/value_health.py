@@ -40,6 +40,10 @@ CODES = (
   VALUES_VERIFIED,
 )
 # Leaves that are legitimately all-zero or constant at initialisation.
+_FIX_CORRUPT = (
+  "Re-download or re-copy the checkpoint (compare its size and checksum with the source); "
+  "if it was saved by your own run, fine-tune from an earlier checkpoint of that run."
+)
 _CONSTANT_OK = ("bias", "beta", "gamma", "moving_mean", "moving_variance", "moving_var")
 _STOCK_CORRUPT = (
   "tf.errors.DataLossError in the middle of the restore (after the model and the input "
@@ -105,14 +109,24 @@ def diagnose(
     Errors for damaged or NaN / Inf values the restore assigns, warnings for
     the same elsewhere and for batch-norm variances <= 0, facts otherwise.
   """
-  found: list[Finding] = []
-  damaged = report.damaged()
-  hit = [t for t in damaged if is_restored(t, restored)]
-  miss = [t for t in damaged if not is_restored(t, restored)]
-  fix_corrupt = (
-    "Re-download or re-copy the checkpoint (compare its size and checksum with the source); "
-    "if it was saved by your own run, fine-tune from an earlier checkpoint of that run."
-  )
+  return [
+    *_damaged(report, restored),
+    *_nan_or_inf(report, restored),
+    *_variances(report, restored),
+    *_constant(report, restored),
+    _verified(report, scope),
+  ]
+
+
+def _split(tensors, restored) -> tuple[list, list]:
+  """`tensors` the restore assigns, and the others."""
+  hit = [t for t in tensors if is_restored(t, restored)]
+  return hit, [t for t in tensors if not is_restored(t, restored)]
+
+
+def _damaged(report: verify_lib.VerifyReport, restored) -> list[Finding]:
+  hit, miss = _split(report.damaged(), restored)
+  found = []
   if hit:
     found.append(
       Finding(
@@ -121,7 +135,7 @@ def diagnose(
         f"{len(hit)} value(s) the restore assigns are damaged in the checkpoint's data "
         "shard: their bytes are not what was saved.",
         detail=_lines(hit, lambda t: f"{t.status}: {t.detail}"),
-        fix=fix_corrupt,
+        fix=_FIX_CORRUPT,
         stock_outcome=_STOCK_CORRUPT,
         data=_data(hit),
       )
@@ -133,13 +147,16 @@ def diagnose(
         findings.WARNING,
         f"{len(miss)} saved value(s) that this restore does not assign are damaged.",
         detail=_lines(miss, lambda t: f"{t.status}: {t.detail}"),
-        fix=fix_corrupt + " The fine-tune does not read them, but the file is not intact.",
+        fix=_FIX_CORRUPT + " The fine-tune does not read them, but the file is not intact.",
         data=_data(miss),
       )
     )
-  bad = [t for t in report.tensors if t.nan or t.inf]
-  hit = [t for t in bad if is_restored(t, restored)]
-  miss = [t for t in bad if not is_restored(t, restored)]
+  return found
+
+
+def _nan_or_inf(report: verify_lib.VerifyReport, restored) -> list[Finding]:
+  hit, miss = _split([t for t in report.tensors if t.nan or t.inf], restored)
+  found = []
   if hit:
     found.append(
       Finding(
@@ -167,21 +184,29 @@ def diagnose(
         data=_data(miss),
       )
     )
+  return found
+
+
+def _variances(report: verify_lib.VerifyReport, restored) -> list[Finding]:
   variances = [t for t in report.tensors if t.nonpositive_variance and is_restored(t, restored)]
-  if variances:
-    found.append(
-      Finding(
-        NONPOSITIVE_VARIANCE,
-        findings.WARNING,
-        f"{len(variances)} batch-norm moving variance(s) the restore assigns have elements "
-        "<= 0: normalisation divides by sqrt(variance + epsilon).",
-        detail=_lines(variances, lambda t: f"max |x| {t.max_abs}, {t.component}"),
-        fix="Use a checkpoint whose batch norms were trained (a variance of 0 is left by a "
-        "layer that never saw data), or freeze those layers' statistics only after "
-        "re-estimating them (train with batch norm updates on).",
-        data=_data(variances),
-      )
+  if not variances:
+    return []
+  return [
+    Finding(
+      NONPOSITIVE_VARIANCE,
+      findings.WARNING,
+      f"{len(variances)} batch-norm moving variance(s) the restore assigns have elements "
+      "<= 0: normalisation divides by sqrt(variance + epsilon).",
+      detail=_lines(variances, lambda t: f"max |x| {t.max_abs}, {t.component}"),
+      fix="Use a checkpoint whose batch norms were trained (a variance of 0 is left by a "
+      "layer that never saw data), or freeze those layers' statistics only after "
+      "re-estimating them (train with batch norm updates on).",
+      data=_data(variances),
     )
+  ]
+
+
+def _constant(report: verify_lib.VerifyReport, restored) -> list[Finding]:
   flat = [
     t
     for t in report.tensors
@@ -190,28 +215,29 @@ def diagnose(
     and is_restored(t, restored)
     and _leaf(t) not in _CONSTANT_OK
   ]
-  if flat:
-    found.append(
-      Finding(
-        CONSTANT_KERNELS,
-        findings.INFO,
-        f"{len(flat)} restored weight tensor(s) are all zero or constant (untrained?).",
-        detail=_lines(flat, lambda t: "all zero" if t.all_zero else "constant"),
-        data=_data(flat),
-      )
-    )
-  checked = [t for t in report.tensors if t.status == verify_lib.OK]
-  found.append(
+  if not flat:
+    return []
+  return [
     Finding(
-      VALUES_VERIFIED,
+      CONSTANT_KERNELS,
       findings.INFO,
-      f"{len(checked)} of {len(report.tensors)} value(s) read and checked "
-      f"({report.bytes_read / 1e6:,.1f} MB in {report.seconds:.2f} s)"
-      + (f": {scope}." if scope else "."),
-      data={"summary": report.summary(), "bytes_read": report.bytes_read},
+      f"{len(flat)} restored weight tensor(s) are all zero or constant (untrained?).",
+      detail=_lines(flat, lambda t: "all zero" if t.all_zero else "constant"),
+      data=_data(flat),
     )
+  ]
+
+
+def _verified(report: verify_lib.VerifyReport, scope: str) -> Finding:
+  checked = [t for t in report.tensors if t.status == verify_lib.OK]
+  return Finding(
+    VALUES_VERIFIED,
+    findings.INFO,
+    f"{len(checked)} of {len(report.tensors)} value(s) read and checked "
+    f"({report.bytes_read / 1e6:,.1f} MB in {report.seconds:.2f} s)"
+    + (f": {scope}." if scope else "."),
+    data={"summary": report.summary(), "bytes_read": report.bytes_read},
   )
-  return found
 
 
 def unreadable(what: str, received: str) -> Finding:
