@@ -24,7 +24,7 @@ BYTECODE = -m compileall -q od_guard
 # a minute each (the hostile corpus, property tests, SIGKILLs, object storage
 # servers): they run in the plain environment only.
 PLAIN_ONLY := tests/hostile_corpus_test.py tests/reader_property_test.py \
-    tests/config_property_test.py tests/remap_kill_test.py tests/remote_test.py
+    tests/config_property_test.py tests/remap_kill_test.py tests/remote_test.py tests/remote_faults_test.py
 # Test files that import without TensorFlow (the plain environment has none).
 PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_test.py \
     tests/precommit_test.py tests/zoo_fingerprint_test.py tests/user_files_test.py \

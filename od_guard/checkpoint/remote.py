@@ -762,6 +762,7 @@ def _invoke(fs, path: str, name: str, *args, **kwargs):
 def _ready(path: str):
   """The filesystem for `path`'s scheme, its endpoint checked (errors name `path`)."""
   protocol = scheme(path)
+  settings()  # a bad OD_GUARD_REMOTE_TIMEOUT is said as it is
   try:
     fs = filesystem(protocol)
     _check_reachable(protocol)
@@ -961,7 +962,7 @@ class RemoteFile:
           time.sleep(_backoff(throttled, THROTTLE_BACKOFF))
           continue
         if kind == _CREDENTIALS and protocol in _accepted:
-          raise _expired(self.path, "read", name, e, f" at byte {reached:,}") from e
+          raise _expired(self.path, "read", name, e, f", byte {reached:,},") from e
         if kind == _CHANGED:
           raise _changed(self.path, e) from e
         raise _translate(e, self.path, "read") from e

@@ -26,7 +26,9 @@ itself after `lifetime` seconds (a stalled connection is closed then too).
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import dataclasses
+import re
 import socket
 import struct
 import threading
@@ -51,8 +53,8 @@ class Fault:
 
   Attributes:
     mode: one of MODES.
-    match: a substring of the request line ("GET /bucket/key?x HTTP/1.1", the
-      path unquoted) that selects the requests the fault applies to ('' selects all).
+    match: a regular expression searched in the request line ("GET /bucket/key?x
+      HTTP/1.1", the path unquoted): the requests the fault applies to ('' selects all).
     times: how many of the selected requests get the fault, then the others pass
       (None: every one).
     after: RESET / TRUNCATE: bytes of the answer relayed before the cut.
@@ -180,7 +182,7 @@ class _Connection:
         first = head.split(b"\r\n", 1)[0].decode("latin-1")
         method, _, rest = first.partition(" ")
         line = f"{method} {urllib.parse.unquote(rest)}"
-        fault = self.proxy._admit(line)
+        fault = self.proxy._admit(line, head.decode("latin-1"))
         if fault.mode == STALL:
           self._hold()
           return
@@ -241,20 +243,16 @@ class _Connection:
     if mode == RESET:  # SO_LINGER 0: close sends RST instead of FIN
       self.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     else:
-      try:
+      with contextlib.suppress(OSError):
         self.client.shutdown(socket.SHUT_WR)
-      except OSError:
-        pass
     self._close()
 
   def _close(self) -> None:
     self.dead.set()
     for sock in (self.client, self.upstream):
       if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
           sock.close()
-        except OSError:
-          pass
 
 
 class FaultProxy:
@@ -263,6 +261,7 @@ class FaultProxy:
   Attributes:
     endpoint: http://127.0.0.1:PORT, what the client is pointed at.
     requests: every request line seen ("GET /bucket/key ..."), in order.
+    log: (when, request line, request head) of each request, in order.
     faulted: how many requests got the fault.
   """
 
@@ -284,6 +283,7 @@ class FaultProxy:
     self._stop = threading.Event()
     self._deadline = 0.0
     self.requests: list[str] = []
+    self.log: list[tuple[float, str, str]] = []  # (time.monotonic(), line, the whole head)
     self.faulted = 0
     self._listener = socket.create_server(("127.0.0.1", 0))
     self._listener.settimeout(_POLL)
@@ -299,13 +299,19 @@ class FaultProxy:
     with self._lock:
       self._fault, self._left, self.faulted = fault, fault.times, 0
       self.requests.clear()
+      self.log.clear()
 
-  def _admit(self, line: str) -> Fault:
+  def _admit(self, line: str, head: str) -> Fault:
     with self._lock:
       self.requests.append(line)
+      self.log.append((time.monotonic(), line, head))
       hook = self._on_request
       fault = self._fault
-      chosen = fault.mode != PASS and fault.match in line and (self._left is None or self._left > 0)
+      chosen = (
+        fault.mode != PASS
+        and re.search(fault.match, line) is not None
+        and (self._left is None or self._left > 0)
+      )
       if chosen:
         self.faulted += 1
         if self._left is not None:
