@@ -178,9 +178,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     tensorboard.write_verification(report, args.tensorboard_dir)
   if args.json:
-    payload = report.to_dict(with_tensors=args.tensors)
-    payload["findings"] = [f.to_dict() for f in found]
-    _print_json(payload)
+    _print_json(verify_text.to_dict(report, found, with_tensors=args.tensors))
   else:
     print(verify_text.render_text(report, found))
   problems = any(f.severity != findings_lib.INFO for f in found)
@@ -297,17 +295,7 @@ def _command(
   return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = _Parser(
-    prog="od-guard", description=("Check checkpoints before training starts on the wrong weights.")
-  )
-  parser.add_argument(
-    "--version",
-    action=_VersionAction,
-    help="show the versions of od_guard, Python, TensorFlow, protobuf and the OD API, and exit",
-  )
-  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _add_inspect(sub) -> None:
   p = _command(
     sub,
     "inspect",
@@ -325,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--depth", type=_depth, default=3, help="prefix depth of the tree (default 3)")
   _switch(p, "--variables", "with --json: include every saved value, not only the totals")
 
+
+def _add_diff(sub) -> None:
   p = _command(
     sub,
     "diff",
@@ -337,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("a")
   p.add_argument("b")
 
+
+def _add_check(sub) -> None:
   p = _command(
     sub,
     "check",
@@ -375,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--tensorboard_dir", help="also write the report there")
   _switch(p, "--verbose", "also list facts (INFO findings)")
 
+
+def _add_verify(sub) -> None:
   p = _command(
     sub,
     "verify",
@@ -390,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
   _switch(p, "--tensors", "with --json: include every tensor's record, not only the bad ones")
   p.add_argument("--tensorboard_dir", help="also write the verification there")
 
+
+def _add_lint(sub) -> None:
   p = _command(
     sub,
     "lint",
@@ -418,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     help="a preset to apply (repeatable; default odapi when no --rules)",
   )
 
+
+def _add_remap(sub) -> None:
   p = _command(
     sub,
     "remap",
@@ -443,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
   )
   _switch(p, "--overwrite", "replace DST if it exists")
 
+
+def _add_doctor(sub) -> None:
   p = _command(
     sub,
     "doctor",
@@ -461,6 +461,25 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument(
     "--model_dir", help="the training output directory: also check TensorFlow can use its storage"
   )
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(
+    prog="od-guard", description=("Check checkpoints before training starts on the wrong weights.")
+  )
+  parser.add_argument(
+    "--version",
+    action=_VersionAction,
+    help="show the versions of od_guard, Python, TensorFlow, protobuf and the OD API, and exit",
+  )
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+  _add_inspect(sub)
+  _add_diff(sub)
+  _add_check(sub)
+  _add_verify(sub)
+  _add_lint(sub)
+  _add_remap(sub)
+  _add_doctor(sub)
   return parser
 
 

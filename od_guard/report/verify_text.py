@@ -1,5 +1,5 @@
-"""The terminal text of `od-guard verify`: a table per group of saved values,
-then the findings."""
+"""`od-guard verify`'s outputs: the terminal text (a table per group of saved
+values, then the findings) and the JSON document (schema od_guard.verify/1)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,21 @@ def render_text(report: verify_lib.VerifyReport, found: Sequence[findings_lib.Fi
       lines.append(f"    fix: {f.fix}")
   # Keys come from the checkpoint: no control character reaches the terminal raw.
   return "\n".join(map(limits.printable, lines))
+
+
+def to_dict(
+  report: verify_lib.VerifyReport,
+  found: Sequence[findings_lib.Finding],
+  *,
+  with_tensors: bool = False,
+) -> dict:
+  """The JSON document of a verification and its findings.
+
+  Args:
+    report: the verification.
+    found: its findings (`restore.value_health.diagnose`).
+    with_tensors: every tensor's record, not only the bad ones.
+  """
+  payload = report.to_dict(with_tensors=with_tensors)
+  payload["findings"] = [f.to_dict() for f in found]
+  return payload
