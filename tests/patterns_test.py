@@ -9,7 +9,7 @@ import pytest
 
 from od_guard.checkpoint import inventory
 from od_guard.naming import lint as naming_lint
-from od_guard.naming import remap
+from od_guard.naming import rename_rules
 from od_guard.naming import rules as naming_rules
 
 pytestmark = pytest.mark.plain
@@ -37,7 +37,7 @@ def test_catastrophic_patterns_finish_fast_on_a_long_key(pattern):
   key = "a" * 10_000 + "!"
   start = time.monotonic()
   naming_lint.check(rules, _variables(key, "x" * 10_000))
-  remap.rename_keys([key], [remap.Rule(pattern, "b")])
+  rename_rules.rename_keys([key], [rename_rules.Rule(pattern, "b")])
   assert time.monotonic() - start < 1.0
 
 
@@ -84,8 +84,8 @@ def test_a_pattern_that_is_no_regex_at_all_keeps_pythons_message():
   ],
 )
 def test_the_new_side_is_checked_against_the_old_sides_groups(rule, phrase):
-  with pytest.raises(remap.RemapError) as e:
-    remap.Rule.parse(rule)
+  with pytest.raises(rename_rules.RemapError) as e:
+    rename_rules.Rule.parse(rule)
   assert e.value.what.startswith("The rule's NEW part is not a valid replacement")
   assert phrase in e.value.format()
 
@@ -103,18 +103,18 @@ def test_the_new_side_is_checked_against_the_old_sides_groups(rule, phrase):
   ],
 )
 def test_rules_rename_as_pythons_re_sub_would(rule, key, expected):
-  assert remap.Rule.parse(rule).apply(key) == expected
+  assert rename_rules.Rule.parse(rule).apply(key) == expected
 
 
 def test_many_rules_are_matched_together_first_one_wins():
-  rules = [remap.Rule(f"model/s{i}/", f"model/t{i}/") for i in range(3000)]
-  rules.insert(10, remap.Rule("model/s2", "model/first"))
+  rules = [rename_rules.Rule(f"model/s{i}/", f"model/t{i}/") for i in range(3000)]
+  rules.insert(10, rename_rules.Rule("model/s2", "model/first"))
   keys = [f"model/s{i}/k" for i in range(0, 3000, 7)]
   start = time.monotonic()
-  mapping = remap.rename_keys(keys, rules)
+  mapping = rename_rules.rename_keys(keys, rules)
   assert time.monotonic() - start < 10
   assert mapping == {
-    k: remap.rename(k, rules) for k in keys
+    k: rename_rules.rename(k, rules) for k in keys
   }  # the same as trying each rule in turn
   assert mapping["model/s21/k"] == "model/first1/k"
   assert mapping["model/s14/k"] == "model/t14/k"
@@ -160,5 +160,5 @@ def test_compiled_rules_pickle():
   again = pickle.loads(pickle.dumps(rules))
   assert again == rules
   assert naming_lint.check(again, _variables("model/x"))[0]
-  rule = remap.Rule.parse(r"a(b)->\1")
+  rule = rename_rules.Rule.parse(r"a(b)->\1")
   assert pickle.loads(pickle.dumps(rule)).apply("ab/k") == "b/k"

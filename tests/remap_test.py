@@ -13,7 +13,9 @@ import pytest
 from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import inventory
 from od_guard.checkpoint import tensor_bundle
+from od_guard.naming import object_graph_rewrite
 from od_guard.naming import remap
+from od_guard.naming import rename_rules
 from od_guard.naming import tf1_conversion
 
 from conftest import run_cli
@@ -300,8 +302,10 @@ def test_rewriting_the_object_graph_leaves_the_source_graph_unchanged(tf, tmp_pa
   src = tf.train.Checkpoint(model=_tree(tf, a=[[2]])).save(str(tmp_path / "s" / "ckpt"))
   inv = inventory.read_inventory(src, object_graph=inventory.OBJECT_GRAPH_FULL)
   before = inv.object_graph_proto.SerializeToString()
-  mapping = remap.rename_keys([v.key for v in inv.variables], [remap.Rule("model/a/", "model/b/")])
-  rewritten = remap.rewrite_object_graph(inv.object_graph_proto, mapping)
+  mapping = rename_rules.rename_keys(
+    [v.key for v in inv.variables], [rename_rules.Rule("model/a/", "model/b/")]
+  )
+  rewritten = object_graph_rewrite.rewrite_object_graph(inv.object_graph_proto, mapping)
   assert inv.object_graph_proto.SerializeToString() == before
   keys = {a.checkpoint_key for node in rewritten.nodes for a in node.attributes}
   assert keys == set(mapping.values())

@@ -13,7 +13,7 @@ import pytest
 
 from od_guard import _files
 from od_guard import errors
-from od_guard.naming import remap
+from od_guard.naming import rename_rules
 from od_guard.naming import rules as naming_rules
 from od_guard.odapi import config
 
@@ -90,11 +90,11 @@ def test_too_large_files_are_refused_before_reading(tmp_path):
   with pytest.raises(naming_rules.RulesError) as e:
     naming_rules.load(str(big))
   assert "more than the 4,194,304 bytes od_guard reads for a rules file" in e.value.what
-  with pytest.raises(remap.RemapError, match="bytes od_guard reads for a report"):
+  with pytest.raises(rename_rules.RemapError, match="bytes od_guard reads for a report"):
     f = open(big, "r+b")
     f.truncate(_files.REPORT_LIMIT + 1)
     f.close()
-    remap.rules_from_report(str(big))
+    rename_rules.rules_from_report(str(big))
   with pytest.raises(config.ConfigError, match="bytes od_guard reads for a pipeline config"):
     config.parse(str(big))
 
@@ -174,8 +174,8 @@ def test_bad_rules_file_through_the_cli(tmp_path):
 def test_bad_reports(tmp_path, content, phrase):
   path = tmp_path / "report.json"
   path.write_bytes(content)
-  with pytest.raises(remap.RemapError) as e:
-    remap.rules_from_report(str(path))
+  with pytest.raises(rename_rules.RemapError) as e:
+    rename_rules.rules_from_report(str(path))
   assert phrase in e.value.format()
 
 
@@ -185,8 +185,8 @@ def test_a_report_with_a_regex_like_scope_is_escaped(tmp_path):
     '{"findings": [{"data": {"renames": [{"old": "model/a.(b)/", "new": "model/c\\\\1/"}],'
     ' "key_map": {"x+": "y"}}}]}'
   )
-  rules = remap.rules_from_report(str(path))
-  assert remap.rename_keys(["model/a.(b)/k", "model/aX(b)/k", "x+", "xx"], rules) == {
+  rules = rename_rules.rules_from_report(str(path))
+  assert rename_rules.rename_keys(["model/a.(b)/k", "model/aX(b)/k", "x+", "xx"], rules) == {
     "model/a.(b)/k": "model/c\\1/k",
     "model/aX(b)/k": "model/aX(b)/k",
     "x+": "y",

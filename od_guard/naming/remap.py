@@ -30,323 +30,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 import dataclasses
-import itertools
 import os
-import re
 import stat
 import sys
 
-import re2
-
-from od_guard import _files
-from od_guard import errors
 from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
-from od_guard.checkpoint import keys as checkpoint_keys
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
 from od_guard.checkpoint import tensor_bundle
-from od_guard.naming import patterns
+from od_guard.naming import object_graph_rewrite
+from od_guard.naming import rename_rules
 
 SCHEMA = "od_guard.remap/1"
 _PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
 
-
-class RemapError(errors.OdGuardError):
-  """The rename cannot be applied as asked."""
+# The rules and the object-graph rewrite live in rename_rules and object_graph_rewrite;
+# re-exported here, where `od-guard remap`, tf1_conversion and users import them.
+RemapError = rename_rules.RemapError
+Rule = rename_rules.Rule
+rename = rename_rules.rename
+rename_keys = rename_rules.rename_keys
+rules_from_report = rename_rules.rules_from_report
+rewrite_object_graph = object_graph_rewrite.rewrite_object_graph
 
 
 class RemapVerificationError(RemapError):
   """The written destination, read back, does not hold what the source and the
   rules promise."""
-
-
-_MAX_GROUPS = 100_000  # groups in one rule's OLD part (NEW is checked against each)
-_MANY_RULES = 8  # with more rules than this, keys are matched against all at once
-_PRIVATE_USE = (range(0xE000, 0xF900), range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE))
-_OLD_FIX = (
-  "Fix the pattern (RE2 syntax: Python's `re` less backreferences and lookaround); "
-  "escape special characters such as ( ) [ ] . * + ? with a backslash."
-)
-
-
-def _utf8(text: str) -> bytes:
-  return text.encode("utf-8", "surrogatepass")
-
-
-def _text(data: bytes) -> str:
-  return data.decode("utf-8", "surrogatepass")
-
-
-def _template(new: str, program, received: str) -> tuple[str | int, ...]:
-  """NEW, checked against OLD's groups, as pieces: text, or a group's number.
-
-  NEW means what it means to Python's `re.sub` (``\\1``, ``\\g<name>``,
-  ``\\g<0>``, ``\\n``, ``\\\\``). It is expanded once, by Python's own
-  template parser, against a stand-in match whose whole text and groups are
-  private-use characters NEW does not contain, and split where those appear.
-
-  Raises:
-    RemapError: NEW refers to a group OLD does not have, ends with a lone
-      backslash, or holds an escape Python's `re` refuses.
-  """
-  groups = program.groups
-  if groups > _MAX_GROUPS:
-    raise RemapError(
-      f"The rule's OLD part has {groups:,} groups, more than {_MAX_GROUPS:,}.",
-      received=received,
-      fix="Use fewer groups: (?:...) groups without capturing.",
-    )
-  avoid = set(new)
-  candidates = (chr(c) for block in _PRIVATE_USE for c in block)
-  markers = list(itertools.islice((c for c in candidates if c not in avoid), groups + 1))
-  names = {index: name for name, index in program.groupindex.items()}
-  stand_in = re.escape(markers[0]) + "".join(
-    f"(?P<{names[i]}>{re.escape(markers[i])})"
-    if names.get(i, "").isidentifier()
-    else f"({re.escape(markers[i])})"
-    for i in range(1, groups + 1)
-  )
-  try:
-    expanded = re.fullmatch(stand_in, "".join(markers)).expand(new)
-  except (re.error, IndexError, ValueError) as e:
-    raise RemapError(
-      f"The rule's NEW part is not a valid replacement for its OLD part: {e}.",
-      received=received,
-      fix=(
-        f"OLD has {groups} groups: refer to them as \\1 .. \\{groups} or \\g<name>"
-        if groups > 1
-        else "OLD has 1 group: refer to it as \\1 or \\g<name>"
-        if groups
-        else "OLD has no groups: put ( ) around the part of OLD to reuse"
-      )
-      + " (\\g<0> is the whole match); write a backslash as \\\\.",
-    ) from e
-  index = {m: i for i, m in enumerate(markers)}
-  pieces: list[str | int] = []
-  text: list[str] = []
-  i = 0
-  while i < len(expanded):
-    ch = expanded[i]
-    if ch in index:
-      pieces.extend(("".join(text), index[ch]))
-      text = []
-      # The whole match (\g<0>) reads as every marker in a row.
-      i += 1 + (groups if index[ch] == 0 else 0)
-    else:
-      text.append(ch)
-      i += 1
-  pieces.append("".join(text))
-  return tuple(p for p in pieces if p != "")
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-  """A rename rule.
-
-  Attributes:
-    old: a regular expression (RE2 syntax) matched at the start of a key.
-    new: its replacement, as in Python's `re.sub` (``\\1``, ``\\g<name>``).
-
-  Both sides are checked and compiled when the rule is made.
-
-  Raises:
-    RemapError: OLD is not a pattern RE2 compiles, or NEW refers to a group
-      OLD does not have (or ends with a lone backslash, ...).
-  """
-
-  old: str
-  new: str
-
-  def __post_init__(self):
-    received = patterns.shorten(repr(f"{self.old}->{self.new}"))
-    if not isinstance(self.old, str) or not isinstance(self.new, str):
-      raise RemapError(
-        "A rename rule's OLD and NEW parts must be strings.",
-        received=received,
-        fix="Pass e.g. Rule('model/a/', 'model/b/').",
-      )
-    program = patterns.compile_pattern(
-      self.old, "The rule's OLD part", error=RemapError, received=received, fix=_OLD_FIX
-    )
-    object.__setattr__(self, "_program", program)
-    object.__setattr__(self, "_pieces", _template(self.new, program, received))
-
-  def __getstate__(self) -> dict:
-    return {"old": self.old, "new": self.new}
-
-  def __setstate__(self, state: dict) -> None:
-    object.__setattr__(self, "old", state["old"])
-    object.__setattr__(self, "new", state["new"])
-    self.__post_init__()
-
-  @classmethod
-  def parse(cls, text: str) -> Rule:
-    if "->" not in text:
-      raise RemapError(
-        "A rename rule needs the form OLD->NEW.",
-        received=patterns.shorten(repr(text)),
-        fix="Write e.g. --rule 'model/CustomExtractor/->model/_feature_extractor/'.",
-      )
-    old, new = text.split("->", 1)
-    return cls(old.strip(), new.strip())
-
-  def _expand(self, match, data: bytes) -> str:
-    out = []
-    for piece in self._pieces:
-      if isinstance(piece, int):
-        out.append(_text(match.group(piece) or b""))
-      else:
-        out.append(piece)
-    out.append(_text(data[match.end() :]))
-    return "".join(out)
-
-  def apply(self, key: str) -> str | None:
-    """`key` renamed, or None when OLD does not match at its start."""
-    data = _utf8(key)
-    match = self._program.match(data)
-    return None if match is None else self._expand(match, data)
-
-
-def rename(key: str, rules: Sequence[Rule]) -> str:
-  """`key` rewritten by the first rule that matches it; unchanged if none does."""
-  for rule in rules:
-    out = rule.apply(key)
-    if out is not None:
-      return out
-  return key
-
-
-def rename_keys(keys: Iterable[str], rules: Sequence[Rule]) -> dict[str, str]:
-  """Each key's new name (see `rename`), checked for collisions.
-
-  With many rules, every key is matched against all of them at once (one
-  compiled program per chunk of rules), in time linear in the key's length.
-
-  Args:
-    keys: distinct checkpoint keys (or TF1 names).
-    rules: rename rules, in order of precedence.
-
-  Returns:
-    {old key: new key} for every key.
-
-  Raises:
-    RemapError: two keys would get the same new name.
-  """
-  rules = list(rules)
-  if len(rules) > _MANY_RULES:
-    together = patterns.PatternSet(
-      (r.old for r in rules), what="The rule's OLD part", error=RemapError, anchored=True
-    )
-
-    def new_name(key: str) -> str:
-      first = together.first(key)
-      if first is None:
-        return key
-      out = rules[first].apply(key)
-      return rename(key, rules[first:]) if out is None else out  # None: never seen
-
-  else:
-
-    def new_name(key: str) -> str:
-      return rename(key, rules)
-
-  mapping: dict[str, str] = {}
-  seen: dict[str, str] = {}
-  for key in keys:
-    new = new_name(key)
-    if new in seen:
-      raise RemapError(
-        "Two keys would get the same new name.",
-        received=f"{seen[new]!r} and {key!r} -> {new!r}",
-        fix="Make the rules more specific.",
-      )
-    seen[new] = key
-    mapping[key] = new
-  return mapping
-
-
-def _type(value) -> str:
-  names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-  if value is None:
-    return "null"
-  return names.get(type(value), "a number" if isinstance(value, (int, float)) else "?")
-
-
-def rules_from_report(path: str) -> list[Rule]:
-  """The rename map in a preflight / guard JSON report (findings' data.renames,
-  or an exact data.key_map).
-
-  The report is read with `od_guard._files` (a regular file of at most
-  `_files.REPORT_LIMIT` bytes, UTF-8 JSON) and its shape checked.
-
-  Raises:
-    RemapError: the report cannot be read, is not JSON of a report's shape,
-      or proposes no rename map.
-  """
-  fix = "Pass the report.json that od-guard check --json or the guard wrote, unedited."
-  report = _files.read_json(
-    path,
-    what="report",
-    flag="--from-report",
-    limit=_files.REPORT_LIMIT,
-    error=RemapError,
-    fix=fix,
-  )
-
-  def shape(where: str, value, expected: str) -> RemapError:
-    return RemapError(
-      f"The report {path!r} is not an od_guard report: {where} is {_type(value)}, not {expected}.",
-      received=f"{path}: {where} = {patterns.brief(value)}",
-      fix=fix,
-    )
-
-  if not isinstance(report, dict):
-    raise shape("the document", report, "an object")
-  findings = report.get("findings", [])
-  if not isinstance(findings, list):
-    raise shape("findings", findings, "an array")
-  rules: list[Rule] = []
-  seen: set[Rule] = set()
-  for i, f in enumerate(findings):
-    if not isinstance(f, dict):
-      raise shape(f"findings[{i}]", f, "an object")
-    data = f.get("data")
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-      raise shape(f"findings[{i}].data", data, "an object")
-    renames = data.get("renames")
-    renames = [] if renames is None else renames
-    if not isinstance(renames, list):
-      raise shape(f"findings[{i}].data.renames", renames, "an array")
-    for j, r in enumerate(renames):
-      where = f"findings[{i}].data.renames[{j}]"
-      if not isinstance(r, dict):
-        raise shape(where, r, 'an object {"old": ..., "new": ...}')
-      for side in ("old", "new"):
-        if not isinstance(r.get(side), str) or (side == "old" and not r[side]):
-          raise shape(f"{where}.{side}", r.get(side), "a non-empty string")
-      rule = Rule(re2.escape(r["old"]), r["new"].replace("\\", "\\\\"))
-      if rule not in seen:
-        seen.add(rule)
-        rules.append(rule)
-    key_map = data.get("key_map")
-    key_map = {} if key_map is None else key_map
-    if not isinstance(key_map, dict):
-      raise shape(f"findings[{i}].data.key_map", key_map, "an object")
-    for old, new in key_map.items():
-      if not isinstance(new, str):
-        raise shape(f"findings[{i}].data.key_map[{patterns.brief(old)}]", new, "a string")
-      rules.append(Rule(re2.escape(old) + "$", new.replace("\\", "\\\\")))
-  if not rules:
-    raise RemapError(
-      f"The report {path!r} proposes no rename map.",
-      received=path,
-      fix="Remap needs a report with a renamed_scopes / restore_scope_missing / "
-      "auto_named_layers finding, or --rule.",
-    )
-  return rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,114 +87,6 @@ class RemapResult:
 
   def to_dict(self) -> dict:
     return {"schema": SCHEMA, **dataclasses.asdict(self)}
-
-
-def _first_paths(proto) -> dict[int, tuple[int, int]]:
-  """The edge (parent node, child index) by which a breadth-first walk of an
-  object graph first reaches each node: the edge its keys' paths go through.
-
-  One record per node, never a path per node: a graph 20,000 nodes deep costs
-  as much as a flat one with as many nodes.
-
-  Raises:
-    CorruptCheckpointError: a child names a node the graph does not have.
-  """
-  nodes = proto.nodes
-  count = len(nodes)
-  parents: dict[int, tuple[int, int]] = {}
-  seen = bytearray(count)
-  if count:
-    seen[0] = 1
-  order = [0] if count else []
-  for node_id in order:
-    for i, child in enumerate(nodes[node_id].children):
-      child_id = child.node_id
-      if not 0 <= child_id < count:
-        raise errors.CorruptCheckpointError(
-          "The checkpoint's object graph is damaged: an edge leads to a node it does not have.",
-          received=f"node {node_id}, child {i}: node id {child_id} of {count} nodes",
-          fix="Copy the checkpoint again from its source.",
-        )
-      if not seen[child_id]:
-        seen[child_id] = 1
-        parents[child_id] = (node_id, i)
-        order.append(child_id)
-  return parents
-
-
-def _edge_renames(proto, mapping: Mapping[str, str]) -> dict[tuple[int, int], str]:
-  """The new local name of each object-graph edge that `mapping` renames, by
-  (parent node, child index).
-
-  Each renamed key's path is checked by walking up from its node, one parent
-  edge at a time (time proportional to the key's length, memory to the
-  graph's nodes)."""
-  by_key = {a.checkpoint_key: i for i, node in enumerate(proto.nodes) for a in node.attributes}
-  parents = _first_paths(proto)
-  nodes = proto.nodes
-  renames: dict[tuple[int, int], str] = {}
-  for old, new in mapping.items():
-    if old == new or old not in by_key:
-      continue
-    old_path, _ = checkpoint_keys.split_key(old)
-    new_path, _ = checkpoint_keys.split_key(new)
-    moved = RemapError(
-      "A rule moves a value to another depth of the object graph; only renames of "
-      "scopes can be applied to an object-based checkpoint.",
-      received=f"{old!r} -> {new!r}",
-      fix="Rename whole scopes at the same depth (e.g. 'model/A/' -> 'model/B/').",
-    )
-    if len(old_path) != len(new_path):
-      raise moved
-    # Walk up from the value: the edges must spell the old path; rename each
-    # edge whose name changes.
-    node = by_key[old]
-    edges = []
-    for depth in range(len(old_path) - 1, -1, -1):
-      edge = parents.get(node)
-      if edge is None or nodes[edge[0]].children[edge[1]].local_name != old_path[depth]:
-        raise moved
-      edges.append((depth, edge))
-      node = edge[0]
-    if node != 0:
-      raise moved
-    for depth, edge in edges:
-      if old_path[depth] != new_path[depth]:
-        previous = renames.setdefault(edge, new_path[depth])
-        if previous != new_path[depth]:
-          raise RemapError(
-            "Two rules rename the same scope differently.",
-            received=f"{'/'.join(old_path[: depth + 1])!r}: {previous!r} vs {new_path[depth]!r}",
-            fix="Make the rules agree.",
-          )
-  return renames
-
-
-def rewrite_object_graph(proto, mapping: Mapping[str, str]):
-  """The object graph of the renamed checkpoint: each value's new key is its
-  path (renamed edges, renamed attribute keys).
-
-  Args:
-    proto: a `TrackableObjectGraph` (`Inventory.object_graph_proto`); left
-      unchanged.
-    mapping: {old key: new key} (see `rename_keys`).
-
-  Returns:
-    A rewritten copy of `proto`.
-
-  Raises:
-    RemapError: a rename moves a value to another depth, or two renames give
-      one scope different names.
-  """
-  renames = _edge_renames(proto, mapping)
-  out = type(proto)()
-  out.CopyFrom(proto)
-  for (parent, index), name in renames.items():
-    out.nodes[parent].children[index].local_name = name
-  for node in out.nodes:
-    for a in node.attributes:
-      a.checkpoint_key = mapping.get(a.checkpoint_key, a.checkpoint_key)
-  return out
 
 
 _KERAS_FORMATS = ("keras3_weights", "keras2_hdf5")
@@ -624,6 +228,25 @@ def _repair(d: safe_output.Directory, source: str, source_ids: set) -> tuple[str
   return tuple(notes + left + left_too)
 
 
+def _prepare_destination(
+  d: safe_output.Directory, source: str, destination: str, overwrite: bool
+) -> tuple[set[tuple[int, int]], tuple[str, ...]]:
+  """Repairs the destination's directory (`_repair`), then checks the
+  destination (`_check_destination`); returns the source files' identities
+  and what the repair did. A refusal after a repair says what was repaired."""
+  source_dir, source_ids = _source_identities(source)
+  repaired = _repair(d, source, source_ids)
+  try:
+    _check_destination(d, source, destination, overwrite, source_dir, source_ids)
+  except RemapError as e:
+    if not repaired:
+      raise
+    raise type(e)(
+      e.what, received=f"{e.received} (first, this run {'; '.join(repaired)})", fix=e.fix
+    ) from None
+  return source_ids, repaired
+
+
 def remap(
   source: str,
   destination: str,
@@ -674,16 +297,7 @@ def remap(
   where = os.path.dirname(os.path.abspath(destination)) or "."
   safe_output.make_directories(where, "destination")
   with safe_output.Directory(where) as d:
-    source_dir, source_ids = _source_identities(inv.prefix)
-    repaired = _repair(d, inv.prefix, source_ids)
-    try:
-      _check_destination(d, inv.prefix, destination, overwrite, source_dir, source_ids)
-    except RemapError as e:
-      if not repaired:
-        raise
-      raise type(e)(
-        e.what, received=f"{e.received} (first, this run {'; '.join(repaired)})", fix=e.fix
-      ) from None
+    source_ids, repaired = _prepare_destination(d, inv.prefix, destination, overwrite)
 
     def check(index_path: str, data_path: str) -> None:
       _verify(index, destination, mapping, replace, index_path=index_path, data_path=data_path)
