@@ -267,7 +267,8 @@ def _options(protocol: str) -> dict:
     given = dict(conf.get("config_kwargs") or {})
     given.setdefault("connect_timeout", connect)
     given.setdefault("read_timeout", read)
-    given.setdefault("retries", {"max_attempts": 1, "mode": "standard"})  # od_guard retries
+    # One attempt (botocore's max_attempts counts retries): od_guard retries.
+    given.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
     conf["config_kwargs"] = given
   elif protocol in ("gs", "gcs"):
     conf = {**config.conf.get("gs", {}), **config.conf.get("gcs", {}), **conf}
@@ -738,7 +739,8 @@ def _attempts(path: str, doing: str, once):
             fix="The network or the endpoint drops connections mid-answer (a proxy, a "
             "load balancer, an unstable link): check it, then run od-guard again.",
           ) from e
-        time.sleep(_backoff(cuts, CUT_BACKOFF))
+        if cuts > 1:  # the first cut is retried at once: most are one-offs
+          time.sleep(_backoff(cuts - 1, CUT_BACKOFF))
         continue
       if kind == _CREDENTIALS and protocol in _accepted:
         raise _expired(path, doing, name, e) from e
@@ -953,7 +955,8 @@ class RemoteFile:
               "balancer, an unstable link): check it, then run od-guard again. Each cut was "
               f"resumed from the byte reached, {RESUMES} times.",
             ) from e
-          time.sleep(_backoff(cuts, CUT_BACKOFF))
+          if cuts > 1:  # the first cut is resumed at once: most are one-offs
+            time.sleep(_backoff(cuts - 1, CUT_BACKOFF))
           continue
         if kind == _THROTTLED:
           throttled += 1

@@ -240,11 +240,12 @@ class _Connection:
       self._close()
 
   def _cut(self, mode: str) -> None:
-    if mode == RESET:  # SO_LINGER 0: close sends RST instead of FIN
+    if mode == RESET:  # SO_LINGER 0: the last close sends RST instead of FIN
       self.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    else:
-      with contextlib.suppress(OSError):
-        self.client.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(OSError):
+      # Now, not when the request thread's recv (which holds the socket) times out:
+      # SHUT_RD wakes it, SHUT_WR sends the FIN.
+      self.client.shutdown(socket.SHUT_RD if mode == RESET else socket.SHUT_RDWR)
     self._close()
 
   def _close(self) -> None:
