@@ -213,38 +213,54 @@ def restore(
   policy = policy or policy_lib.preset("default")
   strategy = _strategy_of(model)
   multi = consensus.is_multi_worker(strategy)
+  static = _read(checkpoint, strategy, multi, consensus_timeout)
+  roots = model if isinstance(model, dict) else {"model": model}
+  graph, report = _check(model, roots, static, policy, input_shape, exclude, strategy)
+  publish_report = functools.partial(
+    publish.publish,
+    chief=strategies.is_chief(strategy),
+    quiet=quiet,
+    json_path=report_path,
+    log_dir=log_dir,
+  )
+  if multi:
+    _agree_on_verdict(strategy, static.inventory, report, consensus_timeout, publish_report)
+  if not report.verdict.failed and (report.restore is not None or static.not_checked):
+    report = _restore_and_verify(model, roots, graph, report, strategy, exclude, static, verify)
+  report = dataclasses.replace(report, timings=dict(static.timer.timings))
+  publish_report(report)
+  if report.verdict.failed:
+    raise RestoreGuardError(report)
+  return report
+
+
+def _read(checkpoint: str, strategy, multi: bool, timeout: float) -> pipeline.Static:
+  """The checkpoint as read; under MultiWorkerMirroredStrategy the workers
+  first agree that they read the same files (or learn why one cannot)."""
   static = pipeline.Static()
-  timer = static.timer
-  with timer.phase("read"):
+  with static.timer.phase("read"):
     try:
-      inv = inventory.read_inventory(checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL)
+      static.inventory = inventory.read_inventory(
+        checkpoint, object_graph=inventory.OBJECT_GRAPH_FULL
+      )
     except errors.OdGuardError as e:
       if multi:  # the others learn why this worker stops, and stop too
         mine = consensus.Record.of(strategy, consensus.READ, checkpoint=checkpoint, error=e)
-        consensus.agree(strategy, mine, consensus_timeout)
+        consensus.agree(strategy, mine, timeout)
       raise
-  static.inventory = inv
   if multi:
-    with timer.phase("consensus"):
-      mine = consensus.Record.of(strategy, consensus.READ, checkpoint=inv.prefix)
-      consensus.agree(strategy, mine, consensus_timeout)
-  roots = model if isinstance(model, dict) else {"model": model}
+    with static.timer.phase("consensus"):
+      mine = consensus.Record.of(strategy, consensus.READ, checkpoint=static.inventory.prefix)
+      consensus.agree(strategy, mine, timeout)
+  return static
+
+
+def _check(model, roots, static, policy, input_shape, exclude, strategy):
+  """The predicted restore, diagnosed and decided: (the live graph, the report)."""
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
-  found, not_checked = _build_or_defer(model, inv, policy, input_shape, strategy)
-  static.found.extend(found)
-  static.not_checked.extend(not_checked)
-  graph = predicted = captured = None
-  if not found and not not_checked:
-    with timer.phase("match"):
-      if inv.format in _KERAS_FILES:
-        predicted, more = _keras_file(model, inv, flavour)
-        static.found.extend(more)
-      else:
-        graph = live_graph.capture(roots, exclude=exclude)
-        keras3 = flavour == keras_diagnosis.KERAS3
-        captured = pipeline.Capture(
-          graph, found=[keras_diagnosis.tf_checkpoint_for_keras3()] if keras3 else []
-        )
+  graph, predicted, captured = _predict(
+    model, roots, flavour, static, policy, input_shape, exclude, strategy
+  )
   report = pipeline.run(
     static,
     policy=policy,
@@ -256,43 +272,63 @@ def restore(
     strategy=strategies.describe(strategy),
     tier=record.MODEL,
   )
+  return graph, report
 
-  def publish_report(result: record.Report) -> None:
-    publish.publish(
-      result,
-      chief=strategies.is_chief(strategy),
-      quiet=quiet,
-      json_path=report_path,
-      log_dir=log_dir,
-    )
 
-  if multi:
-    mine = consensus.Record.of(
-      strategy,
-      consensus.VERDICT,
-      checkpoint=inv.prefix,
-      decision=report.verdict.decision,
-      found=report.findings,
+def _predict(model, roots, flavour, static, policy, input_shape, exclude, strategy):
+  """What the restore will walk: (the live graph, a restore predicted from a
+  Keras weights file, the capture for a TF checkpoint); findings and what
+  was not checked go into `static` (an unbuilt model, another Keras's file)."""
+  inv = static.inventory
+  found, not_checked = _build_or_defer(model, inv, policy, input_shape, strategy)
+  static.found.extend(found)
+  static.not_checked.extend(not_checked)
+  if found or not_checked:
+    return None, None, None
+  with static.timer.phase("match"):
+    if inv.format in _KERAS_FILES:
+      predicted, more = _keras_file(model, inv, flavour)
+      static.found.extend(more)
+      return None, predicted, None
+    graph = live_graph.capture(roots, exclude=exclude)
+    keras3 = flavour == keras_diagnosis.KERAS3
+    captured = pipeline.Capture(
+      graph, found=[keras_diagnosis.tf_checkpoint_for_keras3()] if keras3 else []
     )
-    try:
-      consensus.agree(strategy, mine, consensus_timeout)
-    except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
-      publish_report(pipeline.amend(report, [consensus.finding(e)], first=True, training=True))
-      raise
-  if not report.verdict.failed and (report.restore is not None or not_checked):
-    with timer.phase("restore"):
-      _apply(model, roots, inv, graph, report.restore, strategy, exclude)
-    if verify and report.restore is not None:
-      more_not_checked: list[str] = []
-      verification = _verify_restore(
-        model, strategy, roots, graph, report.restore, inv, more_not_checked
-      )
-      report = pipeline.amend(report, [verification], training=True, not_checked=more_not_checked)
-  report = dataclasses.replace(report, timings=dict(timer.timings))
-  publish_report(report)
-  if report.verdict.failed:
-    raise RestoreGuardError(report)
-  return report
+  return graph, None, captured
+
+
+def _agree_on_verdict(strategy, inv, report, timeout: float, publish_report) -> None:
+  """The workers' second exchange: every verdict, before anything is restored.
+
+  Raises:
+    WorkersDisagreeError, ConsensusTimeoutError: after publishing the report
+      with the disagreement as its first error.
+  """
+  mine = consensus.Record.of(
+    strategy,
+    consensus.VERDICT,
+    checkpoint=inv.prefix,
+    decision=report.verdict.decision,
+    found=report.findings,
+  )
+  try:
+    consensus.agree(strategy, mine, timeout)
+  except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
+    publish_report(pipeline.amend(report, [consensus.finding(e)], first=True, training=True))
+    raise
+
+
+def _restore_and_verify(model, roots, graph, report, strategy, exclude, static, verify: bool):
+  """Restores, then (with `verify`) judges the verification with the report."""
+  inv = static.inventory
+  with static.timer.phase("restore"):
+    _apply(model, roots, inv, graph, report.restore, strategy, exclude)
+  if not verify or report.restore is None:
+    return report
+  not_checked: list[str] = []
+  verification = _verify_restore(model, strategy, roots, graph, report.restore, inv, not_checked)
+  return pipeline.amend(report, [verification], training=True, not_checked=not_checked)
 
 
 def _verify_restore(model, strategy, roots, graph, report, inv, not_checked):

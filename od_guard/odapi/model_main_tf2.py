@@ -69,6 +69,13 @@ EXIT_BAD_INPUT = 2
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the stock model_main_tf2 flags and od_guard's on `flag_values`."""
   fv = flag_values
+  _define_stock_flags(fv)
+  _define_guard_flags(fv)
+  _register_validators(fv)
+
+
+def _define_stock_flags(fv: flags.FlagValues) -> None:
+  """object_detection/model_main_tf2.py's flags: the same names and defaults."""
   flags.DEFINE_string("pipeline_config_path", None, "Path to pipeline config file.", flag_values=fv)
   flags.DEFINE_integer("num_train_steps", None, "Number of train steps.", flag_values=fv)
   flags.DEFINE_bool(
@@ -135,6 +142,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flag_values=fv,
   )
   # od_guard's own.
+
+
+def _define_guard_flags(fv: flags.FlagValues) -> None:
+  """od_guard's own flags (`--guard_*`, --num_steps_per_iteration)."""
   flags.DEFINE_enum(
     "guard_policy",
     "default",
@@ -189,6 +200,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     "arrived by then stops every worker before step one.",
     flag_values=fv,
   )
+
+
+def _register_validators(fv: flags.FlagValues) -> None:
+  """Validators run when the flags are parsed (absl: before `app.run` calls main)."""
 
   def _fraction(value):
     return value is None or 0.0 <= value <= 1.0
@@ -474,23 +489,7 @@ def _train(fv, tf, model_lib_v2, static, static_report, static_error) -> int:
       file_digests=kept.digests,
     )
   try:
-    with (
-      training_hooks.guarded_saves(
-        fv.guard_naming_rules,
-        fv.guard_naming_mode,
-        os.path.join(fv.model_dir, "train") if chief else None,
-      ),
-      training_hooks.verified_restore(verifier),
-      odapi_model.handover(kept),
-      strategy.scope(),
-    ):
-      model_lib_v2.train_loop(
-        **_run_args(fv),
-        use_tpu=fv.use_tpu,
-        checkpoint_every_n=fv.checkpoint_every_n,
-        record_summaries=fv.record_summaries,
-        num_steps_per_iteration=fv.num_steps_per_iteration,
-      )
+    _train_loop(fv, model_lib_v2, kept, strategy, verifier, chief)
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr)
     return e.exit_code
@@ -498,6 +497,31 @@ def _train(fv, tf, model_lib_v2, static, static_report, static_error) -> int:
     if verifier is not None and not verifier.published:
       _publish(fv, report, chief=chief, quiet=True)  # the restore never ran
   return 0
+
+
+def _train_loop(fv, model_lib_v2, kept, strategy, verifier, chief: bool) -> None:
+  """model_lib_v2.train_loop, with the preflight's model handed over, the
+  restore verified and the naming rules checked at every save."""
+  from od_guard.odapi import model as odapi_model
+  from od_guard.odapi import training_hooks
+
+  with (
+    training_hooks.guarded_saves(
+      fv.guard_naming_rules,
+      fv.guard_naming_mode,
+      os.path.join(fv.model_dir, "train") if chief else None,
+    ),
+    training_hooks.verified_restore(verifier),
+    odapi_model.handover(kept),
+    strategy.scope(),
+  ):
+    model_lib_v2.train_loop(
+      **_run_args(fv),
+      use_tpu=fv.use_tpu,
+      checkpoint_every_n=fv.checkpoint_every_n,
+      record_summaries=fv.record_summaries,
+      num_steps_per_iteration=fv.num_steps_per_iteration,
+    )
 
 
 def run(fv: flags.FlagValues) -> int:
