@@ -22,17 +22,16 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
+from od_guard.checkpoint import journal
 from od_guard.checkpoint import limits
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import proto_wire
+from od_guard.checkpoint import safe_output
 from od_guard.checkpoint import tensor_bundle
-
-if TYPE_CHECKING:  # imported by the writer when it runs
-  from od_guard.checkpoint import safe_output
 
 # Short names: the table builder encodes three varints per entry.
 _varint = proto_wire.encode_varint
@@ -299,8 +298,6 @@ def copy_bundle(
     DestinationError: the destination cannot be written (typed: read-only,
       no space, permission, taken by another run ...).
   """
-  from od_guard.checkpoint import safe_output  # only writers pay for it
-
   base = os.path.basename(destination)
   where = os.path.dirname(os.path.abspath(destination)) or "."
   own = directory is None
@@ -327,10 +324,10 @@ def copy_bundle(
         if own:
           d.close()
   except OSError as e:
-    if d is not None and safe_output.journal_name(base) in d.committed:
+    if d is not None and journal.journal_name(base) in d.committed:
       raise safe_output.DestinationError(
         f"Writing {destination!r} stopped after its commit point: {e.strerror or e}.",
-        received=os.path.join(where, safe_output.journal_name(base)),
+        received=os.path.join(where, journal.journal_name(base)),
         fix="Run remap into that directory again once the cause is fixed: it completes the "
         "change from the journal (the source is untouched).",
       ) from e
@@ -340,8 +337,6 @@ def copy_bundle(
 def _copy_into(
   d, guard, source, index, base, renames, replace, progress, progress_every, overwrite, check, keep
 ) -> None:
-  from od_guard.checkpoint import safe_output
-
   token = safe_output.new_token()
   temps: list[str] = []
   committed = False
@@ -376,18 +371,18 @@ def _copy_into(
           st = d.lstat(name) if stale.match(name) and name != final_data else None
           if st is not None and (st.st_dev, st.st_ino) not in keep:
             remove.append(name)
-      plan = {
-        "kind": "remap",
-        "renames": [[data_name, final_data], [index_name, final_index]],
-        "clear": [final_index] if overwrite else [],
-        "remove": remove,
-      }
-      plan = safe_output.publish_journal(d, base, plan, token)
+      plan = journal.remap_plan(
+        base,
+        renames=[(data_name, final_data), (index_name, final_index)],
+        clear=[final_index] if overwrite else [],
+        remove=remove,
+      )
+      plan = journal.publish_journal(d, plan, token)
       committed = True
-      safe_output.apply_plan(d, plan)
+      journal.apply_plan(d, plan)
   finally:
     # Once the journal is published the change is committed: its files are
     # the next run's to complete, whatever happens here.
-    if not committed and safe_output.journal_name(base) not in d.committed:
+    if not committed and journal.journal_name(base) not in d.committed:
       for name in temps:
         d.unlink(name)

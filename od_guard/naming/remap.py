@@ -37,6 +37,7 @@ import sys
 from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import journal
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
 from od_guard.checkpoint import tensor_bundle
@@ -221,8 +222,8 @@ def _repair(d: safe_output.Directory, source: str, source_ids: set) -> tuple[str
   killed runs left there; returns what it did and what it left alone."""
   same_dir = safe_output.identity(os.path.dirname(os.path.abspath(source)) or ".") == d.identity
   skip = frozenset([os.path.basename(source)]) if same_dir else frozenset()
-  done, left = safe_output.recover(d, "remap", skip=skip)
-  removed, left_too = safe_output.clean_leftovers(d, "remap", keep=frozenset(source_ids))
+  done, left = journal.recover(d, "remap", skip=skip)
+  removed, left_too = journal.clean_leftovers(d, "remap", keep=frozenset(source_ids))
   notes = [f"completed an interrupted remap of {d.join(b)}" for b in done]
   notes += [f"removed {d.join(n)}, left by an interrupted remap" for n in removed]
   return tuple(notes + left + left_too)

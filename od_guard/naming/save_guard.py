@@ -25,6 +25,7 @@ import re
 from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import journal
 from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.checkpoint import safe_output
 from od_guard.naming import lint as naming_lint
@@ -132,16 +133,12 @@ def _quarantine_bundle(d: safe_output.Directory, prefix: str) -> str:
     lambda suffix: base + QUARANTINE + suffix,
     lambda t: (
       any(n == t + ".index" or n.startswith(t + ".data-") for n in names)
-      or d.exists(safe_output.journal_name(t))
+      or d.exists(journal.journal_name(t))
     ),
   )
-  plan = {
-    "kind": "quarantine",
-    "state": True,
-    "moves": [[n, target + n[len(base) :]] for n in files],
-  }
-  plan = safe_output.publish_journal(d, base, plan, safe_output.new_token())
-  safe_output.apply_plan(d, plan, lambda: _drop_from_state(d.path, base))
+  plan = journal.quarantine_plan(base, [(n, target + n[len(base) :]) for n in files], state=True)
+  plan = journal.publish_journal(d, plan, safe_output.new_token())
+  journal.apply_plan(d, plan, lambda: _drop_from_state(d.path, base))
   return os.path.join(os.path.dirname(prefix), target)
 
 
@@ -154,9 +151,9 @@ def _quarantine_file(d: safe_output.Directory, path: str) -> str:
     root, ext = root[: -len(".weights")], ".weights" + ext
   target = _free_name(d, lambda suffix: root + QUARANTINE + suffix + ext, d.exists)
   if ext:
-    plan = {"kind": "quarantine", "state": False, "moves": [[name, target]]}
-    plan = safe_output.publish_journal(d, root, plan, safe_output.new_token())
-    safe_output.apply_plan(d, plan)
+    plan = journal.quarantine_plan(root, [(name, target)], state=False)
+    plan = journal.publish_journal(d, plan, safe_output.new_token())
+    journal.apply_plan(d, plan)
   else:  # one file, no journal needed: a hard link, then the old name goes
     d.move_no_clobber(name, target)
     d.fsync()
@@ -166,12 +163,12 @@ def _quarantine_file(d: safe_output.Directory, path: str) -> str:
 def _recover_quarantines(d: safe_output.Directory) -> None:
   """Completes quarantines that a killed run left half done in `d`."""
 
-  def drop(plan: dict) -> None:
-    if plan.get("state"):
-      _drop_from_state(d.path, plan["base"])
+  def drop(plan: journal.JournalPlan) -> None:
+    if plan.state:
+      _drop_from_state(d.path, plan.base)
 
-  done, left = safe_output.recover(d, "quarantine", before_moves=drop)
-  removed, left_too = safe_output.clean_leftovers(d, "quarantine")
+  done, left = journal.recover(d, "quarantine", before_moves=drop)
+  removed, left_too = journal.clean_leftovers(d, "quarantine")
   left += left_too
   for name in removed:
     _LOG.warning("od_guard: removed %s, left by an interrupted quarantine", d.join(name))
@@ -190,7 +187,7 @@ def recover_quarantines(directory: str) -> None:
   try:
     with safe_output.Directory(directory or ".") as d:
       if any(
-        n.endswith(safe_output.JOURNAL_SUFFIX) or n.startswith(".od_guard-quarantine-")
+        n.endswith(journal.JOURNAL_SUFFIX) or n.startswith(".od_guard-quarantine-")
         for n in d.listdir()
       ):
         _recover_quarantines(d)
