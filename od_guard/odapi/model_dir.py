@@ -153,14 +153,14 @@ def _checkpoints_without_state(model_dir: str, why: str) -> list[Finding]:
 def _fit(config: pipeline_config.FineTuneConfig, inv: inventory.Inventory) -> list[Finding]:
   """The resumed checkpoint restores the whole model: its architecture and its
   heads must fit the config as under fine_tune_checkpoint_type "full"."""
-  from od_guard.odapi import static_diagnosis
+  from od_guard.odapi import architecture
 
   if not inv.of_kind(inventory.MODEL):
     return []
   fp = fingerprint_lib.fingerprint(inv)
   as_full = dataclasses.replace(config, effective_checkpoint_type="full")
   problems = [
-    f for f in static_diagnosis.architecture_findings(as_full, fp) if f.severity == findings.ERROR
+    f for f in architecture.diagnose(as_full, fp) if f.severity == findings.ERROR
   ]
   if not problems:
     return []

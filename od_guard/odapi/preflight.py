@@ -24,6 +24,7 @@ from od_guard import errors
 from od_guard import pipeline
 from od_guard.checkpoint import inventory
 from od_guard.odapi import config as pipeline_config
+from od_guard.odapi import fine_tune_path
 from od_guard.odapi import input_paths
 from od_guard.odapi import model_dir as odapi_model_dir
 from od_guard.odapi import static_diagnosis
@@ -91,7 +92,7 @@ def read(
     static.config, static.config_summary = config.to_dict(), config.summary()
     static.not_checked.extend(pipeline_config.not_checked(message))
   with timer.phase("static"):
-    found, ckpt_path = static_diagnosis.diagnose_path(
+    found, ckpt_path = fine_tune_path.diagnose(
       config, checkpoint=checkpoint, model_dir=model_dir
     )
     static.found.extend(found)
