@@ -168,6 +168,34 @@ def test_a_stalled_endpoint_is_a_typed_error_within_the_bound(stores, kind):
   assert bound <= elapsed < bound + SLACK, elapsed
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_answer_that_stops_midway_is_a_typed_error_within_the_bound(stores, kind):
+  """The data shard's answer stops after 20,000 bytes, the connection left open: the
+  bound (4 s here) counts from the last byte, then a typed error names the range."""
+  server = stores[kind]
+  bound = 4.0
+  fault = fault_proxy.Fault(fault_proxy.STALL, match=_data_get(server), after=20_000)
+  with _proxy(server, fault) as proxy:
+    r, elapsed = _od_guard(server, proxy, "verify", "--json", _uri(server), timeout=bound)
+  shard = _uri(server, SHARD)
+  error = _error(r)
+  assert error["error"] == "StorageTimeoutError"
+  what = re.fullmatch(
+    rf"Gave up on {re.escape(shard)}: the {server.scheme}:// endpoint sent nothing for 4 s "
+    r"while od_guard waited for bytes 0\.\.([\d,]+)\.",
+    error["what"],
+  )
+  assert what and int(what.group(1).replace(",", "")) <= SHARD_SIZE, error["what"]
+  received = re.fullmatch(
+    rf"{re.escape(shard)}; endpoint {re.escape(_where(server, proxy))}; ([\d,]+) bytes of the "
+    r"answer received; bound 4 s \(OD_GUARD_REMOTE_TIMEOUT\)",
+    error["received"],
+  )
+  assert received and 0 < int(received.group(1).replace(",", "")) < 20_000, error["received"]
+  assert "truncated" not in r.stdout and "waiting for" not in r.stderr
+  assert bound <= elapsed < bound + SLACK, elapsed
+
+
 def test_the_bound_set_in_process_is_the_one_the_cli_flag_sets(stores, monkeypatch):
   """remote.configure() (what --remote_timeout calls) wins over the environment; its
   default is at most 30 s; a bad value is a UsageError."""
@@ -320,6 +348,20 @@ def test_throttling_backs_off_with_jitter_then_recovers(stores, kind):
     drawn = backoffs[k * 50 : (k + 1) * 50]
     assert d / 2 <= min(drawn) < max(drawn) <= d  # jittered, in [d/2, d]
   assert elapsed < 1.75 + SLACK, elapsed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_throttled_data_reads_back_off_then_read_every_byte(stores, kind):
+  server = stores[kind]
+  fault = fault_proxy.Fault(
+    fault_proxy.THROTTLE, match=_data_get(server), times=2, status=_STATUS[kind]
+  )
+  with _proxy(server, fault) as proxy:
+    r, elapsed = _od_guard(server, proxy, "verify", "--json", "--tensors", _uri(server))
+  assert proxy.faulted == 2
+  _same_as_local(r, server, "verify", "--json", "--tensors")
+  assert json.loads(r.stdout)["bytes_read"] == SHARD_SIZE
+  assert elapsed < 0.75 + SLACK, elapsed  # at most 0.75 s of backoff
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -330,7 +330,7 @@ def _check_reachable(protocol: str) -> None:
     return
   port = parts.port or (443 if parts.scheme == "https" else 80)
   last: OSError | None = None
-  connect = min(CONNECT_TIMEOUT, settings().timeout)
+  connect = min(CONNECT_TIMEOUT, settings().timeout / ATTEMPTS)  # all attempts within the bound
   for _ in range(ATTEMPTS):
     try:
       socket.create_connection((parts.hostname, port), timeout=connect).close()

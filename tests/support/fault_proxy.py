@@ -6,7 +6,8 @@ Content-Length bytes), forwards it to the server and relays the answer back, doi
 to the requests that `Fault.match` selects (the first `Fault.times` of them) what
 `Fault.mode` says:
 
-* STALL: accept the request and never answer (the connection stays open);
+* STALL: accept the request and never answer (the connection stays open); with
+  `after`, relay that many bytes of the answer first (a body that stops mid-way);
 * RESET: relay `after` bytes of the answer (headers included), then reset the
   connection (RST);
 * TRUNCATE: relay `after` bytes of the answer, then close the connection cleanly
@@ -57,7 +58,8 @@ class Fault:
       HTTP/1.1", the path unquoted): the requests the fault applies to ('' selects all).
     times: how many of the selected requests get the fault, then the others pass
       (None: every one).
-    after: RESET / TRUNCATE: bytes of the answer relayed before the cut.
+    after: RESET / TRUNCATE: bytes of the answer relayed before the cut; STALL: before
+      the answer stops (0: the request is never forwarded).
     drip: DRIP: bytes relayed per tick.
     tick: DRIP: seconds between pieces.
     status: THROTTLE: 503 (SlowDown) or 429 (rate limit exceeded).
@@ -183,7 +185,7 @@ class _Connection:
         method, _, rest = first.partition(" ")
         line = f"{method} {urllib.parse.unquote(rest)}"
         fault = self.proxy._admit(line, head.decode("latin-1"))
-        if fault.mode == STALL:
+        if fault.mode == STALL and not fault.after:
           self._hold()
           return
         if fault.mode == THROTTLE:
@@ -215,11 +217,19 @@ class _Connection:
         if data is None:
           continue
         if data == b"":
+          if self.fault.mode == STALL:  # the server is done; the client hears nothing more
+            while self._alive():
+              time.sleep(_POLL)
           return
         with self.lock:
           fault = self.fault
           relayed = self.relayed
           self.relayed += len(data)
+        if fault.mode == STALL and relayed + len(data) > fault.after:
+          keep = max(0, fault.after - relayed)
+          if keep:
+            self.client.sendall(data[:keep])
+          continue  # the rest is dropped: the answer stops, the connection stays open
         if fault.mode in (RESET, TRUNCATE) and relayed + len(data) > fault.after:
           keep = max(0, fault.after - relayed)
           if keep:
