@@ -23,6 +23,7 @@ from typing import Any
 from od_guard.checkpoint import inventory
 from od_guard.naming import remap
 from od_guard.restore import live_graph
+from od_guard.restore import matching
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,22 +123,19 @@ def _assignments(
   """
   graph = live_graph.capture(roots)
   objects = live_graph.variables(roots)
-  entries = inv.by_key()
-  missing, bad_shapes, assignments = [], [], []
-  for uid, lv in graph.variables.items():
-    old = by_new_name.get(lv.name)
-    if old is None:
-      missing.append(f"{lv.path} (variable name {lv.name!r})")
-    elif tuple(entries[old].shape) != lv.shape:
-      bad_shapes.append(
-        f"{old}: {inventory.format_shape(entries[old].shape)} vs "
-        f"{lv.path}: {inventory.format_shape(lv.shape)}"
-      )
-    else:
-      assignments.append((objects[uid], old))
+  report = matching.match(graph, inv, names=by_new_name)
+  uid_of = {v.path: uid for uid, v in graph.variables.items()}
+  missing = [
+    f"{u.path} (variable name {graph.variables[uid_of[u.path]].name!r})" for u in report.missing
+  ]
+  bad_shapes = [
+    f"{m.key}: {inventory.format_shape(m.checkpoint)} vs "
+    f"{m.path}: {inventory.format_shape(m.model)}"
+    for m in report.shape_mismatches
+  ] + [f"{m.key}: {m.checkpoint} vs {m.path}: {m.model}" for m in report.dtype_mismatches]
   if missing or bad_shapes:
     raise _misfit(missing, bad_shapes)
-  return assignments
+  return [(objects[uid_of[b.path]], b.key) for b in report.restored]
 
 
 def _misfit(missing: list[str], bad_shapes: list[str]) -> remap.RemapError:

@@ -23,7 +23,7 @@ shape and dtype mismatches, and parameter-weighted coverage per component.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 import dataclasses
 import math
 
@@ -364,11 +364,14 @@ def _walk(live: LiveGraph, tree: list[_CkptNode]) -> tuple[dict[int, str], set[i
   return bound, reached_live, reached_ckpt
 
 
-def _by_name(live: LiveGraph, uids: set[int], keys: set[str]) -> dict[int, str]:
-  return {uid: live.variables[uid].name for uid in uids if live.variables[uid].name in keys}
+def _by_name(live: LiveGraph, uids: set[int], keys: Mapping[str, str]) -> dict[int, str]:
+  """The checkpoint key of each variable, by its TF name (`keys`: name -> key)."""
+  return {uid: keys[live.variables[uid].name] for uid in uids if live.variables[uid].name in keys}
 
 
-def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
+def match(
+  live: LiveGraph, inv: inventory.Inventory, *, names: Mapping[str, str] | None = None
+) -> RestoreReport:
   """Predicts the restore of checkpoint `inv` into the live objects `live`.
 
   Args:
@@ -376,6 +379,8 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
     inv: the checkpoint's inventory, read with
       ``object_graph=inventory.OBJECT_GRAPH_FULL`` so that the walk follows
       the object graph; without it the tree is rebuilt from the index keys.
+    names: for a TF1 name-based checkpoint, the checkpoint key of each TF
+      variable name (e.g. after rename rules); default: a key is the name.
 
   Returns:
     The restore report.
@@ -384,7 +389,7 @@ def match(live: LiveGraph, inv: inventory.Inventory) -> RestoreReport:
   requested = live.reachable_variable_uids()
   if inv.format == inventory.TF1_NAME_BASED:
     mode = "names"
-    bound = _by_name(live, requested, set(entries))
+    bound = _by_name(live, requested, names or {k: k for k in entries})
     unmatched_objects = 0
   else:
     if inv.object_graph_proto is not None:
