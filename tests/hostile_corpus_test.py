@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import pathlib
 import re
 import resource
 import signal
-import stat
 import subprocess
 import sys
 import time
 
 import pytest
+from support.file_digests import tree_fingerprint
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "data"))
 import make_hostile_corpus as corpus
@@ -192,24 +191,6 @@ def _run_all(commands: dict[str, list[str]], workdir: pathlib.Path) -> dict[str,
   return results
 
 
-def _fingerprint(root: pathlib.Path) -> dict[str, str]:
-  """Every entry below root: regular files by content hash, others by kind;
-  nothing is opened that could block (FIFOs) and no link is followed."""
-  out = {}
-  for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-    for name in dirnames + filenames:
-      p = os.path.join(dirpath, name)
-      st = os.lstat(p)
-      if stat.S_ISREG(st.st_mode):
-        with open(p, "rb") as f:
-          out[p] = hashlib.sha256(f.read()).hexdigest()
-      elif stat.S_ISLNK(st.st_mode):
-        out[p] = "link:" + os.readlink(p)
-      else:
-        out[p] = f"mode:{stat.S_IFMT(st.st_mode)}"
-  return out
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
   root = tmp_path_factory.mktemp("hostile")
@@ -299,8 +280,8 @@ def test_corpus_is_large_enough(world):
 @pytest.mark.parametrize("name", _case_ids())
 def test_hostile_input(world, name, tmp_path):
   case = world["cases"][name]
-  before = _fingerprint(pathlib.Path(case.target).parent)
-  before_good = _fingerprint(pathlib.Path(world["good"]).parent)
+  before = tree_fingerprint(pathlib.Path(case.target).parent)
+  before_good = tree_fingerprint(pathlib.Path(world["good"]).parent)
   problems = []
   (tmp_path / "dst").mkdir()
   for command, (code, stderr, seconds, rss, stdout) in _run_all(
@@ -322,6 +303,6 @@ def test_hostile_input(world, name, tmp_path):
       problems.append(f"{what}: over {RSS_LIMIT_MB} MB")
     if "\x1b" in stdout or "\x1b" in stderr:
       problems.append(f"{what}: a raw escape character reached the terminal")
-  assert _fingerprint(pathlib.Path(case.target).parent) == before, "an input was modified"
-  assert _fingerprint(pathlib.Path(world["good"]).parent) == before_good, "SRC was modified"
+  assert tree_fingerprint(pathlib.Path(case.target).parent) == before, "an input was modified"
+  assert tree_fingerprint(pathlib.Path(world["good"]).parent) == before_good, "SRC was modified"
   assert not problems, f"{case.name} ({case.target}):\n" + "\n".join(problems)

@@ -12,7 +12,6 @@ completes; after the next run, no temporary file or journal is left.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import shutil
@@ -22,10 +21,11 @@ import sys
 import time
 
 import pytest
-from remap_safety_test import hashes
-from remap_safety_test import leftovers
-from remap_safety_test import state
-from remap_safety_test import write_checkpoint
+from support.checkpoints import leftovers
+from support.checkpoints import state
+from support.checkpoints import write_checkpoint
+from support.file_digests import directory_hashes
+from support.file_digests import prefix_hashes
 
 from od_guard.naming import remap
 from od_guard.naming import save_guard
@@ -106,18 +106,6 @@ def _kill_at_random(op: str, path: str, dst: str, timing: _Timing, rng: random.R
   return alive and p.returncode == -signal.SIGKILL
 
 
-def _files(prefix: str) -> dict[str, str]:
-  """sha256 of a prefix's .index and .data-00000-of-00001 (None if absent)."""
-  out = {}
-  for suffix in (".index", ".data-00000-of-00001"):
-    try:
-      with open(prefix + suffix, "rb") as f:
-        out[suffix] = hashlib.sha256(f.read()).hexdigest()
-    except FileNotFoundError:
-      out[suffix] = None
-  return out
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
   root = tmp_path_factory.mktemp("kill")
@@ -141,8 +129,8 @@ def world(tmp_path_factory):
 @pytest.mark.parametrize("op", ["new", "overwrite"])
 def test_sigkill_during_remap(world, op):
   root, src, ref, old = world
-  before = hashes(os.path.dirname(src))
-  new_files, old_files = _files(ref), _files(old)
+  before = directory_hashes(os.path.dirname(src))
+  new_files, old_files = prefix_hashes(ref), prefix_hashes(old)
   absent = {".index": None, ".data-00000-of-00001": None}
   rng = random.Random(f"remap-{op}")
   timing = _Timing(_duration(op, src, str(root / f"calibrate-{op}" / "ckpt")))
@@ -160,8 +148,8 @@ def test_sigkill_during_remap(world, op):
     if not _kill_at_random(op, src, dst, timing, rng):
       continue
     kills += 1
-    assert hashes(os.path.dirname(src)) == before
-    now = _files(dst)
+    assert directory_hashes(os.path.dirname(src)) == before
+    now = prefix_hashes(dst)
     journal = os.path.exists(dst + ".od_guard-journal")
     if journal:
       journals += 1
@@ -175,9 +163,9 @@ def test_sigkill_during_remap(world, op):
       assert result.verified
     except remap.RemapError as e:
       assert e.what == "The destination checkpoint exists." and (now == new_files or journal)
-    assert _files(dst) == new_files
+    assert prefix_hashes(dst) == new_files
     assert leftovers(d) == []
-    assert hashes(os.path.dirname(src)) == before
+    assert directory_hashes(os.path.dirname(src)) == before
     shutil.rmtree(d)
   print(f"{op}: {kills} kills in {tries} runs; outcomes {sorted(outcomes)}, {journals} journals")
 
@@ -187,7 +175,7 @@ def test_sigkill_during_quarantine(tmp_path):
   master = write_checkpoint(
     str(tmp_path / "master" / "ckpt-1"), [16] * 2000, scope="CustomExtractor"
   )
-  original = _files(master)
+  original = prefix_hashes(master)
 
   def fresh(d):
     d.mkdir()
@@ -209,14 +197,14 @@ def test_sigkill_during_quarantine(tmp_path):
     if not _kill_at_random("quarantine", prefix, "-", timing, rng):
       continue
     kills += 1
-    here, moved = _files(prefix), _files(prefix + ".quarantined")
+    here, moved = prefix_hashes(prefix), prefix_hashes(prefix + ".quarantined")
     state_file = (d / "checkpoint").exists()
     # Whole under one name or the other; the state file names it only while
     # it is whole under its own name.
     assert here == original or moved == original
     assert not state_file or here == original
     save_guard.recover_quarantines(str(d))  # what the next save's check does first
-    here, moved = _files(prefix), _files(prefix + ".quarantined")
+    here, moved = prefix_hashes(prefix), prefix_hashes(prefix + ".quarantined")
     if moved == original:
       assert here[".index"] is None and not (d / "checkpoint").exists()
     else:

@@ -2,7 +2,7 @@
 destination errors, crashes at every step of the commit, signals, quarantine.
 
 TF-free (marker `plain`): the source checkpoints are written by
-`write_checkpoint` below with od_guard's own bundle writer (real TF2 layout:
+`support.checkpoints.write_checkpoint` with od_guard's own bundle writer (real TF2 layout:
 index table, data shard, object graph; `test_generated_checkpoint_is_what_tf_reads`
 checks it against TensorFlow where TensorFlow is installed). After every case
 the source is byte-identical (sha256 of each of its files).
@@ -10,7 +10,6 @@ the source is byte-identical (sha256 of each of its files).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -19,6 +18,10 @@ import sys
 
 import numpy as np
 import pytest
+from support.checkpoints import leftovers
+from support.checkpoints import state
+from support.checkpoints import write_checkpoint
+from support.file_digests import directory_hashes
 
 from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import inventory
@@ -34,80 +37,6 @@ from conftest import run_cli
 pytestmark = pytest.mark.plain
 
 RULE = "model/a/->model/b/"
-
-
-def write_checkpoint(prefix: str, sizes, scope: str = "a", seed: int = 0) -> str:
-  """A TF2 object-based checkpoint (root -> model -> scope -> w0..wN, float32
-  vectors of `sizes` elements, random values, stored CRCs), written without
-  TensorFlow. Returns the prefix."""
-  import google_crc32c
-  from tensorboard.compat.proto import trackable_object_graph_pb2
-
-  os.makedirs(os.path.dirname(prefix), exist_ok=True)
-  rng = np.random.default_rng(seed)
-  graph = trackable_object_graph_pb2.TrackableObjectGraph()
-  graph.nodes.add().children.add(node_id=1, local_name="model")
-  graph.nodes.add().children.add(node_id=2, local_name=scope)
-  graph.nodes.add()
-  records, data = [], bytearray()
-  for i, n in enumerate(sizes):
-    graph.nodes[2].children.add(node_id=len(graph.nodes), local_name=f"w{i}")
-    key = f"model/{scope}/w{i}/.ATTRIBUTES/VARIABLE_VALUE"
-    graph.nodes.add().attributes.add(name="VARIABLE_VALUE", full_name=f"w{i}", checkpoint_key=key)
-    raw = rng.standard_normal(n, dtype=np.float32).tobytes()
-    crc = tensor_bundle.mask_crc(google_crc32c.value(raw))
-    entry = bundle_writer._encode_entry("float32", (n,), len(data), len(raw), crc)
-    records.append((key.encode(), entry))
-    data += raw
-  payload, crc = bundle_writer.encode_string_scalar(graph.SerializeToString())
-  entry = bundle_writer._encode_entry("string", (), len(data), len(payload), crc)
-  records.append((inventory.OBJECT_GRAPH_KEY.encode(), entry))
-  data += payload
-  with open(tensor_bundle.shard_path(prefix, 0, 1), "wb") as f:
-    f.write(data)
-  with open(prefix + ".index", "wb") as f:
-    f.write(bundle_writer._index_bytes(records))
-  return prefix
-
-
-def hashes(directory) -> dict[str, str]:
-  """sha256 of every file in `directory` (symlinks not followed)."""
-  out = {}
-  for name in sorted(os.listdir(directory)):
-    path = os.path.join(directory, name)
-    if os.path.isfile(path) and not os.path.islink(path):
-      with open(path, "rb") as f:
-        out[name] = hashlib.sha256(f.read()).hexdigest()
-  return out
-
-
-def state(prefix: str) -> dict | None:
-  """What a checkpoint holds, comparable across copies: key -> (dtype, shape,
-  sha256 of its bytes), the object graph's keys; None if it has no index."""
-  if not os.path.exists(prefix + ".index"):
-    return None
-  index = tensor_bundle.read_index(prefix + ".index")
-  shards = index.header.num_shards
-  out = {}
-  for e in index.entries:
-    with open(tensor_bundle.shard_path(prefix, e.shard_id, shards), "rb") as f:
-      f.seek(e.offset)
-      raw = f.read(e.size)
-    assert len(raw) == e.size
-    if e.key == inventory.OBJECT_GRAPH_KEY:
-      out[e.key] = tuple(sorted(inventory_keys(prefix)))
-    else:
-      out[e.key] = (e.dtype, e.shape, e.crc32c, hashlib.sha256(raw).hexdigest())
-  return out
-
-
-def inventory_keys(prefix: str) -> list[str]:
-  inv = inventory.read_inventory(prefix, object_graph=inventory.OBJECT_GRAPH_FULL)
-  return [a.checkpoint_key for node in inv.object_graph_proto.nodes for a in node.attributes]
-
-
-def leftovers(directory) -> list[str]:
-  return [n for n in os.listdir(directory) if n.startswith(".od_guard-") or "od_guard-journal" in n]
 
 
 @pytest.fixture
@@ -133,19 +62,19 @@ def test_generated_checkpoint_is_what_tf_reads(src, tmp_path):
 
 
 def test_symlinked_directory_reaching_the_source_is_refused(src, tmp_path):
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   os.symlink(tmp_path / "src", tmp_path / "alias")
   for extra in ([], ["--overwrite"]):
     r = run_cli("remap", src, str(tmp_path / "alias" / "ckpt"), "--rule", RULE, *extra)
     assert r.returncode == 2 and "The destination is the source" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
-  assert hashes(tmp_path / "src") == before and leftovers(tmp_path / "src") == []
+  assert directory_hashes(tmp_path / "src") == before and leftovers(tmp_path / "src") == []
 
 
 @pytest.mark.parametrize("link", ["hard", "symbolic"])
 @pytest.mark.parametrize("part", ["index", "data-00000-of-00001"])
 def test_destination_files_linked_to_the_source_are_refused(src, tmp_path, link, part):
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   (tmp_path / "d").mkdir()
   make = os.link if link == "hard" else os.symlink
   make(f"{src}.{part}", tmp_path / "d" / f"ckpt.{part}")
@@ -153,15 +82,15 @@ def test_destination_files_linked_to_the_source_are_refused(src, tmp_path, link,
     remap.remap(src, str(tmp_path / "d" / "ckpt"), _rules(), overwrite=True)
   assert e.value.what.startswith("The destination is the source (")
   assert "is one of the source's files" in e.value.what
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def test_same_prefix_by_another_spelling_is_refused(src, tmp_path):
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   other = str(tmp_path / "src" / ".." / "src" / "." / "ckpt")
   with pytest.raises(remap.RemapError, match="The destination is the source"):
     remap.remap(src, other, _rules(), overwrite=True)
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def test_symlink_planted_at_the_temporary_name_is_never_followed(src, tmp_path, monkeypatch):
@@ -169,7 +98,7 @@ def test_symlink_planted_at_the_temporary_name_is_never_followed(src, tmp_path, 
   (here: forced) makes the exclusive create fail, typed; a planted symlink
   that looks like a dead run's leftover is removed (the link, not its
   target)."""
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   d = tmp_path / "d"
   d.mkdir()
   pid = os.getpid()
@@ -183,12 +112,12 @@ def test_symlink_planted_at_the_temporary_name_is_never_followed(src, tmp_path, 
   with pytest.raises(safe_output.DestinationError) as e:
     remap.remap(src, str(d / "ckpt"), _rules())
   assert "Cannot create a temporary file" in e.value.what
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
   assert not (d / ".od_guard-remap-999999999-0123456789abcdef.data.tmp").is_symlink()
   os.unlink(d / f".od_guard-remap-{pid}-00000000000000aa.data.tmp")
   monkeypatch.undo()
   remap.remap(src, str(d / "ckpt"), _rules())
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
   assert os.path.islink(d / f".od_guard-{pid}-data.tmp")  # untouched, not ours
   assert state(str(d / "ckpt")) is not None
 
@@ -215,12 +144,12 @@ def test_destination_index_that_is_a_directory(src, tmp_path):
 
 
 def test_destination_where_nothing_may_be_created(src, tmp_path):
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   for dst in ("/proc/od_guard_test/ckpt", "/sys/kernel/od_guard_test_ckpt"):
     r = run_cli("remap", src, dst, "--rule", RULE)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "DestinationError: Cannot " in r.stderr
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def _in_private_mount(tmp_path, mount_options: str, remount_ro: bool, code: str):
@@ -252,21 +181,21 @@ _CLI = "import sys\nfrom od_guard import cli\nsys.exit(cli.main(sys.argv[2:]))\n
 def test_read_only_file_system(src, tmp_path):
   if shutil.which("unshare") is None:
     pytest.skip("needs unshare")
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   code = _CLI.replace(
     "sys.argv[2:]", f"['remap', {src!r}, sys.argv[1] + '/ckpt', '--rule', {RULE!r}]"
   )
   r = _in_private_mount(tmp_path, "size=1m", True, code)
   assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
   assert "Read-only file system" in r.stderr and "mounted read-only" in r.stderr
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def test_no_space_left(tmp_path):
   if shutil.which("unshare") is None:
     pytest.skip("needs unshare")
   src = write_checkpoint(str(tmp_path / "src" / "ckpt"), [40_000, 40_000])
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   code = _CLI.replace(
     "sys.argv[2:]", f"['remap', {src!r}, sys.argv[1] + '/ckpt', '--rule', {RULE!r}]"
   )
@@ -279,7 +208,7 @@ def test_no_space_left(tmp_path):
   assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
   assert "No space left on device" in r.stderr
   assert "LEFT=[]" in r.stdout  # the temporary file was removed
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def test_keras_file_is_named_as_such(tmp_path):
@@ -291,11 +220,11 @@ def test_keras_file_is_named_as_such(tmp_path):
     g = f.create_group("d1")
     g.attrs["weight_names"] = np.array([b"d1/kernel:0"])
     g.create_dataset("d1/kernel:0", data=np.zeros((4, 3), np.float32))
-  before = hashes(tmp_path)
+  before = directory_hashes(tmp_path)
   r = run_cli("remap", path, str(tmp_path / "out" / "ckpt"), "--rule", "d1->d2")
   assert r.returncode == 2 and "this is a Keras file" in r.stderr
   assert "data shard is missing" not in r.stderr and "load_weights" in r.stderr
-  assert hashes(tmp_path) == before
+  assert directory_hashes(tmp_path) == before
 
 
 class _Crash(BaseException):
@@ -323,7 +252,7 @@ def test_crash_at_every_step_of_the_commit_is_repaired(src, tmp_path, monkeypatc
   """Crashes before each name change of the commit: the destination is the
   old checkpoint (or absent), the new one, or has a journal; the next run
   completes it; no temporary file is left."""
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   reference = str(tmp_path / "ref" / "ckpt")
   remap.remap(src, reference, _rules())
   new = state(reference)
@@ -357,7 +286,7 @@ def test_crash_at_every_step_of_the_commit_is_repaired(src, tmp_path, monkeypatc
     assert state(dst) == new and leftovers(d) == []
     if overwrite:
       assert not (d / "ckpt.data-00000-of-00002").exists()
-    assert hashes(tmp_path / "src") == before
+    assert directory_hashes(tmp_path / "src") == before
     step += 1
   assert step > 3
 
@@ -365,7 +294,7 @@ def test_crash_at_every_step_of_the_commit_is_repaired(src, tmp_path, monkeypatc
 def test_interrupted_copy_removes_its_temporary_files(src, tmp_path):
   """SIGTERM and SIGINT during the copy: the temporary files are removed, the
   destination is untouched, and the signal then acts as it would have."""
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   code = (
     "import os, signal, sys\n"
     "from od_guard.naming import remap\n"
@@ -386,7 +315,7 @@ def test_interrupted_copy_removes_its_temporary_files(src, tmp_path):
     if name == "SIGINT":
       assert "KeyboardInterrupt" in r.stderr
     assert os.listdir(d) == []
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def test_leftovers_of_a_dead_run_are_removed_and_live_ones_kept(src, tmp_path):
@@ -459,7 +388,7 @@ def test_quarantine_never_clobbers_and_survives_crashes(tmp_path, monkeypatch):
       'model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n'
     )
     original = state(prefix)
-    taken = hashes(d)["ckpt-1.quarantined.index"]
+    taken = directory_hashes(d)["ckpt-1.quarantined.index"]
     count = _crash_after(monkeypatch, step)
     try:
       save_guard.check_saved(prefix, rules, mode="error")
@@ -476,7 +405,7 @@ def test_quarantine_never_clobbers_and_survives_crashes(tmp_path, monkeypatch):
       save_guard.recover_quarantines(str(d))
     assert state(str(d / "ckpt-1.quarantined-2")) == original
     assert not (d / "ckpt-1.index").exists() and not (d / "checkpoint").exists()
-    assert hashes(d)["ckpt-1.quarantined.index"] == taken
+    assert directory_hashes(d)["ckpt-1.quarantined.index"] == taken
     assert leftovers(d) == []
     if not crashed:
       break
@@ -487,12 +416,12 @@ def test_quarantine_never_clobbers_and_survives_crashes(tmp_path, monkeypatch):
 def test_short_source_data_shard_is_typed_and_leaves_nothing(src, tmp_path):
   shard = tensor_bundle.shard_path(src, 0, 1)
   os.truncate(shard, os.path.getsize(shard) - 100)
-  before = hashes(tmp_path / "src")
+  before = directory_hashes(tmp_path / "src")
   r = run_cli("remap", src, str(tmp_path / "d" / "ckpt"), "--rule", RULE)
   assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
   assert "data shard" in r.stderr
   assert not (tmp_path / "d").exists() or os.listdir(tmp_path / "d") == []
-  assert hashes(tmp_path / "src") == before
+  assert directory_hashes(tmp_path / "src") == before
 
 
 def test_tensor_beyond_the_source_shard_is_typed_and_leaves_nothing(src, tmp_path):
