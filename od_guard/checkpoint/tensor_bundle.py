@@ -136,27 +136,29 @@ class BundleIndex:
   entries: tuple[BundleEntry, ...]
 
 
-def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
+def _damaged(what: str, path: str, detail: str, fix: str) -> errors.CorruptCheckpointError:
   return errors.CorruptCheckpointError(
-    f"The checkpoint index {path!r} is damaged: {detail}.",
-    received=f"{path} ({_size_text(path)})",
-    fix=(
-      "Copy the checkpoint again from its source (an interrupted copy or "
-      "download leaves a truncated index), or point at another checkpoint."
-    ),
+    f"The {what} {path!r} is damaged: {detail}.", received=f"{path} ({_size_text(path)})", fix=fix
   )
+
+
+_INDEX_FIX = (
+  "Copy the checkpoint again from its source (an interrupted copy or "
+  "download leaves a truncated index), or point at another checkpoint."
+)
+_SHARD_FIX = (
+  "Copy the checkpoint's data shard again from its source (the index is "
+  "intact; the shard beside it is not)."
+)
+
+
+def _corrupt(path: str, detail: str) -> errors.CorruptCheckpointError:
+  return _damaged("checkpoint index", path, detail, _INDEX_FIX)
 
 
 def damaged_shard_error(path: str, detail: str) -> errors.CorruptCheckpointError:
   """The typed error for data shard `path` damaged as `detail` says (the index is intact)."""
-  return errors.CorruptCheckpointError(
-    f"The data shard {path!r} is damaged: {detail}.",
-    received=f"{path} ({_size_text(path)})",
-    fix=(
-      "Copy the checkpoint's data shard again from its source (the index is "
-      "intact; the shard beside it is not)."
-    ),
-  )
+  return _damaged("data shard", path, detail, _SHARD_FIX)
 
 
 def _size_text(path: str) -> str:
