@@ -509,3 +509,78 @@ def test_tf_imported_first_is_accepted_where_nothing_must_precede_it():
 
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q"]))
+
+
+# --- od-guard doctor: what stands in the way, and whether the layer clears it ---------
+
+
+def _doctor(**env) -> tuple[int, dict]:
+  from conftest import run_cli
+
+  r = run_cli("doctor", "--json", env=env, unset=tuple(k for k in _CLEAN if k not in env))
+  return r.returncode, json.loads(r.stdout)
+
+
+@pytest.mark.odapi
+def test_doctor_names_each_blocker_and_says_the_layer_clears_it():
+  from od_guard.odapi import doctor
+
+  plan = compat.needed()
+  code, report = _doctor()
+  checks = {c["name"]: c for c in report["checks"]}
+  assert (code, report["ok"]) == (0, True)
+  assert checks["od_guard compat layer"]["found"] == (
+    f"OD_GUARD_COMPAT=auto: clears {', '.join(plan)} ({len(plan)} shims, in-process)"
+  )
+  for name in plan:
+    check = checks[doctor._BLOCKERS[name][0]]
+    assert check["status"] == "warning", check
+    assert "stock code fails with " in check["found"]
+    assert f"od_guard's compat layer clears it ({name}: " in check["found"]
+    assert check["fix"].startswith("Run through `python -m od_guard.model_main_tf2`")
+
+
+@pytest.mark.odapi
+def test_doctor_with_the_layer_off_explains_each_failure_as_stock_code_meets_it():
+  from od_guard.odapi import doctor
+
+  plan = compat.needed()
+  code, report = _doctor(OD_GUARD_COMPAT="off")
+  checks = {c["name"]: c for c in report["checks"]}
+  assert (code, report["ok"]) == ((1, False) if plan else (0, True))
+  for name in plan:
+    check = checks[doctor._BLOCKERS[name][0]]
+    assert check["status"] == "error", check
+    assert check["found"].endswith("od_guard's compat layer would clear it, but it is off")
+    assert check["fix"].endswith("; or unset OD_GUARD_COMPAT: od_guard's compat layer clears it")
+  if compat.TF_KERAS in plan:
+    assert checks["keras"]["fix"].startswith(
+      "export TF_USE_LEGACY_KERAS=1  (without it: AttributeError: module "
+      "'keras._tf_keras.keras.layers' has no attribute 'experimental')"
+    )
+
+
+def test_doctor_gives_the_install_command_for_what_the_layer_cannot_clear():
+  from od_guard.odapi import doctor
+
+  for mode, tail in ((compat.AUTO, ""), (compat.OFF, " and export TF_USE_LEGACY_KERAS=1")):
+    checks = doctor._compat_checks(_stack(tf_keras=None), mode, {})
+    (keras,) = [c for c in checks if c.name == "keras"]
+    assert keras.status == "error"
+    assert keras.found.endswith(
+      "TensorFlow 2.20.0 ships Keras 3 only, and tf-keras is not installed."
+    )
+    assert (
+      keras.fix
+      == f'pip install "tf-keras~=2.20.0" (the tf-keras release of TensorFlow\'s minor version){tail}, then run again.'
+    )
+  requirements = doctor._odapi_requirements((2, 20, 0))
+  missing = [requirements[m] for m in ("official", "pycocotools", "lvis", "cv2")]
+  assert doctor._pip_commands(missing) == (
+    "pip install pycocotools opencv-python-headless && "
+    'pip install --no-deps "tf-models-official~=2.20.0" lvis==0.5.3'
+  )
+  old = doctor._odapi_requirements((2, 15, 1))
+  assert doctor._pip_commands([old["official"], old["lvis"]]) == (
+    "pip install tf-models-official==2.15.0 lvis==0.5.3"
+  )

@@ -1,12 +1,15 @@
 """`od-guard doctor`: is this environment one the TF2 OD API runs in?
 
 Checks the version drift that breaks the OD API long before any checkpoint is
-read: TF / Keras / tf-keras / protobuf / OD API versions, Keras 3 active where
-the OD API needs tf-keras, `tf.estimator` gone (TF >= 2.16), tf-slim's
-`control_flow_ops.case/cond` gone (TF >= 2.13), and the OD API's protoc-3
-generated protos under protobuf >= 4. Versions come from package metadata, so
-the checks import neither TensorFlow nor the OD API; `deep=True` also imports
-model_lib_v2 in a subprocess and reports the real error.
+read: TF / Keras / tf-keras / protobuf / Pillow / numpy / OD API versions and
+what the OD API imports. Each blocker (Keras 3 as tf.keras, protoc-3 protos
+under protobuf >= 4, `tf.estimator` gone, tensorflow_io missing, tf-slim's
+`control_flow_ops.case/cond`, Pillow's `getsize`, numpy's aliases) is reported
+with the exact error stock code hits and whether od_guard's compat layer
+(`od_guard.odapi.compat`) clears it; what it cannot clear comes with the pip
+command. Versions come from package metadata, so the checks import neither
+TensorFlow nor the OD API; `deep=True` also imports model_lib_v2 in a
+subprocess through the layer and reports the real error.
 
 Given the paths training will use (`pipeline_config_path`, its
 fine_tune_checkpoint and input files, `model_dir`), the doctor also says
@@ -30,6 +33,8 @@ import sys
 from od_guard import _records
 from od_guard import errors
 from od_guard.checkpoint import remote
+from od_guard.odapi import compat
+from od_guard.odapi import config_schema
 from od_guard.restore import findings
 
 SCHEMA = "od_guard.doctor/1"
@@ -98,13 +103,217 @@ def _versions() -> dict[str, str | None]:
 
 
 def _protos_load() -> tuple[bool, str]:
+  """Whether the OD API's own *_pb2 files import here (a real import, unless
+  od_guard's compat layer builds them in this process)."""
   if importlib.util.find_spec("object_detection") is None:
     return False, "not installed"
+  if config_schema.protos_hooked():
+    directory = config_schema.protos_dir()
+    if directory is not None and config_schema.protoc3_modules_load(directory):
+      return True, "imports"
+    return False, "TypeError: Descriptors cannot be created directly."
   try:
     from object_detection.protos import string_int_label_map_pb2  # noqa: F401  protobuf only
   except Exception as e:  # pylint: disable=broad-except  # any failure is the finding
     return False, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
   return True, "imports"
+
+
+# What the OD API's TF2 path (model_lib_v2, exporter_lib_v2 and the model
+# builder) imports beyond TensorFlow: module -> (pip requirement, --no-deps?).
+# tf-models-official and lvis are installed without their dependencies on
+# TF >= 2.16: their metadata pins tensorflow-text / opencv-python releases that
+# conflict (constraints/modern-nodeps.txt).
+def _odapi_requirements(tf_v: tuple[int, ...]) -> dict[str, tuple[str, bool]]:
+  modern = tf_v >= (2, 16)
+  minor = ".".join(map(str, tf_v[:2])) if tf_v else "2.15"
+  return {
+    "tf_slim": ("tf-slim==1.1.0", False),
+    "official": (
+      f"tf-models-official~={minor}.0" if modern else "tf-models-official==2.15.0",
+      modern,
+    ),
+    "pycocotools": ("pycocotools", False),
+    "lvis": ("lvis==0.5.3", modern),
+    "cv2": ("opencv-python-headless", False),
+    "scipy": ("scipy", False),
+    "matplotlib": ("matplotlib", False),
+    "yaml": ("pyyaml", False),
+    "gin": ("gin-config", False),
+    "PIL": ("pillow", False),
+  }
+
+
+def _pip_commands(requirements: list[tuple[str, bool]]) -> str:
+  plain = [r for r, nodeps in requirements if not nodeps]
+  nodeps = [r for r, nodeps in requirements if nodeps]
+  commands = []
+  if plain:
+    commands.append("pip install " + " ".join(f'"{r}"' if "~" in r else r for r in plain))
+  if nodeps:
+    commands.append(
+      "pip install --no-deps " + " ".join(f'"{r}"' if "~" in r else r for r in nodeps)
+    )
+  return " && ".join(commands)
+
+
+# Per shim of od_guard's compat layer: the check's name and what stock code hits
+# without it (the exact error, and where).
+_BLOCKERS = {
+  compat.TF_KERAS: (
+    "keras",
+    "AttributeError: module 'keras._tf_keras.keras.layers' has no attribute 'experimental' "
+    "(object_detection/core/freezable_sync_batch_norm.py:20), at import",
+  ),
+  compat.ODAPI_PROTOS: (
+    "object_detection.protos",
+    "{protos} (object_detection/protos/string_int_label_map_pb2.py:33), at import",
+  ),
+  compat.TF_ESTIMATOR: (
+    "tf.estimator",
+    "ImportError: cannot import name 'estimator' from 'tensorflow.compat.v1' "
+    "(object_detection/inputs.py:24), at import of model_lib_v2",
+  ),
+  compat.TENSORFLOW_IO: (
+    "tensorflow_io",
+    "ModuleNotFoundError: No module named 'tensorflow_io' "
+    "(object_detection/meta_architectures/deepmac_meta_arch.py:28), at import of the model "
+    "builder",
+  ),
+  compat.TF_SLIM_CONTROL_FLOW: (
+    "tf_slim.control_flow_ops",
+    "AttributeError: module 'tensorflow.python.ops.control_flow_ops' has no attribute 'case' "
+    "(tf_slim/data/tfexample_decoder.py:453), at the first training step",
+  ),
+  compat.PILLOW_GETSIZE: (
+    "pillow",
+    "AttributeError: 'FreeTypeFont' object has no attribute 'getsize' "
+    "(object_detection/utils/visualization_utils.py:219), when eval draws its images",
+  ),
+  compat.NUMPY_ALIASES: (
+    "numpy",
+    "AttributeError: module 'numpy' has no attribute 'float' "
+    "(object_detection/utils/metrics.py:45), in PASCAL VOC / OID metrics and elsewhere",
+  ),
+}
+_WHY = {
+  compat.TF_KERAS: "TF {tensorflow} routes tf.keras to Keras {keras}; the OD API needs Keras 2",
+  compat.ODAPI_PROTOS: "the OD API's *_pb2.py files are protoc-3 output; protobuf {protobuf} "
+  "refuses them",
+  compat.TF_ESTIMATOR: "TF {tensorflow} has no tf.estimator (removed in 2.16)",
+  compat.TENSORFLOW_IO: "tensorflow-io is not installed",
+  compat.TF_SLIM_CONTROL_FLOW: "tf-slim calls control_flow_ops.case/cond, which TF 2.13 moved "
+  "(you have {tensorflow})",
+  compat.PILLOW_GETSIZE: "Pillow {pillow} has no FreeTypeFont.getsize (removed in 10)",
+  compat.NUMPY_ALIASES: "numpy {numpy} lacks aliases the OD API uses (np.float, np.int: removed in 1.24)",
+}
+_RUN_THROUGH = (
+  "Run through `python -m od_guard.model_main_tf2` (train, eval) or `python -m "
+  "od_guard.odapi_compat object_detection.<module>` (stock model_main_tf2, exporter_main_v2), "
+  "or call od_guard.odapi.compat.install() before importing TensorFlow"
+)
+_LEFT_OVER = {
+  compat.TF_ESTIMATOR: "; the TF1 entry points (model_main.py, model_tpu_main.py) cannot work "
+  "on this TensorFlow",
+  compat.TENSORFLOW_IO: "; training DeepMAC (its colour-consistency loss) needs the real "
+  "tensorflow-io, built for your TensorFlow",
+}
+
+
+def _compat_checks(s: compat.Stack, mode: str, env) -> list[Check]:
+  """One check per blocker of this stack: what stock code hits, and whether
+  od_guard's compat layer clears it (mode "auto") or not ("off")."""
+  plan = compat.needed(s)
+  on = mode == compat.AUTO
+  loads, why = _protos_load()
+  values = {
+    "tensorflow": s.tensorflow,
+    "keras": s.keras,
+    "protobuf": s.protobuf,
+    "pillow": s.pillow,
+    "numpy": s.numpy,
+    "protos": why if not loads else "TypeError: Descriptors cannot be created directly.",
+  }
+  checks = [
+    Check(
+      "od_guard compat layer",
+      OK if on or not plan else findings.INFO,
+      (
+        f"{compat.ENV}={mode}: "
+        + (
+          f"clears {', '.join(plan)} ({len(plan)} shims, in-process)"
+          if on and plan
+          else "nothing to clear on this stack"
+          if not plan
+          else f"off, so nothing clears {', '.join(plan)}"
+        )
+      ),
+      "" if on or not plan else f"Unset {compat.ENV} (or set it to auto)",
+    )
+  ]
+  if compat.TF_KERAS not in plan and s.keras:
+    checks.append(Check("keras", OK, s.keras))
+  for name in plan:
+    check, error = _BLOCKERS[name]
+    error = error.format(**values)
+    found = f"{_WHY[name].format(**values)}: stock code fails with {error}; " + (
+      f"od_guard's compat layer clears it ({name}: {compat.describe_shim(name)})"
+      if on
+      else "od_guard's compat layer would clear it, but it is off"
+    )
+    problem = compat.tf_keras_problem(s) if name == compat.TF_KERAS else None
+    if problem is not None:
+      checks.append(
+        Check(
+          check,
+          findings.ERROR,
+          f"{found}; {problem.what}",
+          problem.fix[: -len(", then run again.")]
+          + ("" if on else f" and export {compat.LEGACY_KERAS}=1")
+          + ", then run again.",
+        )
+      )
+    elif name == compat.TF_KERAS and _legacy_set(env):  # the user routed tf.keras already
+      checks.append(
+        Check(
+          check,
+          OK,
+          f"{s.keras} (tf-keras {s.tf_keras}, {compat.LEGACY_KERAS}=1: tf.keras is tf-keras)",
+        )
+      )
+    elif on:
+      checks.append(Check(check, findings.WARNING, found, _RUN_THROUGH + _LEFT_OVER.get(name, "")))
+    else:
+      without = error.split(" (", 1)[0]
+      checks.append(
+        Check(
+          check,
+          findings.ERROR,
+          found,
+          _STOCK_FIX[name].format(without=without, **values)
+          + f"; or unset {compat.ENV}: od_guard's compat layer clears it",
+        )
+      )
+  return checks
+
+
+# Without od_guard's layer (OD_GUARD_COMPAT=off): what clears each blocker on
+# its own, where anything does.
+_STOCK_FIX = {
+  compat.TF_KERAS: "export TF_USE_LEGACY_KERAS=1  (without it: {without})",
+  compat.ODAPI_PROTOS: "pip install protobuf==3.20.3 (TF <= 2.15 only), or regenerate the protos "
+  "with protoc >= 21",
+  compat.TF_ESTIMATOR: "Use TensorFlow 2.15 for the OD API (the odapi environment: TF 2.15.1, "
+  "Keras 2, tensorflow-estimator)",
+  compat.TENSORFLOW_IO: "pip install tensorflow-io matching your TF",
+  compat.TF_SLIM_CONTROL_FLOW: "Nothing short of editing tf-slim (1.1.0 is its newest release)",
+  compat.PILLOW_GETSIZE: "pip install 'pillow<10'",
+  compat.NUMPY_ALIASES: "pip install 'numpy<1.24', where TensorFlow {tensorflow} allows it",
+}
+
+
+def _legacy_set(env) -> bool:
+  return env.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
 
 
 def run(
@@ -117,9 +326,16 @@ def run(
 ) -> DoctorReport:
   """Runs the checks.
 
+  Every blocker between this stack and the OD API is a check saying what stock
+  code hits (the exact error and where) and whether od_guard's compat layer
+  clears it: a warning where it does (stock scripts still fail; od_guard's
+  entry points and `compat.install()` do not), an error where it does not, or
+  where it is off (OD_GUARD_COMPAT=off), with the exact pip install command for
+  what is missing (tf-keras of TF's minor, tf-models-official, pycocotools ...).
+
   Args:
-    deep: also import object_detection.model_lib_v2 in a subprocess (5-15 s)
-      and report the error it raises, if any.
+    deep: also import object_detection.model_lib_v2 in a subprocess, through
+      the compat layer (5-15 s), and report the error it raises, if any.
     environ: environment variables to judge (default: os.environ).
     pipeline_config_path: the config training will use: its own path, its
       fine_tune_checkpoint and its input files are checked for storage TF can
@@ -129,14 +345,8 @@ def run(
   """
   env = os.environ if environ is None else environ
   v = _versions()
-  tf_v, keras_v, tfk_v, pb_v = (
-    _tuple(v["tensorflow"]),
-    _tuple(v["keras"]),
-    _tuple(v["tf-keras"]),
-    _tuple(v["protobuf"]),
-  )
+  tf_v, pb_v = _tuple(v["tensorflow"]), _tuple(v["protobuf"])
   odapi = v["object-detection"]
-  legacy = env.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
   checks: list[Check] = [Check("python", OK, sys.version.split()[0])]
   if not tf_v:
     checks.append(
@@ -144,115 +354,68 @@ def run(
         "tensorflow",
         findings.ERROR,
         "not installed",
-        "pip install tensorflow==2.15.1 (the OD API's tested pairing)",
+        "pip install tensorflow==2.20.0 tf-keras==2.20.1 (od_guard's tested current pairing; "
+        "or tensorflow==2.15.1, the OD API's own)",
       )
     )
   else:
     checks.append(Check("tensorflow", OK, v["tensorflow"]))
+  requirements = _odapi_requirements(tf_v)
   if odapi is None:
     checks.append(
       Check(
         "object_detection",
         findings.WARNING,
         "not installed",
-        "pip install tf-models-research-object-detection==2.8.0.post1 "
-        "protobuf==3.20.3 (only needed for OD API training and checks)",
+        (
+          "pip install --no-deps tf-models-research-object-detection==2.8.0.post1, then what "
+          "it imports (od_guard's compat layer runs it on this TensorFlow): "
+          + _pip_commands(list(requirements.values()))
+          if tf_v >= (2, 16)
+          else "pip install tf-models-research-object-detection==2.8.0.post1 protobuf==3.20.3"
+        )
+        + " (only needed for OD API training and checks)",
       )
     )
   else:
     checks.append(Check("object_detection", OK, odapi))
-  if odapi and tf_v >= (2, 16):
-    keras3 = keras_v >= (3,)
-    if keras3 and not legacy:
-      fix = (
-        "pip install tf-keras=={}.* and export TF_USE_LEGACY_KERAS=1".format(
-          ".".join(map(str, tf_v[:2]))
-        )
-        if not tfk_v
-        else "export TF_USE_LEGACY_KERAS=1"
-      )
+    missing = [(m, requirements[m]) for m in requirements if not _importable(m)]
+    if missing:
       checks.append(
         Check(
-          "keras",
+          "odapi dependencies",
           findings.ERROR,
-          f"Keras {v['keras']} is tf.keras (TF {v['tensorflow']}); the OD API needs Keras 2 "
-          "(tf-keras)",
-          fix + "  (without it: AttributeError: module 'keras._tf_keras.keras.layers' has no "
-          "attribute 'experimental')",
+          "the OD API's TF2 path imports "
+          + ", ".join(m for m, _ in missing)
+          + ", not installed (ModuleNotFoundError at import of model_lib_v2 or the model "
+          "builder)",
+          _pip_commands([r for _, r in missing]),
         )
       )
-    elif keras3 and legacy and not tfk_v:
-      checks.append(
-        Check(
-          "keras",
-          findings.ERROR,
-          "TF_USE_LEGACY_KERAS=1 but tf-keras is not installed",
-          f"pip install tf-keras=={'.'.join(map(str, tf_v[:2]))}.*",
-        )
-      )
-    else:
-      checks.append(
-        Check(
-          "keras",
-          OK,
-          f"{v['keras']} (tf-keras {v['tf-keras']}, "
-          f"TF_USE_LEGACY_KERAS={'1' if legacy else 'unset'})",
-        )
-      )
-  elif keras_v:
-    checks.append(Check("keras", OK, v["keras"]))
-  if odapi and tf_v >= (2, 16) and not v["tensorflow-estimator"]:
-    checks.append(
-      Check(
-        "tf.estimator",
-        findings.ERROR,
-        f"TF {v['tensorflow']} has no tf.estimator (removed in 2.16); "
-        "object_detection/inputs.py imports it, and model_lib_v2 imports inputs",
-        "Use TensorFlow 2.15 for the OD API (the odapi environment: TF 2.15.1, Keras 2)",
-      )
-    )
-  if odapi and tf_v >= (2, 13) and v["tf-slim"]:
-    checks.append(
-      Check(
-        "tf_slim.control_flow_ops",
-        findings.WARNING,
-        f"tf-slim {v['tf-slim']} calls control_flow_ops.case/cond, moved in TF 2.13 "
-        f"(you have {v['tensorflow']}): stock model_main_tf2 fails at the first step with "
-        "AttributeError: module 'tensorflow.python.ops.control_flow_ops' has no attribute 'case'",
-        "Train with `python -m od_guard.model_main_tf2` (or `python -m od_guard.odapi_compat "
-        "object_detection.model_main_tf2`), which alias them in-process; no file is edited",
-      )
-    )
+  try:
+    mode = compat.requested_mode(env.get(compat.ENV) or None)
+  except errors.UsageError as e:
+    checks.append(Check("od_guard compat layer", findings.ERROR, e.received, e.fix))
+    mode = compat.OFF
+  s = dataclasses.replace(compat.stack(), protos_load=_protos_load()[0] or not odapi)
   if odapi:
-    loads, why = _protos_load()
-    if not loads:
-      checks.append(
-        Check(
-          "object_detection.protos",
-          findings.ERROR,
-          f"the OD API's *_pb2.py files (protoc-3 generated) do not load under protobuf "
-          f"{v['protobuf']}: {why}",
-          "pip install protobuf==3.20.3, or regenerate the protos with protoc >= 21",
-        )
-      )
-    else:
-      checks.append(Check("object_detection.protos", OK, f"load under protobuf {v['protobuf']}"))
-    if tf_v >= (2, 16) and not v["tensorflow-io"]:
-      checks.append(
-        Check(
-          "tensorflow_io",
-          findings.WARNING,
-          "not installed; deepmac_meta_arch imports it",
-          "pip install tensorflow-io matching your TF, if you train DeepMAC models",
-        )
-      )
-  elif pb_v:
+    checks.extend(_compat_checks(s, mode, env))
+  elif v["keras"]:
+    checks.append(Check("keras", OK, v["keras"]))
+  if not odapi and pb_v:
     checks.append(Check("protobuf", OK, v["protobuf"]))
   if pipeline_config_path or model_dir or paths:
     checks.extend(storage_checks(training_paths(pipeline_config_path, model_dir, paths), v, env))
   if deep and odapi:
     checks.append(_deep_import())
   return DoctorReport(versions=v, checks=tuple(checks))
+
+
+def _importable(module: str) -> bool:
+  try:
+    return importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):
+    return False
 
 
 # File systems TensorFlow (>= 2.6) has built in; what tensorflow-io adds on import.
@@ -364,7 +527,10 @@ def storage_checks(
 
 
 def _deep_import() -> Check:
-  code = "import od_guard.odapi_compat as c; c.apply(); from object_detection import model_lib_v2"
+  code = (
+    "import od_guard.odapi_compat as c; c.install(); from object_detection import model_lib_v2; "
+    "print(','.join(c.active()))"
+  )
   try:
     r = subprocess.run(
       [sys.executable, "-c", code],
@@ -381,7 +547,12 @@ def _deep_import() -> Check:
       "Run `python -c 'from object_detection import model_lib_v2'` to see where",
     )
   if r.returncode == 0:
-    return Check("import model_lib_v2", OK, "imports (with od_guard's tf-slim aliases)")
+    shims = (r.stdout.strip().splitlines() or [""])[-1]
+    return Check(
+      "import model_lib_v2",
+      OK,
+      f"imports (od_guard's compat layer: {shims.replace(',', ', ') or 'no shims needed'})",
+    )
   last = [l for l in r.stderr.strip().splitlines() if l.strip()]
   return Check(
     "import model_lib_v2",
