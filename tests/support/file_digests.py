@@ -52,8 +52,3 @@ def tree_fingerprint(root: str | os.PathLike) -> dict[str, str]:
       else:
         out[p] = f"mode:{stat.S_IFMT(st.st_mode)}"
   return out
-
-
-def files_hashes(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
-  """sha256 of each file of `paths`, by path, in sorted order."""
-  return {str(p): sha256(p) for p in sorted(paths)}
