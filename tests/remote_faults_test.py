@@ -220,6 +220,31 @@ def test_the_bound_set_in_process_is_the_one_the_cli_flag_sets(stores, monkeypat
   assert e.value.what == "--remote_timeout must be a number of seconds above 0 and at most 3600."
 
 
+def test_an_object_replaced_mid_read_is_said(stores, monkeypatch):
+  """Every ranged read of an S3 object asks for the ETag it had when opened."""
+  server = stores["s3"]
+  key = f"{BUCKET}/scratch/replaced.bin"
+  fs = server.filesystem()
+  fs.pipe_file(key, os.urandom(300_000))
+  for name, value in object_store.client_env(server).items():
+    monkeypatch.setenv(name, value)
+  remote.configure(None)  # a client for this environment
+  try:
+    with remote.open_binary(f"s3://{key}") as f:
+      assert len(f.read(1000)) == 1000
+      fs.pipe_file(key, os.urandom(300_000))
+      f.seek(200_000)
+      with pytest.raises(remote.RemoteStorageError) as e:
+        f.read(1000)
+  finally:
+    fs.rm(key)
+    remote.configure(None)
+  assert type(e.value) is remote.RemoteStorageError
+  assert e.value.what == f"Cannot read s3://{key}: the object changed while od_guard read it."
+  assert "PreconditionFailed" in e.value.received
+  assert e.value.fix == "Run od-guard again once the checkpoint is no longer being written."
+
+
 def test_a_bad_timeout_variable_is_a_usage_error(stores):
   server = stores["s3"]
   with _proxy(server, fault_proxy.Fault()) as proxy:

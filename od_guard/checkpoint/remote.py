@@ -288,7 +288,8 @@ def filesystem(protocol: str):
   if cls is None:
     raise unavailable(f"{protocol}://")
   try:
-    fs = cls(**_options(protocol))
+    # Not fsspec's cached instance: configure() and a changed environment get a new client.
+    fs = cls(**{**_options(protocol), "skip_instance_cache": True})
   except Exception as e:  # any client set-up failure is reported, typed
     raise _translate(e, f"{protocol}://", "connect to") from e
   if protocol in ("s3", "s3a"):
