@@ -14,6 +14,7 @@ from od_guard import errors
 from od_guard.checkpoint import inventory
 
 from conftest import ZOO_COPIES
+from conftest import cli_in_process
 from conftest import run_cli
 
 
@@ -27,20 +28,20 @@ def _assert_clean_failure(r: subprocess.CompletedProcess, error_name: str, *phra
 
 
 def test_missing_path(tmp_path):
-  r = run_cli("inspect", str(tmp_path / "nope" / "ckpt-3"))
+  r = cli_in_process("inspect", str(tmp_path / "nope" / "ckpt-3"))
   _assert_clean_failure(r, "CheckpointNotFoundError", "the path does not exist")
 
 
 def test_directory_without_checkpoint(tmp_path):
   (tmp_path / "readme.txt").write_text("hi")
-  r = run_cli("inspect", str(tmp_path))
+  r = cli_in_process("inspect", str(tmp_path))
   _assert_clean_failure(r, "CheckpointNotFoundError", "holds no checkpoint", "readme.txt")
 
 
 def test_truncated_index(tmp_path, keras_tf_checkpoint):
   data = open(keras_tf_checkpoint + ".index", "rb").read()
   (tmp_path / "ckpt-1.index").write_bytes(data[: len(data) // 2])
-  r = run_cli("inspect", str(tmp_path / "ckpt-1"))
+  r = cli_in_process("inspect", str(tmp_path / "ckpt-1"))
   _assert_clean_failure(r, "CorruptCheckpointError", "is damaged", "truncated")
 
 
@@ -54,25 +55,25 @@ def test_index_with_damaged_block(tmp_path, keras_tf_checkpoint):
 
 def test_garbage_file(tmp_path):
   (tmp_path / "weights.bin").write_bytes(os.urandom(300))
-  r = run_cli("inspect", str(tmp_path / "weights.bin"))
+  r = cli_in_process("inspect", str(tmp_path / "weights.bin"))
   _assert_clean_failure(r, "NotACheckpointError", "is not a checkpoint")
 
 
 def test_garbage_index(tmp_path):
   (tmp_path / "ckpt-1.index").write_bytes(os.urandom(300))
-  r = run_cli("inspect", str(tmp_path / "ckpt-1.index"))
+  r = cli_in_process("inspect", str(tmp_path / "ckpt-1.index"))
   _assert_clean_failure(r, "CorruptCheckpointError", "table magic number")
 
 
 def test_empty_file(tmp_path):
   (tmp_path / "model.ckpt").write_bytes(b"")
-  r = run_cli("inspect", str(tmp_path / "model.ckpt"))
+  r = cli_in_process("inspect", str(tmp_path / "model.ckpt"))
   _assert_clean_failure(r, "NotACheckpointError", "empty file")
 
 
 def test_empty_index(tmp_path):
   (tmp_path / "ckpt-1.index").write_bytes(b"")
-  r = run_cli("inspect", str(tmp_path / "ckpt-1"))
+  r = cli_in_process("inspect", str(tmp_path / "ckpt-1"))
   _assert_clean_failure(r, "NotACheckpointError", "is empty")
 
 
@@ -93,14 +94,14 @@ def test_unreadable_file(tmp_path, keras_tf_checkpoint):
 
 def test_named_pipe_does_not_hang(tmp_path):
   os.mkfifo(tmp_path / "ckpt-1.index")
-  r = run_cli("inspect", str(tmp_path / "ckpt-1"))
+  r = cli_in_process("inspect", str(tmp_path / "ckpt-1"))
   _assert_clean_failure(r, "UnreadableFileError", "named pipe")
 
 
 def test_hdf5_that_is_not_keras_weights(tmp_path):
   with h5py.File(tmp_path / "data.h5", "w") as f:
     f.create_dataset("images", data=[1, 2, 3])
-  r = run_cli("inspect", str(tmp_path / "data.h5"))
+  r = cli_in_process("inspect", str(tmp_path / "data.h5"))
   _assert_clean_failure(
     r, "NotACheckpointError", "is an HDF5 file, but not Keras weights", "images"
   )
@@ -109,12 +110,12 @@ def test_hdf5_that_is_not_keras_weights(tmp_path):
 def test_truncated_hdf5(tmp_path, keras2_h5):
   data = open(keras2_h5, "rb").read()
   (tmp_path / "weights.h5").write_bytes(data[: len(data) // 3])
-  r = run_cli("inspect", str(tmp_path / "weights.h5"))
+  r = cli_in_process("inspect", str(tmp_path / "weights.h5"))
   _assert_clean_failure(r, "CorruptCheckpointError", "cannot be read as a Keras weights file")
 
 
 def test_pipeline_config_passed_as_checkpoint():
-  r = run_cli("inspect", str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
+  r = cli_in_process("inspect", str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"))
   _assert_clean_failure(r, "NotACheckpointError", "is a pipeline config", "--pipeline_config_path")
 
 
@@ -123,19 +124,19 @@ def test_zip_that_is_not_a_keras_archive(tmp_path):
 
   with zipfile.ZipFile(tmp_path / "model.keras", "w") as z:
     z.writestr("notes.txt", "hello")
-  r = run_cli("inspect", str(tmp_path / "model.keras"))
+  r = cli_in_process("inspect", str(tmp_path / "model.keras"))
   _assert_clean_failure(r, "NotACheckpointError", "not a Keras '.keras' file")
 
 
 def test_bad_depth_is_a_usage_error(keras_tf_checkpoint):
-  r = run_cli("inspect", keras_tf_checkpoint, "--depth", "0")
+  r = cli_in_process("inspect", keras_tf_checkpoint, "--depth", "0")
   _assert_clean_failure(r, "UsageError", "--depth must be a whole number >= 1")
 
 
 def test_json_mode_prints_the_error_as_json(tmp_path):
   import json
 
-  r = run_cli("inspect", str(tmp_path / "missing"), "--json")
+  r = cli_in_process("inspect", str(tmp_path / "missing"), "--json")
   assert r.returncode == 2
   d = json.loads(r.stdout)
   assert d["error"] == "CheckpointNotFoundError" and d["received"].endswith("missing")
@@ -144,7 +145,7 @@ def test_json_mode_prints_the_error_as_json(tmp_path):
 def test_input_files_are_never_modified(keras_tf_checkpoint):
   directory = os.path.dirname(keras_tf_checkpoint)
   before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
-  assert run_cli("inspect", directory).returncode == 0
+  assert cli_in_process("inspect", directory).returncode == 0
   after = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
   assert before == after
 

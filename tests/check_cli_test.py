@@ -16,6 +16,7 @@ from conftest import HAS_ODAPI
 from conftest import SIGN_LANGUAGE
 from conftest import ZOO
 from conftest import ZOO_COPIES
+from conftest import cli_in_process
 from conftest import needs_realworld
 from conftest import run_cli
 from conftest import zoo_config_names
@@ -86,7 +87,9 @@ def test_static_check_fails_under_strict_on_index_only():
 @needs_realworld
 def test_the_users_own_path_is_reported_missing():
   # The user's config names the zoo checkpoint on their machine.
-  r = run_cli("check", "--static", "--pipeline_config_path", str(BITEWING / "pipeline.config"))
+  r = cli_in_process(
+    "check", "--static", "--pipeline_config_path", str(BITEWING / "pipeline.config")
+  )
   assert r.returncode == 1
   assert "fine_tune_checkpoint names no checkpoint" in r.stdout
 
@@ -94,7 +97,7 @@ def test_the_users_own_path_is_reported_missing():
 @needs_odapi
 @pytest.mark.parametrize("config", zoo_config_names())
 def test_every_zoo_config_parses_or_fails_clearly(config):
-  r = run_cli("check", "--static", "--json", "--pipeline_config_path", str(ZOO / config))
+  r = cli_in_process("check", "--static", "--json", "--pipeline_config_path", str(ZOO / config))
   if config == "centernet_resnet50_v2_512x512_coco17_tpu-8.config":
     # Uses a Google-internal input-reader extension the public protos lack.
     assert r.returncode == 2
@@ -129,14 +132,14 @@ def test_every_zoo_config_parses_or_fails_clearly(config):
 def test_malformed_config_is_a_clear_error(tmp_path):
   bad = tmp_path / "pipeline.config"
   bad.write_text("model { ssd { num_classes: three } }")
-  r = run_cli("check", "--static", "--pipeline_config_path", str(bad))
+  r = cli_in_process("check", "--static", "--pipeline_config_path", str(bad))
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert "ConfigError: " in r.stderr and "1:28" in r.stderr
 
 
 @needs_odapi
 def test_checkpoint_given_as_config_is_a_clear_error(keras_tf_checkpoint):
-  r = run_cli("check", "--static", "--pipeline_config_path", keras_tf_checkpoint + ".index")
+  r = cli_in_process("check", "--static", "--pipeline_config_path", keras_tf_checkpoint + ".index")
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert "is not a text file, so it cannot be a pipeline config" in r.stderr
 
@@ -162,7 +165,7 @@ def test_model_tier_without_a_usable_od_api_says_so(keras_tf_checkpoint):
 
 
 def test_doctor_json():
-  r = run_cli("doctor", "--json")
+  r = cli_in_process("doctor", "--json")
   d = json.loads(r.stdout)
   assert d["schema"] == "od_guard.doctor/1"
   by_name = {c["name"]: c for c in d["checks"]}

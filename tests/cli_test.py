@@ -14,13 +14,14 @@ from od_guard import cli
 
 from conftest import REPO
 from conftest import SIGN_LANGUAGE
+from conftest import cli_in_process
 from conftest import needs_realworld
 from conftest import run_cli
 
 
 @needs_realworld
 def test_inspect_real_user_checkpoint_reports_prefix_missing_shard_and_components():
-  r = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"))
+  r = cli_in_process("inspect", str(SIGN_LANGUAGE / "checkpoint"))
   assert r.returncode == 0, r.stderr
   assert f"resolved:   {SIGN_LANGUAGE / 'checkpoint' / 'ckpt-0'}" in r.stdout
   assert "data shard missing (ckpt-0.data-00000-of-00001)" in r.stdout
@@ -35,7 +36,7 @@ def test_inspect_real_user_checkpoint_reports_prefix_missing_shard_and_component
 
 @needs_realworld
 def test_inspect_json_of_real_user_checkpoint():
-  r = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--json", "--variables")
+  r = cli_in_process("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--json", "--variables")
   assert r.returncode == 0, r.stderr
   d = json.loads(r.stdout)
   assert (d["format"], d["data_shards"]) == ("tf2_object_based", "missing")
@@ -46,7 +47,7 @@ def test_inspect_json_of_real_user_checkpoint():
 def test_inspect_json_follows_the_documented_schema(tmp_path, keras_tf_checkpoint):
   # Index only, as users' checkpoints often come: the schema is the same.
   shutil.copy(keras_tf_checkpoint + ".index", tmp_path / "ckpt-1.index")
-  r = run_cli("inspect", str(tmp_path / "ckpt-1"), "--json", "--variables")
+  r = cli_in_process("inspect", str(tmp_path / "ckpt-1"), "--json", "--variables")
   assert r.returncode == 0, r.stderr
   d = json.loads(r.stdout)
   assert set(d) == {
@@ -89,8 +90,8 @@ def test_inspect_json_follows_the_documented_schema(tmp_path, keras_tf_checkpoin
 
 @needs_realworld
 def test_inspect_depth_controls_the_tree():
-  shallow = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--depth", "1").stdout
-  deep = run_cli("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--depth", "4").stdout
+  shallow = cli_in_process("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--depth", "1").stdout
+  deep = cli_in_process("inspect", str(SIGN_LANGUAGE / "checkpoint"), "--depth", "4").stdout
   assert "_feature_extractor" not in shallow.split("tree (depth 1)")[1]
   # 104 numbered backbone layers fold into one line.
   assert "layer_with_weights-{0..103} (104)" in deep
@@ -108,20 +109,20 @@ def test_inspect_does_not_import_tensorflow(keras_tf_checkpoint):
 
 
 def test_inspect_index_file_resolves_and_exits_zero(keras_tf_checkpoint):
-  r = run_cli("inspect", keras_tf_checkpoint + ".index")
+  r = cli_in_process("inspect", keras_tf_checkpoint + ".index")
   assert r.returncode == 0
   assert "is an index file: used the checkpoint prefix" in r.stdout
 
 
 def test_inspect_missing_shard_exits_zero(tmp_path, keras_tf_checkpoint):
   shutil.copy(keras_tf_checkpoint + ".index", tmp_path / "ckpt-1.index")
-  r = run_cli("inspect", str(tmp_path / "ckpt-1"))
+  r = cli_in_process("inspect", str(tmp_path / "ckpt-1"))
   assert r.returncode == 0
   assert "data shard missing" in r.stdout
 
 
 def test_diff_identical_exits_zero(keras_tf_checkpoint):
-  r = run_cli("diff", keras_tf_checkpoint, keras_tf_checkpoint)
+  r = cli_in_process("diff", keras_tf_checkpoint, keras_tf_checkpoint)
   assert r.returncode == cli.EXIT_OK
   assert "identical: " in r.stdout
 
@@ -135,7 +136,7 @@ def test_diff_reports_added_removed_and_shape_changes(tf, tmp_path):
     head=tf.Variable(tf.zeros([5])),
     new=tf.Variable(tf.zeros([2], tf.int32)),
   ).write(str(tmp_path / "b"))
-  r = run_cli("diff", a, b, "--json")
+  r = cli_in_process("diff", a, b, "--json")
   assert r.returncode == cli.EXIT_FINDINGS
   d = json.loads(r.stdout)
   assert d["added"] == ["new/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -143,7 +144,7 @@ def test_diff_reports_added_removed_and_shape_changes(tf, tmp_path):
   assert d["shape_changed"] == [
     {"key": "head/.ATTRIBUTES/VARIABLE_VALUE", "before": "(4,)", "after": "(5,)"}
   ]
-  text = run_cli("diff", a, b).stdout
+  text = cli_in_process("diff", a, b).stdout
   assert "head/.ATTRIBUTES/VARIABLE_VALUE: (4,) -> (5,)" in text
 
 

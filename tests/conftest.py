@@ -15,6 +15,9 @@ import sys
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every finding raised in the suite (and in the processes it starts) must use a
+# code of od_guard.restore.codes.
+os.environ["OD_GUARD_STRICT_CODES"] = "1"
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -116,6 +119,24 @@ def run_cli(
     env=full_env,
     timeout=120,
   )
+
+
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+  """Runs `od-guard ARGS` in this process (`cli.main`), capturing its output:
+  for tests of what a command says, where a fresh interpreter adds nothing
+  but its start-up (`run_cli` when the process itself is under test)."""
+  import contextlib
+  import io
+
+  from od_guard import cli
+
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      code = cli.main(list(args))
+    except SystemExit as e:  # argparse's own exits (--help)
+      code = e.code if isinstance(e.code, int) else 1
+  return subprocess.CompletedProcess(["od-guard", *args], code, out.getvalue(), err.getvalue())
 
 
 def raises_exactly(expected: Exception, call, *args, **kwargs):
