@@ -17,6 +17,7 @@ docs/faults.md states the guarantees these check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -301,6 +302,34 @@ def test_a_truncated_index_is_resumed_not_reported_corrupt(stores, kind):
     r, elapsed = _od_guard(server, proxy, "inspect", "--json", "--variables", _uri(server))
   assert proxy.faulted == 2
   _same_as_local(r, server, "inspect", "--json", "--variables")
+  assert elapsed < SLACK, elapsed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cut_metadata_requests_are_retried_then_said(stores, kind):
+  """Metadata answers (S3's HEADs, GCS's object resources) reset after 100 bytes: twice,
+  retried (the same result as on local disk); always, InterruptedReadError."""
+  server = stores[kind]
+  metadata = r"^HEAD " if kind == "s3" else rf"^GET /storage/v1/b/{BUCKET}/o/"
+  fault = fault_proxy.Fault(fault_proxy.RESET, match=metadata, times=2, after=100)
+  with _proxy(server, fault) as proxy:
+    r, elapsed = _od_guard(server, proxy, "inspect", "--json", "--variables", _uri(server))
+  assert proxy.faulted == 2
+  _same_as_local(r, server, "inspect", "--json", "--variables")
+  assert elapsed < SLACK, elapsed
+  with _proxy(server, dataclasses.replace(fault, times=None)) as proxy:
+    r, elapsed = _od_guard(server, proxy, "inspect", "--json", _uri(server))
+  index = _uri(server, "ckpt-1.index")
+  error = _error(r)
+  assert error["error"] == "InterruptedReadError"
+  assert re.fullmatch(
+    rf"Cannot read {re.escape(index)}: the connection was cut 6 times \(\w+\)\.", error["what"]
+  ), error["what"]
+  assert error["received"].startswith(f"{index} at {_where(server, proxy)} (")
+  assert error["fix"] == (
+    "The network or the endpoint drops connections mid-answer (a proxy, a load balancer, an "
+    "unstable link): check it, then run od-guard again."
+  )
   assert elapsed < SLACK, elapsed
 
 

@@ -507,10 +507,10 @@ _CUT_NAMES = frozenset(
    "ProxyError", "_CutShort"}
 )  # fmt: skip
 # ... unless the connection was never made (said as EndpointUnreachableError, not retried).
+# botocore says EndpointConnectionError for both: what it wraps tells them apart.
 _NO_CONNECTION = frozenset(
-  {"ClientConnectorError", "EndpointConnectionError", "ConnectTimeoutError",
-   "ConnectionRefusedError", "gaierror"}
-)  # fmt: skip
+  {"ClientConnectorError", "ConnectTimeoutError", "ConnectionRefusedError", "gaierror"}
+)
 _WHAT = {  # what a request waits for, as "waiting for WHAT of PATH" says it
   "exists": "the metadata",
   "isdir": "the metadata",
