@@ -23,6 +23,9 @@ SCHEMA = "od_guard.lint/1"
 
 @dataclasses.dataclass(frozen=True)
 class Violation(_records.Record):
+  """A saved value's name that breaks a rule: its `key`, its object `path`, the
+  `rule` and the `message` saying how."""
+
   key: str
   path: str
   rule: str

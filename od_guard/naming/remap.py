@@ -34,6 +34,7 @@ import os
 import stat
 import sys
 
+from od_guard import _lazy
 from od_guard.checkpoint import bundle_writer
 from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
@@ -47,14 +48,17 @@ from od_guard.naming import rename_rules
 SCHEMA = "od_guard.remap/1"
 _PROGRESS_BYTES = 256 << 20  # a progress line per this many bytes copied
 
+RemapError = rename_rules.RemapError  # what every refusal here raises
 # The rules and the object-graph rewrite live in rename_rules and object_graph_rewrite;
-# re-exported here, where `od-guard remap`, tf1_conversion and users import them.
-RemapError = rename_rules.RemapError
-Rule = rename_rules.Rule
-rename = rename_rules.rename
-rename_keys = rename_rules.rename_keys
-rules_from_report = rename_rules.rules_from_report
-rewrite_object_graph = object_graph_rewrite.rewrite_object_graph
+# still importable from here (Orbax-style), where `od-guard remap`, tf1_conversion and users
+# find them.
+__getattr__ = _lazy.module_getattr(
+  __name__,
+  {
+    **dict.fromkeys(("Rule", "rename", "rename_keys", "rules_from_report"), rename_rules.__name__),
+    "rewrite_object_graph": object_graph_rewrite.__name__,
+  },
+)
 
 
 class RemapVerificationError(RemapError):
@@ -251,7 +255,7 @@ def _prepare_destination(
 def remap(
   source: str,
   destination: str,
-  rules: Sequence[Rule],
+  rules: Sequence[rename_rules.Rule],
   *,
   overwrite: bool = False,
   progress: Callable[[int, int], None] | None = None,
@@ -289,10 +293,10 @@ def remap(
   """
   inv = inventory.read_inventory(source, object_graph=inventory.OBJECT_GRAPH_FULL)
   _check_source(inv, destination, overwrite)
-  mapping = rename_keys((v.key for v in inv.variables), rules)
+  mapping = rename_rules.rename_keys((v.key for v in inv.variables), rules)
   replace: dict[str, bytes] = {}
   if inv.object_graph_proto is not None:
-    proto = rewrite_object_graph(inv.object_graph_proto, mapping)
+    proto = object_graph_rewrite.rewrite_object_graph(inv.object_graph_proto, mapping)
     replace[inventory.OBJECT_GRAPH_KEY] = proto.SerializeToString()
   index = tensor_bundle.read_index(inv.prefix + ".index")
   where = os.path.dirname(os.path.abspath(destination)) or "."
