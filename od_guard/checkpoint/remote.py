@@ -956,7 +956,7 @@ class RemoteFile:
               "balancer, an unstable link): check it, then run od-guard again. Each cut was "
               f"resumed from the byte reached, {RESUMES} times.",
             ) from e
-          if cuts > 1:  # the first cut is resumed at once: most are one-offs
+          if cuts > 1 and reached == at:  # at once after progress (or the first cut)
             time.sleep(_backoff(cuts - 1, CUT_BACKOFF))
           continue
         if kind == _THROTTLED:
