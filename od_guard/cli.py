@@ -108,11 +108,46 @@ def _fraction(value: str) -> float:
   return f
 
 
+def _tensorboard_dir(path: str | None) -> str | None:
+  """--tensorboard_dir, refused before any work when it cannot be a directory."""
+  if not path:
+    return path
+  from od_guard.checkpoint import fileio
+
+  if fileio.is_remote(path):
+    return path
+  # The nearest part of the path that exists must be a directory.
+  probe = os.path.abspath(path)
+  while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+    probe = os.path.dirname(probe)
+  if os.path.isdir(probe):
+    return path
+  described = "a file" if os.path.isfile(probe) else "not a directory"
+  raise errors.UsageError(
+    f"--tensorboard_dir {path!r} cannot be a directory: {probe!r} is {described}.",
+    received=f"--tensorboard_dir {path}",
+    fix="Pass a directory (it is created if missing), e.g. --tensorboard_dir runs/od_guard.",
+  )
+
+
+def _write_tensorboard(write: Callable[[str], object], logdir: str) -> None:
+  """Writes the event file; an OS error (permission, disk full) is a typed error."""
+  try:
+    write(logdir)
+  except OSError as e:
+    raise errors.UsageError(
+      f"Cannot write the TensorBoard events to {logdir!r}: {e.strerror or e}.",
+      received=f"--tensorboard_dir {logdir}",
+      fix="Pass a directory the user running od_guard may write to.",
+    ) from e
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
   from od_guard.odapi import preflight
   from od_guard.report import render
   from od_guard.restore import policy as policy_lib
 
+  _tensorboard_dir(args.tensorboard_dir)
   policy = policy_lib.preset(args.policy)
   if args.min_backbone_coverage is not None:
     policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
@@ -137,7 +172,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
   if args.tensorboard_dir:
     from od_guard.report import tensorboard
 
-    tensorboard.write(report, args.tensorboard_dir)
+    _write_tensorboard(lambda d: tensorboard.write(report, d), args.tensorboard_dir)
   if args.json:
     _print_json(report.to_dict())
   else:
@@ -171,12 +206,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
   from od_guard.restore import findings as findings_lib
   from od_guard.restore import value_health
 
+  _tensorboard_dir(args.tensorboard_dir)
   report = verify.verify(args.path, progress=_Progress())
   found = value_health.diagnose(report)
   if args.tensorboard_dir:
     from od_guard.report import tensorboard
 
-    tensorboard.write_verification(report, args.tensorboard_dir)
+    _write_tensorboard(lambda d: tensorboard.write_verification(report, d), args.tensorboard_dir)
   if args.json:
     _print_json(verify_text.to_dict(report, found, with_tensors=args.tensors))
   else:

@@ -306,3 +306,68 @@ def test_hostile_input(world, name, tmp_path):
   assert tree_fingerprint(pathlib.Path(case.target).parent) == before, "an input was modified"
   assert tree_fingerprint(pathlib.Path(world["good"]).parent) == before_good, "SRC was modified"
   assert not problems, f"{case.name} ({case.target}):\n" + "\n".join(problems)
+
+
+# Hostile places and project files (issue 22): each case makes its input in a
+# fresh directory and runs the commands it applies to, as the corpus does.
+def _tensorboard_file(d: pathlib.Path) -> str:
+  (d / "tb").write_text("a file, not a directory\n")
+  return str(d / "tb")
+
+
+def _tensorboard_under_file(d: pathlib.Path) -> str:
+  (d / "tb").write_text("")
+  return str(d / "tb" / "run" / "1")
+
+
+def _tensorboard_fifo(d: pathlib.Path) -> str:
+  os.mkfifo(d / "tb")
+  return str(d / "tb")
+
+
+def _tensorboard_dangling(d: pathlib.Path) -> str:
+  os.symlink(d / "nowhere", d / "tb")
+  return str(d / "tb")
+
+
+_TENSORBOARD_CASES = {
+  "tensorboard_dir_is_file": _tensorboard_file,
+  "tensorboard_dir_under_file": _tensorboard_under_file,
+  "tensorboard_dir_fifo": _tensorboard_fifo,
+  "tensorboard_dir_dangling_symlink": _tensorboard_dangling,
+}
+
+
+def _check_problems(results: dict[str, tuple], allowed: tuple[int, ...]) -> list[str]:
+  problems = []
+  for command, (code, stderr, seconds, rss, _) in results.items():
+    what = f"{command}: exit {code} in {seconds:.1f} s, {rss:.0f} MB"
+    if code < 0 or "Traceback" in stderr or code == 70:
+      problems.append(f"{what}: traceback, hang or crash\n{stderr[-3000:]}")
+    elif code not in allowed:
+      problems.append(f"{what}: expected one of {allowed}\n{stderr[-1500:]}")
+    elif code == 2 and not _TYPED.search(stderr):
+      problems.append(f"{what}: exit 2 without a typed error\n{stderr[-1500:]}")
+    if seconds > TIME_LIMIT or rss > RSS_LIMIT_MB:
+      problems.append(f"{what}: over the time or memory limit")
+  return problems
+
+
+@pytest.mark.parametrize("name", sorted(_TENSORBOARD_CASES))
+def test_hostile_tensorboard_dir(world, name, tmp_path):
+  target = _TENSORBOARD_CASES[name](tmp_path)
+  commands = {
+    "check_static": [
+      "check",
+      "--static",
+      "--pipeline_config_path",
+      world["config"],
+      "--tensorboard_dir",
+      target,
+    ],
+    "verify": ["verify", world["good"], "--tensorboard_dir", target],
+  }
+  results = _run_all(commands, tmp_path)
+  assert not _check_problems(results, (2,)), "\n".join(_check_problems(results, (2,)))
+  for _, (_, stderr, *_) in results.items():
+    assert "--tensorboard_dir" in stderr, stderr
