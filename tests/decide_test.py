@@ -24,7 +24,7 @@ def _restore(*, missing: int = 0, mismatched: int = 0, restored: int = 1):
   binding = matching.Binding("v", "k", (1,), "float32", components.BACKBONE)
   unbound = matching.Unbound("u", (1,), "float32", components.BACKBONE)
   mismatch = matching.Mismatch("m", "k", (1,), (2,), components.BACKBONE)
-  return matching.RestoreReport(
+  return matching.RestorePrediction(
     mode="object_graph",
     restored=(binding,) * restored,
     missing=(unbound,) * missing,
@@ -150,3 +150,59 @@ def test_facts_shown_when_quiet_are_registered(renderer, code):
 
   assert code in codes.CODES
   assert renderer in ("preflight", "verify")
+
+
+@pytest.mark.parametrize(
+  ("changes", "code", "severity", "ignored_by"),
+  [
+    ({"ignore": {"checkpoint_type_mismatch"}}, "checkpoint_type_mismatch", ERROR, "ignore"),
+    (
+      {"ignore": {"label_map_num_classes_differ"}},
+      "label_map_num_classes_differ",
+      WARNING,
+      "ignore",
+    ),
+    ({"select": {"checkpoint_not_found"}}, "checkpoint_type_mismatch", ERROR, "select"),
+    ({"select": {"checkpoint_not_found"}}, "no_fine_tune_checkpoint", WARNING, "select"),
+    (
+      {"select": {"shape_mismatch"}, "ignore": {"shape_mismatch"}},
+      "shape_mismatch",
+      ERROR,
+      "ignore",
+    ),
+  ],
+)
+def test_ignored_and_unselected_findings_stay_as_facts(changes, code, severity, ignored_by):
+  policy = DEFAULT.replace(**changes)
+  verdict, out = decide.judge(policy, [_f(code, severity)])
+  assert verdict.decision == policy_lib.PASS and verdict.reasons == ()
+  assert out[0].severity == INFO
+  assert out[0].title == f"{code} happened. {decide.IGNORED_TITLE[ignored_by]}"
+  assert out[0].data == {"ignored_by": ignored_by, "severity": severity}
+  assert out[0].fix == f"fix {code}"
+
+
+@pytest.mark.parametrize(
+  ("changes", "code"),
+  [
+    ({"select": {"checkpoint_type_mismatch"}}, "checkpoint_type_mismatch"),
+    ({"ignore": {"checkpoint_not_found"}}, "checkpoint_type_mismatch"),
+  ],
+)
+def test_selected_and_not_ignored_findings_decide(changes, code):
+  verdict, out = decide.judge(DEFAULT.replace(**changes), [_f(code)])
+  assert verdict.decision == policy_lib.FAIL
+  assert out[0].severity == ERROR and "ignored_by" not in out[0].data
+
+
+def test_an_ignored_fact_is_left_as_it_is():
+  f = _f("num_classes_differ", INFO)
+  _, out = decide.judge(DEFAULT.replace(ignore={"num_classes_differ"}), [f])
+  assert out == [f] and out[0].title == f.title
+
+
+def test_amend_judges_late_findings_with_the_ignore_list():
+  policy = DEFAULT.replace(ignore={"workers_disagree"})
+  verdict, found = decide.judge(policy, [])
+  verdict, out = decide.amend(policy, verdict, found, [_f("workers_disagree")])
+  assert verdict.decision == policy_lib.PASS and out[0].severity == INFO

@@ -9,8 +9,9 @@ Every rule that turns findings into a verdict is a table here, as data, and
 2. `demote_consequences`: an error that another error explains
    (`EXPLAINED_BY`) becomes a fact that names its cause.
 3. `judge`: the policy (`od_guard.restore.policy`) turns what is left into
-   pass / warn / fail; `INDEX_ONLY` findings are errors wherever the values
-   must be restored.
+   pass / warn / fail; findings its `ignore` / `select` lists keep out become
+   facts (`IGNORED_TITLE`); `INDEX_ONLY` findings are errors wherever the
+   values must be restored.
 
 Two more tables say what the static tier's errors mean for the rest of the
 check: `NO_MODEL_TIER` (the model tier cannot run) and `FINAL_STATIC` (no
@@ -131,6 +132,15 @@ SHOWN_WHEN_QUIET: Mapping[str, frozenset[str]] = {
 }
 
 
+# What an ignored (or unselected) finding's title ends with: the policy's
+# `ignore` / `select` lists (from --ignore / --select, pre-commit args, the
+# drop-in's --guard_ignore / --guard_select, [tool.od_guard] or Policy) keep
+# it from the verdict, as a fact.
+IGNORED_TITLE: Mapping[str, str] = {
+  "ignore": "(ignored by --ignore)",
+  "select": "(not selected by --select)",
+}
+
 _SEVERITY_ORDER = (policy_lib.FAIL, policy_lib.WARN, policy_lib.PASS)
 
 
@@ -150,7 +160,7 @@ def final_static(found: Iterable[Finding]) -> set[str]:
 
 
 def overrule_guesses(
-  found: Sequence[Finding], restore: matching.RestoreReport | None
+  found: Sequence[Finding], restore: matching.RestorePrediction | None
 ) -> list[Finding]:
   """Static architecture guesses become facts when the built model's restore
   binds every variable it asks for, with no shape mismatch."""
@@ -202,6 +212,17 @@ def judge(
   adjusted = []
   for f in all_findings:
     severity = f.severity
+    ignored_by = policy.ignored_by(f.code) if severity != findings_lib.INFO else None
+    if ignored_by:  # kept, as a fact that says why it does not count
+      adjusted.append(
+        dataclasses.replace(
+          f,
+          severity=findings_lib.INFO,
+          title=f"{f.title} {IGNORED_TITLE[ignored_by]}",
+          data={**f.data, "ignored_by": ignored_by, "severity": f.severity},
+        )
+      )
+      continue
     if f.code in INDEX_ONLY and (training or not policy.allow_index_only):
       severity = findings_lib.ERROR
     elif severity == findings_lib.ERROR and policy.only_warns(f.code):
@@ -226,7 +247,7 @@ def decide(
   found: Sequence[Finding],
   *,
   training: bool = False,
-  restore: matching.RestoreReport | None = None,
+  restore: matching.RestorePrediction | None = None,
 ) -> tuple[policy_lib.Verdict, list[Finding]]:
   """Every rule, in order: guesses overruled by `restore` (the model tier's
   prediction, when there is one), consequences demoted, then the policy.

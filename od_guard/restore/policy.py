@@ -13,6 +13,14 @@ Three presets, and explicit thresholds on top of any of them:
   version/type/format errors, shape mismatches, nothing restored at all.
 
     policy = od_guard.policy.preset("default").replace(min_backbone_coverage=0.5)
+
+Finding codes can be switched off as linters do: `ignore` (these codes never
+decide the verdict) and `select` (only these codes may). An ignored or
+unselected warning or error is kept in the report as a fact (INFO) whose
+title says so, "(ignored by --ignore)" / "(not selected by --select)", and
+whose ``data["ignored_by"]`` is "ignore" / "select": nothing vanishes.
+
+    policy = od_guard.policy.preset("default").replace(ignore={"label_map_num_classes_differ"})
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from od_guard import errors
 from od_guard.checkpoint import components
+from od_guard.restore import codes as codes_lib
 from od_guard.restore import findings
 
 if TYPE_CHECKING:  # annotations only: matching is the model tier's
@@ -56,6 +65,8 @@ class Policy:
     warn_only: finding codes that only warn, whatever their severity.
     allow_unbuilt_model: a Keras model that is not built yet may take a
       deferred, unverified restore (otherwise that is an error).
+    ignore: finding codes that never decide the verdict (kept as facts).
+    select: when not empty, the only finding codes that may decide it.
   """
 
   name: str = "default"
@@ -66,8 +77,13 @@ class Policy:
   warnings_fail: bool = False
   warn_only: frozenset[str] = frozenset()
   allow_unbuilt_model: bool = False
+  ignore: frozenset[str] = frozenset()
+  select: frozenset[str] = frozenset()
 
   def replace(self, **changes) -> Policy:
+    for key in ("ignore", "select"):
+      if key in changes:
+        changes[key] = parse_codes(changes[key], source=f"Policy.{key}")
     for key, value in changes.items():
       if key.startswith("min_") and value is not None and not 0.0 <= value <= 1.0:
         raise errors.UsageError(
@@ -80,11 +96,62 @@ class Policy:
   def to_dict(self) -> dict:
     d = dataclasses.asdict(self)
     d["warn_only"] = sorted(self.warn_only)
+    # Only when set: reports of policies without them stay as they were.
+    for key in ("ignore", "select"):
+      if d[key]:
+        d[key] = sorted(d[key])
+      else:
+        del d[key]
     return d
 
   def only_warns(self, code: str) -> bool:
     """Whether an error with this code is demoted to a warning."""
     return code in self.warn_only or (self.allow_missing and code in _MISSING)
+
+  def ignored_by(self, code: str) -> str | None:
+    """'ignore' or 'select' when that list keeps `code` from the verdict, else None."""
+    if code in self.ignore:
+      return "ignore"
+    if self.select and code not in self.select:
+      return "select"
+    return None
+
+
+def parse_codes(value, *, source: str) -> frozenset[str]:
+  """Finding codes from a comma-separated string or an iterable of strings
+  (e.g. "a,b" or ["a", "b"]); blanks are dropped.
+
+  Args:
+    value: the codes as given.
+    source: where they come from, for messages (e.g. "--ignore").
+
+  Raises:
+    UsageError: not strings, or a code the registry does not hold (the message
+      names the closest registered code).
+  """
+  if isinstance(value, str):
+    items = value.split(",")
+  elif isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+    items = [part for v in value for part in v.split(",")]
+  else:
+    raise errors.UsageError(
+      f"{source} must be finding codes: a list of strings or a comma-separated string.",
+      received=f"{source} = {value!r}"[:200],
+      fix=f'e.g. {source} = ["label_map_num_classes_differ"]',
+    )
+  out = frozenset(item.strip() for item in items if item.strip())
+  for code in sorted(out):
+    if code not in codes_lib.CODES:
+      close = codes_lib.closest(code)
+      raise errors.UsageError(
+        f"Unknown finding code {code!r} in {source}."
+        + (f" Did you mean {close!r}?" if close else ""),
+        received=f"{source} {code}"[:200],
+        fix=(f"Use {close!r}, or another" if close else "Use a")
+        + " code of the findings reference (docs/reference/findings.md; the codes of a report are in "
+        "`od-guard check --json`).",
+      )
+  return out
 
 
 PRESETS = {
@@ -141,7 +208,7 @@ class Verdict:
 
 
 def coverage_findings(
-  policy: Policy, report: restore_match.RestoreReport, requested: frozenset[str]
+  policy: Policy, report: restore_match.RestorePrediction, requested: frozenset[str]
 ) -> list[findings.Finding]:
   """Threshold checks on coverage, for the components the restore asks for."""
   out = []
