@@ -312,6 +312,15 @@ _TABLE = (
     "Use the TF2 extractor's name (e.g. ssd_mobilenet_v2_keras).",
     "ValueError: ... is not supported for tf version 2.",
   ),
+  Code(
+    "model_section_incomplete",
+    ERROR,
+    "The config's meta-architecture has no feature_extractor (often: model.ssd.num_classes "
+    "assigned on another meta-architecture's config).",
+    _STATIC,
+    "Set num_classes inside the config's own meta-architecture, from the zoo's config.",
+    "ValueError: Unknown ssd feature_extractor: (model_builder), before step one",
+  ),
   # --- model_dir as model_lib_v2 resumes it.
   Code(
     "stale_checkpoint_in_model_dir",
@@ -362,7 +371,52 @@ _TABLE = (
     "",
     "waits for a checkpoint (checkpoints_iterator), up to --eval_timeout",
   ),
+  Code(
+    "checkpoint_dir_missing",
+    ERROR,
+    "--checkpoint_dir (evaluation) or --trained_checkpoint_dir (export) does not exist.",
+    _PREFLIGHT,
+    "Use the nearest directory that holds checkpoints (names differing by -, _ or case), "
+    "the training run's --model_dir.",
+    "evaluation waits ('Waiting for new checkpoint') until --eval_timeout, then exits 0; "
+    "the exporter fails: AssertionError: No checkpoint specified (save_path=None)",
+  ),
+  Code(
+    "checkpoint_dir_empty",
+    ERROR,
+    "--trained_checkpoint_dir holds no checkpoint: the exporter restores nothing.",
+    _PREFLIGHT,
+    "Point --trained_checkpoint_dir at the training run's --model_dir (or the subfolder "
+    "that holds the checkpoints).",
+    "AssertionError: No checkpoint specified (save_path=None); nothing is being restored.",
+  ),
+  Code(
+    "checkpoint_state_unusable",
+    VARIES,
+    "The directory holds checkpoints, but its 'checkpoint' state file is missing or names "
+    "none that exists here.",
+    _PREFLIGHT,
+    'Write the state file: model_checkpoint_path: "ckpt-N" (relative) for the checkpoint to use.',
+    "the exporter fails (AssertionError: No checkpoint specified, or NotFoundError on the "
+    "named path); evaluation waits until --eval_timeout",
+  ),
+  Code(
+    "checkpoint_dir_eval_only",
+    WARNING,
+    "--checkpoint_dir makes model_main_tf2 evaluate only, and this command looks like training.",
+    _PREFLIGHT,
+    "To train, drop --checkpoint_dir.",
+    "evaluates only, silently; with no checkpoint there it waits until --eval_timeout",
+  ),
   # --- The predicted restore (model tier).
+  Code(
+    "model_build_failed",
+    ERROR,
+    "The OD API's model builder raised: the model cannot be built from this config.",
+    _PREFLIGHT,
+    "Fix what the static diagnosis names first; else the model section the error names.",
+    "fails with the same error when it builds the model, before step one",
+  ),
   Code(
     "variables_not_restored",
     ERROR,
@@ -537,6 +591,16 @@ _TABLE = (
     _CONSENSUS,
     "Start every worker, or raise --guard_consensus_timeout.",
     "the healthy workers wait in a collective until it times out",
+  ),
+  # --- Where the check runs (od-guard check --where repo).
+  Code(
+    "not_checked_here",
+    INFO,
+    "A path the config names cannot exist where the check runs (a repository without the "
+    "data): it is checked at training time.",
+    "od_guard.odapi.repo_mode",
+    "Commit the checkpoint's .index (a few KB) or pass --checkpoint to a local copy.",
+    "",
   ),
 )
 
