@@ -159,6 +159,20 @@ def _define_guard_flags(fv: flags.FlagValues) -> None:
     "Minimum fraction of backbone parameters that must restore (overrides the policy's).",
     flag_values=fv,
   )
+  flags.DEFINE_list(
+    "guard_ignore",
+    [],
+    "Finding codes that never decide the verdict (comma-separated; added to "
+    "[tool.od_guard] ignore); the report keeps them as facts.",
+    flag_values=fv,
+  )
+  flags.DEFINE_list(
+    "guard_select",
+    [],
+    "The only finding codes that may decide the verdict (comma-separated; replaces "
+    "[tool.od_guard] select).",
+    flag_values=fv,
+  )
   flags.DEFINE_bool(
     "guard_only",
     False,
@@ -241,12 +255,23 @@ def _strategy(fv, tf):
 
 
 def _policy(fv):
+  """The policy: the flags over the project file's [tool.od_guard] (found by
+  walking up from the config; its `where` does not apply: training needs every path).
+
+  Raises:
+    UsageError: an unknown code in --guard_ignore / --guard_select, or a wrong
+      project file.
+  """
+  from od_guard import project_config
   from od_guard.restore import policy as policy_lib
 
-  policy = policy_lib.preset(fv.guard_policy)
-  if fv.guard_min_backbone_coverage is not None:
-    policy = policy.replace(min_backbone_coverage=fv.guard_min_backbone_coverage)
-  return policy
+  project = project_config.discover(fv.pipeline_config_path)
+  return project.to_policy(
+    preset=fv.guard_policy if fv["guard_policy"].present else None,
+    min_backbone_coverage=fv.guard_min_backbone_coverage,
+    ignore=policy_lib.parse_codes(fv.guard_ignore, source="--guard_ignore"),
+    select=policy_lib.parse_codes(fv.guard_select, source="--guard_select") or None,
+  )
 
 
 def _publish(fv, report, *, chief: bool, tensorboard: bool = True, quiet: bool = False, sub=()):
