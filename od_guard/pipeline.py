@@ -40,7 +40,7 @@ from od_guard.restore import policy as policy_lib
 
 Finding = findings_lib.Finding
 # A diagnosis an integration adds to the generic ones (e.g. Keras layouts).
-Diagnosis = Callable[[matching.RestoreReport, inventory_lib.Inventory], list[Finding]]
+Diagnosis = Callable[[matching.RestorePrediction, inventory_lib.Inventory], list[Finding]]
 
 
 class Timer:
@@ -110,7 +110,7 @@ ValuesFn = Callable[[frozenset[str] | None], Sequence[Finding]]
 
 
 def diagnose(
-  restore: matching.RestoreReport,
+  restore: matching.RestorePrediction,
   inv: inventory_lib.Inventory,
   *,
   policy: policy_lib.Policy,
@@ -145,7 +145,7 @@ def run(
   *,
   policy: policy_lib.Policy,
   capture: CaptureFn | None = None,
-  predicted: matching.RestoreReport | None = None,
+  predicted: matching.RestorePrediction | None = None,
   more: Sequence[Diagnosis] = (),
   coverage: bool = False,
   stock_assertion: bool = True,

@@ -7,8 +7,8 @@ import pytest
 
 from od_guard import errors
 from od_guard.checkpoint import components
-from od_guard.restore import findings
 from od_guard.restore import decide as decide_lib
+from od_guard.restore import findings
 from od_guard.restore import matching
 from od_guard.restore import policy as policy_lib
 
@@ -252,8 +252,8 @@ def test_verdict_to_dict():
 # --- coverage_findings ---------------------------------------------------------------
 
 
-def _report(*coverage: matching.Coverage) -> matching.RestoreReport:
-  return matching.RestoreReport(
+def _report(*coverage: matching.Coverage) -> matching.RestorePrediction:
+  return matching.RestorePrediction(
     mode="object_graph",
     restored=(),
     missing=(),

@@ -42,7 +42,7 @@ def _all_variables(root):
   return list(root.variables()) if callable(getattr(root, "variables", None)) else []
 
 
-def predicted(report: restore_match.RestoreReport) -> set[str]:
+def predicted(report: restore_match.RestorePrediction) -> set[str]:
   return {b.path for b in report.restored}
 
 

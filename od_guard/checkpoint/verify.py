@@ -182,7 +182,7 @@ class TensorHealth:
 
 
 @dataclasses.dataclass(frozen=True)
-class VerifyReport:
+class VerifyResult:
   """Every tensor's integrity and health.
 
   Attributes:
@@ -434,7 +434,7 @@ def verify(
   chunk_bytes: int = _CHUNK,
   progress: Callable[[int, int], None] | None = None,
   digests: bool = False,
-) -> VerifyReport:
+) -> VerifyResult:
   """Streams every tensor (or those in `keys`) of a TF checkpoint once.
 
   Args:
@@ -566,4 +566,4 @@ def verify(
       finally:
         reader.close()
   tensors = tuple(results[k] for k in sorted(results))
-  return VerifyReport(inv.prefix, tensors, done, time.perf_counter() - start, digested)
+  return VerifyResult(inv.prefix, tensors, done, time.perf_counter() - start, digested)

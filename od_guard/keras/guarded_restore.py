@@ -245,12 +245,12 @@ def _read(checkpoint: str, strategy, multi: bool, timeout: float) -> pipeline.St
       )
     except errors.OdGuardError as e:
       if multi:  # the others learn why this worker stops, and stop too
-        mine = consensus.Record.of(strategy, consensus.READ, checkpoint=checkpoint, error=e)
+        mine = consensus.Vote.of(strategy, consensus.READ, checkpoint=checkpoint, error=e)
         consensus.agree(strategy, mine, timeout)
       raise
   if multi:
     with static.timer.phase("consensus"):
-      mine = consensus.Record.of(strategy, consensus.READ, checkpoint=static.inventory.prefix)
+      mine = consensus.Vote.of(strategy, consensus.READ, checkpoint=static.inventory.prefix)
       consensus.agree(strategy, mine, timeout)
   return static
 
@@ -305,7 +305,7 @@ def _agree_on_verdict(strategy, inv, report, timeout: float, publish_report) -> 
     WorkersDisagreeError, ConsensusTimeoutError: after publishing the report
       with the disagreement as its first error.
   """
-  mine = consensus.Record.of(
+  mine = consensus.Vote.of(
     strategy,
     consensus.VERDICT,
     checkpoint=inv.prefix,

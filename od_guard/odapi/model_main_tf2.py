@@ -344,15 +344,15 @@ def _start_strategy(fv, tf):
     return _strategy(fv, tf)
 
 
-def _record(strategy, stage: str, report=None, error=None):
-  """This worker's consensus record from its report (or the error that
+def _vote(strategy, stage: str, report=None, error=None):
+  """This worker's consensus vote from its report (or the error that
   stopped its preflight). At the static stage only a verdict the model tier
   cannot change stops, so only those errors count there."""
   from od_guard.restore import consensus
   from od_guard.restore import decide
 
   if error is not None or report is None:
-    return consensus.Record.of(strategy, stage, error=error)
+    return consensus.Vote.of(strategy, stage, error=error)
   prefix = ""
   if report.checkpoint is not None:
     prefix = report.checkpoint.prefix
@@ -363,7 +363,7 @@ def _record(strategy, stage: str, report=None, error=None):
     final = decide.final_static(found)
     found = [f for f in found if f.code in final]
     decision = "fail" if final else "pass"
-  return consensus.Record.of(strategy, stage, checkpoint=prefix, decision=decision, found=found)
+  return consensus.Vote.of(strategy, stage, checkpoint=prefix, decision=decision, found=found)
 
 
 def _agree(fv, strategy, mine, report) -> int | None:
@@ -465,7 +465,7 @@ def _train(fv, tf, model_lib_v2, static, static_report, static_error) -> int:
   if multi:
     # First exchange: after the static tier, before the model build (whose
     # collectives would wait on a worker that already stopped).
-    mine = _record(strategy, consensus.STATIC, static_report, static_error)
+    mine = _vote(strategy, consensus.STATIC, static_report, static_error)
     stop = _agree(fv, strategy, mine, static_report)
     if stop is not None:
       return stop
@@ -484,12 +484,12 @@ def _train(fv, tf, model_lib_v2, static, static_report, static_error) -> int:
       )
   except errors.OdGuardError as e:
     if multi:  # the others learn why this worker stops
-      _agree(fv, strategy, _record(strategy, consensus.VERDICT, error=e), None)
+      _agree(fv, strategy, _vote(strategy, consensus.VERDICT, error=e), None)
     return _bad_input(e)
   chief = strategies.is_chief(strategy)
   if multi:
     # Second exchange: the full verdicts, before step one.
-    stop = _agree(fv, strategy, _record(strategy, consensus.VERDICT, report), report)
+    stop = _agree(fv, strategy, _vote(strategy, consensus.VERDICT, report), report)
     if stop is not None:
       return stop
   # A passing run that restores values reaches TensorBoard once, after the

@@ -49,7 +49,7 @@ class Report:
   config: Mapping[str, Any] | None
   checkpoint: inventory.Inventory | None
   fingerprint: fingerprint_lib.Fingerprint | None
-  restore: restore_match.RestoreReport | None
+  restore: restore_match.RestorePrediction | None
   findings: tuple[findings.Finding, ...]
   verdict: policy_lib.Verdict
   timings: dict[str, float] = dataclasses.field(default_factory=dict)

@@ -12,7 +12,7 @@ from od_guard.restore import matching
 _MARK = {findings.ERROR: "x", findings.WARNING: "!", findings.INFO: "i"}
 
 
-def _coverage_lines(restore: matching.RestoreReport) -> list[str]:
+def _coverage_lines(restore: matching.RestorePrediction) -> list[str]:
   lines = [f"  {'component':<11} {'restored':>10} {'of':>12} {'tensors':>9}"]
   for c in list(restore.coverage) + [restore.total]:
     lines.append(

@@ -156,7 +156,7 @@ def write_verification(result, logdir: str, *, step: int = 0) -> str:
   """Writes a checkpoint verification to `logdir` at `step`; returns the logdir.
 
   Args:
-    result: a `checkpoint.verify.VerifyReport` or its `to_dict()`.
+    result: a `checkpoint.verify.VerifyResult` or its `to_dict()`.
     logdir: the run's directory.
     step: the step (e.g. of the checkpoint verified).
   """

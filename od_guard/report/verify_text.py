@@ -13,7 +13,7 @@ from od_guard.restore import findings as findings_lib
 _MARK = {findings_lib.ERROR: "[x]", findings_lib.WARNING: "[!]", findings_lib.INFO: "[i]"}
 
 
-def render_text(report: verify_lib.VerifyReport, found: Sequence[findings_lib.Finding]) -> str:
+def render_text(report: verify_lib.VerifyResult, found: Sequence[findings_lib.Finding]) -> str:
   """Renders a verification and its findings.
 
   Args:
@@ -62,7 +62,7 @@ def render_text(report: verify_lib.VerifyReport, found: Sequence[findings_lib.Fi
 
 
 def to_dict(
-  report: verify_lib.VerifyReport,
+  report: verify_lib.VerifyResult,
   found: Sequence[findings_lib.Finding],
   *,
   with_tensors: bool = False,

@@ -1,5 +1,5 @@
 """Consensus before step one: under MultiWorkerMirroredStrategy every worker
-runs its own preflight, then the workers exchange a small verdict record
+runs its own preflight, then the workers exchange a small vote (what each read and decided)
 through a collective of the strategy itself, and all of them stop if any
 worker failed or if they read different checkpoints.
 
@@ -8,13 +8,13 @@ worker that cannot see it, and the healthy workers stop later, in the first
 collective that waits for the missing one (the model build's broadcast of
 initial values), with an error that names the wrong cause.
 
-    mine = consensus.Record.of(strategy, "verdict", checkpoint=prefix, report=report)
+    mine = consensus.Vote.of(strategy, consensus.VERDICT, checkpoint=prefix, decision=decision)
     consensus.agree(strategy, mine, timeout=300)  # raises WorkersDisagreeError on every worker
     ...
     except (consensus.WorkersDisagreeError, consensus.ConsensusTimeoutError) as e:
       report = pipeline.amend(report, [consensus.finding(e)], first=True)
 
-A record travels as a fixed-size int32 tensor holding its JSON bytes
+A vote travels as a fixed-size int32 tensor holding its JSON bytes
 (`ReplicaContext.all_gather`, with the exchange's timeout); a worker that
 never arrives is caught by the collective's timeout and, as a backstop, by a
 watchdog that ends the process (`watchdog`). TensorFlow is imported inside
@@ -37,7 +37,7 @@ from od_guard import errors
 from od_guard.checkpoint import fileio
 from od_guard.restore import findings as findings_lib
 
-SIZE = 4096  # bytes of JSON per record
+SIZE = 4096  # bytes of JSON per vote
 STATIC = "static"  # the first exchange: config and checkpoint metadata
 VERDICT = "verdict"  # the second: the full preflight, before step one
 READ = "read"  # the Keras guard's first: the checkpoint as read
@@ -75,7 +75,7 @@ class ConsensusTimeoutError(errors.OdGuardError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Record:
+class Vote:
   """What one worker saw, as the others get it.
 
   Attributes:
@@ -113,8 +113,8 @@ class Record:
     decision: str = "pass",
     found: Sequence[findings_lib.Finding] = (),
     error: errors.OdGuardError | None = None,
-  ) -> Record:
-    """This worker's record: from the error that stopped its preflight, or from
+  ) -> Vote:
+    """This worker's vote: from the error that stopped its preflight, or from
     its decision and the findings behind it (their errors name the codes, the
     first one's title and the first clause of its detail the summary).
 
@@ -147,22 +147,22 @@ class Record:
     )
 
   def encode(self) -> bytes:
-    """The record's JSON, shortened to fit `SIZE` bytes."""
-    record = self
+    """The vote's JSON, shortened to fit `SIZE` bytes."""
+    vote = self
     for limit in (600, 200, 60):
-      data = json.dumps(dataclasses.asdict(record), ensure_ascii=True).encode()
+      data = json.dumps(dataclasses.asdict(vote), ensure_ascii=True).encode()
       if len(data) <= SIZE:
         return data
-      record = dataclasses.replace(
-        record,
-        summary=record.summary[:limit],
-        checkpoint=_clip(record.checkpoint, limit),
-        codes=tuple(c[:60] for c in record.codes[:20]),
+      vote = dataclasses.replace(
+        vote,
+        summary=vote.summary[:limit],
+        checkpoint=_clip(vote.checkpoint, limit),
+        codes=tuple(c[:60] for c in vote.codes[:20]),
       )
-    return json.dumps(dataclasses.asdict(record), ensure_ascii=True).encode()[:SIZE]
+    return json.dumps(dataclasses.asdict(vote), ensure_ascii=True).encode()[:SIZE]
 
   @classmethod
-  def decode(cls, data: bytes) -> Record:
+  def decode(cls, data: bytes) -> Vote:
     d = json.loads(data.rstrip(b"\0").decode())
     d["codes"] = tuple(d.get("codes", ()))
     return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
@@ -359,11 +359,11 @@ def _watchdog_main() -> None:
     os.kill(parent, signal.SIGKILL)
 
 
-def exchange(strategy: Any, mine: Record, timeout: float = DEFAULT_TIMEOUT) -> list[Record]:
-  """Gathers every worker's record through `strategy`'s own collective.
+def exchange(strategy: Any, mine: Vote, timeout: float = DEFAULT_TIMEOUT) -> list[Vote]:
+  """Gathers every worker's vote through `strategy`'s own collective.
 
   Returns:
-    One record per worker, sorted by worker name.
+    One vote per worker, sorted by worker name.
 
   Raises:
     ConsensusTimeoutError: some worker did not arrive within `timeout`.
@@ -386,35 +386,35 @@ def exchange(strategy: Any, mine: Record, timeout: float = DEFAULT_TIMEOUT) -> l
       rows = strategy.experimental_local_results(out)[0].numpy()
   except tf.errors.OpError as e:
     raise timeout_error(mine.stage, timeout) from e
-  records: dict[str, Record] = {}
+  votes: dict[str, Vote] = {}
   for r in rows:
-    record = Record.decode(bytes(np.asarray(r, np.uint8)))
-    records.setdefault(record.worker, record)
-  return sorted(records.values(), key=_order)
+    vote = Vote.decode(bytes(np.asarray(r, np.uint8)))
+    votes.setdefault(vote.worker, vote)
+  return sorted(votes.values(), key=_order)
 
 
-def _order(record: Record) -> tuple:
-  job, _, index = record.worker.partition(" ")
+def _order(vote: Vote) -> tuple:
+  job, _, index = vote.worker.partition(" ")
   return (job != "chief", job, int(index) if index.isdigit() else 0)
 
 
-def check(records: Sequence[Record]) -> None:
-  """Raises the same `WorkersDisagreeError` on every worker if any record
+def check(votes: Sequence[Vote]) -> None:
+  """Raises the same `WorkersDisagreeError` on every worker if any vote
   failed, or if they read different checkpoints."""
-  failed = [r for r in records if r.failed]
-  digests = {r.digest for r in records if r.digest}
-  stages = {r.stage for r in records}
+  failed = [r for r in votes if r.failed]
+  digests = {r.digest for r in votes if r.digest}
+  stages = {r.stage for r in votes}
   if not failed and len(digests) <= 1 and len(stages) <= 1:
     return
-  lines = "\n".join("  " + r.line() for r in records)
+  lines = "\n".join("  " + r.line() for r in votes)
   if failed:
     who = ", ".join(r.worker for r in failed)
     what = (
-      f"The preflight failed on {who} of {len(records)} workers; no worker trains "
+      f"The preflight failed on {who} of {len(votes)} workers; no worker trains "
       "(every worker stops before step one)."
     )
     codes = {c for r in failed for c in r.codes}
-    readable = [r for r in records if not r.failed]
+    readable = [r for r in votes if not r.failed]
     if readable and codes & _NOT_VISIBLE:
       fix = (
         f"{who} cannot read the checkpoint that "
@@ -428,7 +428,7 @@ def check(records: Sequence[Record]) -> None:
       fix = "Fix what the workers report (above); each one's report says more."
   elif len(digests) > 1:
     groups: dict[str, list[str]] = {}
-    for r in records:
+    for r in votes:
       groups.setdefault(r.digest or "unreadable", []).append(r.worker)
     what = (
       "The workers read different checkpoints at the same path (the index files differ: "
@@ -446,12 +446,12 @@ def check(records: Sequence[Record]) -> None:
   raise WorkersDisagreeError(what, received="what each worker saw:\n" + lines, fix=fix)
 
 
-def agree(strategy: Any, mine: Record, timeout: float = DEFAULT_TIMEOUT) -> list[Record]:
-  """`exchange`, then `check`; returns the records when every worker passed
+def agree(strategy: Any, mine: Vote, timeout: float = DEFAULT_TIMEOUT) -> list[Vote]:
+  """`exchange`, then `check`; returns the votes when every worker passed
   with the same checkpoint."""
-  records = exchange(strategy, mine, timeout)
-  check(records)
-  return records
+  votes = exchange(strategy, mine, timeout)
+  check(votes)
+  return votes
 
 
 def finding(

@@ -1,4 +1,4 @@
-"""Diagnoses from a predicted restore (`restore_match.RestoreReport`).
+"""Diagnoses from a predicted restore (`restore_match.RestorePrediction`).
 
 Framework-level: used by the OD API preflight and the Keras guards alike.
 Turns "412 restored, 120 missing, 120 unused" into causes: a systematic
@@ -24,7 +24,7 @@ def _fold(paths, limit=8) -> str:
 
 
 def diagnose(
-  report: restore_match.RestoreReport,
+  report: restore_match.RestorePrediction,
   inv: inventory.Inventory,
   *,
   root_hint: str = "",
@@ -50,7 +50,7 @@ def diagnose(
 
 
 def _missing(
-  report: restore_match.RestoreReport,
+  report: restore_match.RestorePrediction,
   inv: inventory.Inventory,
   root_hint: str,
   stock_assertion: bool,
@@ -105,7 +105,7 @@ def _missing(
   return out
 
 
-def _shape_mismatches(report: restore_match.RestoreReport) -> list[Finding]:
+def _shape_mismatches(report: restore_match.RestorePrediction) -> list[Finding]:
   out: list[Finding] = []
   if report.shape_mismatches:
     first = report.shape_mismatches[0]
@@ -139,7 +139,7 @@ def _shape_mismatches(report: restore_match.RestoreReport) -> list[Finding]:
   return out
 
 
-def _dtype_mismatches(report: restore_match.RestoreReport) -> list[Finding]:
+def _dtype_mismatches(report: restore_match.RestorePrediction) -> list[Finding]:
   out: list[Finding] = []
   if report.dtype_mismatches:
     out.append(
@@ -157,7 +157,7 @@ def _dtype_mismatches(report: restore_match.RestoreReport) -> list[Finding]:
   return out
 
 
-def _unused(report: restore_match.RestoreReport, inv: inventory.Inventory) -> list[Finding]:
+def _unused(report: restore_match.RestorePrediction, inv: inventory.Inventory) -> list[Finding]:
   out: list[Finding] = []
   if report.unused:
     by_component = collections.Counter(inv.by_key()[k].component for k in report.unused)
@@ -176,7 +176,7 @@ def _unused(report: restore_match.RestoreReport, inv: inventory.Inventory) -> li
   return out
 
 
-def _not_requested(report: restore_match.RestoreReport, root_hint: str) -> list[Finding]:
+def _not_requested(report: restore_match.RestorePrediction, root_hint: str) -> list[Finding]:
   out: list[Finding] = []
   if report.not_requested:
     by_component = collections.Counter(u.component for u in report.not_requested)
@@ -193,7 +193,7 @@ def _not_requested(report: restore_match.RestoreReport, root_hint: str) -> list[
   return out
 
 
-def _unbound(report: restore_match.RestoreReport) -> str:
+def _unbound(report: restore_match.RestorePrediction) -> str:
   n = report.unmatched_objects or len(report.missing)
   return (
     f"AssertionError: Found {n} Python objects that were not bound to checkpointed "

@@ -62,7 +62,7 @@ def _group(key: str) -> tuple[str, str]:
 
 
 def propose_key_map(
-  report: restore_match.RestoreReport, inv: inventory.Inventory
+  report: restore_match.RestorePrediction, inv: inventory.Inventory
 ) -> dict[str, str]:
   """Pairs unused checkpoint values with missing variables layer by layer.
 
@@ -128,7 +128,7 @@ def _only_last_dim_differs(m: restore_match.Mismatch) -> bool:
 
 
 def diagnose(
-  report: restore_match.RestoreReport, inv: inventory.Inventory, *, model_flavour: str | None
+  report: restore_match.RestorePrediction, inv: inventory.Inventory, *, model_flavour: str | None
 ) -> list[Finding]:
   """Keras findings for a predicted restore of `inv` into a Keras model."""
   out: list[Finding] = []

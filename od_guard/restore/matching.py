@@ -16,7 +16,7 @@ before any value is read:
   tree rebuilt from the keys of the index (TF's keys are the breadth-first
   paths of the same graph).
 
-`match` returns a `RestoreReport`: restored, missing, not requested, unused,
+`match` returns a `RestorePrediction`: restored, missing, not requested, unused,
 shape and dtype mismatches, and parameter-weighted coverage per component.
 """
 
@@ -259,7 +259,7 @@ class Coverage:
 
 
 @dataclasses.dataclass(frozen=True)
-class RestoreReport:
+class RestorePrediction:
   """What a restore will do, predicted from metadata.
 
   Attributes:
@@ -371,7 +371,7 @@ def _by_name(live: LiveGraph, uids: set[int], keys: Mapping[str, str]) -> dict[i
 
 def match(
   live: LiveGraph, inv: inventory.Inventory, *, names: Mapping[str, str] | None = None
-) -> RestoreReport:
+) -> RestorePrediction:
   """Predicts the restore of checkpoint `inv` into the live objects `live`.
 
   Args:
@@ -437,7 +437,7 @@ def match(
   unused_other = tuple(
     sorted(k for k, e in entries.items() if k not in used and e.kind != inventory.MODEL)
   )
-  return RestoreReport(
+  return RestorePrediction(
     mode=mode,
     restored=tuple(restored),
     missing=missing,
@@ -468,7 +468,7 @@ def _coverage(variables: Iterable[tuple[str, int, bool]]) -> tuple[Coverage, ...
 
 def match_keys(
   expected: inventory.Inventory, checkpoint: inventory.Inventory, *, by_order: bool = False
-) -> RestoreReport:
+) -> RestorePrediction:
   """Predicts `model.load_weights(file)` for Keras weight files.
 
   Args:
@@ -499,7 +499,7 @@ def match_keys(
       restored.append(Binding(v.key, key, tuple(v.shape), v.dtype, v.component))
       restored_keys.add(v.key)
   used = set(pairs.values()) if by_order else set(pairs)
-  return RestoreReport(
+  return RestorePrediction(
     mode="keras_file_by_order" if by_order else "keras_file_by_key",
     restored=tuple(restored),
     missing=tuple(missing),

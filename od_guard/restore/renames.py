@@ -33,7 +33,7 @@ class RenameRule(_records.Record):
 
 
 def propose_renames(
-  report: restore_match.RestoreReport, inv: inventory.Inventory, *, min_count: int = 2
+  report: restore_match.RestorePrediction, inv: inventory.Inventory, *, min_count: int = 2
 ) -> list[RenameRule]:
   """Finds prefix substitutions that would bind missing variables to unused values.
 
@@ -75,7 +75,7 @@ def propose_renames(
 
 
 def _unused_paths(
-  report: restore_match.RestoreReport, inv: inventory.Inventory
+  report: restore_match.RestorePrediction, inv: inventory.Inventory
 ) -> list[tuple[str, str]]:
   """(key, key as reached by a path) for every object-graph path of every unused
   value, so that a value keyed under one parent but reachable through the
@@ -89,7 +89,7 @@ def _unused_paths(
 
 
 def _votes(
-  report: restore_match.RestoreReport,
+  report: restore_match.RestorePrediction,
   inv: inventory.Inventory,
   unused_paths: list[tuple[str, str]],
 ) -> dict[tuple[str, str], set[str]]:

@@ -91,7 +91,7 @@ def is_restored(t: verify_lib.TensorHealth, restored: Collection[str] | None) ->
 
 
 def diagnose(
-  report: verify_lib.VerifyReport,
+  report: verify_lib.VerifyResult,
   *,
   restored: Collection[str] | None = None,
   scope: str = "",
@@ -124,7 +124,7 @@ def _split(tensors, restored) -> tuple[list, list]:
   return hit, [t for t in tensors if not is_restored(t, restored)]
 
 
-def _damaged(report: verify_lib.VerifyReport, restored) -> list[Finding]:
+def _damaged(report: verify_lib.VerifyResult, restored) -> list[Finding]:
   hit, miss = _split(report.damaged(), restored)
   found = []
   if hit:
@@ -154,7 +154,7 @@ def _damaged(report: verify_lib.VerifyReport, restored) -> list[Finding]:
   return found
 
 
-def _nan_or_inf(report: verify_lib.VerifyReport, restored) -> list[Finding]:
+def _nan_or_inf(report: verify_lib.VerifyResult, restored) -> list[Finding]:
   hit, miss = _split([t for t in report.tensors if t.nan or t.inf], restored)
   found = []
   if hit:
@@ -187,7 +187,7 @@ def _nan_or_inf(report: verify_lib.VerifyReport, restored) -> list[Finding]:
   return found
 
 
-def _variances(report: verify_lib.VerifyReport, restored) -> list[Finding]:
+def _variances(report: verify_lib.VerifyResult, restored) -> list[Finding]:
   variances = [t for t in report.tensors if t.nonpositive_variance and is_restored(t, restored)]
   if not variances:
     return []
@@ -206,7 +206,7 @@ def _variances(report: verify_lib.VerifyReport, restored) -> list[Finding]:
   ]
 
 
-def _constant(report: verify_lib.VerifyReport, restored) -> list[Finding]:
+def _constant(report: verify_lib.VerifyResult, restored) -> list[Finding]:
   flat = [
     t
     for t in report.tensors
@@ -228,7 +228,7 @@ def _constant(report: verify_lib.VerifyReport, restored) -> list[Finding]:
   ]
 
 
-def _verified(report: verify_lib.VerifyReport, scope: str) -> Finding:
+def _verified(report: verify_lib.VerifyResult, scope: str) -> Finding:
   checked = [t for t in report.tensors if t.status == verify_lib.OK]
   return Finding(
     VALUES_VERIFIED,

@@ -103,7 +103,7 @@ def synthetic_report(
           f"model/extra_{j}/{name}", f"model/extra_{j}/{name}/x", (2,), "float32", "other"
         )
       )
-  restore = matching.RestoreReport(
+  restore = matching.RestorePrediction(
     mode="object_graph",
     restored=tuple(restored),
     missing=tuple(missing),
