@@ -1,11 +1,11 @@
 """Converting a TF1 name-based checkpoint into a TF2 object-based one, for a
 target model.
 
-    from od_guard.naming import remap, tf1_conversion
+    from od_guard.naming import rename_rules, tf1_conversion
 
     tf1_conversion.tf1_to_object_based(
         "legacy/model.ckpt", "converted/ckpt", {"model": model},
-        rules=[remap.Rule.parse("FeatureExtractor/MobilenetV2/->backbone/")])
+        rules=[rename_rules.Rule.parse("FeatureExtractor/MobilenetV2/->backbone/")])
 
 A TF1 checkpoint has no object graph, so unlike `remap` (which rewrites names
 without TensorFlow) the conversion needs the target: its variables say which
@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from od_guard.checkpoint import inventory
-from od_guard.naming import remap
+from od_guard.naming import rename_rules
 from od_guard.restore import live_graph
 from od_guard.restore import matching
 
@@ -51,7 +51,7 @@ def tf1_to_object_based(
   destination: str,
   roots: Mapping[str, Any],
   *,
-  rules: Sequence[remap.Rule] = (),
+  rules: Sequence[rename_rules.Rule] = (),
   overwrite: bool = False,
 ) -> ConversionResult:
   """Converts a TF1 name-based checkpoint into a TF2 object-based one for a
@@ -81,7 +81,7 @@ def tf1_to_object_based(
       exists.
   """
   inv = _read_tf1(source, destination, overwrite)
-  renamed = remap.rename_keys((v.key for v in inv.of_kind(inventory.MODEL)), rules)
+  renamed = rename_rules.rename_keys((v.key for v in inv.of_kind(inventory.MODEL)), rules)
   by_new_name = {new: old for old, new in renamed.items()}
   assignments = _assignments(inv, roots, by_new_name)
   _write(roots, assignments, inv.prefix, destination)
@@ -99,13 +99,13 @@ def _read_tf1(source: str, destination: str, overwrite: bool) -> inventory.Inven
   destination free."""
   inv = inventory.read_inventory(source, object_graph=inventory.OBJECT_GRAPH_NONE)
   if inv.format != inventory.TF1_NAME_BASED:
-    raise remap.RemapError(
+    raise rename_rules.RemapError(
       "Only TF1 name-based checkpoints are converted.",
       received=f"{inv.prefix} ({inv.format})",
       fix="An object-based checkpoint is renamed with remap rules instead.",
     )
   if os.path.exists(destination + ".index") and not overwrite:
-    raise remap.RemapError(
+    raise rename_rules.RemapError(
       "The destination checkpoint exists.",
       received=destination + ".index",
       fix="Pass overwrite=True, or choose another prefix.",
@@ -138,8 +138,8 @@ def _assignments(
   return [(objects[uid_of[b.path]], b.key) for b in report.restored]
 
 
-def _misfit(missing: list[str], bad_shapes: list[str]) -> remap.RemapError:
-  return remap.RemapError(
+def _misfit(missing: list[str], bad_shapes: list[str]) -> rename_rules.RemapError:
+  return rename_rules.RemapError(
     "The TF1 checkpoint does not fit the target model.",
     received=(
       f"{len(missing)} target variables without a value"

@@ -23,14 +23,14 @@ import google_crc32c
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 
-from od_guard.checkpoint import tensor_bundle
+from od_guard.checkpoint import proto_wire
 
 _FILE_VERSION = "brain.Event:2"
 
 
 def _masked_crc(data: bytes) -> bytes:
   """TFRecord's masked CRC-32C of `data`, little-endian."""
-  return struct.pack("<I", tensor_bundle.mask_crc(google_crc32c.value(data)))
+  return struct.pack("<I", proto_wire.mask_crc(google_crc32c.value(data)))
 
 
 def record(data: bytes) -> bytes:
