@@ -127,6 +127,27 @@ def read_bytes(
       a regular file, or is larger than `limit`.
   """
   path = os.fspath(path)
+  before = _stat_regular(path, what, flag, limit, error)
+  fd = _open(path, what, flag, before, error)
+  try:
+    now = os.fstat(fd)
+    if not stat.S_ISREG(now.st_mode):
+      _not_regular(path, what, flag, now.st_mode, error)
+    if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+      _raise(
+        error,
+        UserFileError,
+        what=f"The {what} {path!r} was replaced while od_guard opened it.",
+        received=path,
+        fix="Run the command again once nothing is rewriting the file.",
+      )
+    return _read_at_most(fd, path, what, flag, limit, error)
+  finally:
+    os.close(fd)
+
+
+def _stat_regular(path: str, what: str, flag: str, limit: int, error) -> os.stat_result:
+  """`path`'s status, once it is known to be a regular file of at most `limit` bytes."""
   try:
     before = os.stat(path)
   except (FileNotFoundError, NotADirectoryError) as e:
@@ -151,10 +172,16 @@ def read_bytes(
     _not_regular(path, what, flag, before.st_mode, error)
   if before.st_size > limit:
     _too_large(path, what, before.st_size, limit, error)
+  return before
+
+
+def _open(path: str, what: str, flag: str, before: os.stat_result, error) -> int:
+  """A read-only descriptor that never blocks on open (a FIFO swapped in) nor
+  becomes the controlling terminal."""
   flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
   flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
   try:
-    fd = os.open(path, flags)
+    return os.open(path, flags)
   except OSError as e:
     _raise(
       error,
@@ -164,41 +191,31 @@ def read_bytes(
       fix=f"Give the user running od_guard read permission, or check {flag}.",
       cause=e,
     )
-  try:
-    now = os.fstat(fd)
-    if not stat.S_ISREG(now.st_mode):
-      _not_regular(path, what, flag, now.st_mode, error)
-    if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+
+
+def _read_at_most(fd: int, path: str, what: str, flag: str, limit: int, error) -> bytes:
+  """Everything `fd` holds, refused once it passes `limit` bytes (the file grew)."""
+  chunks = []
+  total = 0
+  while total <= limit:
+    try:
+      chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+    except OSError as e:
       _raise(
         error,
         UserFileError,
-        what=f"The {what} {path!r} was replaced while od_guard opened it.",
+        what=f"Cannot read the {what} {path!r}: {e.strerror}.",
         received=path,
-        fix="Run the command again once nothing is rewriting the file.",
+        fix=f"Check {flag} and the disk it is on.",
+        cause=e,
       )
-    chunks = []
-    total = 0
-    while total <= limit:
-      try:
-        chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
-      except OSError as e:
-        _raise(
-          error,
-          UserFileError,
-          what=f"Cannot read the {what} {path!r}: {e.strerror}.",
-          received=path,
-          fix=f"Check {flag} and the disk it is on.",
-          cause=e,
-        )
-      if not chunk:
-        break
-      chunks.append(chunk)
-      total += len(chunk)
-    if total > limit:
-      _too_large(path, what, total, limit, error, at_least=True)
-    return b"".join(chunks)
-  finally:
-    os.close(fd)
+    if not chunk:
+      break
+    chunks.append(chunk)
+    total += len(chunk)
+  if total > limit:
+    _too_large(path, what, total, limit, error, at_least=True)
+  return b"".join(chunks)
 
 
 def decode_utf8(
