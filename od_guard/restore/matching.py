@@ -369,6 +369,31 @@ def _by_name(live: LiveGraph, uids: set[int], keys: Mapping[str, str]) -> dict[i
   return {uid: keys[live.variables[uid].name] for uid in uids if live.variables[uid].name in keys}
 
 
+def _bind(
+  live: LiveGraph,
+  inv: inventory.Inventory,
+  entries: Mapping,
+  requested: set[int],
+  names: Mapping[str, str] | None,
+) -> tuple[str, dict[int, str], int]:
+  """(the match mode, the checkpoint key of each bound variable, how many
+  variables of the roots the walk did not reach)."""
+  if inv.format == inventory.TF1_NAME_BASED:
+    return "names", _by_name(live, requested, names or {k: k for k in entries}), 0
+  if inv.object_graph_proto is not None:
+    mode, tree = "object_graph", _tree_from_object_graph(inv.object_graph_proto)
+  else:
+    mode, tree = "keys", _tree_from_keys(entries)
+  bound, reached_live, _ = _walk(live, tree)
+  # `assert_existing_objects_matched` counts the objects with values to
+  # restore (variables) that the walk did not reach; layers and other
+  # containers do not count.
+  unmatched_objects = sum(
+    1 for i, n in enumerate(live.nodes) if n.variable_uid is not None and i not in reached_live
+  )
+  return mode, bound, unmatched_objects
+
+
 def match(
   live: LiveGraph, inv: inventory.Inventory, *, names: Mapping[str, str] | None = None
 ) -> RestorePrediction:
@@ -387,25 +412,7 @@ def match(
   """
   entries = inv.by_key()
   requested = live.reachable_variable_uids()
-  if inv.format == inventory.TF1_NAME_BASED:
-    mode = "names"
-    bound = _by_name(live, requested, names or {k: k for k in entries})
-    unmatched_objects = 0
-  else:
-    if inv.object_graph_proto is not None:
-      mode = "object_graph"
-      tree = _tree_from_object_graph(inv.object_graph_proto)
-    else:
-      mode = "keys"
-      tree = _tree_from_keys(entries)
-    bound, reached_live, _ = _walk(live, tree)
-    # `assert_existing_objects_matched` counts the objects with values to
-    # restore (variables) that the walk did not reach; layers and other
-    # containers do not count.
-    unmatched_objects = sum(
-      1 for i, n in enumerate(live.nodes) if n.variable_uid is not None and i not in reached_live
-    )
-
+  mode, bound, unmatched_objects = _bind(live, inv, entries, requested, names)
   restored, shape_mm, dtype_mm = [], [], []
   restored_uids: set[int] = set()
   for uid, key in sorted(bound.items(), key=lambda kv: live.variables[kv[0]].path):
