@@ -61,7 +61,8 @@ def build(config, strategy=None, *, add_summaries: bool = True) -> Any:
 
   Raises:
     ModelBuildError: the OD API rejects the config (unknown feature extractor,
-      image too small for the backbone ...), with its message.
+      image too small for the backbone, a label map it cannot read, a download
+      it cannot make ...): any exception of the build, with its message.
     WorkerLostError: under MultiWorkerMirroredStrategy, a collective op of the
       build failed because another worker is gone.
   """
@@ -85,7 +86,7 @@ def build(config, strategy=None, *, add_summaries: bool = True) -> Any:
       )
       preprocessed, shapes = model.preprocess(images)
       model.predict(preprocessed, shapes)
-  except (ValueError, KeyError, TypeError, RuntimeError, tf.errors.OpError) as e:
+  except Exception as e:  # any builder error becomes a typed one
     lost = (
       tf.errors.UnavailableError,
       tf.errors.DeadlineExceededError,

@@ -13,7 +13,9 @@ no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 
 from od_guard import errors
 from od_guard.checkpoint import fileio
@@ -52,6 +54,105 @@ def latest_checkpoint(model_dir: str) -> tuple[str | None, str]:
   return prefix, f"{state} names {named!r}"
 
 
+@dataclasses.dataclass(frozen=True)
+class State:
+  """A checkpoint directory as `tf.train.latest_checkpoint` (and the
+  exporter's CheckpointManager) resolves it.
+
+  Attributes:
+    directory: the directory.
+    prefix: what latest_checkpoint returns (None: nothing is restored).
+    why: a sentence on how it was decided.
+    named: the model_checkpoint_path the state file names ('' for none).
+    on_disk: the prefixes whose .index is in the directory, by step (newest last).
+  """
+
+  directory: str
+  prefix: str | None
+  why: str
+  named: str = ""
+  on_disk: tuple[str, ...] = ()
+
+  @property
+  def newest(self) -> str | None:
+    """The newest checkpoint on disk (what the state file should name)."""
+    return self.on_disk[-1] if self.on_disk else None
+
+
+def _step_of(name: str) -> tuple[int, str]:
+  m = re.search(r"-(\d+)$", name)
+  return (int(m.group(1)) if m else -1, name)
+
+
+def checkpoints_on_disk(directory: str) -> tuple[str, ...]:
+  """The prefixes of the checkpoints whose .index is in `directory`, oldest first."""
+  try:
+    names = [n[: -len(".index")] for n in fileio.listdir(directory) if n.endswith(".index")]
+  except (errors.OdGuardError, OSError):
+    return ()
+  return tuple(fileio.join(directory, n) for n in sorted(names, key=_step_of))
+
+
+def state(directory: str) -> State:
+  """`latest_checkpoint(directory)` with what the state file names and what
+  is on disk beside it."""
+  prefix, why = latest_checkpoint(directory)
+  named = ""
+  state_file = fileio.join(directory, "checkpoint")
+  if fileio.exists(state_file) and not fileio.isdir(state_file):
+    try:
+      named = paths.state_file_path(state_file) or ""
+    except (errors.OdGuardError, OSError):
+      named = ""
+  return State(directory, prefix, why, named, checkpoints_on_disk(directory))
+
+
+def _key(name: str) -> str:
+  """A directory name as a typo sees it: case, '-', '_', '.' and blanks ignored."""
+  return re.sub(r"[-_.\s]", "", name.lower())
+
+
+def holds_checkpoints(directory: str) -> bool:
+  """A state file or a checkpoint index in `directory`."""
+  if not fileio.isdir(directory):
+    return False
+  state_file = fileio.join(directory, "checkpoint")
+  return (fileio.exists(state_file) and not fileio.isdir(state_file)) or bool(
+    checkpoints_on_disk(directory)
+  )
+
+
+def nearest_checkpoint_dir(missing: str) -> str | None:
+  """The directory holding checkpoints nearest to `missing` (which does not
+  exist): at the first component that does not exist, a sibling whose name
+  differs only by case, '-', '_' or '.' (else a close spelling), with the
+  rest of the path after it. Local paths only; None when nothing fits."""
+  if fileio.is_remote(missing):
+    return None
+  path = os.path.abspath(missing)
+  parts = []
+  while not os.path.isdir(path):
+    parent, name = os.path.split(path)
+    if parent == path:
+      return None
+    parts.append(name)
+    path = parent
+  if not parts:
+    return None
+  head, rest = parts[-1], list(reversed(parts[:-1]))
+  try:
+    siblings = sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n)))
+  except OSError:
+    return None
+  same = [n for n in siblings if _key(n) == _key(head)]
+  close = difflib.get_close_matches(head, siblings, n=3, cutoff=0.8)
+  for name in [*same, *(n for n in close if n not in same)]:
+    candidate = os.path.join(path, name, *rest)
+    if holds_checkpoints(candidate):
+      return candidate
+  return None
+
+
 def diagnose(
   model_dir: str | None,
   config: pipeline_config.FineTuneConfig | None = None,
@@ -86,7 +187,9 @@ def diagnose(
   step = search.read_int64_scalar(prefix, STEP_KEY)
   steps = num_train_steps if num_train_steps else (config.num_steps if config else 0)
   if step is not None and steps and step >= steps:
-    out.append(_nothing_to_train(prefix, step, steps, training=training))
+    out.append(
+      _nothing_to_train(prefix, step, steps, training=training, flag=bool(num_train_steps))
+    )
   elif not mismatch:
     weightless = not inv.of_kind(inventory.MODEL)
     out.append(
@@ -159,9 +262,7 @@ def _fit(config: pipeline_config.FineTuneConfig, inv: inventory.Inventory) -> li
     return []
   fp = fingerprint_lib.fingerprint(inv)
   as_full = dataclasses.replace(config, effective_checkpoint_type="full")
-  problems = [
-    f for f in architecture.diagnose(as_full, fp) if f.severity == findings.ERROR
-  ]
+  problems = [f for f in architecture.diagnose(as_full, fp) if f.severity == findings.ERROR]
   if not problems:
     return []
   return [
@@ -184,17 +285,24 @@ def _fit(config: pipeline_config.FineTuneConfig, inv: inventory.Inventory) -> li
   ]
 
 
-def _nothing_to_train(prefix: str, step: int, steps: int, *, training: bool) -> Finding:
+def _nothing_to_train(
+  prefix: str, step: int, steps: int, *, training: bool, flag: bool = False
+) -> Finding:
+  """`flag`: the steps come from --num_train_steps (which overrides num_steps)."""
+  name = "--num_train_steps" if flag else "num_steps"
+  raise_it = (
+    f"raise --num_train_steps above {step} (e.g. --num_train_steps={step + steps})"
+    if flag
+    else f"raise num_steps above {step} (e.g. num_steps: {step + steps})"
+  )
   return Finding(
     "model_dir_training_complete",
     findings.ERROR if training else findings.WARNING,
-    f"model_dir's checkpoint is at step {step}, and num_steps is {steps}: there is "
+    f"model_dir's checkpoint is at step {step}, and {name} is {steps}: there is "
     "nothing left to train.",
-    detail=f"{prefix} holds step {step}",
-    fix=(
-      f"To train on, raise num_steps above {step} (e.g. num_steps: {step + steps}); "
-      "to fine-tune afresh, use a new, empty --model_dir."
-    ),
+    detail=f"{prefix} holds step {step}"
+    + (" (--num_train_steps overrides the config's num_steps)" if flag else ""),
+    fix=f"To train on, {raise_it}; to fine-tune afresh, use a new, empty --model_dir.",
     stock_outcome="exits 0 without training a single step",
     data={"step": step, "num_steps": steps},
   )

@@ -307,7 +307,12 @@ def _static_first(fv, *, multi: bool = False):
   from od_guard.restore import decide
 
   try:
-    static = preflight.read(fv.pipeline_config_path, model_dir=fv.model_dir, training=True)
+    static = preflight.read(
+      fv.pipeline_config_path,
+      model_dir=fv.model_dir,
+      training=True,
+      num_train_steps=fv.num_train_steps,
+    )
     report = preflight.check_static(
       fv.pipeline_config_path, policy=_policy(fv), training=True, static=static
     )
@@ -431,7 +436,12 @@ def _evaluate(fv, model_lib_v2) -> int:
   from od_guard.odapi import preflight
 
   try:
-    report = preflight.check_eval(fv.pipeline_config_path, fv.checkpoint_dir, policy=_policy(fv))
+    report = preflight.check_eval(
+      fv.pipeline_config_path,
+      fv.checkpoint_dir,
+      policy=_policy(fv),
+      training_flags=tuple(n for n in preflight.TRAINING_ONLY_FLAGS if fv[n].present),
+    )
   except errors.OdGuardError as e:
     return _bad_input(e)
   report_dir = _publish(fv, report, chief=True, tensorboard=False, sub=("eval",))

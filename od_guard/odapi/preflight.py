@@ -17,11 +17,14 @@ restore pipeline (`od_guard.pipeline`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from typing import NamedTuple
 
 from od_guard import errors
 from od_guard import pipeline
+from od_guard.checkpoint import fileio
 from od_guard.checkpoint import inventory
 from od_guard.odapi import config as pipeline_config
 from od_guard.odapi import fine_tune_path
@@ -69,6 +72,7 @@ def read(
   model_dir: str | None = None,
   training: bool = False,
   object_graph: str = inventory.OBJECT_GRAPH_FULL,
+  num_train_steps: int | None = None,
 ) -> pipeline.Static:
   """The read stage: the config, the checkpoint's metadata, the static diagnoses.
 
@@ -79,6 +83,8 @@ def read(
     config_path, checkpoint, model_dir, training: as for `check_static`.
     object_graph: how much of the object graph to read (the model tier needs
       all of it).
+    num_train_steps: model_main_tf2's --num_train_steps, which overrides the
+      config's num_steps (None: the config's).
 
   Raises:
     OdGuardError: the config cannot be read.
@@ -92,12 +98,15 @@ def read(
     static.config, static.config_summary = config.to_dict(), config.summary()
     static.not_checked.extend(pipeline_config.not_checked(message))
   with timer.phase("static"):
-    found, ckpt_path = fine_tune_path.diagnose(
-      config, checkpoint=checkpoint, model_dir=model_dir
-    )
+    found, ckpt_path = fine_tune_path.diagnose(config, checkpoint=checkpoint, model_dir=model_dir)
     static.found.extend(found)
-    static.found.extend(odapi_model_dir.diagnose(model_dir, config, training=training))
+    static.found.extend(
+      odapi_model_dir.diagnose(
+        model_dir, config, training=training, num_train_steps=num_train_steps
+      )
+    )
     static.found.extend(input_paths.diagnose(config))
+    static.found.extend(static_diagnosis.diagnose_model_section(message))
     if ckpt_path is not None:
       _read_checkpoint(static, config, ckpt_path, object_graph)
   return static
@@ -190,9 +199,18 @@ def _model_tier(
       tf, _ = odapi_model.import_odapi()
     built_under = strategy or tf.distribute.get_strategy()
     with timer.phase("build"):  # is_training=True, as evaluation builds it too
-      model = odapi_model.build(
-        message, built_under, add_summaries=True if keep is None else keep.add_summaries
-      )
+      try:
+        model = odapi_model.build(
+          message, built_under, add_summaries=True if keep is None else keep.add_summaries
+        )
+      except odapi_model.WorkerLostError:
+        raise  # not the config's problem: the drop-in says so
+      except odapi_model.ModelBuildError as e:
+        # A finding, judged with the static ones: a static diagnosis that
+        # explains it (decide.EXPLAINED_BY) leads the verdict.
+        return pipeline.Capture(
+          None, strategy=strategies.describe(built_under), found=[_build_failed(e, static)]
+        )
     if keep is not None:
       keep.model, keep.model_config, keep.strategy = model, message.model, built_under
     described = strategies.describe(built_under)
@@ -211,6 +229,26 @@ def _model_tier(
     return pipeline.Capture(graph, root_hint=hint, strategy=described)
 
   return capture
+
+
+def _build_failed(e: errors.OdGuardError, static: pipeline.Static) -> findings_lib.Finding:
+  """The OD API's builder refused the config: the error, as evidence, after
+  what the static tier found (its errors are named first)."""
+  known = [f for f in static.found if f.severity == findings_lib.ERROR]
+  return findings_lib.Finding(
+    "model_build_failed",
+    findings_lib.ERROR,
+    "The OD API could not build the configured model"
+    + (
+      f", as the static diagnosis predicts ({', '.join(sorted({f.code for f in known}))})."
+      if known
+      else "."
+    ),
+    detail=e.received or e.what,
+    fix=known[0].fix if known else e.fix,
+    stock_outcome="fails with the same error when it builds the model, before step one",
+    data={"static_errors": sorted({f.code for f in known})},
+  )
 
 
 def check_static(
@@ -327,28 +365,167 @@ def _eval_pending(checkpoint_dir: str, why: str) -> findings_lib.Finding:
   )
 
 
-def _for_eval(found: list[findings_lib.Finding], prefix: str) -> list[findings_lib.Finding]:
-  """The static findings, with the fixes evaluation needs: evaluation restores
-  the whole model from a checkpoint of a training run, so a head of another
-  size is fixed by evaluating with that run's num_classes (the fine-tune
+def _for_eval(
+  found: list[findings_lib.Finding], prefix: str, mode: str = "eval"
+) -> list[findings_lib.Finding]:
+  """The static findings, with the fixes evaluation (or the export) needs: it
+  restores the whole model from a checkpoint of a training run, so a head of
+  another size is fixed by using that run's num_classes (the fine-tune
   settings the training fix names do not apply)."""
+  verb, flag = (
+    ("Export", "--trained_checkpoint_dir")
+    if mode == "export"
+    else (
+      "Evaluate",
+      "--checkpoint_dir",
+    )
+  )
   return [
     dataclasses.replace(
       f,
       fix=(
-        "Evaluate with the config the checkpoint was trained with: set num_classes to "
-        "the training run's value in this pipeline.config, or point --checkpoint_dir at "
+        f"{verb} with the config the checkpoint was trained with: set num_classes to "
+        f"the training run's value in this pipeline.config, or point {flag} at "
         f"a training run of this config (the checkpoint is {prefix})."
       ),
       stock_outcome=(
         "restores the rest without an error, then fails during evaluation (measured "
         "here: a 5-class eval of a 3-class checkpoint died in NMS after 1 min 55 s)"
+        if mode != "export"
+        else f.stock_outcome
       ),
     )
     if f.code == "num_classes_differ" and f.severity == findings_lib.ERROR
     else f
     for f in found
   ]
+
+
+# Flags that only training reads: with --checkpoint_dir, stock model_main_tf2
+# evaluates and ignores them (tensorflow/models#8883).
+TRAINING_ONLY_FLAGS = (
+  "checkpoint_every_n",
+  "num_workers",
+  "record_summaries",
+  "use_tpu",
+  "tpu_name",
+  "num_steps_per_iteration",
+)
+EVAL, EXPORT = "eval", "export"
+_FLAG = {EVAL: "--checkpoint_dir", EXPORT: "--trained_checkpoint_dir"}
+_STOCK = {EVAL: STOCK, EXPORT: "stock exporter_main_v2"}
+
+
+def _dir_missing(checkpoint_dir: str, mode: str) -> findings_lib.Finding:
+  near = odapi_model_dir.nearest_checkpoint_dir(checkpoint_dir)
+  return findings_lib.Finding(
+    "checkpoint_dir_missing",
+    findings_lib.ERROR,
+    f"{_FLAG[mode]} {checkpoint_dir} does not exist"
+    + (f"; {near} holds checkpoints." if near else "."),
+    detail=f"{os.path.abspath(checkpoint_dir)} does not exist"
+    + (f"; nearest directory with checkpoints: {near}" if near else ""),
+    fix=(
+      f"Use {_FLAG[mode]}={near}"
+      if near
+      else f"Point {_FLAG[mode]} at the training run's --model_dir"
+    )
+    + (" (the directory training wrote its checkpoints to)." if near is None else "."),
+    stock_outcome=(
+      "logs 'Waiting for new checkpoint' at the missing directory until --eval_timeout "
+      "(default 3600 s), then exits 0 without evaluating"
+      if mode == EVAL
+      else "AssertionError: No checkpoint specified (save_path=None); nothing is being restored."
+    ),
+    data={"proposed": near},
+  )
+
+
+def _state_unusable(st: odapi_model_dir.State, mode: str) -> findings_lib.Finding:
+  newest = st.newest or ""
+  name = os.path.basename(newest)
+  return findings_lib.Finding(
+    "checkpoint_state_unusable",
+    findings_lib.ERROR if mode == EXPORT else findings_lib.WARNING,
+    f"{_FLAG[mode]} holds checkpoints, but its 'checkpoint' state file names none that "
+    "exists here: "
+    + (
+      "nothing is restored."
+      if mode == EXPORT
+      else "evaluation waits until training writes a state file."
+    ),
+    detail=f"{st.why}; on disk: {', '.join(os.path.basename(p) for p in st.on_disk[-5:])}",
+    fix=(
+      f"Write {fileio.join(st.directory, 'checkpoint')} naming the checkpoint to use, "
+      f'e.g. model_checkpoint_path: "{name}" (a relative name works after copying the '
+      "directory to another machine)."
+    ),
+    stock_outcome=(
+      "AssertionError: No checkpoint specified (save_path=None) when the state file is "
+      "missing (measured: exit 1 after 64 s); NotFoundError 'Failed to find any matching "
+      "files for <the named path>' when it names a path that is not here (exit 1, 16 s)"
+      if mode == EXPORT
+      else "logs 'Waiting for new checkpoint' until --eval_timeout, then exits 0"
+    ),
+    data={"proposed": newest, "named": st.named},
+  )
+
+
+def _dir_empty(checkpoint_dir: str) -> findings_lib.Finding:
+  children = []
+  with contextlib.suppress(errors.OdGuardError, OSError):
+    children = sorted(fileio.listdir(checkpoint_dir))
+  near = next(
+    (
+      fileio.join(checkpoint_dir, c)
+      for c in children
+      if odapi_model_dir.holds_checkpoints(fileio.join(checkpoint_dir, c))
+    ),
+    None,
+  )
+  return findings_lib.Finding(
+    "checkpoint_dir_empty",
+    findings_lib.ERROR,
+    f"--trained_checkpoint_dir {checkpoint_dir} holds no checkpoint"
+    + (f"; {near} does." if near else "."),
+    detail=f"no checkpoint state file and no .index in {checkpoint_dir}",
+    fix=(
+      f"Use --trained_checkpoint_dir={near}."
+      if near
+      else "Point --trained_checkpoint_dir at the training run's --model_dir."
+    ),
+    stock_outcome="AssertionError: No checkpoint specified (save_path=None); nothing is being restored.",
+    data={"proposed": near},
+  )
+
+
+def _eval_only(checkpoint_dir: str, given: list[str], fine_tune: str) -> findings_lib.Finding:
+  why = []
+  if given:
+    why.append("training-only flags given: " + ", ".join(f"--{g}" for g in given))
+  if fine_tune:
+    why.append(f"--checkpoint_dir is the fine-tune checkpoint's directory ({fine_tune})")
+  return findings_lib.Finding(
+    "checkpoint_dir_eval_only",
+    findings_lib.WARNING,
+    "--checkpoint_dir makes this run evaluate only: it will not train.",
+    detail="; ".join(why),
+    fix=(
+      "To train, drop --checkpoint_dir (fine_tune_checkpoint in the config names the "
+      "checkpoint to start from); to evaluate, drop the training flags."
+    ),
+    stock_outcome="evaluates only; with no checkpoint there yet it waits ('Waiting for "
+    "new checkpoint') until --eval_timeout",
+    data={"flags": given, "fine_tune_dir": fine_tune},
+  )
+
+
+def _same_dir(a: str, b: str) -> bool:
+  if not a or not b:
+    return False
+  if fileio.is_remote(a) or fileio.is_remote(b):
+    return a.rstrip("/") == b.rstrip("/")
+  return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
 def check_eval(
@@ -358,39 +535,54 @@ def check_eval(
   policy: policy_lib.Policy | None = None,
   strategy=None,
   values: bool = True,
+  training_flags: tuple[str, ...] = (),
+  mode: str = EVAL,
 ) -> record.Report:
-  """The preflight of model_main_tf2's evaluation (`--checkpoint_dir`).
+  """The preflight of model_main_tf2's evaluation (`--checkpoint_dir`), or of
+  exporter_main_v2 (`--trained_checkpoint_dir`, `mode=EXPORT`).
 
   model_lib_v2.eval_continuously builds the model as for training and restores
   `tf.train.Checkpoint(step=..., model=detection_model, optimizer=...)` from the
   latest checkpoint in `checkpoint_dir` with `expect_partial()`: a variable the
   checkpoint lacks stays at its random initial value, silently; a shape that
-  differs raises when the deferred restore reaches it. The check therefore
-  matches that checkpoint against the whole model ("full" restore semantics).
+  differs raises when the deferred restore reaches it. exporter_lib_v2 restores
+  `tf.train.Checkpoint(model=detection_model)` from its CheckpointManager's
+  latest checkpoint the same way. The check therefore matches that checkpoint
+  against the whole model ("full" restore semantics). Both resolve the
+  directory through its `checkpoint` state file (`tf.train.latest_checkpoint`).
 
   Args:
     config_path: the pipeline.config evaluation builds the model from.
-    checkpoint_dir: model_main_tf2's --checkpoint_dir (training's model_dir).
+    checkpoint_dir: model_main_tf2's --checkpoint_dir (training's model_dir),
+      or exporter_main_v2's --trained_checkpoint_dir.
     policy: defaults to the 'default' preset.
     strategy: the tf.distribute strategy (default: the current one).
     values: read every saved tensor after the match (damage, NaN / Inf).
+    training_flags: the training-only flags the command line gave
+      (`TRAINING_ONLY_FLAGS`): with them, a warning that the run only evaluates.
+    mode: EVAL or EXPORT.
 
   Returns:
-    The report. With no checkpoint in `checkpoint_dir` yet, it says so
-    (`eval_checkpoint_pending`) and does not fail: evaluation waits.
+    The report. With no checkpoint in `checkpoint_dir` yet, evaluation says
+    so (`eval_checkpoint_pending`) and does not fail: it waits. A directory
+    that does not exist fails (`checkpoint_dir_missing`), and so does, for the
+    export, one that names no checkpoint.
 
   Raises:
-    OdGuardError: the config cannot be read, or the OD API cannot build it.
+    OdGuardError: the config cannot be read.
   """
   policy = policy or policy_lib.preset("default")
   static = pipeline.Static()
   with static.timer.phase("read"):
     message, text = pipeline_config.parse_with_text(config_path)
-    prefix, why = odapi_model_dir.latest_checkpoint(checkpoint_dir)
+    exists = fileio.isdir(checkpoint_dir)
+    st = odapi_model_dir.state(checkpoint_dir) if exists else None
+    prefix = st.prefix if st is not None else None
+    as_written = pipeline_config.read(config_path, message, text=text)
     # Evaluation restores the whole model from a V2 checkpoint: the config's
     # fine-tune settings do not apply, "full" semantics do.
     config = dataclasses.replace(
-      pipeline_config.read(config_path, message, text=text),
+      as_written,
       fine_tune_checkpoint=prefix or "",
       fine_tune_checkpoint_type="full",
       effective_checkpoint_type="full",
@@ -401,8 +593,22 @@ def check_eval(
     static.context = _Parsed(message, config)
     static.config, static.config_summary = config.to_dict(), config.summary()
     static.not_checked.extend(pipeline_config.not_checked(message))
-  if prefix is None:
-    static.found.append(_eval_pending(checkpoint_dir, why))
+  static.found.extend(static_diagnosis.diagnose_model_section(message))
+  if mode == EVAL:
+    fine_tune_dir = os.path.dirname(as_written.fine_tune_checkpoint or "")
+    same = _same_dir(fine_tune_dir, checkpoint_dir)
+    if training_flags or same:
+      static.found.append(
+        _eval_only(checkpoint_dir, list(training_flags), fine_tune_dir if same else "")
+      )
+  if st is None:
+    static.found.append(_dir_missing(checkpoint_dir, mode))
+  elif prefix is None and st.on_disk:
+    static.found.append(_state_unusable(st, mode))
+  elif prefix is None and mode == EXPORT:
+    static.found.append(_dir_empty(checkpoint_dir))
+  elif prefix is None:
+    static.found.append(_eval_pending(checkpoint_dir, st.why))
   else:
     with static.timer.phase("static"):
       _read_checkpoint(
@@ -410,7 +616,7 @@ def check_eval(
         config,
         prefix,
         inventory.OBJECT_GRAPH_FULL,
-        diagnose=lambda *a: _for_eval(static_diagnosis.diagnose_checkpoint(*a), prefix),
+        diagnose=lambda *a: _for_eval(static_diagnosis.diagnose_checkpoint(*a), prefix, mode),
       )
   return pipeline.run(
     static,
@@ -418,5 +624,5 @@ def check_eval(
     capture=_model_tier(config_path, static, strategy, evaluation=True),
     coverage=True,
     values=_values(static, model_tier=True) if values else None,
-    stock_name=STOCK,
+    stock_name=_STOCK[mode],
   )

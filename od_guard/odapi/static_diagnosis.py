@@ -271,3 +271,53 @@ def _diagnose_restore_scopes(
       data={"renames": renames} if renames else {},
     )
   ]
+
+
+def diagnose_model_section(message) -> list[Finding]:
+  """The config's model section as the OD API's builder needs it: a
+  meta-architecture without a feature extractor cannot be built.
+
+  The usual cause (tensorflow/models#10156): a notebook assigns
+  `pipeline_config.model.ssd.num_classes` on a Faster R-CNN (or CenterNet)
+  config; `model` is a protobuf oneof, so the assignment switches it to an
+  empty `ssd` section and clears the original one.
+
+  Args:
+    message: the parsed TrainEvalPipelineConfig.
+  """
+  model = getattr(message, "model", None)
+  which = model.WhichOneof("model") if model is not None else None
+  if not which:
+    return []
+  arch = getattr(model, which)
+  if not arch.HasField("feature_extractor"):
+    extractor = ""
+  else:
+    extractor = arch.feature_extractor.type
+  if extractor:
+    return []
+  written = sorted(f.name for f, _ in arch.ListFields())
+  only_classes = written == ["num_classes"]
+  return [
+    Finding(
+      "model_section_incomplete",
+      findings.ERROR,
+      f"The config's model.{which} has no feature_extractor: the OD API cannot build it"
+      + (
+        f" (model.{which} holds only num_classes: a script that sets "
+        f"model.{which}.num_classes on a config of another meta-architecture replaces "
+        "that section with this empty one)."
+        if only_classes
+        else "."
+      ),
+      detail=f"model.{which} sets: {', '.join(written) or 'nothing'}",
+      fix=(
+        "Set num_classes inside the config's own meta-architecture (e.g. "
+        "pipeline_config.model.faster_rcnn.num_classes for a Faster R-CNN config), "
+        "starting again from the zoo's pipeline.config."
+        if only_classes
+        else f"Give model.{which} a feature_extractor {{ type: ... }} (the zoo config's)."
+      ),
+      stock_outcome=f"ValueError: Unknown {which} feature_extractor: None (model_builder)",
+    )
+  ]

@@ -67,6 +67,10 @@ EXPLAINED_BY: Mapping[str, frozenset[str]] = {
       "head_shape_changed",
     }
   ),
+  # The builder's error is the evidence; the static diagnosis is the cause.
+  "model_build_failed": frozenset(
+    {"meta_architecture_mismatch", "feature_extractor_mismatch", "neck_mismatch"}
+  ),
   "coverage_below_threshold": frozenset(
     {
       "checkpoint_type_mismatch",
@@ -91,6 +95,7 @@ NO_MODEL_TIER = frozenset(
     "checkpoint_subdir_missing",
     "tf1_checkpoint_name",
     "tf1_feature_extractor",
+    "model_section_incomplete",
   }
 )
 
@@ -127,7 +132,7 @@ INDEX_ONLY = frozenset({"data_shard_missing"})
 # Facts (INFO findings) that the terminal report shows even when not verbose,
 # because users act on them. Per renderer: the preflight's, and verify's.
 SHOWN_WHEN_QUIET: Mapping[str, frozenset[str]] = {
-  "preflight": frozenset({"num_classes_differ"}),
+  "preflight": frozenset({"num_classes_differ", "model_build_failed"}),
   "verify": frozenset({"constant_restored_kernels"}),
 }
 
