@@ -150,6 +150,9 @@ def _bench_store(server, args, results: dict) -> None:
     sorted(after_request)[len(after_request) // 2], 3
   )
   results[f"{kind}_stall_within_target"] = med["stall"] <= args.bound + 2
+  results[f"{kind}_stall_after_request_within_target"] = (
+    results[f"{kind}_stall_after_request_s"] <= args.bound + 2
+  )
 
   # Recovery: verify and a whole-object read, clean and with 3 resets.
   clean_fault = fault_proxy.Fault()
