@@ -453,9 +453,6 @@ def verify(
     OdGuardError: the path names no readable TF checkpoint index, or a Keras
       file (whose values this does not stream).
   """
-  import numpy as np
-
-  extend, _ = crc_backend()
   start = time.perf_counter()
   inv = inventory_lib.read_inventory(path, object_graph=inventory_lib.OBJECT_GRAPH_NONE)
   if inv.format in (inventory_lib.KERAS3_WEIGHTS, inventory_lib.KERAS2_HDF5):
@@ -472,98 +469,129 @@ def verify(
         e.key, e.key, "", kinds.BOOKKEEPING, "other", e.shape, e.dtype, e.size
       )
   entries = [e for e in index.entries if keys is None or e.key in keys]
-  chunk_bytes = max(16, chunk_bytes - chunk_bytes % 16)
-  total = sum(e.size for e in entries)
-  done = 0
-  results: dict[str, TensorHealth] = {}
-  digested: dict[str, Digest] = {}
+  scan = _Scan(
+    chunk_bytes=max(16, chunk_bytes - chunk_bytes % 16),
+    total=sum(e.size for e in entries),
+    progress=progress,
+    digests=digests,
+  )
   num_shards = index.header.num_shards
   for shard in sorted({e.shard_id for e in entries}):
     shard_file = tensor_bundle.shard_path(inv.prefix, shard, num_shards)
     in_shard = sorted((e for e in entries if e.shard_id == shard), key=lambda e: e.offset)
-    if not fileio.exists(shard_file):
-      for e in in_shard:
-        results[e.key] = _health(by_key[e.key], None, SHARD_MISSING, f"{shard_file} is missing")
-      continue
-    try:
-      size = fileio.getsize(shard_file)
-    except OSError as e:  # a dangling symlink, a symlink loop
-      for e_ in in_shard:
-        results[e_.key] = _health(
-          by_key[e_.key], None, SHARD_MISSING, f"{shard_file} cannot be read: {e.strerror or e}"
-        )
-      continue
-    planned = []  # (entry, variable): the tensors whose bytes are read
-    for e in in_shard:
-      v = by_key[e.key]
-      if e.sliced:
-        results[e.key] = _health(v, None, NOT_CHECKED, "a sliced (partitioned) variable")
-      elif e.offset + e.size > size:
-        results[e.key] = _health(
-          v, None, TRUNCATED, f"bytes {e.offset}..{e.offset + e.size} of a {size:,}-byte shard"
-        )
-      elif v.dtype == "string" and e.size > limits.MAX_OBJECT_GRAPH_BYTES:
-        results[e.key] = _health(
-          v,
-          None,
-          NOT_CHECKED,
-          f"a string tensor of {e.size:,} bytes (read whole only"
-          f" up to {limits.MAX_OBJECT_GRAPH_BYTES:,})",
-        )
-      else:
-        planned.append((e, v))
-    if not planned:
-      continue
-    with fileio.open_binary(shard_file) as f:
-      reader = _ReadAhead(
-        f,
-        [(e.offset, e.size, None if v.dtype == "string" else v.dtype) for e, v in planned],
-        chunk_bytes,
-        shard_file,
+    planned = _plan(shard_file, [(e, by_key[e.key]) for e in in_shard], scan.results)
+    if planned:
+      _stream(shard_file, planned, scan)
+  tensors = tuple(scan.results[k] for k in sorted(scan.results))
+  return VerifyResult(inv.prefix, tensors, scan.done, time.perf_counter() - start, scan.digested)
+
+
+@dataclasses.dataclass
+class _Scan:
+  """A verification under way: its settings, progress and results so far."""
+
+  chunk_bytes: int
+  total: int
+  progress: Callable[[int, int], None] | None
+  digests: bool
+  done: int = 0
+  results: dict = dataclasses.field(default_factory=dict)  # key -> TensorHealth
+  digested: dict = dataclasses.field(default_factory=dict)  # key -> Digest
+
+
+def _plan(shard_file: str, in_shard: list, results: dict) -> list:
+  """The (entry, variable) pairs of one shard whose bytes are read; the others
+  get their result here (shard missing, truncated, sliced, too large)."""
+  if not fileio.exists(shard_file):
+    for e, v in in_shard:
+      results[e.key] = _health(v, None, SHARD_MISSING, f"{shard_file} is missing")
+    return []
+  try:
+    size = fileio.getsize(shard_file)
+  except OSError as err:  # a dangling symlink, a symlink loop
+    for e, v in in_shard:
+      results[e.key] = _health(
+        v, None, SHARD_MISSING, f"{shard_file} cannot be read: {err.strerror or err}"
       )
-      try:
-        for e, v in planned:
-          string = v.dtype == "string"
-          parts: list[bytes] = []  # a string tensor's bytes, checked whole
-          stats = None if string else _Stats(v.dtype)
-          digester = _Digester(v.dtype) if digests and v.dtype in DIGEST_WIDTH else None
-          crc, missing = 0, None
-          while missing is None:
-            chunk, missing = reader.next()
-            if not chunk:
-              continue
-            done += len(chunk)
-            if string:
-              parts.append(chunk)
-              continue
-            crc = extend(crc, chunk)
-            stats.add(np, chunk)
-            if digester is not None:
-              digester.add(np, chunk)
-            if progress is not None:
-              progress(done, total)
-          if missing:  # the bytes the shard lacks
-            results[e.key] = _health(v, None, TRUNCATED, f"the shard ends {missing:,} bytes early")
-          elif string:
-            elements = 1
-            for d in v.shape:
-              elements *= d
-            ok = _string_crc(b"".join(parts), elements) == e.crc32c
-            results[e.key] = _health(
-              v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs"
-            )
-          elif proto_wire.mask_crc(crc) != e.crc32c:
-            results[e.key] = _health(
-              v,
-              None,
-              CRC_MISMATCH,
-              f"stored CRC32C {e.crc32c:#010x}, bytes give {proto_wire.mask_crc(crc):#010x}",
-            )
-          else:
-            results[e.key] = _health(v, stats, OK, "")
-            if digester is not None:
-              digested[e.key] = digester.digest()
-      finally:
-        reader.close()
-  tensors = tuple(results[k] for k in sorted(results))
-  return VerifyResult(inv.prefix, tensors, done, time.perf_counter() - start, digested)
+    return []
+  planned = []
+  for e, v in in_shard:
+    if e.sliced:
+      results[e.key] = _health(v, None, NOT_CHECKED, "a sliced (partitioned) variable")
+    elif e.offset + e.size > size:
+      results[e.key] = _health(
+        v, None, TRUNCATED, f"bytes {e.offset}..{e.offset + e.size} of a {size:,}-byte shard"
+      )
+    elif v.dtype == "string" and e.size > limits.MAX_OBJECT_GRAPH_BYTES:
+      results[e.key] = _health(
+        v,
+        None,
+        NOT_CHECKED,
+        f"a string tensor of {e.size:,} bytes (read whole only"
+        f" up to {limits.MAX_OBJECT_GRAPH_BYTES:,})",
+      )
+    else:
+      planned.append((e, v))
+  return planned
+
+
+def _stream(shard_file: str, planned: list, scan: _Scan) -> None:
+  """The hot loop: every planned tensor's bytes, read ahead on a thread in
+  chunks, checked against its CRC32C and summarised (`_Stats`, `_Digester`)
+  on this one, each byte once."""
+  import numpy as np
+
+  extend, _ = crc_backend()
+  with fileio.open_binary(shard_file) as f:
+    reader = _ReadAhead(
+      f,
+      [(e.offset, e.size, None if v.dtype == "string" else v.dtype) for e, v in planned],
+      scan.chunk_bytes,
+      shard_file,
+    )
+    try:
+      for e, v in planned:
+        string = v.dtype == "string"
+        parts: list[bytes] = []  # a string tensor's bytes, checked whole
+        stats = None if string else _Stats(v.dtype)
+        digester = _Digester(v.dtype) if scan.digests and v.dtype in DIGEST_WIDTH else None
+        crc, missing = 0, None
+        while missing is None:
+          chunk, missing = reader.next()
+          if not chunk:
+            continue
+          scan.done += len(chunk)
+          if string:
+            parts.append(chunk)
+            continue
+          crc = extend(crc, chunk)
+          stats.add(np, chunk)
+          if digester is not None:
+            digester.add(np, chunk)
+          if scan.progress is not None:
+            scan.progress(scan.done, scan.total)
+        scan.results[e.key] = _judge(e, v, crc, missing, parts, stats)
+        if digester is not None and scan.results[e.key].status == OK:
+          scan.digested[e.key] = digester.digest()
+    finally:
+      reader.close()
+
+
+def _judge(e, v, crc: int, missing: int | None, parts: list[bytes], stats) -> TensorHealth:
+  """One tensor's result from what its bytes gave."""
+  if missing:  # the bytes the shard lacks
+    return _health(v, None, TRUNCATED, f"the shard ends {missing:,} bytes early")
+  if v.dtype == "string":
+    elements = 1
+    for d in v.shape:
+      elements *= d
+    ok = _string_crc(b"".join(parts), elements) == e.crc32c
+    return _health(v, None, OK if ok else CRC_MISMATCH, "" if ok else "stored CRC32C differs")
+  if proto_wire.mask_crc(crc) != e.crc32c:
+    return _health(
+      v,
+      None,
+      CRC_MISMATCH,
+      f"stored CRC32C {e.crc32c:#010x}, bytes give {proto_wire.mask_crc(crc):#010x}",
+    )
+  return _health(v, stats, OK, "")
