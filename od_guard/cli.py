@@ -142,15 +142,56 @@ def _write_tensorboard(write: Callable[[str], object], logdir: str) -> None:
     ) from e
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-  from od_guard.odapi import preflight
-  from od_guard.report import render
+def _codes(values: list[str] | None, flag: str) -> frozenset[str] | None:
+  """--ignore / --select: repeatable, comma-separated codes (None: not given)."""
   from od_guard.restore import policy as policy_lib
 
+  return None if values is None else policy_lib.parse_codes(values, source=flag)
+
+
+def _project(args: argparse.Namespace, start: str):
+  """The project file's settings ([tool.od_guard]), unless --isolated."""
+  from od_guard import project_config
+
+  if getattr(args, "isolated", False):
+    return project_config.ProjectConfig()
+  return project_config.discover(start)
+
+
+def _ignored_line(report) -> str | None:
+  """One line naming what the policy's ignore / select lists kept out."""
+  kept_out = [f for f in report.findings if f.data.get("ignored_by")]
+  if not kept_out:
+    return None
+  names = ", ".join(
+    sorted(
+      {
+        f"{f.code} (by {'--ignore' if f.data['ignored_by'] == 'ignore' else '--select'})"
+        for f in kept_out
+      }
+    )
+  )
+  return (
+    f"ignored: {len(kept_out)} finding(s) kept out of the verdict: {names}; --verbose lists them"
+  )
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+  from od_guard.checkpoint import inventory
+  from od_guard.odapi import preflight
+  from od_guard.report import render
+
   _tensorboard_dir(args.tensorboard_dir)
-  policy = policy_lib.preset(args.policy)
-  if args.min_backbone_coverage is not None:
-    policy = policy.replace(min_backbone_coverage=args.min_backbone_coverage)
+  ignore = _codes(args.ignore, "--ignore") or frozenset()
+  select = _codes(args.select, "--select")
+  project = _project(args, args.pipeline_config_path)
+  policy = project.to_policy(
+    preset=args.policy,
+    min_backbone_coverage=args.min_backbone_coverage,
+    ignore=ignore,
+    select=select,
+  )
+  where = args.where or project.where or "training"
   run = preflight.check_static if args.static else preflight.check
   # TensorFlow's C++ start-up chatter is what od_guard exists to spare people.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -162,6 +203,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
       flush=True,
     )
   extra = {"values": True} if args.static and args.values else {}
+  if where == "repo":
+    from od_guard.odapi import repo_mode
+
+    extra["static"] = repo_mode.read(
+      args.pipeline_config_path,
+      checkpoint=args.checkpoint,
+      model_dir=args.model_dir,
+      object_graph=inventory.OBJECT_GRAPH_SUMMARY if args.static else inventory.OBJECT_GRAPH_FULL,
+    )
   report = run(
     args.pipeline_config_path,
     checkpoint=args.checkpoint,
@@ -174,9 +224,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     _write_tensorboard(lambda d: tensorboard.write(report, d), args.tensorboard_dir)
   if args.json:
-    _print_json(report.to_dict())
+    payload = report.to_dict()
+    if project.path:
+      payload["project_file"] = project.path
+    if where != "training":
+      payload["where"] = where
+    _print_json(payload)
   else:
     print(render.render_text(report, verbose=args.verbose))
+    ignored = _ignored_line(report)
+    if ignored:
+      print(ignored)
+    if project.path:
+      print(f"settings: [tool.od_guard] of {project.path}")
   return EXIT_FINDINGS if report.verdict.failed else EXIT_OK
 
 
@@ -238,8 +298,13 @@ def _cmd_lint(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
   from od_guard.naming import rules as naming_rules
 
-  presets = args.preset or ([] if args.rules else ["odapi"])
-  rules = naming_rules.load(args.rules, presets)
+  rules_path = args.rules
+  if not rules_path and not args.preset:
+    rules_path = _project(args, args.paths[0]).naming_rules
+  presets = args.preset or ([] if rules_path else ["odapi"])
+  rules = naming_rules.load(
+    rules_path, presets, flag="--rules" if args.rules or not rules_path else "naming_rules"
+  )
   results = []
   seen = set()
   for path in args.paths:
@@ -394,12 +459,41 @@ def _add_check(sub) -> None:
     "with --static: also read every saved tensor (CRC32C integrity, NaN / Inf), still "
     "without TensorFlow (the full check always does)",
   )
-  p.add_argument("--policy", default="default", choices=["strict", "default", "lenient"])
+  p.add_argument(
+    "--policy",
+    default=None,
+    choices=["strict", "default", "lenient"],
+    help="the policy preset (default: the project file's, else default)",
+  )
   p.add_argument(
     "--min_backbone_coverage",
     type=_fraction,
     help="override the policy's minimum restored fraction of backbone parameters",
   )
+  p.add_argument(
+    "--ignore",
+    action="append",
+    metavar="CODES",
+    help="finding codes (comma-separated, repeatable) that never decide the verdict; "
+    "added to the project file's; the report keeps them as facts",
+  )
+  p.add_argument(
+    "--select",
+    action="append",
+    metavar="CODES",
+    help="the only finding codes (comma-separated, repeatable) that may decide the verdict "
+    "(replaces the project file's)",
+  )
+  p.add_argument(
+    "--where",
+    choices=["training", "repo"],
+    default=None,
+    help="training: every path the config names must be here, as training needs them "
+    "(default); repo: a repository without the data (pre-commit, CI): paths that cannot "
+    "exist here (outside the repository, buckets without credentials, files git ignores) "
+    "are reported as not checked here",
+  )
+  _switch(p, "--isolated", "ignore [tool.od_guard] in pyproject.toml / setup.cfg")
   p.add_argument("--tensorboard_dir", help="also write the report there")
   _switch(p, "--verbose", "also list facts (INFO findings)")
 
@@ -447,8 +541,10 @@ def _add_lint(sub) -> None:
     "--preset",
     action="append",
     choices=["odapi", "keras"],
-    help="a preset to apply (repeatable; default odapi when no --rules)",
+    help="a preset to apply (repeatable; default odapi when no --rules and no naming_rules "
+    "in [tool.od_guard])",
   )
+  _switch(p, "--isolated", "ignore [tool.od_guard] in pyproject.toml / setup.cfg")
 
 
 def _add_remap(sub) -> None:
