@@ -371,3 +371,53 @@ def test_hostile_tensorboard_dir(world, name, tmp_path):
   assert not _check_problems(results, (2,)), "\n".join(_check_problems(results, (2,)))
   for _, (_, stderr, *_) in results.items():
     assert "--tensorboard_dir" in stderr, stderr
+
+
+# pyproject.toml / setup.cfg found walking up from the config (od_guard.project_config).
+
+
+_PROJECT_CASES = {
+  "pyproject_malformed": lambda d: (d / "pyproject.toml").write_text("[tool.od_guard\nwhere = 1\n"),
+  "pyproject_not_utf8": lambda d: (d / "pyproject.toml").write_bytes(b"\xff\xfe[\x00t\x80"),
+  "pyproject_huge": lambda d: (d / "pyproject.toml").write_bytes(b"#" * (5 << 20)),
+  "pyproject_fifo": lambda d: os.mkfifo(d / "pyproject.toml"),
+  "pyproject_symlink_loop": lambda d: os.symlink(d / "pyproject.toml", d / "pyproject.toml"),
+  "pyproject_directory": lambda d: (d / "pyproject.toml").mkdir(),
+  "pyproject_deep": lambda d: (d / "pyproject.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000),
+  "pyproject_huge_integer": lambda d: (d / "pyproject.toml").write_text("a = 1" + "0" * 10_000 + "\n"),
+  "pyproject_unknown_key": lambda d: (d / "pyproject.toml").write_text("[tool.od_guard]\nignor = []\n"),
+  "pyproject_wrong_types": lambda d: (d / "pyproject.toml").write_text(
+    "[tool.od_guard]\nignore = [1, [2]]\nwhere = 3\n"
+  ),
+  "pyproject_unknown_code": lambda d: (d / "pyproject.toml").write_text(
+    '[tool.od_guard]\nselect = ["x" ]\n'
+  ),
+  "pyproject_table_is_string": lambda d: (d / "pyproject.toml").write_text('[tool]\nod_guard = "x"\n'),
+  "setup_cfg_malformed": lambda d: (d / "setup.cfg").write_text("[tool:od_guard\nwhere = repo\n"),
+  "setup_cfg_duplicate_key": lambda d: (d / "setup.cfg").write_text(
+    "[tool:od_guard]\nwhere = repo\nwhere = training\n"
+  ),
+  "setup_cfg_fifo": lambda d: os.mkfifo(d / "setup.cfg"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(_PROJECT_CASES))
+def test_hostile_project_file(world, name, tmp_path):
+  project = tmp_path / "project"
+  (project / "configs").mkdir(parents=True)
+  config = project / "configs" / "pipeline.config"
+  config.write_text(pathlib.Path(world["config"]).read_text())
+  _PROJECT_CASES[name](project)
+  before = tree_fingerprint(project)
+  commands = {
+    "check_static": ["check", "--static", "--pipeline_config_path", str(config)],
+    "check_repo": ["check", "--static", "--where", "repo", "--pipeline_config_path", str(config)],
+  }
+  results = _run_all(commands, tmp_path)
+  problems = _check_problems(results, (2,))
+  assert not problems, f"{name}:\n" + "\n".join(problems)
+  for _, (_, stderr, *_) in results.items():
+    assert "project file" in stderr or "finding code" in stderr or "[tool.od_guard]" in stderr, (
+      stderr
+    )
+  assert tree_fingerprint(project) == before, "an input was modified"
