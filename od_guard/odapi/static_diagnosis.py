@@ -318,6 +318,9 @@ def diagnose_model_section(message) -> list[Finding]:
         if only_classes
         else f"Give model.{which} a feature_extractor {{ type: ... }} (the zoo config's)."
       ),
-      stock_outcome=f"ValueError: Unknown {which} feature_extractor: None (model_builder)",
+      stock_outcome=(
+        "ValueError:  is not supported for tf version 2. (model_builder, before step one; "
+        "measured: exit 1 after 10 s)"
+      ),
     )
   ]

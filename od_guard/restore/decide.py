@@ -111,6 +111,7 @@ FINAL_STATIC = NO_MODEL_TIER | frozenset(
     "checkpoint_type_mismatch",
     "data_shard_missing",
     "checkpoint_value_corrupt",
+    "model_dir_training_complete",  # the resumed step against the steps to train
   }
 )
 
