@@ -193,6 +193,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
   )
   where = args.where or project.where or "training"
   run = preflight.check_static if args.static else preflight.check
+  if args.export:  # exporter_main_v2's --trained_checkpoint_dir, not the fine-tune
+    export_dir = args.export
+
+    def run(config_path, *, policy, **_):
+      return preflight.check_eval(
+        config_path, export_dir, policy=policy, mode=preflight.EXPORT, model_tier=not args.static
+      )
+
   # TensorFlow's C++ start-up chatter is what od_guard exists to spare people.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   if not args.static and not args.json:
@@ -453,6 +461,13 @@ def _add_check(sub) -> None:
     "--model_dir", help="the training output directory (checked for stale checkpoints)"
   )
   _switch(p, "--static", "config and checkpoint metadata only: no TensorFlow, milliseconds")
+  p.add_argument(
+    "--export",
+    metavar="TRAINED_CHECKPOINT_DIR",
+    help="check an export instead of a fine-tune: exporter_main_v2's "
+    "--trained_checkpoint_dir, resolved through its 'checkpoint' state file and matched "
+    "against the config's model",
+  )
   _switch(
     p,
     "--values",

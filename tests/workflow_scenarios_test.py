@@ -32,6 +32,8 @@ from od_guard.odapi import model_dir as odapi_model_dir
 from od_guard.odapi import preflight
 from od_guard.restore import findings
 
+from conftest import cli_in_process
+
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 MODEL = "ssd_mobilenet_v2_320x320_coco17_tpu-8"
 ZOO_CONFIG = DATA / "zoo_configs" / f"{MODEL}.config"
@@ -265,3 +267,23 @@ def test_model_dir_step_counts_num_train_steps_over_num_steps(tmp_path, monkeypa
   assert "--num_train_steps is 2000" in f.title and "--num_train_steps=4000" in f.fix
   g = odapi_model_dir._nothing_to_train("p", 2000, 2000, training=True)
   assert "num_steps is 2000" in g.title and "num_steps: 4000" in g.fix
+
+
+# --- od-guard check --export --------------------------------------------------------------
+
+
+def test_check_export_names_the_state_file_to_write(tmp_path):
+  """`od-guard check --export DIR`: the export's preflight from the CLI."""
+  run = _run_dir(tmp_path / "training", state="/content/training/ckpt-3")
+  r = cli_in_process(
+    "check", f"--pipeline_config_path={_config(tmp_path)}", f"--export={run}", "--static"
+  )
+  assert r.returncode == 1, r.stderr
+  assert "(checkpoint_state_unusable)" in r.stdout
+  assert 'model_checkpoint_path: "ckpt-3"' in r.stdout
+  assert "stock exporter_main_v2:" in r.stdout
+  (run / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')  # the fix
+  r = cli_in_process(
+    "check", f"--pipeline_config_path={_config(tmp_path)}", f"--export={run}", "--static"
+  )
+  assert r.returncode == 0, r.stdout

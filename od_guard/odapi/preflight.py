@@ -454,7 +454,13 @@ def _state_unusable(st: odapi_model_dir.State, mode: str) -> findings_lib.Findin
       if mode == EXPORT
       else "evaluation waits until training writes a state file."
     ),
-    detail=f"{st.why}; on disk: {', '.join(os.path.basename(p) for p in st.on_disk[-5:])}",
+    detail=(
+      f"{fileio.join(st.directory, 'checkpoint')} names {st.named!r}, which does not exist "
+      "here (the exporter tries to restore it)"
+      if mode == EXPORT and st.named
+      else st.why
+    )
+    + f"; on disk: {', '.join(os.path.basename(p) for p in st.on_disk[-5:])}",
     fix=(
       f"Write {fileio.join(st.directory, 'checkpoint')} naming the checkpoint to use, "
       f'e.g. model_checkpoint_path: "{name}" (a relative name works after copying the '
@@ -537,6 +543,7 @@ def check_eval(
   values: bool = True,
   training_flags: tuple[str, ...] = (),
   mode: str = EVAL,
+  model_tier: bool = True,
 ) -> record.Report:
   """The preflight of model_main_tf2's evaluation (`--checkpoint_dir`), or of
   exporter_main_v2 (`--trained_checkpoint_dir`, `mode=EXPORT`).
@@ -561,6 +568,8 @@ def check_eval(
     training_flags: the training-only flags the command line gave
       (`TRAINING_ONLY_FLAGS`): with them, a warning that the run only evaluates.
     mode: EVAL or EXPORT.
+    model_tier: build the model and match it (False: the static tier only,
+      no TensorFlow).
 
   Returns:
     The report. With no checkpoint in `checkpoint_dir` yet, evaluation says
@@ -621,8 +630,8 @@ def check_eval(
   return pipeline.run(
     static,
     policy=policy,
-    capture=_model_tier(config_path, static, strategy, evaluation=True),
-    coverage=True,
-    values=_values(static, model_tier=True) if values else None,
+    capture=_model_tier(config_path, static, strategy, evaluation=True) if model_tier else None,
+    coverage=model_tier,
+    values=_values(static, model_tier=True) if values and model_tier else None,
     stock_name=_STOCK[mode],
   )
