@@ -87,11 +87,11 @@ def sample_repo(tmp_path) -> pathlib.Path:
   return sample
 
 
-def _try_repo(hooks_repo: pathlib.Path, sample: pathlib.Path, home: pathlib.Path):
+def _try_repo(hooks_repo: pathlib.Path, sample: pathlib.Path, home: pathlib.Path, *more: str):
   """Runs every hook of `hooks_repo` on every file of `sample`. try-repo builds
   the hooks' environment afresh each time (~25 s), so each call runs both."""
   return subprocess.run(
-    [sys.executable, "-m", "pre_commit", "try-repo", str(hooks_repo), "--all-files"],
+    [sys.executable, "-m", "pre_commit", "try-repo", str(hooks_repo), "--all-files", *more],
     cwd=sample,
     capture_output=True,
     text=True,
@@ -129,6 +129,64 @@ def test_hooks_fail_on_the_wrong_checkpoint_type_and_pass_when_fixed(
   r = _try_repo(hooks_repo, sample_repo, tmp_path / "pre_commit_home")
   assert r.returncode == 0, r.stdout + r.stderr
   assert _hook_lines(r.stdout) == {LINT: "Passed", CHECK: "Passed"}, r.stdout
+
+
+_ELSEWHERE = "/mnt/training/pre-trained-models/ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8"
+
+
+def _config_elsewhere(sample: pathlib.Path, checkpoint_type: str) -> None:
+  """The user's config as a team's repository holds it: the zoo checkpoint on
+  the training machine's mount, the records in a bucket, the label map
+  committed beside the config, and a TF1 field the team knows about."""
+  text = (SIGN_LANGUAGE / "pipeline.config").read_text()
+  text = text.replace(
+    f"{_WORKSPACE}/pre-trained-models/ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8", _ELSEWHERE
+  )
+  text = text.replace(
+    f'input_path: "{_WORKSPACE}/annotations/', 'input_path: "gs://team-bucket/records/'
+  )
+  text = text.replace(f'"{_WORKSPACE}/annotations/label_map.pbtxt"', '"configs/label_map.pbtxt"')
+  text = text.replace(
+    'fine_tune_checkpoint_type: "detection"',
+    f'fine_tune_checkpoint_type: "{checkpoint_type}"\n  load_all_detection_checkpoint_vars: true',
+  )
+  assert _WORKSPACE not in text
+  (sample / "configs" / "pipeline.config").write_text(text)
+  _git(sample, "add", "-A")
+
+
+def test_a_repository_without_the_data(hooks_repo, tmp_path):
+  """A correct config whose data lives elsewhere passes the hook; a code the
+  project ignores in pyproject.toml is honoured; a wrong type still fails."""
+  sample = tmp_path / "team"
+  (sample / "configs").mkdir(parents=True)
+  shutil.copy(SIGN_LANGUAGE / "label_map.pbtxt", sample / "configs" / "label_map.pbtxt")
+  (sample / "pyproject.toml").write_text(
+    '[project]\nname = "team-models"\n\n[tool.od_guard]\nignore = ["tf1_config_field"]\n'
+  )
+  _git(sample, "init", "-q")
+  _config_elsewhere(sample, "detection")
+  home = tmp_path / "pre_commit_home"
+  r = _try_repo(hooks_repo, sample, home, "--verbose")
+  assert r.returncode == 0, r.stdout + r.stderr
+  assert _hook_lines(r.stdout)[CHECK] == "Passed", r.stdout
+  assert "od_guard preflight: PASS  [policy default, static tier]" in r.stdout
+  assert (
+    f"  - the fine-tune checkpoint {_ELSEWHERE}/checkpoint/ckpt-0 (outside the repository"
+    in r.stdout
+  )
+  assert "(gs:// without credentials here)" in r.stdout
+  assert "ignored: 1 finding(s) kept out of the verdict: tf1_config_field (by --ignore)" in r.stdout
+  assert f"settings: [tool.od_guard] of {sample / 'pyproject.toml'}" in r.stdout
+
+  _config_elsewhere(sample, "classification")
+  r = _try_repo(hooks_repo, sample, home)
+  assert r.returncode == 1, r.stdout + r.stderr
+  assert _hook_lines(r.stdout)[CHECK] == "Failed", r.stdout
+  assert "od_guard preflight: FAIL (1 error)" in r.stdout
+  assert "(checkpoint_type_mismatch)" in r.stdout
+  assert "names the zoo archive ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8" in r.stdout
+  assert 'fix: Set fine_tune_checkpoint_type: "detection"' in r.stdout
 
 
 if __name__ == "__main__":
