@@ -2,7 +2,8 @@
 MobileNet V2 trains through the drop-in (`python -m od_guard.model_main_tf2`),
 evaluates (COCO metrics and the eval images Pillow >= 10 broke) and exports
 with the stock `exporter_main_v2` (through `python -m od_guard.odapi_compat`);
-the SavedModel serves in a process with plain TensorFlow.
+the SavedModel serves in a process with plain TensorFlow. The 8 zoo configs of
+tests/data build the same models (variables, parameters) as on TF 2.15.
 
 These run in both environments (the Makefile's MODERN_ODAPI_TESTS): TF 2.15 +
 protobuf 3.20 (odapi), where only the tf-slim, Pillow and numpy shims apply,
@@ -189,6 +190,24 @@ def test_stock_exporter_writes_a_saved_model_that_serves_in_plain_tensorflow(tra
   assert served["boxes"][0] == 1 and served["boxes"][2] == 4
   assert served["num"] > 0 and served["finite"]
   assert served["foreign"] == []
+
+
+def test_zoo_configs_build_the_same_models_as_on_tf_2_15():
+  """The 8 zoo configs of tests/data, built by the OD API's model builder: the
+  same variables (names and shapes), trainable variables and parameters as on
+  TF 2.15 (tests/data/odapi_model_sizes.json, from the odapi environment)."""
+  from support import zoo_models
+
+  from od_guard.odapi import compat
+
+  reference = json.loads(zoo_models.DUMP.read_text(encoding="utf-8"))
+  if compat.stack().tensorflow == reference["tensorflow"]:
+    pytest.skip(f"the reference was built on this TensorFlow ({reference['tensorflow']})")
+  r = _run(["-c", zoo_models.BUILD_SCRIPT, str(ZOO_COPIES), json.dumps(zoo_models.SIZES)])
+  assert r.returncode == 0, r.stderr[-3000:]
+  built = json.loads(r.stdout.strip().splitlines()[-1])
+  assert len(built["models"]) == 8
+  assert built["models"] == reference["models"]
 
 
 if __name__ == "__main__":
