@@ -319,7 +319,7 @@ _TABLE = (
     "assigned on another meta-architecture's config).",
     _STATIC,
     "Set num_classes inside the config's own meta-architecture, from the zoo's config.",
-    "ValueError: Unknown ssd feature_extractor: (model_builder), before step one",
+    "ValueError:  is not supported for tf version 2. (model_builder), before step one",
   ),
   # --- model_dir as model_lib_v2 resumes it.
   Code(
