@@ -590,7 +590,7 @@ def _knob(bound: Settings) -> str:
   return f"set by {bound.source}"
 
 
-def _watch(future, cancel, *, what: str, path: str, progress=None):
+def _watch(future, cancel, *, what: str, path: str, progress=None, where: str = ""):
   """Waits for `future` (a request in flight) and returns its result: at most the
   bound without an answer, where any change of `progress()` (bytes received) counts
   as one. One line on stderr after NOTICE_AFTER seconds says what is waited for.
@@ -616,7 +616,7 @@ def _watch(future, cancel, *, what: str, path: str, progress=None):
         seen, last = n, now
       if not told and now - start >= NOTICE_AFTER:
         told = True
-        where = _where(protocol)
+        where = where or _where(protocol)
         if seen:
           line = (
             f"still reading {what} of {path} from {where} after {NOTICE_AFTER:g} s "
@@ -633,7 +633,7 @@ def _watch(future, cancel, *, what: str, path: str, progress=None):
         raise StorageTimeoutError(
           f"Gave up on {path}: the {protocol}:// endpoint sent nothing for "
           f"{bound.timeout:g} s while od_guard waited for {what}.",
-          received=f"{path}; endpoint {_where(protocol)}; {seen:,} bytes of the answer "
+          received=f"{path}; endpoint {where or _where(protocol)}; {seen:,} bytes of the answer "
           f"received; bound {bound.timeout:g} s ({bound.source})",
           fix="Check the endpoint: it takes connections but does not answer (a stuck "
           "server or proxy, or a network that drops packets). If the storage is only "
@@ -675,7 +675,7 @@ def call_watched(path: str, what: str, fn, *args):
       future.set_exception(e)
 
   threading.Thread(target=run, name="od_guard-storage", daemon=True).start()
-  return _watch(future, lambda: None, what=what, path=path)
+  return _watch(future, lambda: None, what=what, path=path, where="TensorFlow's gfile")
 
 
 def _throttled(path: str, doing: str, name: str, attempts: int, e: BaseException):
