@@ -2,8 +2,8 @@
 
 - reference/cli.md: every `od-guard` subcommand's --help, from
   `od_guard.cli.build_parser()` as Python 3.11's argparse prints it at 100
-  columns, and the drop-in's absl flags from
-  `od_guard.odapi.model_main_tf2.define_flags` on a fresh `FlagValues`.
+  columns, and each drop-in's absl flags (`od_guard.odapi.model_main_tf2`,
+  `od_guard.odapi.exporter_main_v2`) from its `define_flags` on a fresh `FlagValues`.
 - reference/findings.md: every finding code, from `od_guard.restore.codes.CODES`.
 - reference/modules.md: every module of od_guard, by its layer in `.importlinter`,
   with the first sentence of its docstring (read with `ast`, not imported).
@@ -28,25 +28,10 @@ import mkdocs_gen_files
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 COLUMNS = "100"
-# The flags of the OD API's own object_detection/model_main_tf2.py (TF2 OD API
-# 2.8); the drop-in defines each with the same name and default.
-STOCK_FLAGS = frozenset(
-  {
-    "pipeline_config_path",
-    "num_train_steps",
-    "eval_on_train_data",
-    "sample_1_of_n_eval_examples",
-    "sample_1_of_n_eval_on_train_examples",
-    "model_dir",
-    "checkpoint_dir",
-    "eval_timeout",
-    "use_tpu",
-    "tpu_name",
-    "num_workers",
-    "checkpoint_every_n",
-    "record_summaries",
-  }
-)
+# The drop-ins: `python -m od_guard.NAME` for object_detection/NAME.py, each defining every
+# stock flag with the same name and default, plus od_guard's (`--guard_*`, and these).
+DROP_INS = ("model_main_tf2", "exporter_main_v2")
+OD_GUARD_FLAGS = frozenset({"num_steps_per_iteration"})  # the OD API hard-codes it
 
 
 @contextlib.contextmanager
@@ -74,11 +59,42 @@ def _cell(text: object) -> str:
   return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def cli_page() -> str:
+def _drop_in_section(name: str) -> list[str]:
+  """The flags of `python -m od_guard.NAME`, from its define_flags on fresh FlagValues."""
+  import importlib
+
   from absl import flags
 
+  fv = flags.FlagValues()
+  importlib.import_module(f"od_guard.odapi.{name}").define_flags(fv)
+  ours, stock = "od_guard's", f"stock {name}'s (same names, same defaults)"
+  rows: dict[str, list[str]] = {ours: [], stock: []}
+  for flag_name in sorted(fv):
+    flag = fv[flag_name]
+    if flag.name != flag_name:  # short names point at the same flag
+      continue
+    mine = flag_name.startswith("guard_") or flag_name in OD_GUARD_FLAGS
+    values = getattr(flag.parser, "enum_values", None)
+    typ = flag.flag_type() + (" (" + ", ".join(values) + ")" if values else "")
+    default = "" if flag.default is None else f"`{flag.default!r}`"
+    row = f"| `--{flag_name}` | {_cell(typ)} | {default} | {_cell(flag.help)} |"
+    rows[ours if mine else stock].append(row)
+  out = [
+    f"## `python -m od_guard.{name}` {{#python-m-od_guard{name}}}",
+    "",
+    f"The drop-in for `object_detection/{name}.py` ([the OD API page](../odapi.md)): every",
+    "stock flag, plus od_guard's. absl also gives it `--helpfull`, `--flagfile`,",
+    "`--alsologtostderr` and the other absl logging flags.",
+    "",
+  ]
+  for kind, lines in rows.items():
+    out += [f"### Flags: {kind}", "", "| flag | type | default | help |", "|---|---|---|---|"]
+    out += [*lines, ""]
+  return out
+
+
+def cli_page() -> str:
   from od_guard import cli
-  from od_guard.odapi import model_main_tf2
 
   with _columns(COLUMNS):
     parser = cli.build_parser()
@@ -93,40 +109,20 @@ def cli_page() -> str:
     "",
     "Generated when the site is built, from `od_guard.cli.build_parser()` (each",
     "command's `--help` as Python 3.11's argparse prints it at 100 columns) and from",
-    "`od_guard.odapi.model_main_tf2.define_flags` (the drop-in's absl flags).",
+    "each drop-in's `define_flags` (`od_guard.odapi.model_main_tf2`, `exporter_main_v2`:",
+    "their absl flags).",
     "Exit codes and typed errors: [Getting started](../getting-started.md#exit-codes).",
     "",
   ]
   names = [name for name, _ in blocks]
   out += [f"- [`{n} --help`](#{n.replace(' ', '-')})" for n in names]
-  out += ["- [`python -m od_guard.model_main_tf2`](#python-m-od_guardmodel_main_tf2)", ""]
+  out += [f"- [`python -m od_guard.{n}`](#python-m-od_guard{n})" for n in DROP_INS]
+  out.append("")
   for name, text in blocks:
     out += [f"## `{name}` {{#{name.replace(' ', '-')}}}", "", "```text", text.rstrip(), "```", ""]
 
-  fv = flags.FlagValues()
-  model_main_tf2.define_flags(fv)
-  ours, stock = "od_guard's", "stock model_main_tf2's (same names, same defaults)"
-  rows = {ours: [], stock: []}
-  for name in sorted(fv):
-    flag = fv[name]
-    if flag.name != name:  # short names point at the same flag
-      continue
-    kind = stock if name in STOCK_FLAGS else ours
-    values = getattr(flag.parser, "enum_values", None)
-    typ = flag.flag_type() + (" (" + ", ".join(values) + ")" if values else "")
-    default = "" if flag.default is None else f"`{flag.default!r}`"
-    rows[kind].append(f"| `--{name}` | {_cell(typ)} | {default} | {_cell(flag.help)} |")
-  out += [
-    "## `python -m od_guard.model_main_tf2` {#python-m-od_guardmodel_main_tf2}",
-    "",
-    "The drop-in for `object_detection/model_main_tf2.py` ([the OD API page](../odapi.md)):",
-    "every stock flag, plus od_guard's. absl also gives it `--helpfull`, `--flagfile`,",
-    "`--alsologtostderr` and the other absl logging flags.",
-    "",
-  ]
-  for kind, lines in rows.items():
-    out += [f"### Flags: {kind}", "", "| flag | type | default | help |", "|---|---|---|---|"]
-    out += [*lines, ""]
+  for name in DROP_INS:
+    out += _drop_in_section(name)
   return "\n".join(out)
 
 
