@@ -9,13 +9,15 @@ nothing is unpickled. A ``.keras`` archive is a zip whose
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+import contextlib
 import dataclasses
 import io
 import lzma
 import os
 import struct
 import tempfile
-from typing import NamedTuple
+from typing import Any, NamedTuple
 import zipfile
 import zlib
 
@@ -342,8 +344,49 @@ def read(path: str, container: str) -> Contents:
     CorruptCheckpointError: the file is truncated, damaged, or beyond the
       limits (`limits`).
   """
-  import contextlib
+  with _opened(path, container) as h5file:
+    return _contents(h5file, path)
 
+
+def read_values(path: str, container: str, keys: Iterable[str]) -> dict[str, Any]:
+  """Reads the values (numpy arrays) of the datasets `keys` of a Keras weights
+  file; for a ``.keras`` archive through its weights member, as `read` does
+  (the zip's CRC checked for a compressed member), never h5py on the zip.
+
+  Raises:
+    NotACheckpointError, CorruptCheckpointError: as `read`; a key the file
+      does not hold is a CorruptCheckpointError.
+  """
+  with _opened(path, container) as h5file:
+    return {key: h5file[key][()] for key in keys}
+
+
+def layer_groups(path: str, container: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+  """A Keras 2 HDF5 file's layers as Keras 2's `load_weights(by_name=True)`
+  reads them: (layer name, its dataset keys in `weight_names` order), in
+  `layer_names` order; layers without weights are left out.
+
+  Raises:
+    NotACheckpointError, CorruptCheckpointError: as `read`.
+  """
+  import h5py
+
+  with _opened(path, container) as h5file:
+    root = h5file.get("model_weights", h5file)
+    prefix = "model_weights/" if "model_weights" in h5file else ""
+    out = []
+    for layer in _attribute(root, "layer_names", path):
+      group = root.get(layer)
+      names = _attribute(group, "weight_names", path) if isinstance(group, h5py.Group) else []
+      if names:
+        out.append((layer, tuple(f"{prefix}{layer}/{n}" for n in names)))
+    return tuple(out)
+
+
+@contextlib.contextmanager
+def _opened(path: str, container: str):
+  """The file's HDF5 root (a ``.keras`` archive's weights member), open; any
+  failure to read it becomes a typed od_guard error."""
   import h5py
 
   try:
@@ -369,7 +412,7 @@ def read(path: str, container: str) -> Contents:
         h5file = stack.enter_context(h5py.File(member, "r"))
       else:
         h5file = stack.enter_context(h5py.File(f, "r"))
-      return _contents(h5file, path)
+      yield h5file
   except errors.OdGuardError:
     raise
   except (

@@ -27,7 +27,9 @@ from typing import Any
 from od_guard import errors
 from od_guard import pipeline
 from od_guard.checkpoint import inventory
+from od_guard.checkpoint import keras_files
 from od_guard.checkpoint import key_folding
+from od_guard.checkpoint import paths as checkpoint_path
 from od_guard.keras import model_facts as keras_model
 from od_guard.report import publish
 from od_guard.report import record
@@ -113,24 +115,57 @@ def _verification(wrong: list[str], total: int, what: str) -> findings_lib.Findi
 
 
 def _verify_keras_file(model, inv, report) -> findings_lib.Finding:
-  """After load_weights: the model's own save_weights must reproduce, value for
-  value, every dataset of the file that was to be loaded."""
-  import shutil
-
-  import h5py
+  """After the load: every variable that was to take a dataset of the file
+  holds exactly its value. The file is read through od_guard's TF-free reader
+  (a `.keras` archive through its weights member), never h5py on the zip; the
+  model's side is its live variables, or where od_guard cannot map paths to
+  them, what its own save_weights writes."""
   import numpy as np
 
-  suffix = ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
-  saved = keras_model.saved_weights_layout(model, suffix)
-  wrong = []
-  try:
-    with h5py.File(saved, "r") as mine, h5py.File(inv.prefix, "r") as theirs:
-      for b in report.restored:  # b.path: key in the model's layout; b.key: in the file
-        if not np.array_equal(mine[b.path][()], theirs[b.key][()]):
-          wrong.append(b.path)
-  finally:
-    shutil.rmtree(os.path.dirname(saved), ignore_errors=True)
+  theirs = keras_files.read_values(inv.prefix, inv.resolved.container, _keys(report, "key"))
+  variables = keras_model.weight_paths(model, inv.format == inventory.KERAS3_WEIGHTS)
+  if variables is not None and all(b.path in variables for b in report.restored):
+    mine = {b.path: np.asarray(variables[b.path]) for b in report.restored}
+  else:
+    saved = keras_model.saved_weights_layout(model, _suffix(inv))
+    try:
+      mine = keras_files.read_values(saved, checkpoint_path.KERAS_H5, _keys(report, "path"))
+    finally:
+      shutil.rmtree(os.path.dirname(saved), ignore_errors=True)
+  wrong = [b.path for b in report.restored if not np.array_equal(mine[b.path], theirs[b.key])]
   return _verification(wrong, len(report.restored), "weights hold the file's values")
+
+
+def _keys(report, field: str) -> list[str]:
+  return [getattr(b, field) for b in report.restored]
+
+
+def _suffix(inv) -> str:
+  return ".weights.h5" if inv.format == inventory.KERAS3_WEIGHTS else ".h5"
+
+
+def _assign_from_keras_file(model, inv, report, strategy) -> None:
+  """Assigns exactly the predicted bindings from a Keras weights file (when
+  some of the file must be skipped: `exclude`, which load_weights cannot do).
+
+  Raises:
+    UsageError: od_guard cannot map this Keras's weight paths to variables.
+  """
+  variables = keras_model.weight_paths(model, inv.format == inventory.KERAS3_WEIGHTS)
+  if variables is None or not all(b.path in variables for b in report.restored):
+    raise errors.UsageError(
+      "`exclude` cannot be applied to this Keras weights file: od_guard cannot tell which "
+      "variable each of its datasets holds in this version of Keras.",
+      received=f"{inv.prefix} into a {keras_model.describe(model)} model",
+      fix=(
+        "Load without `exclude` and re-initialise the layers to leave out afterwards, or "
+        "(Keras 2 .h5) model.load_weights(path, by_name=True, skip_mismatch=True)."
+      ),
+    )
+  values = keras_files.read_values(inv.prefix, inv.resolved.container, _keys(report, "key"))
+  with strategy.scope():
+    for b in report.restored:
+      variables[b.path].assign(values[b.key])
 
 
 def _manual_restore(strategy, roots, graph, report, prefix) -> None:
@@ -166,6 +201,7 @@ def restore(
   policy: policy_lib.Policy | None = None,
   input_shape: Sequence[int | None] | None = None,
   exclude: Sequence[str] = (),
+  optimizer: bool = False,
   verify: bool = True,
   log_dir: str | None = None,
   report_path: str | None = None,
@@ -190,7 +226,12 @@ def restore(
     input_shape: builds an unbuilt model first (batch dimension first, may be
       None), instead of failing on the deferred-restore trap.
     exclude: object-path prefixes not to restore (e.g. a new head:
-      ['model/layer_with_weights-3']); they keep their initial values.
+      ['model/layer_with_weights-3']); they keep their initial values. For a
+      Keras weights file, prefixes of its dataset paths (['dense_1/dense_1'],
+      ['layers/dense_1/vars']), as the findings propose them.
+    optimizer: also restore (and require) the optimizer's state. By default
+      only the model is restored: a compiled model does not need the
+      checkpoint's optimizer, and the optimizer's variables are not required.
     verify: compare every restored variable with the checkpoint afterwards,
       on every replica.
     log_dir: also write the report to TensorBoard there (step 0, run 'train').
@@ -214,7 +255,10 @@ def restore(
   strategy = _strategy_of(model)
   multi = consensus.is_multi_worker(strategy)
   static = _read(checkpoint, strategy, multi, consensus_timeout)
-  roots = model if isinstance(model, dict) else {"model": model}
+  roots = _roots(model, static.inventory)
+  exclude = (*exclude, *_optimizer_paths(model, roots, optimizer))
+  # A root that is excluded as a whole is no root of the restore.
+  roots = {name: obj for name, obj in roots.items() if name not in exclude}
   graph, report = _check(model, roots, static, policy, input_shape, exclude, strategy)
   publish_report = functools.partial(
     publish.publish,
@@ -255,6 +299,44 @@ def _read(checkpoint: str, strategy, multi: bool, timeout: float) -> pipeline.St
   return static
 
 
+def _roots(model, inv) -> dict[str, Any]:
+  """The restore's roots: a dict as given; a Keras model under 'model' (as
+  `tf.train.Checkpoint(model=model)` saves it), or as the root itself when the
+  checkpoint is rooted at the model, as Keras 2's `model.save_weights(prefix)`
+  (TF format) writes and `model.load_weights(prefix)` reads it: keys like
+  'layer_with_weights-0/kernel/...'."""
+  if isinstance(model, dict):
+    return model
+  children = _children(model)
+  if inv.format != inventory.TF2_OBJECT_BASED or not children:
+    return {"model": model}
+  tops = {v.key.split("/", 1)[0] for v in inv.variables if v.kind == inventory.MODEL}
+  if "model" not in tops and tops & set(children):
+    return dict(children)
+  return {"model": model}
+
+
+def _children(model) -> dict[str, Any]:
+  get = getattr(model, "_trackable_children", None)
+  if get is None:
+    return {}
+  try:
+    return dict(get())
+  except TypeError:
+    return dict(get(save_type="checkpoint"))
+
+
+def _optimizer_paths(model, roots, optimizer: bool) -> tuple[str, ...]:
+  """The object path of a compiled Keras model's optimizer, unless the
+  optimizer was asked for: restoring a model does not need its optimizer."""
+  if optimizer or isinstance(model, dict):
+    return ()
+  name = keras_model.optimizer_child(model)
+  if name is None:
+    return ()
+  return (name,) if "model" not in roots else (f"model/{name}",)
+
+
 def _check(model, roots, static, policy, input_shape, exclude, strategy):
   """The predicted restore, diagnosed and decided: (the live graph, the report)."""
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
@@ -287,11 +369,11 @@ def _predict(model, roots, flavour, static, policy, input_shape, exclude, strate
     return None, None, None
   with static.timer.phase("match"):
     if inv.format in _KERAS_FILES:
-      predicted, more = _keras_file(model, inv, flavour)
+      predicted, more = _keras_file(model, inv, flavour, exclude)
       static.found.extend(more)
       return None, predicted, None
     graph = live_graph.capture(roots, exclude=exclude)
-    keras3 = flavour == keras_diagnosis.KERAS3
+    keras3 = flavour == keras_diagnosis.KERAS3 and "model" in roots
     captured = pipeline.Capture(
       graph, found=[keras_diagnosis.tf_checkpoint_for_keras3()] if keras3 else []
     )
@@ -346,24 +428,29 @@ def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
   import tensorflow as tf
 
   if inv.format in _KERAS_FILES:
-    model.load_weights(inv.prefix)
+    if report.not_requested:  # exclude: load_weights cannot skip layers
+      _assign_from_keras_file(model, inv, report, strategy)
+    else:
+      model.load_weights(inv.prefix)
     return
   if report is None:  # deferred, allowed by the policy
     tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
     return
-  if report.shape_mismatches or report.dtype_mismatches or exclude:
+  if report.shape_mismatches or report.dtype_mismatches or exclude or "model" not in roots:
     _manual_restore(strategy, roots, graph, report, inv.prefix)
   else:
     with strategy.scope():
       tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
 
 
-def _keras_file(model, inv, flavour):
+def _keras_file(model, inv, flavour, exclude=()):
   """Predicts `model.load_weights(file)` by comparing the file with the layout
-  the model's own `save_weights` writes."""
+  the model's own `save_weights` writes; what `exclude` names (prefixes of the
+  layout's dataset paths) is not requested."""
   want = {
     keras_diagnosis.KERAS3: inventory.KERAS3_WEIGHTS,
     keras_diagnosis.TF_KERAS: inventory.KERAS2_HDF5,
+    keras_diagnosis.KERAS2: inventory.KERAS2_HDF5,
   }.get(flavour)
   if want is not None and want != inv.format:
     return None, [keras_diagnosis.keras_file_flavour(inv, flavour)]
@@ -374,4 +461,43 @@ def _keras_file(model, inv, flavour):
     report = restore_match.match_keys(expected, inv, by_order=inv.format == inventory.KERAS2_HDF5)
   finally:
     shutil.rmtree(os.path.dirname(layout_path), ignore_errors=True)
-  return report, []
+  return (_without(report, exclude) if exclude else report), []
+
+
+def _excluded(path: str, exclude) -> bool:
+  return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in exclude)
+
+
+def _without(report, exclude):
+  """The prediction with what `exclude` names moved to not requested (it keeps
+  its initial values), and the file's values that it would have taken unused."""
+  gone = [
+    restore_match.Unbound(x.path, x.shape, x.dtype, x.component)
+    for x in (*report.restored, *report.missing)
+    if _excluded(x.path, exclude)
+  ]
+  gone += [
+    restore_match.Unbound(m.path, tuple(m.model), "", m.component)
+    for m in report.shape_mismatches
+    if _excluded(m.path, exclude)
+  ]
+  gone += [
+    restore_match.Unbound(m.path, (), m.model, m.component)
+    for m in report.dtype_mismatches
+    if _excluded(m.path, exclude)
+  ]
+  freed = [
+    x.key
+    for x in (*report.restored, *report.shape_mismatches, *report.dtype_mismatches)
+    if _excluded(x.path, exclude)
+  ]
+  keep = lambda xs: tuple(x for x in xs if not _excluded(x.path, exclude))  # noqa: E731
+  return dataclasses.replace(
+    report,
+    restored=keep(report.restored),
+    missing=keep(report.missing),
+    shape_mismatches=keep(report.shape_mismatches),
+    dtype_mismatches=keep(report.dtype_mismatches),
+    not_requested=(*report.not_requested, *gone),
+    unused=tuple(sorted({*report.unused, *freed})),
+  )

@@ -33,7 +33,11 @@ class RestoreGuardCore:
     policy: an `od_guard.Policy` (default: the 'default' preset).
     input_shape: builds the model from this shape if `fit` has not built it
       yet (tf-keras builds lazily, on the first batch).
-    exclude: object-path prefixes not to restore (e.g. a new head).
+    exclude: object-path prefixes not to restore (e.g. a new head), or for a
+      Keras weights file prefixes of its dataset paths, as findings propose.
+    optimizer: also restore (and require) the optimizer's state; by default
+      only the model is restored (a compiled model does not need the
+      checkpoint's optimizer).
     log_dir: TensorBoard log directory (the report goes to its 'train' run).
     report_path: where to write the JSON report.
     verify: check the restored values on every replica.
@@ -56,6 +60,7 @@ class RestoreGuardCore:
     policy: policy_lib.Policy | None = None,
     input_shape: Sequence[int | None] | None = None,
     exclude: Sequence[str] = (),
+    optimizer: bool = False,
     log_dir: str | os.PathLike | None = None,
     report_path: str | os.PathLike | None = None,
     verify: bool = True,
@@ -75,6 +80,7 @@ class RestoreGuardCore:
     self.exclude = arguments.strings("exclude", exclude, example="model/head")
     self.log_dir = arguments.path("log_dir", log_dir, optional=True)
     self.report_path = arguments.path("report_path", report_path, optional=True)
+    self.optimizer = bool(optimizer)
     self.verify = verify
     self.quiet = quiet
     self.consensus_timeout = arguments.seconds("consensus_timeout", consensus_timeout)
@@ -88,6 +94,7 @@ class RestoreGuardCore:
       policy=self.policy,
       input_shape=self.input_shape,
       exclude=self.exclude,
+      optimizer=self.optimizer,
       verify=self.verify,
       log_dir=self.log_dir,
       report_path=self.report_path,

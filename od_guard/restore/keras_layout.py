@@ -21,6 +21,17 @@ from od_guard.restore import matching as restore_match
 Finding = findings.Finding
 KERAS3 = "keras3"
 TF_KERAS = "tf_keras"
+KERAS2 = "keras2"  # the `keras` package at 2.x: tf.keras in TF <= 2.15
+NAMES = {KERAS3: "Keras 3", TF_KERAS: "tf-keras (Keras 2)", KERAS2: "Keras 2 (tf.keras)"}
+
+
+def same_layout(a: str | None, b: str | None) -> bool:
+  """Whether two Keras flavours write and read the same layouts (tf-keras and
+  Keras 2 do: tf-keras is Keras 2, split out of TF)."""
+  legacy = (TF_KERAS, KERAS2)
+  return a == b or (a in legacy and b in legacy)
+
+
 _AUTO_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*?)(_\d+)?$")
 _LEAF_ALIASES = {"_kernel": "kernel", "_bias": "bias"}
 
@@ -31,7 +42,7 @@ def keras_file_flavour(inv: inventory.Inventory, model_flavour: str) -> Finding:
     "keras_file_flavour",
     findings.ERROR,
     f"A {inv.format.replace('_', ' ')} file cannot be loaded into a "
-    f"{'Keras 3' if model_flavour == KERAS3 else 'tf-keras'} model with load_weights.",
+    f"{NAMES.get(model_flavour, model_flavour)} model with load_weights.",
     detail=inv.prefix,
     fix=(
       "Load it with the Keras that wrote it, or save the weights again from that "
@@ -134,8 +145,8 @@ def diagnose(
   out: list[Finding] = []
   layout = checkpoint_layout(inv)
   mapping = propose_key_map(report, inv) if report.missing and report.unused else {}
-  if model_flavour and layout and layout != model_flavour and not report.restored:
-    names = {KERAS3: "Keras 3", TF_KERAS: "tf-keras (Keras 2)"}
+  if model_flavour and layout and not same_layout(layout, model_flavour) and not report.restored:
+    names = NAMES
     out.append(
       Finding(
         "keras_layout_mismatch",
@@ -240,3 +251,102 @@ def tf_checkpoint_for_keras3() -> Finding:
       "`.keras` and `.weights.h5` files, or legacy V1/V2 `.h5` files."
     ),
   )
+
+
+def pair_layers(
+  unbound: list[tuple[str, list[tuple[int, ...]]]],
+  unused: list[tuple[str, list[tuple[int, ...]]]],
+) -> dict[str, str]:
+  """Pairs the model's layers that got nothing with the file's layers that fed
+  nothing, in order, where their weights have the same shapes: the rename
+  (old Keras names, leaked name counters, auto-suffixed names of a second
+  model) that `load_weights(by_name=True)` does not see.
+
+  Returns:
+    model layer name -> file layer name.
+  """
+  out: dict[str, str] = {}
+  start = 0
+  for name, shapes in unbound:
+    for i in range(start, len(unused)):
+      if unused[i][1] == shapes:
+        out[name] = unused[i][0]
+        start = i + 1
+        break
+  return out
+
+
+def by_name_unbound(
+  *,
+  bound: int,
+  total: int,
+  unbound_layers: list[str],
+  file_layers: list[str],
+  layer_map: dict[str, str],
+  by_order_binds: bool,
+  skip_mismatch: bool,
+) -> Finding:
+  """`load_weights(by_name=True)` that binds nothing, or leaves layers empty
+  that the file holds under other names (stock Keras says nothing)."""
+  shown = ", ".join(f"{m} <- {f}" for m, f in list(layer_map.items())[:6])
+  options = []
+  if by_order_binds:
+    options.append(
+      "the file's layers are the model's in the same order and shapes: load by topology "
+      "(by_name=False), which binds every weight"
+    )
+  if layer_map:
+    options.append(
+      f"name the model's layers as the file does ({shown}"
+      + ("; ..." if len(layer_map) > 6 else "")
+      + "; data.layer_map)"
+    )
+  options.append(
+    f"if these layers are to be trained afresh, say so: exclude={sorted(unbound_layers)[:6]!r}"
+  )
+  return Finding(
+    "keras_by_name_unbound",
+    findings.ERROR,
+    f"load_weights(by_name=True{', skip_mismatch=True' if skip_mismatch else ''}) binds "
+    f"{bound} of {total} weights: {len(unbound_layers)} layers of the model are not named "
+    "in the file"
+    + (
+      f", and {len(layer_map)} of them match layers the file holds under other names."
+      if layer_map
+      else "."
+    ),
+    detail=(
+      "no value for: "
+      + ", ".join(unbound_layers[:12])
+      + (" ..." if len(unbound_layers) > 12 else "")
+      + "\nthe file's layers that feed nothing: "
+      + (", ".join(file_layers[:12]) or "none")
+      + (" ..." if len(file_layers) > 12 else "")
+    ),
+    fix=_sentence("; or ".join(options)),
+    data={"layer_map": layer_map, "exclude": sorted(unbound_layers)},
+    stock_outcome=f"silent: loads {bound} of {total} weights and leaves the rest random",
+  )
+
+
+def skip_mismatch_misses(*, skipped: list[str], skipped_params: int, total_params: int) -> Finding:
+  """`skip_mismatch=True` that skipped most of the model, not a head."""
+  return Finding(
+    "keras_skip_mismatch_misses",
+    findings.ERROR,
+    f"skip_mismatch=True skips {len(skipped)} layers holding {skipped_params:,} of "
+    f"{total_params:,} parameters: not a changed head, the file is for another model.",
+    detail="skipped (shapes differ): "
+    + ", ".join(skipped[:12])
+    + (" ..." if len(skipped) > 12 else ""),
+    fix=(
+      "Load the weights the model was built for (the same variant, input channels and "
+      "data_format); keep skip_mismatch for a head whose width changed."
+    ),
+    data={"skipped": skipped},
+    stock_outcome="silent: logs a warning per layer and leaves those layers random",
+  )
+
+
+def _sentence(text: str) -> str:
+  return text[:1].upper() + text[1:] + "."
