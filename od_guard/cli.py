@@ -248,6 +248,64 @@ def _cmd_check(args: argparse.Namespace) -> int:
   return EXIT_FINDINGS if report.verdict.failed else EXIT_OK
 
 
+def _cmd_fix(args: argparse.Namespace) -> int:
+  from od_guard.checkpoint import inventory
+  from od_guard.odapi import config_fix
+  from od_guard.odapi import preflight
+  from od_guard.report import render
+
+  ignore = _codes(args.ignore, "--ignore") or frozenset()
+  select = _codes(args.select, "--select")
+  path = args.pipeline_config_path
+  project = _project(args, path)
+  policy = project.to_policy(preset=args.policy, ignore=ignore, select=select)
+  where = args.where or project.where or "training"
+
+  def check():
+    if where == "repo":
+      from od_guard.odapi import repo_mode
+
+      static = repo_mode.read(path, checkpoint=args.checkpoint, model_dir=args.model_dir)
+    else:
+      static = preflight.read(
+        path,
+        checkpoint=args.checkpoint,
+        model_dir=args.model_dir,
+        object_graph=inventory.OBJECT_GRAPH_SUMMARY,
+      )
+    return static, preflight.check_static(path, policy=policy, static=static)
+
+  static, report = check()
+  plan = config_fix.plan(path, list(report.findings), static.context.config)
+  changed = plan.after != plan.before
+  backup = config_fix.write(plan) if args.write and changed else None
+  after = check()[1] if backup else None
+  if args.json:
+    payload = plan.to_dict()
+    payload["written"] = bool(backup)
+    if after is not None:
+      payload["verdict"] = after.verdict.to_dict()
+    _print_json(payload)
+  else:
+    if changed and not backup:
+      sys.stdout.write(plan.diff())
+    for what, why in plan.skipped:
+      print(f"not fixed: {what}: {why}")
+    if not changed:
+      print(f"od-guard fix: nothing to fix in {path} (verdict {report.verdict.decision})")
+    elif backup:
+      print(
+        f"od-guard fix: wrote {path} ({len(plan.applied)} edit(s); the original is {backup}); "
+        "checked again:"
+      )
+      print(render.render_text(after))
+    else:
+      print(f"od-guard fix: {len(plan.applied)} edit(s); --write applies them")
+  if after is not None:
+    return EXIT_FINDINGS if after.verdict.failed else EXIT_OK
+  return EXIT_FINDINGS if changed else EXIT_OK
+
+
 class _Progress:
   """Progress of a long verification on stderr, at most every 2 seconds."""
 
@@ -513,6 +571,30 @@ def _add_check(sub) -> None:
   _switch(p, "--verbose", "also list facts (INFO findings)")
 
 
+def _add_fix(sub) -> None:
+  p = _command(
+    sub,
+    "fix",
+    _cmd_fix,
+    help="apply the machine-applicable fixes of `check --static` to a pipeline.config",
+    description="Run the static check and apply every fix that needs no guess to the "
+    "pipeline.config's text (only the edited values change; comments, order and "
+    "formatting stay). Prints a unified diff (exit 1 when there is one); --write "
+    "replaces the file atomically, keeps <config>.bak, refuses a symbolic link or a file "
+    "changed meanwhile, and checks again (exit 1 when that check fails).",
+    schema="od_guard.fix/1",
+  )
+  p.add_argument("--pipeline_config_path", required=True, help="the pipeline.config to fix")
+  p.add_argument("--checkpoint", help="check against this checkpoint")
+  p.add_argument("--model_dir", help="the training output directory")
+  p.add_argument("--policy", default=None, choices=["strict", "default", "lenient"])
+  p.add_argument("--ignore", action="append", metavar="CODES", help="as for check")
+  p.add_argument("--select", action="append", metavar="CODES", help="as for check")
+  p.add_argument("--where", choices=["training", "repo"], default=None, help="as for check")
+  _switch(p, "--isolated", "ignore [tool.od_guard] in pyproject.toml / setup.cfg")
+  _switch(p, "--write", "write the fixed config (atomically; the original kept as .bak)")
+
+
 def _add_verify(sub) -> None:
   p = _command(
     sub,
@@ -623,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_inspect(sub)
   _add_diff(sub)
   _add_check(sub)
+  _add_fix(sub)
   _add_verify(sub)
   _add_lint(sub)
   _add_remap(sub)
