@@ -410,6 +410,16 @@ _TABLE = (
   ),
   # --- The predicted restore (model tier).
   Code(
+    "model_build_downloads",
+    INFO,
+    "Building the model downloads a file (Keras Applications ImageNet weights) that is "
+    "not cached here.",
+    _PREFLIGHT,
+    "For offline runs, put the file at the cache path named (~/.keras/models/...).",
+    "downloads it at every build that does not find it; offline: Exception: URL fetch "
+    "failure on https://storage.googleapis.com/tensorflow/keras-applications/...",
+  ),
+  Code(
     "model_build_failed",
     ERROR,
     "The OD API's model builder raised: the model cannot be built from this config.",
