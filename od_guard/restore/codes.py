@@ -522,6 +522,22 @@ _TABLE = (
     "",
     "ValueError: File format not supported ... Keras 3 only supports V3 `.keras` and `.weights.h5`",
   ),
+  Code(
+    "keras_by_name_unbound",
+    ERROR,
+    "load_weights(by_name=True) binds nothing, or leaves layers empty the file holds under other names.",
+    _LAYOUT,
+    "Load by topology (by_name=False), name the layers as the file does, or exclude them.",
+    "silent: loads what matches by name and leaves the rest random",
+  ),
+  Code(
+    "keras_skip_mismatch_misses",
+    ERROR,
+    "skip_mismatch=True skips most of the model's parameters, not a changed head.",
+    _LAYOUT,
+    "Load the weights of the model's own variant; keep skip_mismatch for a changed head.",
+    "silent: a warning per skipped layer, those layers stay random",
+  ),
   # --- The checkpoint's values.
   Code(
     "checkpoint_value_corrupt",
