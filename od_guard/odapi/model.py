@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import contextlib
 import dataclasses
+import os
 from typing import Any
 
 from od_guard import errors
@@ -33,6 +34,51 @@ class WorkerLostError(errors.OdGuardError):
 
 # What TF's collective ops and coordination service say when a peer is gone.
 _PEER_GONE = ("Collective", "collective", "heartbeat", "coordination service")
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+  """A file the OD API's model builder downloads (Keras Applications weights).
+
+  Attributes:
+    url: where Keras fetches it from.
+    cache: where Keras keeps it (and looks first): ~/.keras/models/<name>.
+  """
+
+  url: str
+  cache: str
+
+  @property
+  def cached(self) -> bool:
+    return os.path.isfile(self.cache)
+
+
+_KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# CenterNet extractors that build tf.keras.applications.MobileNetV2 with
+# weights="imagenet" when depth_multiplier is 1.0 (object_detection/models/
+# center_net_mobilenet_v2*_feature_extractor.py).
+_CENTER_NET_MOBILENET_V2 = ("mobilenet_v2", "mobilenet_v2_fpn", "mobilenet_v2_fpn_sep_conv")
+_MOBILENET_V2_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+def downloads(model_config) -> list[Download]:
+  """What building `model_config` (a DetectionModel message) downloads. No TF.
+
+  Keras keeps downloads under ~/.keras/models (it ignores KERAS_HOME here);
+  the fine-tune checkpoint overwrites these weights afterwards, but the
+  builder still fetches them at every build that does not find them cached.
+  """
+  if model_config.WhichOneof("model") != "center_net":
+    return []
+  extractor = model_config.center_net.feature_extractor
+  if extractor.type not in _CENTER_NET_MOBILENET_V2 or extractor.depth_multiplier not in (0, 1):
+    return []
+  return [
+    Download(
+      url=_KERAS_APPLICATIONS + "mobilenet_v2/" + _MOBILENET_V2_FILE,
+      cache=os.path.join(os.path.expanduser("~"), ".keras", "models", _MOBILENET_V2_FILE),
+    )
+  ]
 
 
 def import_odapi():

@@ -198,6 +198,7 @@ def _model_tier(
       message = pipeline_config.odapi_message(config_path, static.context.message)  # its class
       tf, _ = odapi_model.import_odapi()
     built_under = strategy or tf.distribute.get_strategy()
+    pending = [d for d in odapi_model.downloads(message.model) if not d.cached]
     with timer.phase("build"):  # is_training=True, as evaluation builds it too
       try:
         model = odapi_model.build(
@@ -209,7 +210,9 @@ def _model_tier(
         # A finding, judged with the static ones: a static diagnosis that
         # explains it (decide.EXPLAINED_BY) leads the verdict.
         return pipeline.Capture(
-          None, strategy=strategies.describe(built_under), found=[_build_failed(e, static)]
+          None,
+          strategy=strategies.describe(built_under),
+          found=[*map(_download, pending), _build_failed(e, static, pending)],
         )
     if keep is not None:
       keep.model, keep.model_config, keep.strategy = model, message.model, built_under
@@ -226,14 +229,52 @@ def _model_tier(
           return pipeline.Capture(None, strategy=described)  # checkpoint_type_unsupported
         hint = f'fine_tune_checkpoint_type "{ctype}" restores ' + ", ".join(f"'{k}'" for k in roots)
       graph = live_graph.capture(roots, model=whole)
-    return pipeline.Capture(graph, root_hint=hint, strategy=described)
+    return pipeline.Capture(
+      graph, root_hint=hint, strategy=described, found=[_download(d) for d in pending]
+    )
 
   return capture
 
 
-def _build_failed(e: errors.OdGuardError, static: pipeline.Static) -> findings_lib.Finding:
+def _download(d) -> findings_lib.Finding:
+  """A download the model build makes (`odapi_model.Download`), not cached here."""
+  name = os.path.basename(d.cache)
+  return findings_lib.Finding(
+    "model_build_downloads",
+    findings_lib.INFO,
+    f"Building this model downloads {name} (Keras Applications ImageNet weights, which "
+    "the fine-tune checkpoint then overwrites); it is not cached here.",
+    detail=f"{d.url} -> {d.cache}",
+    fix=f"For offline runs, put the file at {d.cache} (from a machine that has it).",
+    stock_outcome="downloads it at every build that does not find it; offline: "
+    f"Exception: URL fetch failure on {d.url}",
+    data={"url": d.url, "cache": d.cache},
+  )
+
+
+def _build_failed(
+  e: errors.OdGuardError, static: pipeline.Static, pending=()
+) -> findings_lib.Finding:
   """The OD API's builder refused the config: the error, as evidence, after
-  what the static tier found (its errors are named first)."""
+  what the static tier found (its errors are named first). A download that
+  failed says which file to put where."""
+  received = e.received or e.what
+  fetch = next((d for d in pending if "URL fetch failure" in received), None)
+  if fetch is not None:
+    return findings_lib.Finding(
+      "model_build_failed",
+      findings_lib.ERROR,
+      f"The model build could not download {os.path.basename(fetch.cache)} (no network?): "
+      "the OD API's builder fetches Keras Applications weights for this extractor.",
+      detail=received,
+      fix=(
+        f"Put {os.path.basename(fetch.cache)} at {fetch.cache} (copy it from a machine "
+        f"with network, or download {fetch.url}); the fine-tune checkpoint then "
+        "overwrites those weights."
+      ),
+      stock_outcome=f"Exception: URL fetch failure on {fetch.url}, before step one",
+      data={"static_errors": [], "download": fetch.url, "cache": fetch.cache},
+    )
   known = [f for f in static.found if f.severity == findings_lib.ERROR]
   return findings_lib.Finding(
     "model_build_failed",
@@ -244,7 +285,7 @@ def _build_failed(e: errors.OdGuardError, static: pipeline.Static) -> findings_l
       if known
       else "."
     ),
-    detail=e.received or e.what,
+    detail=received,
     fix=known[0].fix if known else e.fix,
     stock_outcome="fails with the same error when it builds the model, before step one",
     data={"static_errors": sorted({f.code for f in known})},
