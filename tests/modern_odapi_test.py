@@ -210,5 +210,102 @@ def test_zoo_configs_build_the_same_models_as_on_tf_2_15():
   assert built["models"] == reference["models"]
 
 
+_ODAPI_PYTHON = REPO / ".venv" / "odapi" / "bin" / "python"
+
+# Writes, with this environment's TensorFlow, the tiny SSD's detection
+# checkpoint (model_main_tf2's layout) and a config fine-tuning from it.
+_WRITE_CHECKPOINT = """
+import sys
+from od_guard.odapi import compat
+compat.install()
+from od_guard.testing import tiny_odapi
+root, zoo = sys.argv[1], sys.argv[2]
+record = tiny_odapi.write_synthetic_tfrecord(root + "/train.record", num_examples=4, image_size=64)
+label_map = tiny_odapi.write_label_map(root + "/label_map.pbtxt", 3)
+base = tiny_odapi.shrink_pipeline_config(
+  tiny_odapi.load_pipeline_config(zoo), image_size=64, num_classes=3, train_record=record,
+  label_map=label_map, fine_tune_checkpoint="")
+prefix = tiny_odapi.save_detection_checkpoint(tiny_odapi.build_model(base), root + "/ckpt")
+config = tiny_odapi.shrink_pipeline_config(
+  base, image_size=64, num_classes=3, fine_tune_checkpoint=prefix,
+  fine_tune_checkpoint_type="detection")
+tiny_odapi.write_pipeline_config(config, root + "/pipeline.config")
+print(prefix)
+"""
+
+# The fine-tune's restore in this environment: od_guard's predicted map, then
+# the OD API's own restore (model_lib_v2's restore_from_objects) and which
+# checkpoint values the model's variables then hold.
+_RESTORE_MAP = """
+import hashlib, json, sys
+from od_guard.odapi import compat
+compat.install()
+import tensorflow as tf
+from od_guard.odapi import preflight
+from od_guard.testing import tiny_odapi
+config_path, prefix = sys.argv[1], sys.argv[2]
+report = preflight.check(config_path, checkpoint=prefix)
+bound = sorted((b.path, b.key) for b in report.restore.restored)
+model = tiny_odapi.build_model(tiny_odapi.load_pipeline_config(config_path))
+roots = model.restore_from_objects(fine_tune_checkpoint_type="detection")
+tf.train.Checkpoint(**roots).restore(prefix).expect_partial().assert_existing_objects_matched()
+reader = tf.train.load_checkpoint(prefix)
+digest = lambda a: hashlib.sha256(a.tobytes()).hexdigest()
+held = {digest(v.numpy()) for v in model.variables}
+print(json.dumps({
+  "tensorflow": tf.__version__,
+  "decision": report.verdict.decision,
+  "variables": len(model.variables),
+  "bound": bound,
+  "values": {key: digest(reader.get_tensor(key)) for _, key in bound},
+  "values_held": sum(digest(reader.get_tensor(key)) in held for _, key in bound),
+}))
+"""
+
+
+def test_a_tf_2_15_checkpoint_fine_tunes_with_the_same_restore_map_and_values(tmp_path):
+  """A detection checkpoint TF 2.15 wrote (the odapi environment), fine-tuned
+  from in both environments: the same 300 of 324 variables bound to the same
+  keys, and after the OD API's own restore the model holds each bound value."""
+  from od_guard.odapi import compat
+
+  if not _ODAPI_PYTHON.exists():
+    pytest.skip(f"needs the odapi environment ({_ODAPI_PYTHON}) to write a TF 2.15 checkpoint")
+  if compat.stack().tf_release < (2, 16):
+    pytest.skip("this is the odapi environment: the comparison runs in the modern one")
+  env = {k: v for k, v in os.environ.items() if k not in _CLEAN}
+  env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+  zoo = str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config")
+  results = {}
+  written = subprocess.run(
+    [str(_ODAPI_PYTHON), "-c", _WRITE_CHECKPOINT, str(tmp_path), zoo],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=env,
+  )
+  assert written.returncode == 0, written.stderr[-3000:]
+  prefix = written.stdout.strip().splitlines()[-1]
+  for name, python in (("tf2.15", str(_ODAPI_PYTHON)), ("here", sys.executable)):
+    r = subprocess.run(
+      [python, "-c", _RESTORE_MAP, str(tmp_path / "pipeline.config"), prefix],
+      capture_output=True,
+      text=True,
+      timeout=600,
+      env=env,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    results[name] = json.loads(r.stdout.strip().splitlines()[-1])
+  old, new = results["tf2.15"], results["here"]
+  assert old["tensorflow"].startswith("2.15") and new["tensorflow"] != old["tensorflow"]
+  assert (
+    (len(new["bound"]), new["variables"]) == (len(old["bound"]), old["variables"]) == (300, 324)
+  )
+  assert new["bound"] == old["bound"]
+  assert new["values"] == old["values"]
+  assert new["values_held"] == old["values_held"] == 300
+  assert new["decision"] == old["decision"] == "pass"
+
+
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__, "-q", "-s"]))
