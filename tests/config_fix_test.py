@@ -57,9 +57,23 @@ def _edit(field: str, new: str | None) -> config_fix.Edit:
       [_edit("train_config.fine_tune_checkpoint", 'x/"y"/ckpt-0')],
       'train_config { fine_tune_checkpoint: "x/\\"y\\"/ckpt-0" }\n',
     ),
+    (
+      "train_config {\r\n\tfine_tune_checkpoint: 'a/ckpt-0'  # zoo\r\n\tload_all_detection_checkpoint_vars: true\r\n}\r\n",
+      [
+        _edit("train_config.load_all_detection_checkpoint_vars", None),
+        config_fix.Edit("train_config.fine_tune_checkpoint_type", "", "detection", "t", "train_config.fine_tune_checkpoint"),
+        config_fix.Edit("train_config.fine_tune_checkpoint_version", "", "V2", "t", "train_config.fine_tune_checkpoint"),
+      ],
+      "train_config {\r\n\tfine_tune_checkpoint: 'a/ckpt-0'  # zoo\r\n\tfine_tune_checkpoint_type: 'detection'\r\n\tfine_tune_checkpoint_version: V2\r\n}\r\n",
+    ),
+    (
+      'train_config { fine_tune_checkpoint: "a/ckpt-0" num_steps: 1 }',
+      [config_fix.Edit("train_config.fine_tune_checkpoint_version", "", "V2", "t", "train_config.fine_tune_checkpoint")],
+      'train_config { fine_tune_checkpoint: "a/ckpt-0" fine_tune_checkpoint_version: V2 num_steps: 1 }',
+    ),
   ],
-  ids=["crlf_comment", "tabs", "comment_inside_value", "drop_line", "drop_inline", "quoting"],
-)
+  ids=["crlf_comment", "tabs", "comment_inside_value", "drop_line", "drop_inline", "quoting", "add_lines", "add_inline"],
+)  # fmt: skip
 def test_apply_keeps_every_other_byte(before, edits, after):
   got, applied, skipped = config_fix.apply(before, edits)
   assert got == after and applied == edits and skipped == []

@@ -243,7 +243,8 @@ def _commands(case: corpus.Case, w: dict, out: pathlib.Path) -> dict[str, list[s
   if case.kind == corpus.REPORT:
     return {"remap": ["remap", w["good"], str(out / "dst" / "ckpt-1"), "--from-report", t]}
   return {
-    "check_static": ["check", "--static", "--pipeline_config_path", t, "--checkpoint", w["good"]]
+    "check_static": ["check", "--static", "--pipeline_config_path", t, "--checkpoint", w["good"]],
+    "fix": ["fix", "--pipeline_config_path", t, "--checkpoint", w["good"]],  # a diff, no write
   }
 
 
@@ -257,6 +258,8 @@ def _allowed(case: corpus.Case, command: str) -> tuple[int, ...]:
     if k in ok:
       return ok[k]
   # check reports an unreadable checkpoint as a failing finding (exit 1).
+  if command == "fix":
+    return (0, 1, 2)  # 1: a diff
   return (1, 2) if command == "check_static" else (2,)
 
 
@@ -421,3 +424,54 @@ def test_hostile_project_file(world, name, tmp_path):
       stderr
     )
   assert tree_fingerprint(project) == before, "an input was modified"
+
+
+# Configs that `od-guard fix --write` edits (od_guard.odapi.config_fix): each is
+# written in a fresh directory; the command must end typed (0, 1 or 2) and
+# leave either the file as it was or a config the check reads.
+_FIX_BASE = (
+  "model {{ ssd {{ num_classes: 5 feature_extractor {{ type: 'ssd_mobilenet_v2' }} }} }}\n"
+  'train_config {{\n  fine_tune_checkpoint: "{ckpt}"\n'
+  '  fine_tune_checkpoint_type: "classification"\n  load_all_detection_checkpoint_vars: true\n}}\n'
+)
+_FIX_CASES = {
+  "fix_crlf": lambda t: t.replace("\n", "\r\n").encode(),
+  "fix_bom": lambda t: b"\xef\xbb\xbf" + t.encode(),
+  "fix_tabs": lambda t: t.replace("  ", "\t").encode(),
+  "fix_comments_inside_values": lambda t: t.replace(": ", ": # a comment\n ").encode(),
+  "fix_duplicate_fields": lambda t: (t + t.split("train_config")[1].join(["train_config", ""])).encode(),
+  "fix_cr_only": lambda t: t.replace("\n", "\r").encode(),
+  "fix_nul_in_value": lambda t: t.replace("classification", "class\x00ification").encode(),
+  "fix_read_only": lambda t: t.encode(),
+  "fix_symlink": lambda t: t.encode(),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(_FIX_CASES))
+def test_hostile_fix_write(world, name, tmp_path):
+  d = tmp_path / "configs"
+  d.mkdir()
+  path = d / "pipeline.config"
+  path.write_bytes(_FIX_CASES[name](_FIX_BASE.format(ckpt=world["good"] + ".index")))
+  target = path
+  if name == "fix_read_only":
+    path.chmod(0o444)
+  if name == "fix_symlink":
+    target = d / "link.config"
+    os.symlink(path, target)
+  before = path.read_bytes()
+  argv = ["fix", "--pipeline_config_path", str(target), "--write"]
+  results = _run_all({"fix_write": argv}, tmp_path)
+  problems = _check_problems(results, (0, 1, 2))
+  assert not problems, f"{name}:\n" + "\n".join(problems)
+  code, stderr, *_ = results["fix_write"]
+  after = path.read_bytes()
+  if name in ("fix_read_only", "fix_symlink"):
+    assert code == 2 and after == before, stderr
+    return
+  if after != before:
+    assert (d / "pipeline.config.bak").read_bytes() == before
+    check = _run_all(
+      {"check": ["check", "--static", "--pipeline_config_path", str(path)]}, tmp_path
+    )
+    assert check["check"][0] in (0, 1), check["check"][1]

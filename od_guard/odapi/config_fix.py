@@ -39,6 +39,7 @@ _CHECKPOINT = "train_config.fine_tune_checkpoint"
 _QUOTED_FIX = re.compile(r'fine_tune_checkpoint: "(?P<value>[^"]+)"$')
 _PREFIX_FIX = re.compile(r'e\.g\. "(?P<value>[^"]+)" \(the files are')
 _TYPE_FIX = re.compile(r'^Set fine_tune_checkpoint_type: "(?P<value>\w+)"$')
+_STRING_FIELDS = frozenset({"fine_tune_checkpoint_type", "fine_tune_checkpoint"})
 _BARE = re.compile(r"[^\s{}<>\[\]:,;#\"']+")
 
 
@@ -55,12 +56,15 @@ class Edit:
     old: the value as the check saw it ('' when not known).
     new: the new value (None: drop the field).
     code: the finding that proposed it.
+    after: when the field is not written: the sibling field it is added after
+      (its own line, indented as that one; '' : not added).
   """
 
   field: str
   old: str
   new: str | None
   code: str
+  after: str = ""
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -90,10 +94,10 @@ def edits_for(finding: Finding, config) -> tuple[list[Edit], str]:
     return [], "no checkpoint prefix inside the directory: not guessed"
   if code == "checkpoint_type_mismatch":
     m = _TYPE_FIX.match(fix)
-    if m and config.fine_tune_checkpoint_type:
+    if m:
       field = "train_config.fine_tune_checkpoint_type"
-      return [Edit(field, config.fine_tune_checkpoint_type, m["value"], code)], ""
-    return [], "fine_tune_checkpoint_type is not written in the config: add it by hand"
+      return [Edit(field, config.fine_tune_checkpoint_type, m["value"], code, _CHECKPOINT)], ""
+    return [], "no single checkpoint type is named: not guessed"
   if code == "tf1_feature_extractor" and data.get("tf2_type"):
     field = f"model.{config.meta_architecture}.feature_extractor.type"
     return [Edit(field, config.feature_extractor_type, data["tf2_type"], code)], ""
@@ -106,7 +110,7 @@ def edits_for(finding: Finding, config) -> tuple[list[Edit], str]:
     return [Edit(field, str(config.num_classes), str(data["label_map_classes"]), code)], ""
   if code == "checkpoint_version_v1":
     field = "train_config.fine_tune_checkpoint_version"
-    return [Edit(field, config.fine_tune_checkpoint_version, "V2", code)], ""
+    return [Edit(field, config.fine_tune_checkpoint_version, "V2", code, _CHECKPOINT)], ""
   return [], "no machine-applicable fix"
 
 
@@ -186,6 +190,16 @@ def apply(text: str, edits: list[Edit]) -> tuple[str, list[Edit], list[tuple[str
   applied, skipped = [], []
   for edit in edits:
     found = by_path.get(edit.field, [])
+    anchor = by_path.get(edit.after, []) if edit.after else []
+    if (
+      not found
+      and edit.new is not None
+      and len(anchor) == 1
+      and isinstance(anchor[0].value, config_text.Scalar)
+    ):
+      spans.append((*_insertion(text, offsets, edit, anchor[0]), edit))
+      applied.append(edit)
+      continue
     if len(found) != 1 or not isinstance(found[0].value, config_text.Scalar):
       why = "not written in the config" if not found else f"written {len(found)} times"
       if found and len(found) == 1:
@@ -208,7 +222,7 @@ def apply(text: str, edits: list[Edit]) -> tuple[str, list[Edit], list[tuple[str
     else:
       spans.append((start, end, _quote(edit.new, text[start:end]), edit))
     applied.append(edit)
-  spans.sort(key=lambda s: s[0])
+  spans.sort(key=lambda s: (s[0], s[1]))  # an insertion before what starts there
   for (_, end_a, _, a), (start_b, _, _, b) in itertools.pairwise(spans):
     if start_b < end_a:
       raise FixError(
@@ -220,6 +234,30 @@ def apply(text: str, edits: list[Edit]) -> tuple[str, list[Edit], list[tuple[str
   for start, end, new, _ in reversed(spans):
     out = out[:start] + new + out[end:]
   return out, applied, skipped
+
+
+def _insertion(text: str, offsets: list[int], edit: Edit, anchor: config_text.Field):
+  """(start, end, new text) adding `edit`'s field after the `anchor` field:
+  on a line of its own, indented as the anchor, with the anchor line's ending
+  (or after the anchor's value, when more follows it on its line)."""
+  name = edit.field.rsplit(".", 1)[1]
+  value = anchor.value
+  start = offsets[value.line - 1] + value.column - 1
+  end = _token_end(text, start)
+  quoted = text[start] if text[start] in "\"'" else '"'  # the anchor's quotes
+  written = f"{name}: " + (_quote(edit.new, quoted) if name in _STRING_FIELDS else edit.new)
+  line_end = text.find("\n", end)
+  rest = text[end : len(text) if line_end < 0 else line_end]
+  if rest.strip(" \t\r") and not rest.lstrip(" \t").startswith("#"):
+    return end, end, " " + written
+  line_start = offsets[anchor.line - 1]
+  indent = text[
+    line_start : line_start + len(text[line_start:]) - len(text[line_start:].lstrip(" \t"))
+  ]
+  newline = "\r\n" if rest.endswith("\r") else "\n"
+  at = len(text) if line_end < 0 else line_end + 1
+  prefix = newline if line_end < 0 else ""
+  return at, at, f"{prefix}{indent}{written}{newline}"
 
 
 def plan(path: str, found: list[Finding], config) -> Plan:
