@@ -321,6 +321,15 @@ _TABLE = (
     "Set num_classes inside the config's own meta-architecture, from the zoo's config.",
     "ValueError:  is not supported for tf version 2. (model_builder), before step one",
   ),
+  Code(
+    "tpu_local_path",
+    ERROR,
+    "Under --use_tpu (a Cloud TPU Node), a path the TPU reads or writes is not gs://.",
+    _INPUTS,
+    "Copy data and checkpoint to a bucket and use gs:// paths (on a TPU VM: --tpu_name=local).",
+    "fails when the TPU opens the local path (TF1: File system scheme '[local]' not "
+    "implemented); not measured here",
+  ),
   # --- model_dir as model_lib_v2 resumes it.
   Code(
     "stale_checkpoint_in_model_dir",
