@@ -287,3 +287,58 @@ def test_check_export_names_the_state_file_to_write(tmp_path):
     "check", f"--pipeline_config_path={_config(tmp_path)}", f"--export={run}", "--static"
   )
   assert r.returncode == 0, r.stdout
+
+
+# --- Under --use_tpu, every path the TPU reads is gs:// ----------------------------------
+
+
+def _tpu_world(root: pathlib.Path, *, bucket: bool) -> tuple[str, str]:
+  """A config (and model_dir) with local paths, or gs:// ones with `bucket`."""
+  base = "gs://my-bucket/od" if bucket else str(root)
+  text = ZOO_CONFIG.read_text()
+  text = text.replace('"PATH_TO_BE_CONFIGURED/mobilenet_v2.ckpt-1"', f'"{base}/ckpt/ckpt-0"')
+  text = text.replace(
+    '"PATH_TO_BE_CONFIGURED/train2017-?????-of-00256.tfrecord"', f'"{base}/train.record"'
+  )
+  text = text.replace(
+    '"PATH_TO_BE_CONFIGURED/val2017-?????-of-00032.tfrecord"', f'"{base}/val.record"'
+  )
+  path = root / ("gcs.config" if bucket else "local.config")
+  path.write_text(text)
+  return str(path), f"{base}/train"
+
+
+def _tpu(config_path: str, model_dir: str, tpu_name: str | None = "my-tpu"):
+  from od_guard.odapi import config as pipeline_config
+  from od_guard.odapi import input_paths
+
+  config = pipeline_config.read(config_path, pipeline_config.parse_with_text(config_path)[0])
+  return input_paths.diagnose_tpu(config, model_dir, tpu_name=tpu_name)
+
+
+def test_8947_local_paths_under_use_tpu(tmp_path):
+  """#8947: training on a Cloud TPU with the checkpoint, the records and
+  model_dir on local disk; TF1 said "File system scheme '[local]' not
+  implemented". Every local path is named, with gs:// as the fix."""
+  config, model_dir = _tpu_world(tmp_path, bucket=False)
+  static = preflight.read(config, model_dir=model_dir, training=True, use_tpu=True, tpu_name="t")
+  (f,) = [f for f in static.found if f.code == "tpu_local_path"]
+  assert f.severity == findings.ERROR and len(f.data["paths"]) == 4
+  assert f"--model_dir: {model_dir}" in f.detail and "gs://" in f.fix
+
+
+def test_8947_the_fix_gs_paths_pass(tmp_path):
+  config, model_dir = _tpu_world(tmp_path, bucket=True)
+  assert _tpu(config, model_dir) == []
+
+
+@pytest.mark.parametrize("case", ["tpu_vm", "no_tpu", "placeholders"])
+def test_tpu_paths_no_false_alarm(tmp_path, case):
+  config, model_dir = _tpu_world(tmp_path, bucket=False)
+  if case == "tpu_vm":  # a TPU VM reads its own disk
+    assert _tpu(config, model_dir, tpu_name="local") == []
+  elif case == "no_tpu":
+    static = preflight.read(config, model_dir=model_dir, training=True)
+    assert not [f for f in static.found if f.code == "tpu_local_path"]
+  else:  # the zoo config as published: placeholders are their own finding
+    assert _tpu(str(ZOO_CONFIG), "gs://b/train") == []

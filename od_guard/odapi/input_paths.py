@@ -264,3 +264,50 @@ def _tf1_feature_extractor(config: pipeline_config.FineTuneConfig) -> list[Findi
       data={"tf2_type": tf2 or ""},
     )
   ]
+
+
+def _local(path: str) -> bool:
+  return bool(path) and not path.startswith("gs://") and "PATH_TO_BE_CONFIGURED" not in path
+
+
+def diagnose_tpu(
+  config: pipeline_config.FineTuneConfig, model_dir: str | None, *, tpu_name: str | None
+) -> list[Finding]:
+  """Under --use_tpu, the paths a Cloud TPU (TPU Node) reads itself must be
+  gs:// (tensorflow/models#8947): the input readers' files, the fine-tune
+  checkpoint, and model_dir, where it writes checkpoints. A TPU VM
+  (`--tpu_name=local`) reads its own disk: nothing to check there.
+
+  Args:
+    config: the parsed config.
+    model_dir: --model_dir.
+    tpu_name: --tpu_name.
+  """
+  if tpu_name == "local":
+    return []
+  named = [("--model_dir", model_dir or ""), ("fine_tune_checkpoint", config.fine_tune_checkpoint)]
+  for reader in [config.train_input, *config.eval_inputs]:
+    if reader is not None:
+      named.extend((f"{reader.role}.input_path", p) for p in reader.input_paths)
+  local = [(where, p) for where, p in named if _local(p)]
+  if not local:
+    return []
+  return [
+    Finding(
+      "tpu_local_path",
+      findings.ERROR,
+      f"Under --use_tpu, {len(local)} path(s) the TPU reads or writes itself are not on "
+      "GCS: a Cloud TPU reads and writes only gs:// paths.",
+      detail="; ".join(f"{where}: {p}" for where, p in local),
+      fix=(
+        "Copy the data and the checkpoint to a bucket the TPU's service account can read "
+        "(gsutil cp -r ...), and use gs:// paths for them and for --model_dir; on a TPU "
+        "VM, pass --tpu_name=local."
+      ),
+      stock_outcome=(
+        'fails when the TPU opens the first local path (TF1: "File system scheme '
+        "'[local]' not implemented\"); not measured here (no TPU)"
+      ),
+      data={"paths": [p for _, p in local]},
+    )
+  ]

@@ -312,6 +312,8 @@ def _static_first(fv, *, multi: bool = False):
       model_dir=fv.model_dir,
       training=True,
       num_train_steps=fv.num_train_steps,
+      use_tpu=fv.use_tpu,
+      tpu_name=fv.tpu_name,
     )
     report = preflight.check_static(
       fv.pipeline_config_path, policy=_policy(fv), training=True, static=static

@@ -73,6 +73,8 @@ def read(
   training: bool = False,
   object_graph: str = inventory.OBJECT_GRAPH_FULL,
   num_train_steps: int | None = None,
+  use_tpu: bool = False,
+  tpu_name: str | None = None,
 ) -> pipeline.Static:
   """The read stage: the config, the checkpoint's metadata, the static diagnoses.
 
@@ -85,6 +87,8 @@ def read(
       all of it).
     num_train_steps: model_main_tf2's --num_train_steps, which overrides the
       config's num_steps (None: the config's).
+    use_tpu, tpu_name: model_main_tf2's --use_tpu and --tpu_name (the paths a
+      Cloud TPU reads must be gs://).
 
   Raises:
     OdGuardError: the config cannot be read.
@@ -106,6 +110,8 @@ def read(
       )
     )
     static.found.extend(input_paths.diagnose(config))
+    if use_tpu:
+      static.found.extend(input_paths.diagnose_tpu(config, model_dir, tpu_name=tpu_name))
     static.found.extend(static_diagnosis.diagnose_model_section(message))
     if ckpt_path is not None:
       _read_checkpoint(static, config, ckpt_path, object_graph)

@@ -112,6 +112,7 @@ FINAL_STATIC = NO_MODEL_TIER | frozenset(
     "data_shard_missing",
     "checkpoint_value_corrupt",
     "model_dir_training_complete",  # the resumed step against the steps to train
+    "tpu_local_path",
   }
 )
 
