@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+import dataclasses
 import json
 import os
 import sys
@@ -248,6 +249,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
   return EXIT_FINDINGS if report.verdict.failed else EXIT_OK
 
 
+_FIX_ROUNDS = 4
+
+
 def _cmd_fix(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
   from od_guard.odapi import config_fix
@@ -278,8 +282,23 @@ def _cmd_fix(args: argparse.Namespace) -> int:
   static, report = check()
   plan = config_fix.plan(path, list(report.findings), static.context.config)
   changed = plan.after != plan.before
-  backup = config_fix.write(plan) if args.write and changed else None
-  after = check()[1] if backup else None
+  backup = after = None
+  if args.write and changed:
+    backup = config_fix.write(plan)
+    applied = list(plan.applied)
+    # As ruff --fix: some fixes show only once others are in (the checkpoint is
+    # read once its path is right), so check again and fix again, a few rounds.
+    for _ in range(_FIX_ROUNDS):
+      static, after = check()
+      more = config_fix.plan(path, list(after.findings), static.context.config)
+      if more.after == more.before:
+        break
+      config_fix.write(more, backup=False)
+      applied += more.applied
+      after = None
+    if after is None:
+      after = check()[1]
+    plan = dataclasses.replace(plan, applied=tuple(applied), after=more.after)
   if args.json:
     payload = plan.to_dict()
     payload["written"] = bool(backup)

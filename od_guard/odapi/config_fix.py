@@ -295,9 +295,10 @@ def _decode(raw: bytes, path: str) -> str:
     return _files.decode_utf8(raw, path, what="pipeline config")
 
 
-def write(p: Plan) -> str:
-  """Replaces the config with `p.after` atomically, keeping `<path>.bak`;
-  returns the backup's path.
+def write(p: Plan, *, backup: bool = True) -> str:
+  """Replaces the config with `p.after` atomically, keeping `<path>.bak`
+  (unless `backup` is False: a later round of the same fix); returns the
+  backup's path.
 
   Raises:
     FixError: the path is a symbolic link, read-only, the file changed since
@@ -324,9 +325,10 @@ def write(p: Plan) -> str:
       fix="Run od-guard fix again.",
     )
   mode = stat.S_IMODE(st.st_mode)
-  backup = path + ".bak"
+  backup_path = path + ".bak"
   try:
-    _atomic(backup, p.before.encode("utf-8"), mode)
+    if backup:
+      _atomic(backup_path, p.before.encode("utf-8"), mode)
     _atomic(path, p.after.encode("utf-8"), mode, expect=(st.st_dev, st.st_ino))
   except OSError as e:
     raise FixError(
@@ -334,7 +336,7 @@ def write(p: Plan) -> str:
       received=path,
       fix="Check that the user running od_guard may write the config's directory.",
     ) from e
-  return backup
+  return backup_path
 
 
 def _atomic(path: str, data: bytes, mode: int, expect: tuple[int, int] | None = None) -> None:
