@@ -202,6 +202,8 @@ def restore(
   input_shape: Sequence[int | None] | None = None,
   exclude: Sequence[str] = (),
   optimizer: bool = False,
+  by_name: bool = False,
+  skip_mismatch: bool = False,
   verify: bool = True,
   log_dir: str | None = None,
   report_path: str | None = None,
@@ -232,6 +234,11 @@ def restore(
     optimizer: also restore (and require) the optimizer's state. By default
       only the model is restored: a compiled model does not need the
       checkpoint's optimizer, and the optimizer's variables are not required.
+    by_name, skip_mismatch: for a Keras 2 HDF5 `.h5` file, load as
+      `model.load_weights(path, by_name=..., skip_mismatch=...)` does (layers
+      by name; weights whose shapes differ skipped). The guard reports how many
+      weights bind: a load that binds nothing, or leaves layers empty that the
+      file holds under other names, fails (stock Keras says nothing).
     verify: compare every restored variable with the checkpoint afterwards,
       on every replica.
     log_dir: also write the report to TensorBoard there (step 0, run 'train').
@@ -259,7 +266,8 @@ def restore(
   exclude = (*exclude, *_optimizer_paths(model, roots, optimizer))
   # A root that is excluded as a whole is no root of the restore.
   roots = {name: obj for name, obj in roots.items() if name not in exclude}
-  graph, report = _check(model, roots, static, policy, input_shape, exclude, strategy)
+  load = _load_options(static.inventory, by_name, skip_mismatch)
+  graph, report = _check(model, roots, static, policy, input_shape, exclude, strategy, load)
   publish_report = functools.partial(
     publish.publish,
     chief=strategies.is_chief(strategy),
@@ -270,7 +278,9 @@ def restore(
   if multi:
     _agree_on_verdict(strategy, static.inventory, report, consensus_timeout, publish_report)
   if not report.verdict.failed and (report.restore is not None or static.not_checked):
-    report = _restore_and_verify(model, roots, graph, report, strategy, exclude, static, verify)
+    report = _restore_and_verify(
+      model, roots, graph, report, strategy, exclude, static, verify, load
+    )
   report = dataclasses.replace(report, timings=dict(static.timer.timings))
   publish_report(report)
   if report.verdict.failed:
@@ -337,11 +347,46 @@ def _optimizer_paths(model, roots, optimizer: bool) -> tuple[str, ...]:
   return (name,) if "model" not in roots else (f"model/{name}",)
 
 
-def _check(model, roots, static, policy, input_shape, exclude, strategy):
+@dataclasses.dataclass(frozen=True)
+class _KerasLoad:
+  """How `model.load_weights` is asked to read a Keras 2 HDF5 file."""
+
+  by_name: bool = False
+  skip_mismatch: bool = False
+
+
+def _load_options(inv, by_name: bool, skip_mismatch: bool) -> _KerasLoad:
+  """The load options, checked against the file kind.
+
+  Raises:
+    UsageError: by_name / skip_mismatch for a file kind they do not apply to
+      (od_guard does not predict them there).
+  """
+  if (by_name or skip_mismatch) and inv.format != inventory.KERAS2_HDF5:
+    raise errors.UsageError(
+      "`by_name` and `skip_mismatch` apply to Keras 2 HDF5 (.h5) weight files only.",
+      received=f"by_name={by_name!r}, skip_mismatch={skip_mismatch!r} for {inv.prefix} "
+      f"({inv.format})",
+      fix=(
+        "Leave them out: for a TF checkpoint or a Keras 3 file name what is not to be "
+        "restored with exclude=[...] (the findings propose it)."
+      ),
+    )
+  if skip_mismatch and not by_name:
+    raise errors.UsageError(
+      "`skip_mismatch=True` needs `by_name=True` for a Keras 2 .h5 file (Keras 2's "
+      "load_weights refuses it otherwise).",
+      received=f"by_name={by_name!r}, skip_mismatch={skip_mismatch!r}",
+      fix="Pass by_name=True as well, or leave skip_mismatch out and use exclude=[...].",
+    )
+  return _KerasLoad(by_name=bool(by_name), skip_mismatch=bool(skip_mismatch))
+
+
+def _check(model, roots, static, policy, input_shape, exclude, strategy, load=_KerasLoad()):
   """The predicted restore, diagnosed and decided: (the live graph, the report)."""
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
   graph, predicted, captured = _predict(
-    model, roots, flavour, static, policy, input_shape, exclude, strategy
+    model, roots, flavour, static, policy, input_shape, exclude, strategy, load
   )
   report = pipeline.run(
     static,
@@ -357,7 +402,7 @@ def _check(model, roots, static, policy, input_shape, exclude, strategy):
   return graph, report
 
 
-def _predict(model, roots, flavour, static, policy, input_shape, exclude, strategy):
+def _predict(model, roots, flavour, static, policy, input_shape, exclude, strategy, load):
   """What the restore will walk: (the live graph, a restore predicted from a
   Keras weights file, the capture for a TF checkpoint); findings and what
   was not checked go into `static` (an unbuilt model, another Keras's file)."""
@@ -369,7 +414,7 @@ def _predict(model, roots, flavour, static, policy, input_shape, exclude, strate
     return None, None, None
   with static.timer.phase("match"):
     if inv.format in _KERAS_FILES:
-      predicted, more = _keras_file(model, inv, flavour, exclude)
+      predicted, more = _keras_file(model, inv, flavour, exclude, load)
       static.found.extend(more)
       return None, predicted, None
     graph = live_graph.capture(roots, exclude=exclude)
@@ -401,11 +446,13 @@ def _agree_on_verdict(strategy, inv, report, timeout: float, publish_report) -> 
     raise
 
 
-def _restore_and_verify(model, roots, graph, report, strategy, exclude, static, verify: bool):
+def _restore_and_verify(
+  model, roots, graph, report, strategy, exclude, static, verify: bool, load=_KerasLoad()
+):
   """Restores, then (with `verify`) judges the verification with the report."""
   inv = static.inventory
   with static.timer.phase("restore"):
-    _apply(model, roots, inv, graph, report.restore, strategy, exclude)
+    _apply(model, roots, inv, graph, report.restore, strategy, exclude, load)
   if not verify or report.restore is None:
     return report
   not_checked: list[str] = []
@@ -424,12 +471,14 @@ def _verify_restore(model, strategy, roots, graph, report, inv, not_checked):
   return _verify(strategy, roots, graph, report, inv.prefix)
 
 
-def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
+def _apply(model, roots, inv, graph, report, strategy, exclude, load=_KerasLoad()) -> None:
   import tensorflow as tf
 
   if inv.format in _KERAS_FILES:
-    if report.not_requested:  # exclude: load_weights cannot skip layers
-      _assign_from_keras_file(model, inv, report, strategy)
+    if any(_excluded(u.path, exclude) for u in report.not_requested):
+      _assign_from_keras_file(model, inv, report, strategy)  # load_weights cannot skip
+    elif load.by_name:
+      model.load_weights(inv.prefix, by_name=True, skip_mismatch=load.skip_mismatch)
     else:
       model.load_weights(inv.prefix)
     return
@@ -443,7 +492,7 @@ def _apply(model, roots, inv, graph, report, strategy, exclude) -> None:
       tf.train.Checkpoint(**roots).restore(inv.prefix).expect_partial()
 
 
-def _keras_file(model, inv, flavour, exclude=()):
+def _keras_file(model, inv, flavour, exclude=(), load=_KerasLoad()):
   """Predicts `model.load_weights(file)` by comparing the file with the layout
   the model's own `save_weights` writes; what `exclude` names (prefixes of the
   layout's dataset paths) is not requested."""
@@ -458,10 +507,86 @@ def _keras_file(model, inv, flavour, exclude=()):
   layout_path = keras_model.saved_weights_layout(model, suffix)
   try:
     expected = inventory.read_inventory(layout_path)
+    if load.by_name:
+      return _by_name(model, expected, inv, exclude, load.skip_mismatch)
     report = restore_match.match_keys(expected, inv, by_order=inv.format == inventory.KERAS2_HDF5)
   finally:
     shutil.rmtree(os.path.dirname(layout_path), ignore_errors=True)
   return (_without(report, exclude) if exclude else report), []
+
+
+def _by_name(model, expected, inv, exclude, skip_mismatch: bool):
+  """Predicts Keras 2's `load_weights(h5, by_name=True, skip_mismatch=...)`:
+  each top-level layer of the model takes the file's layer of its name, weight
+  by weight in order; a layer the file does not name gets nothing (silently,
+  in stock Keras); with skip_mismatch, weights whose shapes differ are skipped.
+  Returns (the prediction, findings)."""
+  import numpy as np
+
+  theirs = dict(keras_files.layer_groups(inv.prefix, inv.resolved.container))
+  mine_all = expected.by_key()
+  have = inv.by_key()
+  mine_order, file_order, used = [], [], set()
+  unbound: list[tuple[str, list]] = []
+  skipped, skipped_layers, total_params = [], [], 0
+  for layer in getattr(model, "layers", []):
+    keys = [
+      f"{layer.name}/{w.name}"
+      for w in [*layer.trainable_weights, *layer.non_trainable_weights]
+      if f"{layer.name}/{w.name}" in mine_all
+    ]
+    total_params += sum(int(np.prod(mine_all[k].shape)) for k in keys)
+    if not keys or _excluded(layer.name, exclude):
+      continue
+    if layer.name not in theirs:
+      unbound.append((layer.name, [tuple(mine_all[k].shape) for k in keys]))
+      continue
+    used.add(layer.name)
+    for mine, file_key in zip(keys, theirs[layer.name]):
+      if skip_mismatch and tuple(have[file_key].shape) != tuple(mine_all[mine].shape):
+        skipped.append(mine)
+        if layer.name not in skipped_layers:
+          skipped_layers.append(layer.name)
+        continue
+      mine_order.append(mine)
+      file_order.append(file_key)
+  report = restore_match.match_keys(
+    dataclasses.replace(expected, weight_order=tuple(mine_order)),
+    dataclasses.replace(inv, weight_order=tuple(file_order)),
+    by_order=True,
+  )
+  report = _without(report, (*exclude, *(name for name, _ in unbound), *skipped))
+  found = []
+  total = len([v for v in expected.variables if v.kind == inventory.MODEL])
+  unused = [
+    (name, [tuple(have[k].shape) for k in keys])
+    for name, keys in theirs.items()
+    if name not in used
+  ]
+  layer_map = keras_diagnosis.pair_layers(unbound, unused)
+  if unbound and (layer_map or not report.restored):
+    by_order = restore_match.match_keys(expected, inv, by_order=True)
+    found.append(
+      keras_diagnosis.by_name_unbound(
+        bound=len(report.restored),
+        total=total,
+        unbound_layers=[name for name, _ in unbound],
+        file_layers=[name for name, _ in unused],
+        layer_map=layer_map,
+        by_order_binds=not (
+          by_order.missing or by_order.shape_mismatches or by_order.dtype_mismatches
+        ),
+        skip_mismatch=skip_mismatch,
+      )
+    )
+  skipped_params = sum(int(np.prod(mine_all[k].shape)) for k in skipped)
+  if skipped and 2 * skipped_params > total_params:
+    found.append(
+      keras_diagnosis.skip_mismatch_misses(
+        skipped=skipped_layers, skipped_params=skipped_params, total_params=total_params
+      )
+    )
+  return report, found
 
 
 def _excluded(path: str, exclude) -> bool:

@@ -38,6 +38,10 @@ class RestoreGuardCore:
     optimizer: also restore (and require) the optimizer's state; by default
       only the model is restored (a compiled model does not need the
       checkpoint's optimizer).
+    by_name, skip_mismatch: for a Keras 2 .h5 file, load by layer name (and
+      skip weights whose shapes differ), as `model.load_weights` does; a load
+      that binds nothing, or misses layers the file holds under other names,
+      fails.
     log_dir: TensorBoard log directory (the report goes to its 'train' run).
     report_path: where to write the JSON report.
     verify: check the restored values on every replica.
@@ -61,6 +65,8 @@ class RestoreGuardCore:
     input_shape: Sequence[int | None] | None = None,
     exclude: Sequence[str] = (),
     optimizer: bool = False,
+    by_name: bool = False,
+    skip_mismatch: bool = False,
     log_dir: str | os.PathLike | None = None,
     report_path: str | os.PathLike | None = None,
     verify: bool = True,
@@ -81,6 +87,8 @@ class RestoreGuardCore:
     self.log_dir = arguments.path("log_dir", log_dir, optional=True)
     self.report_path = arguments.path("report_path", report_path, optional=True)
     self.optimizer = bool(optimizer)
+    self.by_name = bool(by_name)
+    self.skip_mismatch = bool(skip_mismatch)
     self.verify = verify
     self.quiet = quiet
     self.consensus_timeout = arguments.seconds("consensus_timeout", consensus_timeout)
@@ -95,6 +103,8 @@ class RestoreGuardCore:
       input_shape=self.input_shape,
       exclude=self.exclude,
       optimizer=self.optimizer,
+      by_name=self.by_name,
+      skip_mismatch=self.skip_mismatch,
       verify=self.verify,
       log_dir=self.log_dir,
       report_path=self.report_path,
