@@ -273,6 +273,29 @@ def _diagnose_restore_scopes(
   ]
 
 
+# Fields a meta-architecture section of a zoo config writes (ssd, faster_rcnn,
+# center_net), as far as the detail of model_section_incomplete names them.
+_SECTION_FIELDS = (
+  "num_classes",
+  "image_resizer",
+  "feature_extractor",
+  "box_coder",
+  "matcher",
+  "anchor_generator",
+  "box_predictor",
+  "first_stage_anchor_generator",
+  "object_center_params",
+  "post_processing",
+)
+
+
+def _has(section, name: str) -> bool:
+  try:
+    return section.HasField(name)
+  except ValueError:  # protobuf: not a field of this meta-architecture
+    return False
+
+
 def diagnose_model_section(message) -> list[Finding]:
   """The config's model section as the OD API's builder needs it: a
   meta-architecture without a feature extractor cannot be built.
@@ -290,13 +313,14 @@ def diagnose_model_section(message) -> list[Finding]:
   if not which:
     return []
   arch = getattr(model, which)
-  if not arch.HasField("feature_extractor"):
-    extractor = ""
-  else:
-    extractor = arch.feature_extractor.type
+  try:
+    extractor = arch.feature_extractor.type if arch.HasField("feature_extractor") else ""
+  except AttributeError:  # a schema that does not know the field: nothing to say
+    return []
   if extractor:
     return []
-  written = sorted(f.name for f, _ in arch.ListFields())
+  # HasField by name works with the OD API's messages and od_guard's own reader.
+  written = [n for n in _SECTION_FIELDS if _has(arch, n)]
   only_classes = written == ["num_classes"]
   return [
     Finding(
