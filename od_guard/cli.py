@@ -177,6 +177,20 @@ def _ignored_line(report) -> str | None:
   )
 
 
+def _with_edits(payload: dict, report, config_path: str) -> None:
+  """Each finding of the JSON report gets the edits `od-guard fix` would make
+  for it (field, old, new), or why it has none."""
+  from od_guard.odapi import config as pipeline_config
+  from od_guard.odapi import config_fix
+
+  message, text = pipeline_config.parse_with_text(config_path)
+  config = pipeline_config.read(config_path, message, text=text)
+  for entry, extra in zip(
+    payload["findings"], config_fix.annotate(list(report.findings), config), strict=True
+  ):
+    entry.update(extra)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
   from od_guard.odapi import preflight
@@ -234,6 +248,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     _write_tensorboard(lambda d: tensorboard.write(report, d), args.tensorboard_dir)
   if args.json:
     payload = report.to_dict()
+    _with_edits(payload, report, args.pipeline_config_path)
     if project.path:
       payload["project_file"] = project.path
     if where != "training":

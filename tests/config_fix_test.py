@@ -233,3 +233,26 @@ def test_fix_write_killed_at_any_moment_leaves_the_old_or_the_new_file(tmp_path)
     assert not backup.exists() or backup.read_bytes() == original
     outcomes.add(now == fixed)
   assert outcomes == {False, True}  # kills landed before and after the replace
+
+
+def test_check_json_carries_each_findings_edits_or_why_not(tmp_path):
+  path = _broken(tmp_path)
+  r = cli_in_process("check", "--static", "--json", "--pipeline_config_path", str(path))
+  found = json.loads(r.stdout)["findings"]
+  by_code = {f["code"]: f for f in found if f["severity"] != "info"}
+  assert all(f["edits"] == [] and "no_edit" not in f for f in found if f["severity"] == "info")
+  assert by_code["checkpoint_path_is_file"]["edits"] == [
+    {
+      "field": "train_config.fine_tune_checkpoint",
+      "old": f"{tmp_path}/ckpt/ckpt-0.index",
+      "new": f"{tmp_path}/ckpt/ckpt-0",
+      "code": "checkpoint_path_is_file",
+      "after": "",
+    }
+  ]
+  assert by_code["tf1_config_field"]["edits"][0]["new"] is None
+  assert by_code["data_shard_missing"] == {
+    **by_code["data_shard_missing"],
+    "edits": [],
+    "no_edit": "no machine-applicable fix",
+  }

@@ -114,6 +114,20 @@ def edits_for(finding: Finding, config) -> tuple[list[Edit], str]:
   return [], "no machine-applicable fix"
 
 
+def annotate(found: list[Finding], config) -> list[dict]:
+  """Per finding: its proposed edits (``{"edits": [...]}``) or, for a warning
+  or an error without any, why (``{"edits": [], "no_edit": "..."}``); facts get
+  ``{"edits": []}``. For the JSON report, parallel to `found`."""
+  out = []
+  for f in found:
+    edits, why = edits_for(f, config) if f.severity != findings_lib.INFO else ([], "")
+    entry: dict = {"edits": [e.to_dict() for e in edits]}
+    if not edits and why:
+      entry["no_edit"] = why
+    out.append(entry)
+  return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """What `fix` would do to one config.
