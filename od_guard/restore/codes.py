@@ -540,6 +540,14 @@ _TABLE = (
     "silent: loads what matches by name and leaves the rest random",
   ),
   Code(
+    "keras_optimizer_generation",
+    ERROR,
+    "A legacy (pre-2.11) Keras optimizer's state resumed into the new optimizer, or the reverse.",
+    _LAYOUT,
+    "Compile with the optimizer generation that saved it, or restore the model only.",
+    "ValueError (legacy state into the new optimizer); silent (new state into a legacy one)",
+  ),
+  Code(
     "keras_skip_mismatch_misses",
     ERROR,
     "skip_mismatch=True skips most of the model's parameters, not a changed head.",
