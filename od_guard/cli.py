@@ -398,13 +398,13 @@ def _cmd_lint(args: argparse.Namespace) -> int:
   from od_guard.checkpoint import inventory
   from od_guard.naming import rules as naming_rules
 
-  rules_path = args.rules
+  rules_path, flag = args.rules, "--rules"
   if not rules_path and not args.preset:
-    rules_path = _project(args, args.paths[0]).naming_rules
+    project = _project(args, args.paths[0])
+    rules_path = project.naming_rules
+    flag = f"naming_rules in [tool.od_guard] of {project.path}"
   presets = args.preset or ([] if rules_path else ["odapi"])
-  rules = naming_rules.load(
-    rules_path, presets, flag="--rules" if args.rules or not rules_path else "naming_rules"
-  )
+  rules = naming_rules.load(rules_path, presets, flag=flag)
   results = []
   seen = set()
   for path in args.paths:

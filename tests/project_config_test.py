@@ -13,6 +13,7 @@ from od_guard import errors
 from od_guard import project_config
 from od_guard.restore import policy as policy_lib
 
+from conftest import DATA
 from conftest import cli_in_process
 
 pytestmark = pytest.mark.plain
@@ -200,3 +201,27 @@ def test_an_unknown_code_on_the_command_line(project):
     "Fix: Use 'input_path_missing', or another code of the findings reference "
     "(docs/reference/findings.md; the codes of a report are in `od-guard check --json`).\n"
   )
+
+
+def test_lint_takes_naming_rules_from_the_project_file(tmp_path):
+  (tmp_path / "ckpt").mkdir()
+  index = tmp_path / "ckpt" / "ckpt-0.index"
+  index.write_bytes(
+    (DATA / "zoo_indexes" / "ssd_mobilenet_v2_320x320_coco17_tpu-8" / "ckpt-0.index").read_bytes()
+  )
+  (tmp_path / "pyproject.toml").write_text('[tool.od_guard]\nnaming_rules = "tools/naming.toml"\n')
+  r = cli_in_process("lint", str(index))
+  assert r.returncode == 2
+  assert f"Fix: Check naming_rules in [tool.od_guard] of {tmp_path / 'pyproject.toml'}." in r.stderr
+  (tmp_path / "tools").mkdir()
+  (tmp_path / "tools" / "naming.toml").write_text(
+    '[rules]\nforbidden = ["^model/_box_predictor/"]\n'
+  )
+  r = cli_in_process("lint", str(index))
+  assert r.returncode == 1, r.stdout + r.stderr
+  assert (
+    f" under rules {tmp_path / 'tools' / 'naming.toml'}: 324 names checked, 0 exempt, 24 violation(s)"
+    in r.stdout
+  )
+  r = cli_in_process("lint", "--isolated", str(index))
+  assert r.returncode == 0 and " under rules odapi: " in r.stdout
