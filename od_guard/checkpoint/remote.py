@@ -41,7 +41,6 @@ import functools
 import logging
 import os
 import random
-import re
 import socket
 import sys
 import time
@@ -49,13 +48,72 @@ from typing import BinaryIO
 import urllib.parse
 
 from od_guard import errors
+from od_guard.checkpoint.remote_errors import EXTRAS
+from od_guard.checkpoint.remote_errors import BucketNotFoundError
+from od_guard.checkpoint.remote_errors import CredentialsExpiredError
+from od_guard.checkpoint.remote_errors import EndpointUnreachableError
+from od_guard.checkpoint.remote_errors import InterruptedReadError
+from od_guard.checkpoint.remote_errors import NoCredentialsError
+from od_guard.checkpoint.remote_errors import ObjectNotFoundError
+from od_guard.checkpoint.remote_errors import PermissionDeniedError
+from od_guard.checkpoint.remote_errors import RemoteStorageError
+from od_guard.checkpoint.remote_errors import StorageTimeoutError
+from od_guard.checkpoint.remote_errors import StorageUnavailableError
+from od_guard.checkpoint.remote_errors import ThrottledError
+from od_guard.checkpoint.remote_errors import bucket_of
+from od_guard.checkpoint.remote_errors import credentials_fix
+from od_guard.checkpoint.remote_errors import detail
+from od_guard.checkpoint.remote_errors import endpoint_fix
+from od_guard.checkpoint.remote_errors import install_hint
+from od_guard.checkpoint.remote_errors import scheme
+from od_guard.checkpoint.remote_errors import translate
+from od_guard.checkpoint.remote_errors import unavailable
+
+__all__ = [
+  "ATTEMPTS",
+  "CONNECT_TIMEOUT",
+  "CUT_BACKOFF",
+  "DATA_BLOCK",
+  "DEFAULT_TIMEOUT",
+  "EXTRAS",
+  "INDEX_BLOCK",
+  "MAX_TIMEOUT",
+  "NOTICE_AFTER",
+  "RESUMES",
+  "THROTTLE_ATTEMPTS",
+  "THROTTLE_BACKOFF",
+  "TIMEOUT_ENV",
+  "TIMEOUT_FLAG",
+  "BucketNotFoundError",
+  "CredentialsExpiredError",
+  "EndpointUnreachableError",
+  "InterruptedReadError",
+  "NoCredentialsError",
+  "ObjectNotFoundError",
+  "PermissionDeniedError",
+  "RemoteFile",
+  "RemoteStorageError",
+  "Settings",
+  "StorageTimeoutError",
+  "StorageUnavailableError",
+  "ThrottledError",
+  "call_watched",
+  "configure",
+  "endpoint",
+  "exists",
+  "filesystem",
+  "getsize",
+  "install_hint",
+  "isdir",
+  "listdir",
+  "open_binary",
+  "scheme",
+  "serves",
+  "settings",
+  "unavailable",
+]
 
 _LOG = logging.getLogger("od_guard")
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-
-# Scheme -> the od_guard extra that installs its fsspec implementation.
-EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
-_PACKAGES = {"s3": "s3fs", "gcs": "gcsfs"}
 
 # Read-ahead per request: an index is read whole, in a few requests (footer,
 # index block, data blocks); a data shard is read where a reader seeks (the
@@ -146,74 +204,6 @@ def settings() -> Settings:
   return Settings()
 
 
-class RemoteStorageError(errors.UnreadableFileError):
-  """Object storage refused or failed a read."""
-
-
-class StorageUnavailableError(RemoteStorageError):
-  """Nothing in this environment reads the URI's scheme."""
-
-
-class NoCredentialsError(RemoteStorageError):
-  """The storage client found no credentials."""
-
-
-class PermissionDeniedError(RemoteStorageError):
-  """The credentials found may not read the object (or are invalid)."""
-
-
-class EndpointUnreachableError(RemoteStorageError):
-  """The storage endpoint does not answer."""
-
-
-class StorageTimeoutError(EndpointUnreachableError):
-  """The endpoint took the request and then sent nothing within the bound."""
-
-
-class InterruptedReadError(RemoteStorageError):
-  """A read was cut short (reset, truncated body) more often than it is resumed."""
-
-
-class ThrottledError(RemoteStorageError):
-  """The service kept answering 503 SlowDown / 429 through every attempt."""
-
-
-class CredentialsExpiredError(PermissionDeniedError):
-  """Credentials the service accepted earlier in this process are now rejected."""
-
-
-class BucketNotFoundError(errors.CheckpointNotFoundError):
-  """The URI's bucket does not exist."""
-
-
-class ObjectNotFoundError(errors.CheckpointNotFoundError):
-  """The bucket exists, the object does not."""
-
-
-def scheme(path: str) -> str:
-  m = _SCHEME.match(path)
-  return m.group(1).lower() if m else ""
-
-
-def _bucket(path: str) -> str:
-  return path.split("://", 1)[1].split("/", 1)[0]
-
-
-def install_hint(path: str) -> str:
-  """What to install so that od_guard reads `path`'s scheme without TensorFlow."""
-  s = scheme(path)
-  if s in EXTRAS:
-    return f"pip install 'od_guard[{EXTRAS[s]}]' (fsspec and {_PACKAGES[EXTRAS[s]]})"
-  try:
-    from fsspec.registry import known_implementations
-  except ImportError:
-    return f"pip install fsspec and its implementation of {s}://"
-  known = known_implementations.get(s)
-  if known:
-    return known.get("err") or f"install fsspec's package for {s}://"
-  return f"no fsspec implementation of {s}:// is known; register one with fsspec"
-
-
 @functools.cache
 def _filesystem_class(protocol: str):
   """The fsspec class serving `protocol`, or None."""
@@ -240,17 +230,6 @@ def _filesystem_class(protocol: str):
 def serves(path: str) -> bool:
   """True when fsspec has an implementation of `path`'s scheme installed."""
   return _filesystem_class(scheme(path)) is not None
-
-
-def unavailable(path: str, why: str = "") -> StorageUnavailableError:
-  s = scheme(path)
-  return StorageUnavailableError(
-    f"od_guard cannot read {s}:// here: no fsspec implementation of it is installed"
-    + (f", and {why}" if why else "")
-    + ".",
-    received=path,
-    fix=install_hint(path),
-  )
 
 
 def _options(protocol: str) -> dict:
@@ -291,7 +270,7 @@ def filesystem(protocol: str):
     # Not fsspec's cached instance: configure() and a changed environment get a new client.
     fs = cls(**{**_options(protocol), "skip_instance_cache": True})
   except Exception as e:  # any client set-up failure is reported, typed
-    raise _translate(e, f"{protocol}://", "connect to") from e
+    raise translate(e, f"{protocol}://", "connect to") from e
   if protocol in ("s3", "s3a"):
     fs.retries = 1  # s3fs's own retries off: od_guard's are bounded and typed
   elif protocol in ("gs", "gcs"):
@@ -342,7 +321,7 @@ def _check_reachable(protocol: str) -> None:
     f"The {protocol}:// endpoint {url} does not answer "
     f"({_reason(last)}; {ATTEMPTS} attempts, {connect:g} s each).",
     received=f"{url} (from {_endpoint_source(protocol)})",
-    fix=_endpoint_fix(protocol),
+    fix=endpoint_fix(protocol),
   )
 
 
@@ -378,113 +357,6 @@ def _endpoint_source(protocol: str) -> str:
     if os.environ.get(var):
       return var
   return "Google Cloud Storage's default endpoint"
-
-
-def _endpoint_fix(protocol: str) -> str:
-  if protocol in ("s3", "s3a"):
-    return (
-      "Check the endpoint (AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL, for S3-compatible "
-      "servers such as MinIO) and that it is running and reachable from here."
-    )
-  return (
-    "Check STORAGE_EMULATOR_HOST (for an emulator) or your network's access to "
-    "storage.googleapis.com."
-  )
-
-
-def _is_no_credentials(e: BaseException) -> bool:
-  name = type(e).__name__
-  return name in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError") or (
-    "Anonymous caller" in str(e)
-  )
-
-
-def _is_unreachable(e: BaseException) -> bool:
-  names = {t.__name__ for t in type(e).__mro__}
-  return bool(
-    names
-    & {
-      "EndpointConnectionError",
-      "ConnectTimeoutError",
-      "ReadTimeoutError",
-      "ClientConnectorError",
-      "ServerTimeoutError",
-      "FSTimeoutError",
-      "TimeoutError",
-      "ConnectionRefusedError",
-      "ServerDisconnectedError",
-    }
-  )
-
-
-def _credentials_fix(protocol: str) -> str:
-  if protocol in ("s3", "s3a"):
-    return (
-      "Give the S3 client credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-      "AWS_PROFILE, or an instance role (public buckets: FSSPEC_S3_ANON=true)."
-    )
-  if protocol in ("gs", "gcs"):
-    return (
-      "Give gcsfs credentials: `gcloud auth application-default login`, or "
-      "GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account.json."
-    )
-  return f"Configure credentials for {protocol}:// as its fsspec implementation documents."
-
-
-def _translate(e: BaseException, path: str, doing: str) -> errors.OdGuardError:
-  """A storage client's exception as a typed od_guard error."""
-  if isinstance(e, errors.OdGuardError):
-    return e
-  protocol = scheme(path)
-  detail = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
-  received = f"{path} ({detail})"
-  if isinstance(e, ImportError):
-    return StorageUnavailableError(
-      f"od_guard cannot read {protocol}:// here: its fsspec implementation does not load.",
-      received=received,
-      fix=install_hint(path),
-    )
-  if _is_no_credentials(e):
-    return NoCredentialsError(
-      f"Cannot {doing} {path}: no {protocol}:// credentials were found.",
-      received=received,
-      fix=_credentials_fix(protocol),
-    )
-  message = str(e)
-  if isinstance(e, PermissionError) or "Forbidden" in message or " 401" in message[-6:]:
-    bad_key = any(
-      s in message for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "does not exist in our")
-    )
-    return PermissionDeniedError(
-      f"Cannot {doing} {path}: "
-      + (
-        "the storage service rejected the credentials."
-        if bad_key or "Invalid Credentials" in message
-        else "access denied (the credentials are not valid there, or may not read it)."
-      ),
-      received=received,
-      fix=_credentials_fix(protocol)
-      + " The identity needs read access to the objects (s3:GetObject and s3:ListBucket; "
-      "storage.objects.get and storage.objects.list on GCS).",
-    )
-  if _is_unreachable(e):
-    return EndpointUnreachableError(
-      f"Cannot {doing} {path}: the {protocol}:// endpoint did not answer.",
-      received=received,
-      fix=_endpoint_fix(protocol),
-    )
-  if isinstance(e, FileNotFoundError):
-    return ObjectNotFoundError(
-      f"{path} does not exist.",
-      received=received,
-      fix="Check the object's name (od-guard reads the checkpoint prefix, "
-      "e.g. gs://bucket/train/ckpt-3).",
-    )
-  return RemoteStorageError(
-    f"Cannot {doing} {path}: the storage client failed.",
-    received=received,
-    fix="Check the URI, the endpoint and your credentials; the client's message is above.",
-  )
 
 
 # Waiting on a request, retrying it, resuming a read: od_guard's own policy.
@@ -569,11 +441,6 @@ def _classify(e: BaseException) -> tuple[str, str]:
     if names & _CUT_NAMES:
       return _CUT, type(x).__name__
   return "", ""
-
-
-def _detail(e: BaseException) -> str:
-  text = str(e).strip()
-  return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
 def _backoff(k: int, schedule: tuple[float, float]) -> float:
@@ -682,7 +549,7 @@ def _throttled(path: str, doing: str, name: str, attempts: int, e: BaseException
   protocol = scheme(path)
   return ThrottledError(
     f"Cannot {doing} {path}: the {protocol}:// service throttled all {attempts} attempts ({name}).",
-    received=f"{path} at {_where(protocol)} ({_detail(e)})",
+    received=f"{path} at {_where(protocol)} ({detail(e)})",
     fix="The service asks for fewer requests: od_guard backed off between attempts "
     f"(jittered, {THROTTLE_BACKOFF[0]:g} s doubling up to {THROTTLE_BACKOFF[1]:g} s). Run "
     "od-guard again later, or run fewer jobs against this bucket at once.",
@@ -694,16 +561,16 @@ def _expired(path: str, doing: str, name: str, e: BaseException, where: str = ""
   return CredentialsExpiredError(
     f"Cannot {doing} {path}: the {protocol}:// service rejected the credentials ({name}) "
     "after accepting them earlier in this run: they expired or were revoked.",
-    received=f"{path}{where} at {_where(protocol)} ({_detail(e)})",
+    received=f"{path}{where} at {_where(protocol)} ({detail(e)})",
     fix="Renew the credentials and run od-guard again; temporary credentials (an assumed "
-    "role, SSO, AWS_SESSION_TOKEN) must outlast the run. " + _credentials_fix(protocol),
+    "role, SSO, AWS_SESSION_TOKEN) must outlast the run. " + credentials_fix(protocol),
   )
 
 
 def _changed(path: str, e: BaseException):
   return RemoteStorageError(
     f"Cannot read {path}: the object changed while od_guard read it.",
-    received=f"{path} at {_where(scheme(path))} ({_detail(e)})",
+    received=f"{path} at {_where(scheme(path))} ({detail(e)})",
     fix="Run od-guard again once the checkpoint is no longer being written.",
   )
 
@@ -736,7 +603,7 @@ def _attempts(path: str, doing: str, once):
         if cuts > RESUMES:
           raise InterruptedReadError(
             f"Cannot {doing} {path}: the connection was cut {cuts} times ({name}).",
-            received=f"{path} at {_where(protocol)} ({_detail(e)})",
+            received=f"{path} at {_where(protocol)} ({detail(e)})",
             fix="The network or the endpoint drops connections mid-answer (a proxy, a "
             "load balancer, an unstable link): check it, then run od-guard again.",
           ) from e
@@ -787,7 +654,7 @@ def _call(path: str, doing: str, name: str, *args, **kwargs):
   except errors.OdGuardError:
     raise
   except Exception as e:  # every client failure becomes a typed error
-    raise _translate(e, path, doing) from e
+    raise translate(e, path, doing) from e
 
 
 @functools.cache
@@ -813,7 +680,7 @@ def _check_bucket(protocol: str, bucket: str) -> None:
   except errors.OdGuardError:
     raise
   except Exception as e:  # reported typed (credentials, permissions, endpoint)
-    error = _translate(e, path, "read the bucket")
+    error = translate(e, path, "read the bucket")
     if isinstance(error, (NoCredentialsError, PermissionDeniedError, EndpointUnreachableError)):
       raise error from e
 
@@ -825,7 +692,7 @@ def _has_key(path: str) -> bool:
 def exists(path: str) -> bool:
   _, found = _call(path, "read", "exists", path)
   if not found and _has_key(path):  # an object missing from a missing bucket: say so
-    _check_bucket(scheme(path), _bucket(path))
+    _check_bucket(scheme(path), bucket_of(path))
   return bool(found)
 
 
@@ -951,7 +818,7 @@ class RemoteFile:
               f"Cannot read {self.path}: the connection was cut {cuts} times while reading "
               f"bytes {start:,}..{end:,}; od_guard stopped at byte {reached:,}.",
               received=f"{self.path} ({self._size:,} bytes) at {_where(protocol)}; "
-              f"the last cut: {_detail(e)}",
+              f"the last cut: {detail(e)}",
               fix="The network or the endpoint drops connections mid-answer (a proxy, a load "
               "balancer, an unstable link): check it, then run od-guard again. Each cut was "
               f"resumed from the byte reached, {RESUMES} times.",
@@ -969,7 +836,7 @@ class RemoteFile:
           raise _expired(self.path, "read", name, e, f", byte {reached:,},") from e
         if kind == _CHANGED:
           raise _changed(self.path, e) from e
-        raise _translate(e, self.path, "read") from e
+        raise translate(e, self.path, "read") from e
       _accepted.add(protocol)
       return bytes(buf)
 
@@ -1042,7 +909,7 @@ def open_binary(path: str) -> BinaryIO:
   try:
     fs, info = _call(path, "open", "info", path)
   except ObjectNotFoundError:
-    _check_bucket(scheme(path), _bucket(path))
+    _check_bucket(scheme(path), bucket_of(path))
     raise
   if info.get("type") == "directory":
     raise ObjectNotFoundError(
