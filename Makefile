@@ -103,7 +103,7 @@ test-plain: env-plain
 	$(PLAIN) -m pytest $(PYTEST_FLAGS) $(XDIST) -m "plain or installs" $(PLAIN_TESTS)
 
 # The documentation site (mkdocs.yml, docs/) into site/, with --strict: a broken link or
-# anchor, a page left out of nav, an API object that moved, or a generated page (the CLI
+# anchor, an API object that moved, or a generated page (the CLI
 # and findings references, built from the code) that no longer builds fails it. Then every
 # link of README.md must reach a file and a heading. (mkdocs-material 9.8 prints a banner
 # about MkDocs 2 unless told not to.)
