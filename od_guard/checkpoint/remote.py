@@ -36,18 +36,26 @@ what to do.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
 import random
 import socket
-import sys
 import time
 from typing import BinaryIO
 import urllib.parse
 
 from od_guard import errors
+from od_guard.checkpoint import remote_bound
+from od_guard.checkpoint.remote_bound import DEFAULT_TIMEOUT
+from od_guard.checkpoint.remote_bound import MAX_TIMEOUT
+from od_guard.checkpoint.remote_bound import NOTICE_AFTER
+from od_guard.checkpoint.remote_bound import TIMEOUT_ENV
+from od_guard.checkpoint.remote_bound import TIMEOUT_FLAG
+from od_guard.checkpoint.remote_bound import Settings
+from od_guard.checkpoint.remote_bound import call_watched
+from od_guard.checkpoint.remote_bound import settings
+from od_guard.checkpoint.remote_bound import watch
 from od_guard.checkpoint.remote_errors import EXTRAS
 from od_guard.checkpoint.remote_errors import BucketNotFoundError
 from od_guard.checkpoint.remote_errors import CredentialsExpiredError
@@ -123,51 +131,11 @@ DATA_BLOCK = 1 << 16
 # Seconds to connect (per attempt, at most the bound) and the reachability probe's attempts.
 CONNECT_TIMEOUT = 5.0
 ATTEMPTS = 2
-# The bound: seconds a request waits for an answer (or, while a body streams, for
-# its next byte). The CLI's flag and the environment variable that set it.
-DEFAULT_TIMEOUT = 20.0
-MAX_TIMEOUT = 3600.0
-TIMEOUT_FLAG = "--remote_timeout"
-TIMEOUT_ENV = "OD_GUARD_REMOTE_TIMEOUT"
-NOTICE_AFTER = 5.0  # seconds of waiting before the line on stderr
 RESUMES = 5  # cuts resumed per read (or retried per metadata request)
 THROTTLE_ATTEMPTS = 6
 THROTTLE_BACKOFF = (0.25, 4.0)  # first and largest backoff (s), each jittered to [d/2, d]
 CUT_BACKOFF = (0.05, 1.0)
 _PIECE = 256 << 10  # bytes taken from a response body at a time
-_POLL = 0.05  # seconds between the watcher's checks
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-  """How long od_guard waits on object storage.
-
-  Attributes:
-    timeout: seconds a request waits for an answer, or a streaming body for its
-      next byte, before `StorageTimeoutError`.
-    source: where the value came from (TIMEOUT_FLAG, TIMEOUT_ENV or "the default").
-  """
-
-  timeout: float = DEFAULT_TIMEOUT
-  source: str = "the default"
-
-
-_configured: Settings | None = None
-
-
-def _parse_timeout(value, source: str) -> float:
-  try:
-    seconds = float(value)
-  except (TypeError, ValueError):
-    seconds = float("nan")
-  if not 0 < seconds <= MAX_TIMEOUT:  # also NaN
-    raise errors.UsageError(
-      f"{source} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}.",
-      received=f"{source}={value}",
-      fix=f"Set {source} to how long a request to object storage may go unanswered, "
-      f"e.g. {source}{' ' if source.startswith('--') else '='}{DEFAULT_TIMEOUT:g}.",
-    )
-  return seconds
 
 
 def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG) -> Settings:
@@ -183,25 +151,10 @@ def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG)
   Raises:
     UsageError: `timeout` is not a number of seconds in (0, MAX_TIMEOUT].
   """
-  global _configured
-  _configured = None if timeout is None else Settings(_parse_timeout(timeout, source), source)
+  remote_bound.configure(timeout, source=source)
   filesystem.cache_clear()  # the clients' own timeouts follow the bound
   _check_reachable.cache_clear()
   return settings()
-
-
-def settings() -> Settings:
-  """The bound in force: configure()'s, else OD_GUARD_REMOTE_TIMEOUT's, else the default.
-
-  Raises:
-    UsageError: OD_GUARD_REMOTE_TIMEOUT is not a number of seconds.
-  """
-  if _configured is not None:
-    return _configured
-  raw = os.environ.get(TIMEOUT_ENV, "").strip()
-  if raw:
-    return Settings(_parse_timeout(raw, TIMEOUT_ENV), TIMEOUT_ENV)
-  return Settings()
 
 
 @functools.cache
@@ -451,98 +404,13 @@ def _backoff(k: int, schedule: tuple[float, float]) -> float:
   return random.uniform(d / 2, d)
 
 
-def _knob(bound: Settings) -> str:
-  if bound.source == "the default":
-    return f"od_guard's default; {TIMEOUT_FLAG} or {TIMEOUT_ENV} sets it"
-  return f"set by {bound.source}"
-
-
-def _watch(future, cancel, *, what: str, path: str, progress=None, where: str = ""):
-  """Waits for `future` (a request in flight) and returns its result: at most the
-  bound without an answer, where any change of `progress()` (bytes received) counts
-  as one. One line on stderr after NOTICE_AFTER seconds says what is waited for.
-
-  Raises:
-    StorageTimeoutError: nothing came for the bound (the request is cancelled).
-  """
-  bound = settings()
-  protocol = scheme(path)
-  start = last = time.monotonic()
-  seen = progress() if progress else 0
-  told = False
-  try:
-    while True:
-      try:
-        return future.result(timeout=_POLL)
-      except TimeoutError:  # concurrent.futures.TimeoutError
-        if future.done():  # the request's own TimeoutError
-          raise
-      now = time.monotonic()
-      n = progress() if progress else 0
-      if n != seen:
-        seen, last = n, now
-      if not told and now - start >= NOTICE_AFTER:
-        told = True
-        where = where or _where(protocol)
-        if seen:
-          line = (
-            f"still reading {what} of {path} from {where} after {NOTICE_AFTER:g} s "
-            f"({seen:,} bytes so far); giving up after {bound.timeout:g} s without a byte "
-            f"({_knob(bound)})."
-          )
-        else:
-          line = (
-            f"waiting for {what} of {path} from {where}: no answer after {NOTICE_AFTER:g} s; "
-            f"giving up after {bound.timeout:g} s without one ({_knob(bound)})."
-          )
-        print(f"od-guard: {line}", file=sys.stderr, flush=True)
-      if now - last >= bound.timeout:
-        raise StorageTimeoutError(
-          f"Gave up on {path}: the {protocol}:// endpoint sent nothing for "
-          f"{bound.timeout:g} s while od_guard waited for {what}.",
-          received=f"{path}; endpoint {where or _where(protocol)}; {seen:,} bytes of the answer "
-          f"received; bound {bound.timeout:g} s ({bound.source})",
-          fix="Check the endpoint: it takes connections but does not answer (a stuck "
-          "server or proxy, or a network that drops packets). If the storage is only "
-          f"slow, raise the bound: {TIMEOUT_FLAG} SECONDS or {TIMEOUT_ENV}=SECONDS.",
-        )
-  finally:
-    if not future.done():
-      cancel()
-
-
 def _on_loop(fs, coro, *, what: str, path: str, progress=None):
-  """Runs `coro` on `fs`'s event loop, watched (`_watch`)."""
+  """Runs `coro` on `fs`'s event loop, watched (`remote_bound.watch`)."""
   import asyncio
 
   future = asyncio.run_coroutine_threadsafe(coro, fs.loop)
-  return _watch(future, future.cancel, what=what, path=path, progress=progress)
-
-
-def call_watched(path: str, what: str, fn, *args):
-  """Calls `fn(*args)` (a blocking storage call: TensorFlow's gfile) on a thread of
-  its own, watched like every fsspec request: at most the bound, a line on stderr
-  after NOTICE_AFTER seconds. A call given up on is left to finish (it cannot be
-  cancelled); its thread does not keep the process alive.
-
-  Raises:
-    StorageTimeoutError: no answer within the bound.
-  """
-  import concurrent.futures
-  import threading
-
-  future: concurrent.futures.Future = concurrent.futures.Future()
-
-  def run() -> None:
-    if not future.set_running_or_notify_cancel():
-      return
-    try:
-      future.set_result(fn(*args))
-    except BaseException as e:  # handed to the waiting thread
-      future.set_exception(e)
-
-  threading.Thread(target=run, name="od_guard-storage", daemon=True).start()
-  return _watch(future, lambda: None, what=what, path=path, where="TensorFlow's gfile")
+  where = functools.partial(_where, scheme(path))
+  return watch(future, future.cancel, what=what, path=path, where=where, progress=progress)
 
 
 def _throttled(path: str, doing: str, name: str, attempts: int, e: BaseException):
