@@ -40,13 +40,14 @@ import functools
 import logging
 import os
 import random
-import socket
 import time
 from typing import BinaryIO
-import urllib.parse
 
 from od_guard import errors
 from od_guard.checkpoint import remote_bound
+from od_guard.checkpoint import remote_fs
+from od_guard.checkpoint import remote_gcs
+from od_guard.checkpoint import remote_s3
 from od_guard.checkpoint.remote_bound import DEFAULT_TIMEOUT
 from od_guard.checkpoint.remote_bound import MAX_TIMEOUT
 from od_guard.checkpoint.remote_bound import NOTICE_AFTER
@@ -55,8 +56,9 @@ from od_guard.checkpoint.remote_bound import TIMEOUT_FLAG
 from od_guard.checkpoint.remote_bound import Settings
 from od_guard.checkpoint.remote_bound import call_watched
 from od_guard.checkpoint.remote_bound import settings
-from od_guard.checkpoint.remote_bound import watch
 from od_guard.checkpoint.remote_errors import EXTRAS
+from od_guard.checkpoint.remote_errors import GCS
+from od_guard.checkpoint.remote_errors import S3
 from od_guard.checkpoint.remote_errors import BucketNotFoundError
 from od_guard.checkpoint.remote_errors import CredentialsExpiredError
 from od_guard.checkpoint.remote_errors import EndpointUnreachableError
@@ -71,11 +73,15 @@ from od_guard.checkpoint.remote_errors import ThrottledError
 from od_guard.checkpoint.remote_errors import bucket_of
 from od_guard.checkpoint.remote_errors import credentials_fix
 from od_guard.checkpoint.remote_errors import detail
-from od_guard.checkpoint.remote_errors import endpoint_fix
 from od_guard.checkpoint.remote_errors import install_hint
 from od_guard.checkpoint.remote_errors import scheme
 from od_guard.checkpoint.remote_errors import translate
 from od_guard.checkpoint.remote_errors import unavailable
+from od_guard.checkpoint.remote_fs import ATTEMPTS
+from od_guard.checkpoint.remote_fs import CONNECT_TIMEOUT
+from od_guard.checkpoint.remote_fs import endpoint
+from od_guard.checkpoint.remote_fs import filesystem
+from od_guard.checkpoint.remote_fs import serves
 
 __all__ = [
   "ATTEMPTS",
@@ -128,14 +134,10 @@ _LOG = logging.getLogger("od_guard")
 # object graph, the tensors verify streams), plus at most this much more.
 INDEX_BLOCK = 1 << 20
 DATA_BLOCK = 1 << 16
-# Seconds to connect (per attempt, at most the bound) and the reachability probe's attempts.
-CONNECT_TIMEOUT = 5.0
-ATTEMPTS = 2
 RESUMES = 5  # cuts resumed per read (or retried per metadata request)
 THROTTLE_ATTEMPTS = 6
 THROTTLE_BACKOFF = (0.25, 4.0)  # first and largest backoff (s), each jittered to [d/2, d]
 CUT_BACKOFF = (0.05, 1.0)
-_PIECE = 256 << 10  # bytes taken from a response body at a time
 
 
 def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG) -> Settings:
@@ -153,163 +155,8 @@ def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG)
   """
   remote_bound.configure(timeout, source=source)
   filesystem.cache_clear()  # the clients' own timeouts follow the bound
-  _check_reachable.cache_clear()
+  remote_fs.check_reachable.cache_clear()
   return settings()
-
-
-@functools.cache
-def _filesystem_class(protocol: str):
-  """The fsspec class serving `protocol`, or None."""
-  try:
-    import fsspec
-  except ImportError:
-    return None
-  if protocol in ("gs", "gcs") and not os.environ.get("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"):
-    # gcsfs's default class asks a gRPC control plane for each bucket's layout
-    # (zonal / hierarchical), which emulators and private endpoints do not
-    # serve (a 60 s wait each); plain ranged reads need the JSON API only.
-    try:
-      from gcsfs.core import GCSFileSystem
-
-      return GCSFileSystem
-    except ImportError:
-      return None
-  try:
-    return fsspec.get_filesystem_class(protocol)
-  except (ImportError, ValueError):
-    return None
-
-
-def serves(path: str) -> bool:
-  """True when fsspec has an implementation of `path`'s scheme installed."""
-  return _filesystem_class(scheme(path)) is not None
-
-
-def _options(protocol: str) -> dict:
-  """Storage options: fsspec's configuration for the protocol, with bounded
-  timeouts and retries where the user set none."""
-  from fsspec import config
-
-  conf = dict(config.conf.get(protocol, {}))
-  bound = settings().timeout
-  # The clients' own read timeouts are a backstop: od_guard's watcher fires first.
-  connect, read = min(CONNECT_TIMEOUT, bound), bound + 5
-  if protocol in ("s3", "s3a"):
-    conf = {**config.conf.get("s3", {}), **conf}
-    given = dict(conf.get("config_kwargs") or {})
-    given.setdefault("connect_timeout", connect)
-    given.setdefault("read_timeout", read)
-    # One attempt (botocore's max_attempts counts retries): od_guard retries.
-    given.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
-    conf["config_kwargs"] = given
-  elif protocol in ("gs", "gcs"):
-    conf = {**config.conf.get("gs", {}), **config.conf.get("gcs", {}), **conf}
-    session = dict(conf.get("session_kwargs") or {})
-    if "timeout" not in session:
-      import aiohttp
-
-      session["timeout"] = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
-    conf["session_kwargs"] = session
-  return conf
-
-
-@functools.cache
-def filesystem(protocol: str):
-  """The (process-wide) fsspec filesystem for `protocol`."""
-  cls = _filesystem_class(protocol)
-  if cls is None:
-    raise unavailable(f"{protocol}://")
-  try:
-    # Not fsspec's cached instance: configure() and a changed environment get a new client.
-    fs = cls(**{**_options(protocol), "skip_instance_cache": True})
-  except Exception as e:  # any client set-up failure is reported, typed
-    raise translate(e, f"{protocol}://", "connect to") from e
-  if protocol in ("s3", "s3a"):
-    fs.retries = 1  # s3fs's own retries off: od_guard's are bounded and typed
-  elif protocol in ("gs", "gcs"):
-    once = getattr(type(fs)._request, "__wrapped__", None)  # gcsfs's, without its 6 retries
-    if once is not None:
-      fs._request = functools.partial(once, fs)
-  return fs
-
-
-def endpoint(protocol: str) -> str:
-  """The endpoint URL the client talks to ('' when it has none, e.g. memory://)."""
-  fs = filesystem(protocol)
-  if protocol in ("s3", "s3a"):
-    return str(fs.connect().meta.endpoint_url)
-  if protocol in ("gs", "gcs"):
-    return str(fs._location)
-  return ""
-
-
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-
-
-@functools.cache
-def _check_reachable(protocol: str) -> None:
-  """Fails fast, once per process, when the endpoint refuses connections or
-  does not answer: the clients' own retries would take minutes."""
-  if protocol not in EXTRAS or any(os.environ.get(v) for v in _PROXY_VARS):
-    return
-  try:
-    url = endpoint(protocol)
-  except errors.OdGuardError:
-    raise
-  except Exception:  # no endpoint to probe: the request itself will say
-    return
-  parts = urllib.parse.urlsplit(url)
-  if not parts.hostname:
-    return
-  port = parts.port or (443 if parts.scheme == "https" else 80)
-  last: OSError | None = None
-  connect = min(CONNECT_TIMEOUT, settings().timeout / ATTEMPTS)  # all attempts within the bound
-  for _ in range(ATTEMPTS):
-    try:
-      socket.create_connection((parts.hostname, port), timeout=connect).close()
-      return
-    except OSError as e:
-      last = e
-  raise EndpointUnreachableError(
-    f"The {protocol}:// endpoint {url} does not answer "
-    f"({_reason(last)}; {ATTEMPTS} attempts, {connect:g} s each).",
-    received=f"{url} (from {_endpoint_source(protocol)})",
-    fix=endpoint_fix(protocol),
-  )
-
-
-def _where(protocol: str) -> str:
-  try:
-    url = endpoint(protocol)
-  except Exception:  # only decorates a message
-    return "the default endpoint"
-  return f"{url} (from {_endpoint_source(protocol)})" if url else "the default endpoint"
-
-
-def _reason(e: BaseException | None) -> str:
-  if isinstance(e, socket.timeout):
-    return "connection timed out"
-  if isinstance(e, ConnectionRefusedError):
-    return "connection refused"
-  if isinstance(e, socket.gaierror):
-    return "host name not found"
-  return (getattr(e, "strerror", None) or str(e) or type(e).__name__).strip()
-
-
-def _endpoint_source(protocol: str) -> str:
-  from fsspec import config
-
-  if protocol in ("s3", "s3a"):
-    for var in ("FSSPEC_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-      if os.environ.get(var):
-        return var
-    if config.conf.get("s3", {}).get("endpoint_url"):
-      return "fsspec config"
-    return "AWS's default endpoint"
-  for var in ("FSSPEC_GCS_ENDPOINT_URL", "FSSPEC_GS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST"):
-    if os.environ.get(var):
-      return var
-  return "Google Cloud Storage's default endpoint"
 
 
 # Waiting on a request, retrying it, resuming a read: od_guard's own policy.
@@ -404,20 +251,11 @@ def _backoff(k: int, schedule: tuple[float, float]) -> float:
   return random.uniform(d / 2, d)
 
 
-def _on_loop(fs, coro, *, what: str, path: str, progress=None):
-  """Runs `coro` on `fs`'s event loop, watched (`remote_bound.watch`)."""
-  import asyncio
-
-  future = asyncio.run_coroutine_threadsafe(coro, fs.loop)
-  where = functools.partial(_where, scheme(path))
-  return watch(future, future.cancel, what=what, path=path, where=where, progress=progress)
-
-
 def _throttled(path: str, doing: str, name: str, attempts: int, e: BaseException):
   protocol = scheme(path)
   return ThrottledError(
     f"Cannot {doing} {path}: the {protocol}:// service throttled all {attempts} attempts ({name}).",
-    received=f"{path} at {_where(protocol)} ({detail(e)})",
+    received=f"{path} at {remote_fs.where(protocol)} ({detail(e)})",
     fix="The service asks for fewer requests: od_guard backed off between attempts "
     f"(jittered, {THROTTLE_BACKOFF[0]:g} s doubling up to {THROTTLE_BACKOFF[1]:g} s). Run "
     "od-guard again later, or run fewer jobs against this bucket at once.",
@@ -429,7 +267,7 @@ def _expired(path: str, doing: str, name: str, e: BaseException, where: str = ""
   return CredentialsExpiredError(
     f"Cannot {doing} {path}: the {protocol}:// service rejected the credentials ({name}) "
     "after accepting them earlier in this run: they expired or were revoked.",
-    received=f"{path}{where} at {_where(protocol)} ({detail(e)})",
+    received=f"{path}{where} at {remote_fs.where(protocol)} ({detail(e)})",
     fix="Renew the credentials and run od-guard again; temporary credentials (an assumed "
     "role, SSO, AWS_SESSION_TOKEN) must outlast the run. " + credentials_fix(protocol),
   )
@@ -438,7 +276,7 @@ def _expired(path: str, doing: str, name: str, e: BaseException, where: str = ""
 def _changed(path: str, e: BaseException):
   return RemoteStorageError(
     f"Cannot read {path}: the object changed while od_guard read it.",
-    received=f"{path} at {_where(scheme(path))} ({detail(e)})",
+    received=f"{path} at {remote_fs.where(scheme(path))} ({detail(e)})",
     fix="Run od-guard again once the checkpoint is no longer being written.",
   )
 
@@ -471,7 +309,7 @@ def _attempts(path: str, doing: str, once):
         if cuts > RESUMES:
           raise InterruptedReadError(
             f"Cannot {doing} {path}: the connection was cut {cuts} times ({name}).",
-            received=f"{path} at {_where(protocol)} ({detail(e)})",
+            received=f"{path} at {remote_fs.where(protocol)} ({detail(e)})",
             fix="The network or the endpoint drops connections mid-answer (a proxy, a "
             "load balancer, an unstable link): check it, then run od-guard again.",
           ) from e
@@ -485,15 +323,11 @@ def _attempts(path: str, doing: str, once):
     return result
 
 
-def _is_async(fs) -> bool:
-  return bool(getattr(fs, "async_impl", False)) and getattr(fs, "loop", None) is not None
-
-
 def _invoke(fs, path: str, name: str, *args, **kwargs):
   """fs.NAME(*args): the coroutine on fsspec's loop, watched, where fs is async."""
-  if _is_async(fs) and hasattr(fs, "_" + name):
+  if remote_fs.is_async(fs) and hasattr(fs, "_" + name):
     coro = getattr(fs, "_" + name)(*args, **kwargs)
-    return _on_loop(fs, coro, what=_WHAT.get(name, name), path=path)
+    return remote_fs.on_loop(fs, coro, what=_WHAT.get(name, name), path=path)
   return getattr(fs, name)(*args, **kwargs)
 
 
@@ -503,7 +337,7 @@ def _ready(path: str):
   settings()  # a bad OD_GUARD_REMOTE_TIMEOUT is said as it is
   try:
     fs = filesystem(protocol)
-    _check_reachable(protocol)
+    remote_fs.check_reachable(protocol)
   except errors.OdGuardError as e:  # said about the protocol or endpoint; name the path too
     bare = f"{protocol}://"
     if e.received.startswith(bare) and not e.received[len(bare) :].strip(" ").startswith("/"):
@@ -533,7 +367,7 @@ def _check_bucket(protocol: str, bucket: str) -> None:
     return
   fs = filesystem(protocol)
   try:
-    if protocol in ("s3", "s3a"):
+    if protocol in S3:
       _attempts(path, "read the bucket", lambda: _invoke(fs, path, "call_s3", "head_bucket",
                                                          Bucket=bucket))  # fmt: skip
     else:
@@ -541,7 +375,7 @@ def _check_bucket(protocol: str, bucket: str) -> None:
   except FileNotFoundError as e:
     raise BucketNotFoundError(
       f"The bucket {path} does not exist.",
-      received=f"{path} at {_where(protocol)} ({type(e).__name__}: {e})",
+      received=f"{path} at {remote_fs.where(protocol)} ({type(e).__name__}: {e})",
       fix="Check the bucket's name, and the endpoint/project you point at "
       + ("(AWS_ENDPOINT_URL, AWS region)." if protocol.startswith("s3") else "(GCS project)."),
     ) from e
@@ -577,56 +411,6 @@ def getsize(path: str) -> int:
   return int(_call(path, "read", "size", path)[1] or 0)
 
 
-async def _s3_range(fs, path: str, start: int, end: int, buf: bytearray, etag: str) -> None:
-  """Appends bytes start..end of an S3 object to `buf` as they arrive."""
-  bucket, key, version = fs.split_path(path)
-  await fs.set_session()
-  client = await fs.get_s3(bucket)
-  kwargs = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
-  if version:
-    kwargs["VersionId"] = version
-  if etag:
-    kwargs["IfMatch"] = etag  # every resumed range from the same version
-  body = (await client.get_object(**kwargs))["Body"]
-  try:
-    need, got = end - start, 0
-    while got < need:
-      chunk = await body.read(min(_PIECE, need - got))
-      if not chunk:
-        return
-      buf += chunk
-      got += len(chunk)
-  finally:
-    body.close()
-
-
-async def _gcs_range(fs, path: str, start: int, end: int, buf: bytearray) -> None:
-  """Appends bytes start..end of a GCS object to `buf` as they arrive."""
-  from gcsfs.retry import validate_response
-
-  await fs._set_session()
-  headers = fs._get_headers({"Range": f"bytes={start}-{end - 1}"})
-  response = await fs.session.get(fs.url(path), headers=headers)
-  try:
-    if response.status >= 400:
-      validate_response(response.status, await response.read(), path)
-    if response.status != 206 and start:
-      raise RemoteStorageError(
-        f"Cannot read {path}: the endpoint ignored the byte range asked for.",
-        received=f"{path} (HTTP {response.status} to Range: bytes={start}-{end - 1})",
-        fix="Use a GCS endpoint that serves ranged reads.",
-      )
-    need, got = end - start, 0
-    while got < need:
-      chunk = await response.content.read(min(_PIECE, need - got))
-      if not chunk:
-        return
-      buf += chunk
-      got += len(chunk)
-  finally:
-    response.close()
-
-
 async def _any_range(fs, path: str, start: int, end: int, buf: bytearray) -> None:
   buf += await fs._cat_file(path, start=start, end=end)
 
@@ -647,11 +431,11 @@ class RemoteFile:
     self._cache_start = 0
     self._cache = b""
     protocol = scheme(path)
-    if protocol in ("s3", "s3a") and _is_async(fs):
-      self._range = functools.partial(_s3_range, etag=etag)
-    elif protocol in ("gs", "gcs") and _is_async(fs):
-      self._range = _gcs_range
-    elif _is_async(fs):
+    if protocol in S3 and remote_fs.is_async(fs):
+      self._range = functools.partial(remote_s3.read_range, etag=etag)
+    elif protocol in GCS and remote_fs.is_async(fs):
+      self._range = remote_gcs.read_range
+    elif remote_fs.is_async(fs):
       self._range = _any_range
     else:
       self._range = None
@@ -669,7 +453,7 @@ class RemoteFile:
           buf += self._fs.cat_file(self.path, start=at, end=end)
         else:
           coro = self._range(self._fs, self.path, at, end, buf)
-          _on_loop(self._fs, coro, what=what, path=self.path, progress=buf.__len__)
+          remote_fs.on_loop(self._fs, coro, what=what, path=self.path, progress=buf.__len__)
         if start + len(buf) < end:
           raise _CutShort(f"the answer ended at byte {start + len(buf):,}, before byte {end:,}")
       except errors.OdGuardError:
@@ -685,7 +469,7 @@ class RemoteFile:
             raise InterruptedReadError(
               f"Cannot read {self.path}: the connection was cut {cuts} times while reading "
               f"bytes {start:,}..{end:,}; od_guard stopped at byte {reached:,}.",
-              received=f"{self.path} ({self._size:,} bytes) at {_where(protocol)}; "
+              received=f"{self.path} ({self._size:,} bytes) at {remote_fs.where(protocol)}; "
               f"the last cut: {detail(e)}",
               fix="The network or the endpoint drops connections mid-answer (a proxy, a load "
               "balancer, an unstable link): check it, then run od-guard again. Each cut was "
@@ -786,5 +570,5 @@ def open_binary(path: str) -> BinaryIO:
       fix="Name the object itself (od-guard reads the checkpoint prefix, e.g. "
       "gs://bucket/train/ckpt-3).",
     )
-  etag = str(info.get("ETag") or "") if scheme(path) in ("s3", "s3a") else ""
+  etag = remote_s3.etag(info) if scheme(path) in S3 else ""
   return RemoteFile(path, fs, int(info.get("size") or 0), block, etag)  # type: ignore[return-value]

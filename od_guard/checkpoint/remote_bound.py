@@ -26,6 +26,7 @@ MAX_TIMEOUT = 3600.0
 TIMEOUT_FLAG = "--remote_timeout"
 TIMEOUT_ENV = "OD_GUARD_REMOTE_TIMEOUT"
 NOTICE_AFTER = 5.0  # seconds of waiting before the line on stderr
+PIECE = 256 << 10  # bytes taken from a response body at a time
 _POLL = 0.05  # seconds between the watcher's checks
 
 
@@ -189,3 +190,16 @@ def call_watched(path: str, what: str, fn, *args):
 
   threading.Thread(target=run, name="od_guard-storage", daemon=True).start()
   return watch(future, lambda: None, what=what, path=path, where=lambda: "TensorFlow's gfile")
+
+
+async def drain(read, need: int, buf: bytearray) -> None:
+  """Appends up to `need` bytes of a streaming body to `buf`, `read(n)` (a coroutine)
+  at most PIECE bytes at a time, so that `watch` sees each piece arrive. Stops early
+  where the body ends."""
+  got = 0
+  while got < need:
+    chunk = await read(min(PIECE, need - got))
+    if not chunk:
+      return
+    buf += chunk
+    got += len(chunk)
