@@ -382,6 +382,33 @@ def _load_options(inv, by_name: bool, skip_mismatch: bool) -> _KerasLoad:
   return _KerasLoad(by_name=bool(by_name), skip_mismatch=bool(skip_mismatch))
 
 
+def _requested_optimizer(model, roots, exclude):
+  """The optimizer the restore is asked to fill: a root of the dict that is a
+  Keras optimizer, or the compiled model's own when optimizer=True."""
+  for obj in roots.values():
+    if keras_model.optimizer_generation(obj) is not None:
+      return obj
+  if isinstance(model, dict):
+    return None
+  name = keras_model.optimizer_child(model)
+  if name is None:
+    return None
+  path = name if "model" not in roots else f"model/{name}"
+  return None if path in exclude else model.optimizer
+
+
+def _optimizer_findings(model, roots, inv, exclude) -> list[findings_lib.Finding]:
+  """A resume of one optimizer generation's state into the other."""
+  optimizer = _requested_optimizer(model, roots, exclude)
+  if optimizer is None:
+    return []
+  saved = keras_diagnosis.checkpoint_optimizer(inv)
+  live = keras_model.optimizer_generation(optimizer)
+  if saved is None or live is None or saved == live:
+    return []
+  return [keras_diagnosis.optimizer_generation(saved, live, type(optimizer).__name__)]
+
+
 def _check(model, roots, static, policy, input_shape, exclude, strategy, load=_KerasLoad()):
   """The predicted restore, diagnosed and decided: (the live graph, the report)."""
   flavour = None if isinstance(model, dict) else keras_model.flavour(model)
@@ -419,8 +446,9 @@ def _predict(model, roots, flavour, static, policy, input_shape, exclude, strate
       return None, predicted, None
     graph = live_graph.capture(roots, exclude=exclude)
     keras3 = flavour == keras_diagnosis.KERAS3 and "model" in roots
+    found = [keras_diagnosis.tf_checkpoint_for_keras3()] if keras3 else []
     captured = pipeline.Capture(
-      graph, found=[keras_diagnosis.tf_checkpoint_for_keras3()] if keras3 else []
+      graph, found=found + _optimizer_findings(model, roots, inv, exclude)
     )
   return graph, None, captured
 

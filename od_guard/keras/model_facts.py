@@ -18,6 +18,8 @@ from typing import Any
 
 from od_guard.restore.keras_layout import KERAS2
 from od_guard.restore.keras_layout import KERAS3
+from od_guard.restore.keras_layout import LEGACY_OPTIMIZER
+from od_guard.restore.keras_layout import NEW_OPTIMIZER
 from od_guard.restore.keras_layout import TF_KERAS
 
 _BASES = ("Layer", "Model", "Operation")
@@ -167,3 +169,18 @@ def weight_paths(model: Any, keras3_file: bool) -> dict[str, Any] | None:
       key = "/".join(p for p in (path, "vars", str(index)) if p)
       out[key] = variable
   return out
+
+
+def optimizer_generation(optimizer: Any) -> str | None:
+  """LEGACY_OPTIMIZER for tf.keras.optimizers.legacy.* (OptimizerV2),
+  NEW_OPTIMIZER for TF 2.11+'s and Keras 3's optimizers, None for something
+  else."""
+  names = [(c.__name__, c.__module__) for c in type(optimizer).__mro__]
+  if any(name == "OptimizerV2" for name, _ in names):
+    return LEGACY_OPTIMIZER
+  if any(
+    name in ("Optimizer", "BaseOptimizer") and module.startswith(("keras", "tf_keras"))
+    for name, module in names
+  ):
+    return NEW_OPTIMIZER
+  return None

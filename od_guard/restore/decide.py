@@ -55,6 +55,7 @@ EXPLAINED_BY: Mapping[str, frozenset[str]] = {
       "renamed_scopes",
       "keras_layout_mismatch",
       "auto_named_layers",
+      "keras_optimizer_generation",
     }
   ),
   "shape_mismatch": frozenset(

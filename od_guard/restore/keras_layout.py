@@ -350,3 +350,61 @@ def skip_mismatch_misses(*, skipped: list[str], skipped_params: int, total_param
 
 def _sentence(text: str) -> str:
   return text[:1].upper() + text[1:] + "."
+
+
+LEGACY_OPTIMIZER = (
+  "legacy"  # tf.keras.optimizers.legacy.* (OptimizerV2; the default before TF 2.11)
+)
+NEW_OPTIMIZER = "new"  # the optimizers of TF 2.11+ (tf.keras.optimizers.*), and Keras 3's
+_LEGACY_OPTIMIZER_KEY = re.compile(r"/\.OPTIMIZER_SLOT/|(^|/)optimizer/iter/\.ATTRIBUTES/")
+_NEW_OPTIMIZER_KEY = re.compile(r"(^|/)optimizer/(_iterations|_variables)/")
+
+
+def checkpoint_optimizer(inv: inventory.Inventory) -> str | None:
+  """Which optimizer generation wrote a TF checkpoint's optimizer state, from
+  its keys: the legacy optimizer keeps slots beside each variable
+  (`.OPTIMIZER_SLOT/optimizer/m`) and an `iter`; the new one keeps them in a
+  list (`optimizer/_variables/N`) with `_iterations`."""
+  keys = [v.key for v in inv.variables]
+  if any(_LEGACY_OPTIMIZER_KEY.search(k) for k in keys):
+    return LEGACY_OPTIMIZER
+  if any(_NEW_OPTIMIZER_KEY.search(k) for k in keys):
+    return NEW_OPTIMIZER
+  return None
+
+
+def optimizer_generation(saved: str, live: str, optimizer_class: str) -> Finding:
+  """A checkpoint of one optimizer generation resumed into the other: the
+  state does not map (a rename map cannot help)."""
+  legacy_saved = saved == LEGACY_OPTIMIZER
+  return Finding(
+    "keras_optimizer_generation",
+    findings.ERROR,
+    (
+      "The checkpoint's optimizer state was written by a legacy (pre-2.11) Keras optimizer; "
+      f"the model's optimizer ({optimizer_class}) is the new one: their states do not map."
+      if legacy_saved
+      else "The checkpoint's optimizer state was written by the new (2.11+) Keras optimizer; "
+      f"the model's optimizer ({optimizer_class}) is a legacy one: their states do not map."
+    ),
+    detail=(
+      "legacy: slots beside each variable (.OPTIMIZER_SLOT/optimizer/m) and 'iter'; "
+      "new: optimizer/_variables/N and optimizer/_iterations"
+    ),
+    fix=(
+      (
+        f"To resume with the saved state, compile with tf.keras.optimizers.legacy.{optimizer_class}"
+        if legacy_saved
+        else f"To resume with the saved state, compile with tf.keras.optimizers.{optimizer_class} "
+        "(not .legacy)"
+      )
+      + "; or restore the model only (optimizer=False, the default; expect_partial() in "
+      "stock code) and let the optimizer start with fresh slots."
+    ),
+    stock_outcome=(
+      "ValueError: You are trying to restore a checkpoint from a legacy Keras optimizer into "
+      "a v2.11+ Optimizer"
+      if legacy_saved
+      else "silent: the legacy optimizer takes none of the state (iterations restart at 0)"
+    ),
+  )
