@@ -39,7 +39,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
 import time
 from typing import BinaryIO
 
@@ -47,6 +46,7 @@ from od_guard import errors
 from od_guard.checkpoint import remote_bound
 from od_guard.checkpoint import remote_fs
 from od_guard.checkpoint import remote_gcs
+from od_guard.checkpoint import remote_retry
 from od_guard.checkpoint import remote_s3
 from od_guard.checkpoint.remote_bound import DEFAULT_TIMEOUT
 from od_guard.checkpoint.remote_bound import MAX_TIMEOUT
@@ -71,7 +71,6 @@ from od_guard.checkpoint.remote_errors import StorageTimeoutError
 from od_guard.checkpoint.remote_errors import StorageUnavailableError
 from od_guard.checkpoint.remote_errors import ThrottledError
 from od_guard.checkpoint.remote_errors import bucket_of
-from od_guard.checkpoint.remote_errors import credentials_fix
 from od_guard.checkpoint.remote_errors import detail
 from od_guard.checkpoint.remote_errors import install_hint
 from od_guard.checkpoint.remote_errors import scheme
@@ -82,6 +81,10 @@ from od_guard.checkpoint.remote_fs import CONNECT_TIMEOUT
 from od_guard.checkpoint.remote_fs import endpoint
 from od_guard.checkpoint.remote_fs import filesystem
 from od_guard.checkpoint.remote_fs import serves
+from od_guard.checkpoint.remote_retry import CUT_BACKOFF
+from od_guard.checkpoint.remote_retry import RESUMES
+from od_guard.checkpoint.remote_retry import THROTTLE_ATTEMPTS
+from od_guard.checkpoint.remote_retry import THROTTLE_BACKOFF
 
 __all__ = [
   "ATTEMPTS",
@@ -128,16 +131,13 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("od_guard")
+_backoff = remote_retry.backoff  # tests/remote_faults_test.py draws from it
 
 # Read-ahead per request: an index is read whole, in a few requests (footer,
 # index block, data blocks); a data shard is read where a reader seeks (the
 # object graph, the tensors verify streams), plus at most this much more.
 INDEX_BLOCK = 1 << 20
 DATA_BLOCK = 1 << 16
-RESUMES = 5  # cuts resumed per read (or retried per metadata request)
-THROTTLE_ATTEMPTS = 6
-THROTTLE_BACKOFF = (0.25, 4.0)  # first and largest backoff (s), each jittered to [d/2, d]
-CUT_BACKOFF = (0.05, 1.0)
 
 
 def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG) -> Settings:
@@ -161,28 +161,6 @@ def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG)
 
 # Waiting on a request, retrying it, resuming a read: od_guard's own policy.
 
-_THROTTLED, _CUT, _CREDENTIALS, _CHANGED = "throttled", "cut", "credentials", "changed"
-_THROTTLE_CODES = frozenset(
-  {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestLimitExceeded",
-   "RequestThrottled", "rateLimitExceeded", "userRateLimitExceeded"}
-)  # fmt: skip
-_CREDENTIAL_CODES = frozenset(
-  {"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired", "RequestExpired",
-   "InvalidAccessKeyId", "InvalidToken", "InvalidClientTokenId", "SignatureDoesNotMatch",
-   "AuthFailure", "authError"}
-)  # fmt: skip
-# Exceptions (by class name, any base) of a connection or body cut mid-answer.
-_CUT_NAMES = frozenset(
-  {"ClientPayloadError", "ContentLengthError", "ServerDisconnectedError", "ClientOSError",
-   "ConnectionResetError", "ConnectionAbortedError", "BrokenPipeError", "IncompleteReadError",
-   "ResponseStreamingError", "IncompleteRead", "ConnectionClosedError", "ProtocolError",
-   "ProxyError", "_CutShort"}
-)  # fmt: skip
-# ... unless the connection was never made (said as EndpointUnreachableError, not retried).
-# botocore says EndpointConnectionError for both: what it wraps tells them apart.
-_NO_CONNECTION = frozenset(
-  {"ClientConnectorError", "ConnectTimeoutError", "ConnectionRefusedError", "gaierror"}
-)
 _WHAT = {  # what a request waits for, as "waiting for WHAT of PATH" says it
   "exists": "the metadata",
   "isdir": "the metadata",
@@ -191,136 +169,10 @@ _WHAT = {  # what a request waits for, as "waiting for WHAT of PATH" says it
   "ls": "the listing",
   "call_s3": "the metadata",
 }
-_accepted: set[str] = set()  # protocols whose service answered a request in this process
 
 
 class _CutShort(Exception):
   """A response body ended before the bytes its range asked for."""
-
-
-def _chain(e: BaseException) -> list[BaseException]:
-  out: list[BaseException] = []
-  while e is not None and len(out) < 8 and e not in out:
-    out.append(e)
-    e = e.__cause__ or e.__context__
-  return out
-
-
-def _answer(e: BaseException) -> tuple[int | None, str]:
-  """(HTTP status, the service's error code) of a client exception, where it has them."""
-  response = getattr(e, "response", None)
-  if isinstance(response, dict):  # botocore's ClientError
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    return status, str((response.get("Error") or {}).get("Code") or "")
-  if type(e).__name__ == "HttpError" and isinstance(getattr(e, "code", None), int):  # gcsfs
-    detail = getattr(e, "_error_response", None) or {}
-    reasons = [x.get("reason", "") for x in detail.get("errors", ()) if isinstance(x, dict)]
-    return e.code, next((r for r in reasons if r), "")
-  status = getattr(e, "status", None)
-  if isinstance(status, int) and type(e).__name__ == "ClientResponseError":  # aiohttp
-    return status, ""
-  return None, ""
-
-
-def _classify(e: BaseException) -> tuple[str, str]:
-  """(what kind of transient failure `e` is, its name), or ('', '') for the others."""
-  for x in _chain(e):
-    status, code = _answer(x)
-    name = f"HTTP {status} {code}" if code and code != str(status) else f"HTTP {status}"
-    if status in (429, 503) or code in _THROTTLE_CODES:
-      return _THROTTLED, name
-    if code in _CREDENTIAL_CODES or status == 401:
-      return _CREDENTIALS, name
-    if code == "PreconditionFailed" or status == 412:
-      return _CHANGED, name
-    if status in (500, 502, 504) or code == "InternalError":
-      return _CUT, name
-    names = {t.__name__ for t in type(x).__mro__}
-    if names & _NO_CONNECTION:
-      return "", ""
-    if names & _CUT_NAMES:
-      return _CUT, type(x).__name__
-  return "", ""
-
-
-def _backoff(k: int, schedule: tuple[float, float]) -> float:
-  """The k-th (1-based) backoff: doubling from schedule[0] up to schedule[1], jittered
-  to a uniform draw in [d/2, d]."""
-  first, cap = schedule
-  d = min(cap, first * 2 ** (k - 1))
-  return random.uniform(d / 2, d)
-
-
-def _throttled(path: str, doing: str, name: str, attempts: int, e: BaseException):
-  protocol = scheme(path)
-  return ThrottledError(
-    f"Cannot {doing} {path}: the {protocol}:// service throttled all {attempts} attempts ({name}).",
-    received=f"{path} at {remote_fs.where(protocol)} ({detail(e)})",
-    fix="The service asks for fewer requests: od_guard backed off between attempts "
-    f"(jittered, {THROTTLE_BACKOFF[0]:g} s doubling up to {THROTTLE_BACKOFF[1]:g} s). Run "
-    "od-guard again later, or run fewer jobs against this bucket at once.",
-  )
-
-
-def _expired(path: str, doing: str, name: str, e: BaseException, where: str = ""):
-  protocol = scheme(path)
-  return CredentialsExpiredError(
-    f"Cannot {doing} {path}: the {protocol}:// service rejected the credentials ({name}) "
-    "after accepting them earlier in this run: they expired or were revoked.",
-    received=f"{path}{where} at {remote_fs.where(protocol)} ({detail(e)})",
-    fix="Renew the credentials and run od-guard again; temporary credentials (an assumed "
-    "role, SSO, AWS_SESSION_TOKEN) must outlast the run. " + credentials_fix(protocol),
-  )
-
-
-def _changed(path: str, e: BaseException):
-  return RemoteStorageError(
-    f"Cannot read {path}: the object changed while od_guard read it.",
-    received=f"{path} at {remote_fs.where(scheme(path))} ({detail(e)})",
-    fix="Run od-guard again once the checkpoint is no longer being written.",
-  )
-
-
-def _attempts(path: str, doing: str, once):
-  """Calls `once()` (one request) until it is answered: throttling backed off
-  (THROTTLE_ATTEMPTS attempts), a cut connection retried (RESUMES times).
-
-  Raises:
-    ThrottledError, InterruptedReadError, CredentialsExpiredError,
-    StorageTimeoutError; or the client's own exception, for the caller to type.
-  """
-  protocol = scheme(path)
-  throttled = cuts = 0
-  while True:
-    try:
-      result = once()
-    except errors.OdGuardError:
-      raise
-    except Exception as e:  # classified; what is not transient goes to the caller
-      kind, name = _classify(e)
-      if kind == _THROTTLED:
-        throttled += 1
-        if throttled >= THROTTLE_ATTEMPTS:
-          raise _throttled(path, doing, name, throttled, e) from e
-        time.sleep(_backoff(throttled, THROTTLE_BACKOFF))
-        continue
-      if kind == _CUT:
-        cuts += 1
-        if cuts > RESUMES:
-          raise InterruptedReadError(
-            f"Cannot {doing} {path}: the connection was cut {cuts} times ({name}).",
-            received=f"{path} at {remote_fs.where(protocol)} ({detail(e)})",
-            fix="The network or the endpoint drops connections mid-answer (a proxy, a "
-            "load balancer, an unstable link): check it, then run od-guard again.",
-          ) from e
-        if cuts > 1:  # the first cut is retried at once: most are one-offs
-          time.sleep(_backoff(cuts - 1, CUT_BACKOFF))
-        continue
-      if kind == _CREDENTIALS and protocol in _accepted:
-        raise _expired(path, doing, name, e) from e
-      raise
-    _accepted.add(protocol)
-    return result
 
 
 def _invoke(fs, path: str, name: str, *args, **kwargs):
@@ -352,7 +204,7 @@ def _call(path: str, doing: str, name: str, *args, **kwargs):
   """(fs, fs.NAME(*args)): watched, retried, every failure typed."""
   fs = _ready(path)
   try:
-    return fs, _attempts(path, doing, lambda: _invoke(fs, path, name, *args, **kwargs))
+    return fs, remote_retry.attempts(path, doing, lambda: _invoke(fs, path, name, *args, **kwargs))
   except errors.OdGuardError:
     raise
   except Exception as e:  # every client failure becomes a typed error
@@ -368,10 +220,10 @@ def _check_bucket(protocol: str, bucket: str) -> None:
   fs = filesystem(protocol)
   try:
     if protocol in S3:
-      _attempts(path, "read the bucket", lambda: _invoke(fs, path, "call_s3", "head_bucket",
+      remote_retry.attempts(path, "read the bucket", lambda: _invoke(fs, path, "call_s3", "head_bucket",
                                                          Bucket=bucket))  # fmt: skip
     else:
-      _attempts(path, "read the bucket", lambda: _invoke(fs, path, "info", bucket))
+      remote_retry.attempts(path, "read the bucket", lambda: _invoke(fs, path, "info", bucket))
   except FileNotFoundError as e:
     raise BucketNotFoundError(
       f"The bucket {path} does not exist.",
@@ -461,9 +313,9 @@ class RemoteFile:
       except Exception as e:  # classified: resumed, backed off, or typed
         reached = start + len(buf)
         if reached > at:
-          _accepted.add(protocol)
-        kind, name = _classify(e)
-        if kind == _CUT:
+          remote_retry.accepted.add(protocol)
+        kind, name = remote_retry.classify(e)
+        if kind == remote_retry.CUT:
           cuts += 1
           if cuts > RESUMES:
             raise InterruptedReadError(
@@ -476,20 +328,22 @@ class RemoteFile:
               f"resumed from the byte reached, {RESUMES} times.",
             ) from e
           if cuts > 1 and reached == at:  # at once after progress (or the first cut)
-            time.sleep(_backoff(cuts - 1, CUT_BACKOFF))
+            time.sleep(remote_retry.backoff(cuts - 1, CUT_BACKOFF))
           continue
-        if kind == _THROTTLED:
+        if kind == remote_retry.THROTTLED:
           throttled += 1
           if throttled >= THROTTLE_ATTEMPTS:
-            raise _throttled(self.path, "read", name, throttled, e) from e
-          time.sleep(_backoff(throttled, THROTTLE_BACKOFF))
+            raise remote_retry.throttled_error(self.path, "read", name, throttled, e) from e
+          time.sleep(remote_retry.backoff(throttled, THROTTLE_BACKOFF))
           continue
-        if kind == _CREDENTIALS and protocol in _accepted:
-          raise _expired(self.path, "read", name, e, f", byte {reached:,},") from e
-        if kind == _CHANGED:
-          raise _changed(self.path, e) from e
+        if kind == remote_retry.CREDENTIALS and protocol in remote_retry.accepted:
+          raise remote_retry.expired_error(
+            self.path, "read", name, e, f", byte {reached:,},"
+          ) from e
+        if kind == remote_retry.CHANGED:
+          raise remote_retry.changed_error(self.path, e) from e
         raise translate(e, self.path, "read") from e
-      _accepted.add(protocol)
+      remote_retry.accepted.add(protocol)
       return bytes(buf)
 
   def read(self, n: int = -1) -> bytes:
