@@ -548,6 +548,14 @@ _TABLE = (
     "ValueError (legacy state into the new optimizer); silent (new state into a legacy one)",
   ),
   Code(
+    "keras_layers_never_built",
+    WARNING,
+    "Layers of a built Keras model have no variables: call() never reaches them.",
+    _LAYOUT,
+    "Build them before restoring (run the path that uses them), or remove them.",
+    "silent: assert_existing_objects_matched() passes; their values stay pending",
+  ),
+  Code(
     "keras_skip_mismatch_misses",
     ERROR,
     "skip_mismatch=True skips most of the model's parameters, not a changed head.",
