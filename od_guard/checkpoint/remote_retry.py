@@ -28,6 +28,10 @@ RESUMES = 5  # cuts resumed per read (or retried per metadata request)
 THROTTLE_ATTEMPTS = 6
 THROTTLE_BACKOFF = (0.25, 4.0)  # first and largest backoff (s), each jittered to [d/2, d]
 CUT_BACKOFF = (0.05, 1.0)
+CUT_FIX = (
+  "The network or the endpoint drops connections mid-answer (a proxy, a load balancer, an "
+  "unstable link): check it, then run od-guard again."
+)
 
 THROTTLED, CUT, CREDENTIALS, CHANGED = "throttled", "cut", "credentials", "changed"
 _THROTTLE_CODES = frozenset(
@@ -171,8 +175,7 @@ def attempts(path: str, doing: str, once):
           raise InterruptedReadError(
             f"Cannot {doing} {path}: the connection was cut {cuts} times ({name}).",
             received=f"{path} at {remote_fs.where(protocol)} ({detail(e)})",
-            fix="The network or the endpoint drops connections mid-answer (a proxy, a "
-            "load balancer, an unstable link): check it, then run od-guard again.",
+            fix=CUT_FIX,
           ) from e
         if cuts > 1:  # the first cut is retried at once: most are one-offs
           time.sleep(backoff(cuts - 1, CUT_BACKOFF))
