@@ -156,7 +156,7 @@ def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG)
   Raises:
     UsageError: `timeout` is not a number of seconds in (0, MAX_TIMEOUT].
   """
-  remote_bound.configure(timeout, source=source)
+  remote_bound.set_bound(timeout, source)
   filesystem.cache_clear()  # the clients' own timeouts follow the bound
   remote_fs.check_reachable.cache_clear()
   return settings()

@@ -62,22 +62,14 @@ def _parse_timeout(value, source: str) -> float:
   return seconds
 
 
-def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG) -> Settings:
-  """Sets the bound (`remote.configure` also renews the clients that follow it).
-
-  Args:
-    timeout: seconds; None returns to OD_GUARD_REMOTE_TIMEOUT or the default.
-    source: what set it, named in messages.
-
-  Returns:
-    The settings now in force.
+def set_bound(timeout: float | str | None, source: str) -> None:
+  """`remote.configure`'s setting, without renewing the clients that follow it.
 
   Raises:
     UsageError: `timeout` is not a number of seconds in (0, MAX_TIMEOUT].
   """
   global _configured
   _configured = None if timeout is None else Settings(_parse_timeout(timeout, source), source)
-  return settings()
 
 
 def settings() -> Settings:
