@@ -50,6 +50,16 @@ def _tensorflow():
   return tf
 
 
+# A tf.errors class (the first that matches) -> od_guard's error, its message and fix.
+_GFILE_ERRORS = (
+  ("PermissionDeniedError", "PermissionDeniedError", "Cannot read {path}: permission denied.",
+   "Check the credentials TensorFlow uses for this storage."),
+  ("NotFoundError", "ObjectNotFoundError", "{path} does not exist.", "Check the object's name."),
+  ("OpError", "RemoteStorageError", "Cannot read {path}: TensorFlow's gfile failed.",
+   "Check the URI, the endpoint and the credentials TensorFlow uses."),
+)  # fmt: skip
+
+
 class _Gfile:
   """The fallback for schemes no installed fsspec implementation serves:
   TensorFlow's gfile, with its errors typed."""
@@ -76,24 +86,15 @@ class _Gfile:
       raise remote.unavailable(
         path, f"TensorFlow's gfile does not implement it either ({str(e).splitlines()[0]})"
       ) from e
-    except self.errors.PermissionDeniedError as e:
-      raise remote.PermissionDeniedError(
-        f"Cannot read {path}: permission denied.",
-        received=f"{path} ({e.message})",
-        fix="Check the credentials TensorFlow uses for this storage.",
-      ) from e
-    except self.errors.NotFoundError as e:
-      raise remote.ObjectNotFoundError(
-        f"{path} does not exist.",
-        received=f"{path} ({e.message})",
-        fix="Check the object's name.",
-      ) from e
     except self.errors.OpError as e:
-      raise remote.RemoteStorageError(
-        f"Cannot read {path}: TensorFlow's gfile failed.",
-        received=f"{path} ({e.message})",
-        fix="Check the URI, the endpoint and the credentials TensorFlow uses.",
-      ) from e
+      raise self._typed(path, e) from e
+
+  def _typed(self, path: str, e) -> errors.OdGuardError:
+    """A gfile error (a tf.errors.OpError) as od_guard's storage error."""
+    remote = _remote()
+    # The first row that matches; the last (OpError) takes the rest.
+    _, ours, what, fix = next(r for r in _GFILE_ERRORS if isinstance(e, getattr(self.errors, r[0])))
+    return getattr(remote, ours)(what.format(path=path), received=f"{path} ({e.message})", fix=fix)
 
 
 @functools.cache
