@@ -169,6 +169,17 @@ def getsize(path: str) -> int:
   return os.path.getsize(local(path))
 
 
+def unreadable(
+  path: str, e: OSError, doing: str = "read", what: str = "path"
+) -> errors.UnreadableFileError:
+  """A local file operation's OSError as the error a user reads: "Cannot DOING PATH"."""
+  return errors.UnreadableFileError(
+    f"Cannot {doing} {path!r}: {e.strerror or e}.",
+    received=path,
+    fix=f"Check that the {what} exists and that you may read it.",
+  )
+
+
 def open_binary(path: str) -> BinaryIO:
   """Opens a file for reading, refusing anything that is not a regular file.
 
@@ -185,11 +196,7 @@ def open_binary(path: str) -> BinaryIO:
   try:
     mode = os.stat(p).st_mode
   except OSError as e:
-    raise errors.UnreadableFileError(
-      f"Cannot read {path!r}: {e.strerror}.",
-      received=path,
-      fix="Check that the path exists and that you may read it.",
-    ) from e
+    raise unreadable(path, e) from e
   if not stat.S_ISREG(mode):
     raise errors.UnreadableFileError(
       f"{path!r} is not a regular file (it is a "

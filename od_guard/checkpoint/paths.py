@@ -65,11 +65,7 @@ def _listdir(directory: str) -> list[str]:
   try:
     return fileio.listdir(directory)
   except OSError as e:
-    raise errors.UnreadableFileError(
-      f"Cannot list the directory {directory!r}: {e.strerror or e}.",
-      received=directory,
-      fix="Check that the directory exists and that you may read it.",
-    ) from e
+    raise fileio.unreadable(directory, e, "list the directory", "directory") from e
 
 
 def _index_prefixes(directory: str) -> list[str]:
