@@ -8,7 +8,7 @@ it found for a terminal, folded by prefix. `od-guard lint`, the save-time guard
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 import dataclasses
 
 from od_guard import _records
@@ -127,3 +127,58 @@ def violation_lines(violations: Iterable[Violation], *, limit: int) -> list[str]
       "    " + limits.printable(line) for line in key_folding.fold_keys(paths, limit=limit)
     )
   return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class LintResult:
+  """One checkpoint's names against one set of rules.
+
+  Attributes:
+    checkpoint: the checkpoint prefix.
+    rules: the rules it was checked under.
+    variables: how many names it holds.
+    checked: how many of them the rules applied to (the rest are exempt).
+    violations: the names that break a rule.
+  """
+
+  checkpoint: str
+  rules: naming_rules.Rules
+  variables: int
+  checked: int
+  violations: tuple[Violation, ...]
+
+  @property
+  def passed(self) -> bool:
+    return not self.violations
+
+  def to_dict(self) -> dict:
+    return {
+      "schema": SCHEMA,
+      "checkpoint": self.checkpoint,
+      "rules": self.rules.to_dict(),
+      "checked": self.checked,
+      "exempt": self.variables - self.checked,
+      "passed": self.passed,
+      "violations": [v.to_dict() for v in self.violations],
+    }
+
+  def lines(self, *, limit: int = 8) -> list[str]:
+    """The terminal text: a summary line, then the violations by rule."""
+    head = (
+      f"od-guard lint: {self.checkpoint} under rules {self.rules.name}: {self.checked} names "
+      f"checked, {self.variables - self.checked} exempt, {len(self.violations)} violation(s)"
+    )
+    return [head, *violation_lines(self.violations, limit=limit)]
+
+
+def lint(rules: naming_rules.Rules, inv: inventory.Inventory) -> LintResult:
+  """`check` of a checkpoint's saved names, as a result."""
+  violations, checked = check(rules, inv.variables)
+  return LintResult(inv.prefix, rules, len(inv.variables), checked, tuple(violations))
+
+
+def to_dict(results: Sequence[LintResult]) -> dict:
+  """The JSON document of one result, or of several (schema SCHEMA + '+list')."""
+  if len(results) == 1:
+    return results[0].to_dict()
+  return {"schema": SCHEMA + "+list", "results": [r.to_dict() for r in results]}
