@@ -44,7 +44,6 @@ requests) and `remote_file` (`RemoteFile`, the resumed ranged reader).
 from __future__ import annotations
 
 import functools
-import logging
 from typing import BinaryIO
 
 from od_guard import errors
@@ -133,7 +132,6 @@ __all__ = [
   "unavailable",
 ]
 
-_LOG = logging.getLogger("od_guard")
 _backoff = remote_retry.backoff  # tests/remote_faults_test.py draws from it
 
 # Read-ahead per request: an index is read whole, in a few requests (footer,
@@ -162,7 +160,7 @@ def configure(timeout: float | str | None = None, *, source: str = TIMEOUT_FLAG)
   return settings()
 
 
-# Waiting on a request, retrying it, resuming a read: od_guard's own policy.
+# A request: its filesystem ready, watched, retried, every failure typed.
 
 _WHAT = {  # what a request waits for, as "waiting for WHAT of PATH" says it
   "exists": "the metadata",
@@ -219,10 +217,10 @@ def _check_bucket(protocol: str, bucket: str) -> None:
   fs = filesystem(protocol)
   try:
     if protocol in S3:
-      remote_retry.attempts(path, "read the bucket", lambda: _invoke(fs, path, "call_s3", "head_bucket",
-                                                         Bucket=bucket))  # fmt: skip
+      once = functools.partial(_invoke, fs, path, "call_s3", "head_bucket", Bucket=bucket)
     else:
-      remote_retry.attempts(path, "read the bucket", lambda: _invoke(fs, path, "info", bucket))
+      once = functools.partial(_invoke, fs, path, "info", bucket)
+    remote_retry.attempts(path, "read the bucket", once)
   except FileNotFoundError as e:
     raise BucketNotFoundError(
       f"The bucket {path} does not exist.",
