@@ -126,18 +126,8 @@ def _add_diff(sub) -> None:
   p.add_argument("b")
 
 
-def _add_check(sub) -> None:
-  p = _command(
-    sub,
-    "check",
-    check._cmd_check,
-    help="preflight an OD API fine-tune: will the checkpoint restore?",
-    description="Check a pipeline.config and its fine_tune_checkpoint before "
-    "training: path, format, version, checkpoint type, architecture, and (without "
-    "--static) the exact restore of the model built by the OD API. Exit 1 when "
-    "the policy fails.",
-    schema="od_guard.preflight/1",
-  )
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+  """The config and what it is checked against (check, fix)."""
   p.add_argument(
     "--pipeline_config_path",
     required=True,
@@ -149,30 +139,15 @@ def _add_check(sub) -> None:
   p.add_argument(
     "--model_dir", help="the training output directory (checked for stale checkpoints)"
   )
-  _switch(p, "--static", "config and checkpoint metadata only: no TensorFlow, milliseconds")
-  p.add_argument(
-    "--export",
-    metavar="TRAINED_CHECKPOINT_DIR",
-    help="check an export instead of a fine-tune: exporter_main_v2's "
-    "--trained_checkpoint_dir, resolved through its 'checkpoint' state file and matched "
-    "against the config's model",
-  )
-  _switch(
-    p,
-    "--values",
-    "with --static: also read every saved tensor (CRC32C integrity, NaN / Inf), still "
-    "without TensorFlow (the full check always does)",
-  )
+
+
+def _add_policy_flags(p: argparse.ArgumentParser) -> None:
+  """How findings are judged and where the check runs (check, fix)."""
   p.add_argument(
     "--policy",
     default=None,
     choices=["strict", "default", "lenient"],
     help="the policy preset (default: the project file's, else default)",
-  )
-  p.add_argument(
-    "--min_backbone_coverage",
-    type=_fraction,
-    help="override the policy's minimum restored fraction of backbone parameters",
   )
   p.add_argument(
     "--ignore",
@@ -198,6 +173,41 @@ def _add_check(sub) -> None:
     "are reported as not checked here",
   )
   _switch(p, "--isolated", "ignore [tool.od_guard] in pyproject.toml / setup.cfg")
+
+
+def _add_check(sub) -> None:
+  p = _command(
+    sub,
+    "check",
+    check._cmd_check,
+    help="preflight an OD API fine-tune: will the checkpoint restore?",
+    description="Check a pipeline.config and its fine_tune_checkpoint before "
+    "training: path, format, version, checkpoint type, architecture, and (without "
+    "--static) the exact restore of the model built by the OD API. Exit 1 when "
+    "the policy fails.",
+    schema="od_guard.preflight/1",
+  )
+  _add_config_flags(p)
+  _switch(p, "--static", "config and checkpoint metadata only: no TensorFlow, milliseconds")
+  p.add_argument(
+    "--export",
+    metavar="TRAINED_CHECKPOINT_DIR",
+    help="check an export instead of a fine-tune: exporter_main_v2's "
+    "--trained_checkpoint_dir, resolved through its 'checkpoint' state file and matched "
+    "against the config's model",
+  )
+  _switch(
+    p,
+    "--values",
+    "with --static: also read every saved tensor (CRC32C integrity, NaN / Inf), still "
+    "without TensorFlow (the full check always does)",
+  )
+  _add_policy_flags(p)
+  p.add_argument(
+    "--min_backbone_coverage",
+    type=_fraction,
+    help="override the policy's minimum restored fraction of backbone parameters",
+  )
   p.add_argument("--tensorboard_dir", help="also write the report there")
   _switch(p, "--verbose", "also list facts (INFO findings)")
 
@@ -215,14 +225,8 @@ def _add_fix(sub) -> None:
     "changed meanwhile, and checks again (exit 1 when that check fails).",
     schema="od_guard.fix/1",
   )
-  p.add_argument("--pipeline_config_path", required=True, help="the pipeline.config to fix")
-  p.add_argument("--checkpoint", help="check against this checkpoint")
-  p.add_argument("--model_dir", help="the training output directory")
-  p.add_argument("--policy", default=None, choices=["strict", "default", "lenient"])
-  p.add_argument("--ignore", action="append", metavar="CODES", help="as for check")
-  p.add_argument("--select", action="append", metavar="CODES", help="as for check")
-  p.add_argument("--where", choices=["training", "repo"], default=None, help="as for check")
-  _switch(p, "--isolated", "ignore [tool.od_guard] in pyproject.toml / setup.cfg")
+  _add_config_flags(p)
+  _add_policy_flags(p)
   _switch(p, "--write", "write the fixed config (atomically; the original kept as .bak)")
 
 
