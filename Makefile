@@ -25,12 +25,10 @@ BYTECODE = -m compileall -q od_guard
 # servers): they run in the plain environment only.
 PLAIN_ONLY := tests/hostile_corpus_test.py tests/reader_property_test.py \
     tests/config_property_test.py tests/remap_kill_test.py tests/remote_test.py tests/remote_faults_test.py
-# Test files that import without TensorFlow (the plain environment has none).
-PLAIN_TESTS := tests/static_config_test.py tests/release_test.py tests/install_test.py \
-    tests/precommit_test.py tests/zoo_fingerprint_test.py tests/user_files_test.py \
-    tests/patterns_test.py tests/remap_safety_test.py tests/remote_doctor_test.py \
-    tests/event_file_test.py \
-    $(PLAIN_ONLY)
+# Test files that import without TensorFlow (the plain environment has none):
+# every file that marks tests `plain` or `installs`, found rather than listed.
+PLAIN_TESTS := $(sort $(shell grep -l -e 'mark\.plain' -e 'mark\.installs' tests/*_test.py) \
+    $(PLAIN_ONLY))
 NOT_PLAIN_ONLY := $(addprefix --ignore=,$(PLAIN_ONLY))
 
 .PHONY: all envs env-odapi env-modern env-lint env-plain env-docs tools lint format docs test test-odapi test-modern test-plain demo keras-example bench fuzz clean

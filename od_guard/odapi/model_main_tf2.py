@@ -15,6 +15,11 @@ defaults, plus od_guard's:
   --guard_naming_rules         a TOML rules file (default: the odapi preset)
   --guard_consensus_timeout    seconds the workers of a multi-worker run wait
                                for each other's verdicts (default 300)
+  --guard_ignore / --guard_select  finding codes (comma-separated) that never
+                               decide the verdict / the only ones that may
+
+A failing verdict whose fixes are edits of the config ends with the
+`od-guard fix` command that applies them.
 
 Training (no --checkpoint_dir): first the TF-free static tier (config and
 checkpoint metadata, milliseconds); a verdict it already makes (a TF1
@@ -332,6 +337,7 @@ def _static_first(fv, *, multi: bool = False):
     "; ".join(sorted(final)),
     report_dir,
   )
+  _fix_hint(fv, report)
   return EXIT_FAILED_PREFLIGHT, static, report, None
 
 
@@ -415,10 +421,38 @@ def _stop_here(fv, report, report_dir: str, what: str, doing: str) -> int | None
       doing,
       report_dir,
     )
+    _fix_hint(fv, report)
     return EXIT_FAILED_PREFLIGHT
   if fv.guard_only:
     return 0
   return None
+
+
+def _fix_hint(fv, report) -> None:
+  """Names the `od-guard fix` command when some of the failing findings are
+  edits of the config that it applies (`odapi.config_fix`)."""
+  from od_guard import errors
+  from od_guard.odapi import config as pipeline_config
+  from od_guard.odapi import config_fix
+  from od_guard.restore import findings as findings_lib
+
+  path = fv.pipeline_config_path
+  try:
+    message, text = pipeline_config.parse_with_text(path)
+    config = pipeline_config.read(path, message, text=text)
+  except errors.OdGuardError:
+    return  # the report says why the config cannot be read
+  failing = [f for f in report.findings if f.severity == findings_lib.ERROR]
+  fixable = [f.code for f in failing if config_fix.edits_for(f, config)[0]]
+  if fixable:
+    logging.error(
+      "od_guard: %d of %d can be fixed in the config (%s): od-guard fix "
+      "--pipeline_config_path=%s --write",
+      len(fixable),
+      len(failing),
+      ", ".join(fixable),
+      path,
+    )
 
 
 def _run_args(fv) -> dict:
