@@ -183,31 +183,41 @@ def test_every_shim_names_the_odapi_lines_it_serves_and_the_releases_that_need_i
 
 
 @pytest.mark.odapi
-def test_off_applies_nothing_and_install_is_idempotent():
+def test_off_applies_nothing_and_stays_off():
   out = _python(
     """
       import json, os, sys
       from od_guard.odapi import compat
-      off = compat.install()
-      state = [off, compat.active(), os.environ.get("TF_USE_LEGACY_KERAS"), len(sys.meta_path)]
-      os.environ["OD_GUARD_COMPAT"] = "auto"
+      finders = len(sys.meta_path)
+      off = compat.install()  # OD_GUARD_COMPAT=off
+      later = [compat.install("auto"), compat.apply()]  # the first call decided
+      print(json.dumps([off, later, os.environ.get("TF_USE_LEGACY_KERAS"),
+                        len(sys.meta_path) == finders]))
+  """,
+    env={"OD_GUARD_COMPAT": "off"},
+  )
+  assert out == [[], [[], []], None, True]
+
+
+@pytest.mark.odapi
+def test_install_is_idempotent():
+  out = _python("""
+      import json, os, sys
+      from od_guard.odapi import compat
       first = compat.install()
       finders = len(sys.meta_path)
       second = compat.install()
       print(json.dumps({
-        "off": state,
         "first": first,
         "again": [second == first, len(sys.meta_path) == finders, compat.active() == first],
         "hooks": sum(hasattr(f, "builds_odapi_protos") for f in sys.meta_path),
+        "legacy": os.environ.get("TF_USE_LEGACY_KERAS"),
       }))
-  """,
-    env={"OD_GUARD_COMPAT": "off"},
-  )
-  meta_path_length = out["off"][3]
-  assert out["off"] == [[], [], None, meta_path_length]
+  """)
   assert out["first"] == list(compat.needed())
   assert out["again"] == [True, True, True]
   assert out["hooks"] == (1 if out["first"] else 0)
+  assert out["legacy"] == ("1" if compat.TF_KERAS in out["first"] else None)
 
 
 @pytest.mark.odapi

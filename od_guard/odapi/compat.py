@@ -333,7 +333,10 @@ def _refusal(s: Stack) -> ImportOrderError:
 def install(mode: str | None = None, *, exclude: Collection[str] = ()) -> tuple[str, ...]:
   """Installs the shims this stack needs, in order; returns `active()`.
 
-  Call it before the first ``import tensorflow``. A second call does nothing.
+  Call it before the first ``import tensorflow``. The first call that does
+  not raise decides for the process: later calls, whatever their mode, do
+  nothing and return the same (so that `--guard_compat=off`, installed first by
+  an entry point, stays off when library code calls `apply()` later).
 
   Args:
     mode: "auto" (what `needed()` lists) or "off" (nothing); None reads
@@ -357,10 +360,10 @@ def install(mode: str | None = None, *, exclude: Collection[str] = ()) -> tuple[
       received=f"exclude={exclude!r}",
       fix=f"Pass a collection of: {', '.join(SHIMS)}.",
     )
-  if requested_mode(mode) == OFF:
-    return active()
+  off = requested_mode(mode) == OFF
   with _lock:
-    if _done:
+    if _done or off:
+      _done = True
       return active()
     s = stack()
     plan = tuple(name for name in needed(s) if name not in exclude)
