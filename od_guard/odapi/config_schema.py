@@ -265,9 +265,10 @@ def refused_by_protobuf(directory: pathlib.Path) -> OdApiUnavailableError:
       "them on import (TypeError: Descriptors cannot be created directly)"
     ),
     fix=(
-      "The package ships protoc-3 generated *_pb2.py files: pin protobuf==3.20.3, or "
-      "regenerate the protos with a current protoc. `od-guard check --static` works here "
-      "(it reads their descriptors)."
+      "The package ships protoc-3 generated *_pb2.py files: install od_guard's compat layer "
+      "first (od_guard.odapi.compat.install() before anything imports TensorFlow or the OD "
+      "API; `od-guard doctor` says what else this stack needs), or pin protobuf==3.20.3 "
+      "(TF <= 2.15). `od-guard check --static` works here (it reads their descriptors)."
     ),
   )
 
