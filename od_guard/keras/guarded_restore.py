@@ -382,6 +382,28 @@ def _load_options(inv, by_name: bool, skip_mismatch: bool) -> _KerasLoad:
   return _KerasLoad(by_name=bool(by_name), skip_mismatch=bool(skip_mismatch))
 
 
+def _never_built(model, roots, inv, flavour) -> list[findings_lib.Finding]:
+  """Layers of a built Keras model that have no variables (call() skips
+  them), with how many of the checkpoint's values name each one."""
+  if isinstance(model, dict):
+    return []
+  unbuilt = [
+    layer
+    for layer in getattr(model, "layers", None) or []
+    if not getattr(layer, "built", True) and layer is not model
+  ]
+  if not unbuilt:
+    return []
+  wanted = {id(layer) for layer in unbuilt}
+  paths = {id(obj): path for obj, path in live_graph.walk(roots) if id(obj) in wanted}
+  out = []
+  for layer in unbuilt:
+    path = paths.get(id(layer))
+    waiting = sum(1 for v in inv.variables if path and v.key.startswith(path + "/"))
+    out.append((getattr(layer, "name", path or "?"), waiting))
+  return [keras_diagnosis.layers_never_built(out, model_flavour=flavour)]
+
+
 def _requested_optimizer(model, roots, exclude):
   """The optimizer the restore is asked to fill: a root of the dict that is a
   Keras optimizer, or the compiled model's own when optimizer=True."""
@@ -439,6 +461,7 @@ def _predict(model, roots, flavour, static, policy, input_shape, exclude, strate
   static.not_checked.extend(not_checked)
   if found or not_checked:
     return None, None, None
+  static.found.extend(_never_built(model, roots, inv, flavour))
   with static.timer.phase("match"):
     if inv.format in _KERAS_FILES:
       predicted, more = _keras_file(model, inv, flavour, exclude, load)

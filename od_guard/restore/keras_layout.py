@@ -408,3 +408,35 @@ def optimizer_generation(saved: str, live: str, optimizer_class: str) -> Finding
       else "silent: the legacy optimizer takes none of the state (iterations restart at 0)"
     ),
   )
+
+
+def layers_never_built(layers: list[tuple[str, int]], *, model_flavour: str | None) -> Finding:
+  """Layers of a built model that have no variables: `call()` skips them.
+
+  Args:
+    layers: (layer name, how many checkpoint values wait for it).
+    model_flavour: the model's Keras (Keras 3 applies no deferred values).
+  """
+  waiting = sum(n for _, n in layers)
+  later = (
+    "Keras 3 never applies them later: if the layer is used, it starts random"
+    if model_flavour == KERAS3
+    else "TF applies them when the layer first builds, unchecked"
+  )
+  return Finding(
+    "keras_layers_never_built",
+    findings.WARNING,
+    f"{len(layers)} layer{'s' if len(layers) > 1 else ''} of the built model "
+    f"{'have' if len(layers) > 1 else 'has'} no variables (call() never reaches "
+    f"{'them' if len(layers) > 1 else 'it'}): " + ", ".join(name for name, _ in layers[:6]) + ".",
+    detail=(
+      "\n".join(f"  {name}: {n} checkpoint values wait for it" for name, n in layers[:12])
+      + f"\n{waiting} values are not restored now; {later}."
+    ),
+    fix=(
+      "Build those layers before restoring (run the call() path that uses them once, or "
+      "layer.build(input_shape)); if they are never used, remove them from the model."
+    ),
+    data={"layers": [name for name, _ in layers]},
+    stock_outcome="silent: assert_existing_objects_matched() passes; the values stay pending",
+  )
