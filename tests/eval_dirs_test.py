@@ -267,3 +267,48 @@ def test_build_error_without_a_static_cause_is_an_error_finding(odapi_world):
   report = preflight.check(odapi_world.write_config("dirs_tiny", image_size=16))
   f = report.finding("model_build_failed")
   assert report.verdict.failed and f.severity == findings.ERROR and f.detail
+
+
+# --- The drop-in's eval mode ---------------------------------------------------------------
+
+
+def _drop_in(*args: str):
+  return subprocess.run(
+    [sys.executable, "-m", "od_guard.model_main_tf2", *args],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"},
+  )
+
+
+def test_10483_drop_in_stops_before_tensorflow_naming_the_directory(odapi_world, tmp_path):
+  """#10483: stock (measured) waits at the missing directory until
+  --eval_timeout and exits 0 (45 s with --eval_timeout=20)."""
+  run = _copy(_run_dir(odapi_world), tmp_path / "models" / "my-ssd-mobnet")
+  r = _drop_in(
+    f"--pipeline_config_path={odapi_world.write_config('dirs_10483_dropin')}",
+    f"--model_dir={run}",
+    f"--checkpoint_dir={tmp_path / 'models' / 'my_ssd_mobnet'}",
+  )
+  assert r.returncode == 1, r.stderr[-3000:]
+  assert "(checkpoint_dir_missing)" in r.stdout and f"--checkpoint_dir={run}" in r.stdout
+  assert "before importing TensorFlow" in r.stderr
+  assert (run / "od_guard" / "eval" / "report.json").is_file()
+
+
+def test_8883_drop_in_warns_that_the_training_command_only_evaluates(odapi_world, tmp_path):
+  """#8883: a training command with --checkpoint_dir added: stock evaluates
+  only. The drop-in says so (and, as stock, waits: here --eval_timeout=1)."""
+  empty = tmp_path / "training"
+  empty.mkdir()
+  r = _drop_in(
+    f"--pipeline_config_path={odapi_world.write_config('dirs_8883_dropin')}",
+    f"--model_dir={empty}",
+    f"--checkpoint_dir={empty}",
+    "--checkpoint_every_n=100",
+    "--eval_timeout=1",
+  )
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "(checkpoint_dir_eval_only)" in r.stdout
+  assert "--checkpoint_every_n" in r.stdout and "drop --checkpoint_dir" in r.stdout

@@ -464,6 +464,39 @@ def _run_args(fv) -> dict:
   }
 
 
+def _eval_args(fv) -> dict:
+  from od_guard.odapi import preflight
+
+  return {
+    "policy": _policy(fv),
+    "training_flags": tuple(n for n in preflight.TRAINING_ONLY_FLAGS if fv[n].present),
+  }
+
+
+def _eval_static_first(fv) -> int | None:
+  """The eval preflight without TensorFlow: a failing verdict with no
+  checkpoint for the model tier to match (a --checkpoint_dir that does not
+  exist) stops the run before TensorFlow is imported; else None."""
+  from od_guard import errors
+  from od_guard.odapi import preflight
+
+  try:
+    report = preflight.check_eval(
+      fv.pipeline_config_path, fv.checkpoint_dir, model_tier=False, **_eval_args(fv)
+    )
+  except errors.OdGuardError as e:
+    return _bad_input(e)
+  if not report.verdict.failed or report.checkpoint is not None:
+    return None  # the full check decides
+  report_dir = _publish(fv, report, chief=True, tensorboard=False, sub=("eval",))
+  logging.error(
+    "od_guard: eval preflight FAILED before importing TensorFlow (%s); not evaluating. Report: %s",
+    "; ".join(report.verdict.reasons[:3]),
+    report_dir,
+  )
+  return EXIT_FAILED_PREFLIGHT
+
+
 def _evaluate(fv, model_lib_v2) -> int:
   """Eval preflight: the latest checkpoint in checkpoint_dir against the eval
   model, whole ("full"); none yet is no failure (eval waits for one). Then
@@ -472,12 +505,7 @@ def _evaluate(fv, model_lib_v2) -> int:
   from od_guard.odapi import preflight
 
   try:
-    report = preflight.check_eval(
-      fv.pipeline_config_path,
-      fv.checkpoint_dir,
-      policy=_policy(fv),
-      training_flags=tuple(n for n in preflight.TRAINING_ONLY_FLAGS if fv[n].present),
-    )
+    report = preflight.check_eval(fv.pipeline_config_path, fv.checkpoint_dir, **_eval_args(fv))
   except errors.OdGuardError as e:
     return _bad_input(e)
   report_dir = _publish(fv, report, chief=True, tensorboard=False, sub=("eval",))
@@ -606,7 +634,11 @@ def run(fv: flags.FlagValues) -> int:
       )
       return EXIT_BAD_INPUT
   static = static_report = static_error = None
-  if not fv.checkpoint_dir:
+  if fv.checkpoint_dir:
+    code = _eval_static_first(fv)
+    if code is not None:
+      return code
+  else:
     code, static, static_report, static_error = _static_first(fv, multi=_multi_worker(fv))
     if code is not None and not _multi_worker(fv):
       return code
