@@ -233,6 +233,30 @@ def test_a_keras_archive_loads_and_verifies_in_fit(tmp_path):
   )
 
 
+def test_a_loader_error_the_prediction_missed_is_a_finding_not_a_traceback(legacy, tmp_path):
+  """An .h5 whose layer_names lists a layer it has no group for: the metadata
+  reads, Keras 2's load_weights raises KeyError. Out of fit, the guard stops
+  with a finding (keras_load_raised), no raw KeyError from on_train_begin."""
+  import h5py
+
+  _, keras = legacy
+  saved = _trained(keras)
+  path = str(tmp_path / "w.h5")
+  saved.save_weights(path)
+  with h5py.File(path, "r+") as f:
+    names = [n if isinstance(n, bytes) else n.encode() for n in f.attrs["layer_names"]]
+    f.attrs["layer_names"] = np.array([*names, b"ghost"], dtype="S")
+  with pytest.raises(KeyError, match="ghost"):
+    _mlp(keras).load_weights(path)  # stock
+  model = _mlp(keras)
+  model.compile(optimizer="adam", loss="mse")
+  with pytest.raises(guarded_restore.RestoreGuardError) as e:
+    model.fit(*_data(), epochs=1, verbose=0, callbacks=[_guard_class(keras)(path, quiet=True)])
+  f = e.value.report.finding("keras_load_raised")
+  assert f.title == "load_weights raised KeyError although od_guard predicted a clean restore."
+  assert "ghost" in f.detail
+
+
 if __name__ == "__main__":
   import sys
 

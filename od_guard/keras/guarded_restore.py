@@ -503,7 +503,13 @@ def _restore_and_verify(
   """Restores, then (with `verify`) judges the verification with the report."""
   inv = static.inventory
   with static.timer.phase("restore"):
-    _apply(model, roots, inv, graph, report.restore, strategy, exclude, load)
+    try:
+      _apply(model, roots, inv, graph, report.restore, strategy, exclude, load)
+    except errors.OdGuardError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  # named in the report, never raw
+      loader = "load_weights" if inv.format in _KERAS_FILES else "the checkpoint restore"
+      return pipeline.amend(report, [keras_diagnosis.load_raised(e, loader)], training=True)
   if not verify or report.restore is None:
     return report
   not_checked: list[str] = []

@@ -556,6 +556,13 @@ _TABLE = (
     "silent: assert_existing_objects_matched() passes; their values stay pending",
   ),
   Code(
+    "keras_load_raised",
+    ERROR,
+    "The Keras loader raised where od_guard predicted a clean restore.",
+    _LAYOUT,
+    "Report it with the model and file; the loader's own message is in the detail.",
+  ),
+  Code(
     "keras_skip_mismatch_misses",
     ERROR,
     "skip_mismatch=True skips most of the model's parameters, not a changed head.",

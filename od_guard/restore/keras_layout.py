@@ -440,3 +440,18 @@ def layers_never_built(layers: list[tuple[str, int]], *, model_flavour: str | No
     data={"layers": [name for name, _ in layers]},
     stock_outcome="silent: assert_existing_objects_matched() passes; the values stay pending",
   )
+
+
+def load_raised(error: BaseException, loader: str) -> Finding:
+  """The restore itself raised where the prediction said it would pass: the
+  report names it instead of a raw traceback leaving a callback."""
+  return Finding(
+    "keras_load_raised",
+    findings.ERROR,
+    f"{loader} raised {type(error).__name__} although od_guard predicted a clean restore.",
+    detail=str(error)[:600],
+    fix=(
+      "Report this with the model and the file: od_guard's prediction missed what the "
+      "loader checks. Meanwhile the message above is the loader's own."
+    ),
+  )
