@@ -144,6 +144,23 @@ def test_a_head_swap_by_name_passes(keras, tmp_path):
   assert _held(model, saved) == 4
 
 
+def test_a_renamed_head_of_the_same_width_is_named_and_exclude_says_it_is_new(keras, tmp_path):
+  """A head renamed but of the saved head's shapes: by_name leaves it random
+  while the file holds a head that fits. Named; the proposed exclude (train it
+  afresh, on purpose) passes and loads the backbone."""
+  saved, path = _saved(keras, tmp_path, names=("f1", "f2", "head"))
+  build = lambda: _net(keras, names=("f1", "f2", "new_head"))  # noqa: E731
+  assert _stock_by_name(keras, build, path, saved) == 4  # stock: silent, the head random
+  f = _fails(build(), path, "keras_by_name_unbound", by_name=True)
+  assert f.data["layer_map"] == {"new_head": "head"}
+  assert f.data["exclude"] == ["new_head"]
+  model = build()
+  report = guarded_restore.restore(model, path, by_name=True, exclude=f.data["exclude"], quiet=True)
+  assert report.verdict.decision == policy_lib.PASS, report.codes()
+  assert report.finding("restore_verified").title == "Verified: 4 weights hold the file's values."
+  assert _held(model, saved) == 4
+
+
 def test_a_changed_head_under_skip_mismatch_passes(keras, tmp_path):
   """Control: skip_mismatch skipping a head whose width changed."""
   saved, path = _saved(keras, tmp_path, names=("f1", "f2", "head"))
