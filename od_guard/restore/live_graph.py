@@ -146,8 +146,11 @@ def capture(
     objects.append(obj)
     if is_variable(obj):
       add(obj, path)
+  # A root that is itself excluded has no node: the restore does not reach it.
   nodes = [
-    restore_match.LiveNode(children=tuple((name, index[id(obj)]) for name, obj in roots.items()))
+    restore_match.LiveNode(
+      children=tuple((name, index[id(obj)]) for name, obj in roots.items() if id(obj) in index)
+    )
   ]
   for obj in objects[1:]:
     nodes.append(
