@@ -14,7 +14,9 @@ only, which this TF needs to train at all):
   model_dir whose checkpoint (ckpt-3) holds step 2000
   (nicknochnack/TFODCourse#82): exit 0 after 57 s, no "Step" line logged, no
   checkpoint saved: 0 steps trained.
-* exporter_main_v2: see workflow_scenarios_test.py's docstring.
+* exporter_main_v2 with a 5-class config (--config_override) on a 3-class
+  checkpoint: exit 0 after 98 s, a SavedModel written, no warning logged.
+* exporter_main_v2's directory errors: see workflow_scenarios_test.py's docstring.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def test_export_of_a_checkpoint_of_another_num_classes_fails_with_the_export_fix
   assert report.verdict.failed and f.severity == findings.ERROR
   assert f.fix.startswith("Export with the config the checkpoint was trained with")
   assert "--trained_checkpoint_dir" in f.fix
+  assert f.stock_outcome.startswith("exits 0 and writes a SavedModel, silently")
 
 
 # --- The exporter drop-in, end to end ----------------------------------------------------

@@ -439,7 +439,9 @@ def _for_eval(
         "restores the rest without an error, then fails during evaluation (measured "
         "here: a 5-class eval of a 3-class checkpoint died in NMS after 1 min 55 s)"
         if mode != "export"
-        else f.stock_outcome
+        else "exits 0 and writes a SavedModel, silently, without the checkpoint's class "
+        "head (measured here: a 5-class export of a 3-class checkpoint, 98 s, no "
+        "warning logged)"
       ),
     )
     if f.code == "num_classes_differ" and f.severity == findings_lib.ERROR
