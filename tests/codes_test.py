@@ -17,7 +17,7 @@ from od_guard.restore import policy as policy_lib
 
 pytestmark = pytest.mark.plain
 
-PACKAGE = pathlib.Path(codes.__file__).resolve().parents[1]
+PACKAGE = pathlib.Path(codes.__file__).resolve().parents[2]  # od_guard/
 
 
 # Finding(...) and the helpers that take the code as their first argument.

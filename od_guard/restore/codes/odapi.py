@@ -1,32 +1,15 @@
-"""The finding-code registry: every code od_guard can report, in one table.
-
-A finding's `code` is its stable name: tests, JSON consumers, policies
-(`Policy.warn_only`) and the decide tables (`od_guard.restore.decide`) refer
-to it. Each code is registered here with the severity it is raised at, a
-one-line meaning, the module that raises it, the usual fix and what stock
-TensorFlow / the OD API / Keras does in the same situation. The findings
-reference of the documentation is generated from this table.
-
-    from od_guard.restore import codes
-    codes.CODES["checkpoint_type_mismatch"].meaning
-
-`check(code)` raises for an unregistered code; `Finding` calls it when
-`OD_GUARD_STRICT_CODES=1` is set (the test suite sets it), so a diagnosis that
-invents a code fails its tests instead of reaching users unregistered.
-"""
+"""The codes of the OD API integration's checks: where fine_tune_checkpoint points, the
+checkpoint's format and contents against the config, input paths and label maps,
+model_dir, evaluation and export directories, the model build, where the check runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-import dataclasses
-import difflib
-
-ERROR = "error"
-WARNING = "warning"
-INFO = "info"
-# Raised at the error severity in some contexts and a lower one in others
-# (e.g. an input path is an error for training, a warning for a repo check).
-VARIES = "varies"
+from od_guard.restore.codes._code import ERROR
+from od_guard.restore.codes._code import INFO
+from od_guard.restore.codes._code import UNBOUND as _UNBOUND
+from od_guard.restore.codes._code import VARIES
+from od_guard.restore.codes._code import WARNING
+from od_guard.restore.codes._code import Code
 
 _STATIC = "od_guard.odapi.static_diagnosis"
 _PATH = "od_guard.odapi.fine_tune_path"
@@ -34,41 +17,8 @@ _ARCH = "od_guard.odapi.architecture"
 _INPUTS = "od_guard.odapi.input_paths"
 _MODEL_DIR = "od_guard.odapi.model_dir"
 _PREFLIGHT = "od_guard.odapi.preflight"
-_DIAGNOSIS = "od_guard.restore.diagnosis"
-_LAYOUT = "od_guard.restore.keras_layout"
-_VALUES = "od_guard.restore.value_health"
-_REPLICAS = "od_guard.restore.replica_values"
-_CONSENSUS = "od_guard.restore.consensus"
-_POLICY = "od_guard.restore.policy"
-_UNBOUND = "AssertionError: Found N Python objects that were not bound to checkpointed values"
 
-
-@dataclasses.dataclass(frozen=True)
-class Code:
-  """One registered finding code.
-
-  Attributes:
-    code: the stable identifier.
-    severity: the severity it is raised at (ERROR, WARNING, INFO or VARIES).
-    meaning: one line: what the finding says.
-    layer: the module that raises it.
-    fix: the usual fix ('' for facts).
-    stock: what stock TF / the OD API / Keras does in this situation ('' when
-      not measured or not applicable).
-  """
-
-  code: str
-  severity: str
-  meaning: str
-  layer: str
-  fix: str = ""
-  stock: str = ""
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
-
-
-_TABLE = (
+CODES = (
   # --- The fine-tune checkpoint's path (static tier).
   Code(
     "no_fine_tune_checkpoint",
@@ -417,7 +367,17 @@ _TABLE = (
     "To train, drop --checkpoint_dir.",
     "evaluates only, silently; with no checkpoint there it waits until --eval_timeout",
   ),
-  # --- The predicted restore (model tier).
+  # --- Where the check runs (od-guard check --where repo).
+  Code(
+    "not_checked_here",
+    INFO,
+    "A path the config names cannot exist where the check runs (a repository without the "
+    "data): it is checked at training time.",
+    "od_guard.odapi.repo_mode",
+    "Commit the checkpoint's .index (a few KB) or pass --checkpoint to a local copy.",
+    "",
+  ),
+  # --- Building the model (model tier).
   Code(
     "model_build_downloads",
     INFO,
@@ -436,257 +396,4 @@ _TABLE = (
     "Fix what the static diagnosis names first; else the model section the error names.",
     "fails with the same error when it builds the model, before step one",
   ),
-  Code(
-    "variables_not_restored",
-    ERROR,
-    "Variables the restore asks for have no value in the checkpoint.",
-    _DIAGNOSIS,
-    "Restore from a checkpoint that has them, or exclude them from the restore.",
-    _UNBOUND + " (or trains them freshly initialised, silently)",
-  ),
-  Code(
-    "renamed_scopes",
-    ERROR,
-    "The variables are saved under other names: the checkpoint's scopes were renamed.",
-    _DIAGNOSIS,
-    "Rename the checkpoint's keys with the proposed map (`od-guard remap`).",
-    _UNBOUND,
-  ),
-  Code(
-    "shape_mismatch",
-    ERROR,
-    "Variables have other shapes in the checkpoint than in the model.",
-    _DIAGNOSIS,
-    "Fix the config (classes, backbone, depth) or restore less.",
-    "ValueError: Cannot assign value to variable ...: Shape mismatch.",
-  ),
-  Code(
-    "dtype_mismatch",
-    ERROR,
-    "Variables have another dtype in the checkpoint than in the model.",
-    _DIAGNOSIS,
-    "Build the model with the checkpoint's dtype policy (mixed precision?).",
-  ),
-  Code(
-    "unused_checkpoint_values",
-    INFO,
-    "Model values in the checkpoint that this restore does not use.",
-    _DIAGNOSIS,
-  ),
-  Code(
-    "not_requested",
-    INFO,
-    "Variables outside what the restore asks for start freshly initialised.",
-    _DIAGNOSIS,
-  ),
-  Code(
-    "coverage_below_threshold",
-    ERROR,
-    "Too small a fraction of the backbone's (or neck's) parameters restores for the policy.",
-    _POLICY,
-    "Fix the causes named beside it, or lower --guard_min_backbone_coverage.",
-  ),
-  # --- Keras files and layouts.
-  Code(
-    "keras_file_flavour",
-    ERROR,
-    "The weight file was written by another Keras than the model's.",
-    _LAYOUT,
-    "Load it with the Keras that wrote it, or convert the file.",
-  ),
-  Code(
-    "keras_layout_mismatch",
-    ERROR,
-    "The checkpoint has another Keras's object layout: nothing binds.",
-    _LAYOUT,
-    "Restore with the Keras that wrote it, or through the proposed key map.",
-  ),
-  Code(
-    "auto_named_layers",
-    ERROR,
-    "Layers with auto-generated names or positions differ between checkpoint and model.",
-    _LAYOUT,
-    "Name the layers explicitly, or restore by topology.",
-  ),
-  Code(
-    "head_shape_changed",
-    ERROR,
-    "The output layer changed width between checkpoint and model.",
-    _LAYOUT,
-    "Skip the head (skip_mismatch / exclude) or rebuild it with the checkpoint's width.",
-  ),
-  Code(
-    "deferred_restore",
-    ERROR,
-    "The model is not built: checkpoint values would wait for variables that do not exist.",
-    _LAYOUT,
-    "Build the model (call it on a batch or model.build(shape)) before restoring.",
-    "restores nothing now and reports nothing later",
-  ),
-  Code(
-    "tf_checkpoint_for_keras3",
-    INFO,
-    "Keras 3 refuses TF checkpoints in load_weights; od_guard restored it with tf.train.Checkpoint.",
-    _LAYOUT,
-    "",
-    "ValueError: File format not supported ... Keras 3 only supports V3 `.keras` and `.weights.h5`",
-  ),
-  Code(
-    "keras_by_name_unbound",
-    ERROR,
-    "load_weights(by_name=True) binds nothing, or leaves layers empty the file holds under other names.",
-    _LAYOUT,
-    "Load by topology (by_name=False), name the layers as the file does, or exclude them.",
-    "silent: loads what matches by name and leaves the rest random",
-  ),
-  Code(
-    "keras_optimizer_generation",
-    ERROR,
-    "A legacy (pre-2.11) Keras optimizer's state resumed into the new optimizer, or the reverse.",
-    _LAYOUT,
-    "Compile with the optimizer generation that saved it, or restore the model only.",
-    "ValueError (legacy state into the new optimizer); silent (new state into a legacy one)",
-  ),
-  Code(
-    "keras_layers_never_built",
-    WARNING,
-    "Layers of a built Keras model have no variables: call() never reaches them.",
-    _LAYOUT,
-    "Build them before restoring (run the path that uses them), or remove them.",
-    "silent: assert_existing_objects_matched() passes; their values stay pending",
-  ),
-  Code(
-    "keras_load_raised",
-    ERROR,
-    "The Keras loader raised where od_guard predicted a clean restore.",
-    _LAYOUT,
-    "Report it with the model and file; the loader's own message is in the detail.",
-  ),
-  Code(
-    "keras_skip_mismatch_misses",
-    ERROR,
-    "skip_mismatch=True skips most of the model's parameters, not a changed head.",
-    _LAYOUT,
-    "Load the weights of the model's own variant; keep skip_mismatch for a changed head.",
-    "silent: a warning per skipped layer, those layers stay random",
-  ),
-  # --- The checkpoint's values.
-  Code(
-    "checkpoint_value_corrupt",
-    ERROR,
-    "Values the restore assigns are damaged (CRC32C mismatch or unreadable).",
-    _VALUES,
-    "Download or copy the checkpoint again.",
-    "DataLossError when the restore reads the damaged value",
-  ),
-  Code(
-    "checkpoint_value_corrupt_unrestored",
-    WARNING,
-    "Saved values this restore does not assign are damaged.",
-    _VALUES,
-    "Copy the checkpoint again before restoring it elsewhere.",
-  ),
-  Code(
-    "nan_inf_in_restored_values",
-    ERROR,
-    "Values the restore assigns hold NaN or Inf: the run that saved them diverged.",
-    _VALUES,
-    "Restore from an earlier checkpoint of that run.",
-    "trains on NaN: the loss is NaN from the first step",
-  ),
-  Code(
-    "nan_inf_in_unrestored_values",
-    WARNING,
-    "Saved values this restore does not assign hold NaN or Inf (e.g. optimizer slots).",
-    _VALUES,
-  ),
-  Code(
-    "nonpositive_moving_variance",
-    WARNING,
-    "Batch-norm moving variances the restore assigns have elements <= 0.",
-    _VALUES,
-    "Restore from another checkpoint, or check how it was written.",
-  ),
-  Code(
-    "constant_restored_kernels",
-    INFO,
-    "Restored weight tensors are all zero or constant (untrained?).",
-    _VALUES,
-  ),
-  Code(
-    "checkpoint_values_verified",
-    INFO,
-    "Every value checked was read, its CRC32C matched and it is finite.",
-    _VALUES,
-  ),
-  # --- The real restore, verified on every replica.
-  Code(
-    "restore_not_applied",
-    ERROR,
-    "After the restore, values differ from the checkpoint on some replica.",
-    _REPLICAS,
-    "Report this with the model and checkpoint: the restore did not do what it promised.",
-  ),
-  Code(
-    "restore_verified",
-    INFO,
-    "After the restore, every restored value holds the checkpoint's value on every replica.",
-    _REPLICAS,
-  ),
-  # --- Multi-worker agreement.
-  Code(
-    "workers_disagree",
-    ERROR,
-    "The workers' preflights disagree (another checkpoint, config or verdict).",
-    _CONSENSUS,
-    "Give every worker the same config and checkpoint.",
-    "the healthy workers fail later, in a collective, with a misleading error",
-  ),
-  Code(
-    "workers_missing",
-    ERROR,
-    "A worker did not report its preflight within the consensus timeout.",
-    _CONSENSUS,
-    "Start every worker, or raise --guard_consensus_timeout.",
-    "the healthy workers wait in a collective until it times out",
-  ),
-  # --- Where the check runs (od-guard check --where repo).
-  Code(
-    "not_checked_here",
-    INFO,
-    "A path the config names cannot exist where the check runs (a repository without the "
-    "data): it is checked at training time.",
-    "od_guard.odapi.repo_mode",
-    "Commit the checkpoint's .index (a few KB) or pass --checkpoint to a local copy.",
-    "",
-  ),
 )
-
-CODES: Mapping[str, Code] = {c.code: c for c in _TABLE}
-if len(CODES) != len(_TABLE):  # a code registered twice is a programming error
-  raise RuntimeError("od_guard.restore.codes: a code is registered twice")
-
-
-class UnregisteredCodeError(ValueError):
-  """A finding used a code the registry does not hold (a programming error)."""
-
-
-def check(code: str) -> str:
-  """Returns `code` if registered.
-
-  Raises:
-    UnregisteredCodeError: it is not, naming the closest registered code.
-  """
-  if code in CODES:
-    return code
-  close = difflib.get_close_matches(code, CODES, n=1)
-  hint = f" Did you mean {close[0]!r}?" if close else ""
-  raise UnregisteredCodeError(
-    f"Finding code {code!r} is not registered in od_guard.restore.codes.{hint}"
-  )
-
-
-def closest(code: str) -> str | None:
-  """The registered code nearest to `code` (for usage errors), or None."""
-  close = difflib.get_close_matches(code, CODES, n=1)
-  return close[0] if close else None
