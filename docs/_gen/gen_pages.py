@@ -9,7 +9,7 @@
   with the first sentence of its docstring (read with `ast`, not imported).
 
 Neither import needs TensorFlow. The pages exist only in the built site: edit
-the sources (cli/parser.py, the drop-ins, codes.py, .importlinter, the docstrings),
+the sources (cli/parser.py, the drop-ins, restore/codes/, .importlinter, the docstrings),
 never the output.
 """
 
