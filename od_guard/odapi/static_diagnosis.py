@@ -314,10 +314,12 @@ def diagnose_model_section(message) -> list[Finding]:
     return []
   arch = getattr(model, which)
   try:
-    extractor = arch.feature_extractor.type if arch.HasField("feature_extractor") else ""
-  except AttributeError:  # a schema that does not know the field: nothing to say
+    has_extractor = arch.HasField("feature_extractor")
+  except (AttributeError, ValueError):  # a schema that does not know the field: nothing to say
     return []
-  if extractor:
+  if has_extractor:
+    # A feature_extractor without a type may hide a misspelt field where no
+    # schema checked the names: only a missing section is certain.
     return []
   # HasField by name works with the OD API's messages and od_guard's own reader.
   written = [n for n in _SECTION_FIELDS if _has(arch, n)]
