@@ -117,14 +117,17 @@ demo: env-odapi
 keras-example: env-modern
 	$(MODERN) examples/keras_finetune.py --out keras_demo_out
 
-bench: env-odapi
+bench: env-odapi env-modern env-plain
 	$(ODAPI) benchmarks/inventory.py
 	$(ODAPI) benchmarks/time_to_verdict.py
 	$(ODAPI) benchmarks/save_overhead.py
 	$(ODAPI) benchmarks/remap.py
 	$(ODAPI) benchmarks/dashboard.py
 	$(ODAPI) benchmarks/verify.py
+	$(ODAPI) benchmarks/compat.py
+	$(MODERN) benchmarks/compat.py
 	$(PLAIN) benchmarks/remote.py
+	$(PLAIN) benchmarks/faults.py
 
 # Structure-aware mutations of every reader (outside CI: several minutes).
 fuzz: env-plain

@@ -94,12 +94,14 @@ class Capture:
     root_hint: which roots the restore walks, in words (for fixes).
     strategy: the distribution strategy the model was built under, in words.
     found: findings the capture itself made (e.g. how Keras 3 restores).
+    shims: the in-process shims the model was built with.
   """
 
   graph: matching.LiveGraph | None
   root_hint: str = ""
   strategy: str = ""
   found: Sequence[Finding] = ()
+  shims: tuple[str, ...] = ()
 
 
 # The model tier: returns the capture, or None when the restore cannot be
@@ -212,6 +214,7 @@ def run(
     verdict=verdict,
     timings=dict(timer.timings),
     strategy=captured.strategy if captured and captured.strategy else strategy,
+    shims=captured.shims if captured else (),
     not_checked=tuple(static.not_checked),
     config_summary=static.config_summary,
     stock_name=stock_name,

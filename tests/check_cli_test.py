@@ -13,6 +13,7 @@ import pytest
 
 from conftest import BITEWING
 from conftest import HAS_ODAPI
+from conftest import REPO
 from conftest import SIGN_LANGUAGE
 from conftest import ZOO
 from conftest import ZOO_COPIES
@@ -156,6 +157,7 @@ def test_model_tier_without_a_usable_od_api_says_so(keras_tf_checkpoint):
     str(ZOO_COPIES / "ssd_mobilenet_v2_320x320_coco17_tpu-8.config"),
     "--checkpoint",
     keras_tf_checkpoint,
+    env={"OD_GUARD_COMPAT": "off"},  # with the compat layer, the OD API works here too
   )
   assert r.returncode == 2
   d = json.loads(r.stdout)
@@ -165,17 +167,21 @@ def test_model_tier_without_a_usable_od_api_says_so(keras_tf_checkpoint):
 
 
 def test_doctor_json():
-  r = cli_in_process("doctor", "--json")
+  r = run_cli("doctor", "--json", unset=("OD_GUARD_COMPAT",))
   d = json.loads(r.stdout)
   assert d["schema"] == "od_guard.doctor/1"
   by_name = {c["name"]: c for c in d["checks"]}
+  # With the compat layer (the default), nothing blocks the OD API in either
+  # environment; what it clears is a warning.
+  assert r.returncode == 0 and d["ok"], r.stdout
+  assert by_name["tf_slim.control_flow_ops"]["status"] == "warning"
   import tensorflow as tf
 
-  if tf.__version__.startswith("2.15"):
-    assert r.returncode == 0 and d["ok"]
-    assert by_name["tf_slim.control_flow_ops"]["status"] == "warning"
-  else:
-    # The modern environment carries the OD API's files next to TF 2.20.
+  if not tf.__version__.startswith("2.15"):
+    # Without it, the modern environment's OD API files next to TF 2.20 cannot run.
+    r = run_cli("doctor", "--json", env={"OD_GUARD_COMPAT": "off"})
+    d = json.loads(r.stdout)
+    by_name = {c["name"]: c for c in d["checks"]}
     assert r.returncode == 1 and not d["ok"]
     assert by_name["keras"]["status"] == "error"
     assert "TF_USE_LEGACY_KERAS=1" in by_name["keras"]["fix"]
@@ -203,10 +209,11 @@ def test_doctor_is_right_about_keras_3_without_legacy_keras(legacy):
   quotes is the real one and the fix it gives makes the import work."""
   if importlib.util.find_spec("object_detection") is None:
     pytest.skip("needs the OD API's files (both environments have them)")
+  # The doctor without the compat layer, which would set TF_USE_LEGACY_KERAS itself.
   if legacy is None:
-    given, unset = {}, ("TF_USE_LEGACY_KERAS",)
+    given, unset = {"OD_GUARD_COMPAT": "off"}, ("TF_USE_LEGACY_KERAS",)
   else:
-    given, unset = {"TF_USE_LEGACY_KERAS": legacy}, ()
+    given, unset = {"OD_GUARD_COMPAT": "off", "TF_USE_LEGACY_KERAS": legacy}, ()
   r = run_cli("doctor", "--json", env=given, unset=unset)
   keras = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["keras"]
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
@@ -229,18 +236,35 @@ def test_doctor_is_right_about_keras_3_without_legacy_keras(legacy):
   "user,classes", [(SIGN_LANGUAGE, 10), (BITEWING, 5)], ids=["sign_language", "bitewing"]
 )
 def test_full_check_of_real_index_only_checkpoints(user, classes):
-  from od_guard.odapi import preflight
-
-  report = preflight.check(str(user / "pipeline.config"), checkpoint=str(user / "checkpoint"))
-  assert report.tier == "model" and report.restore.mode == "keys"
+  # In a fresh interpreter: on TF 2.20 the compat layer must come before
+  # TensorFlow's import, and this test process may have imported it already.
+  code = (
+    "import json, sys\n"
+    "from od_guard.odapi import preflight\n"
+    "r = preflight.check(sys.argv[1], checkpoint=sys.argv[2])\n"
+    "print(json.dumps({'tier': r.tier, 'mode': r.restore.mode, 'decision': r.verdict.decision,\n"
+    "  'problems': [(f.code, f.severity) for f in r.findings if f.severity != 'info'],\n"
+    "  'coverage': {c.component: c.fraction for c in r.restore.coverage},\n"
+    "  'classes': r.fingerprint.num_classes(r.config['add_background_class'])}))\n"
+  )
+  run = subprocess.run(
+    [sys.executable, "-c", code, str(user / "pipeline.config"), str(user / "checkpoint")],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"),
+  )
+  assert run.returncode == 0, run.stderr[-3000:]
+  report = json.loads(run.stdout.strip().splitlines()[-1])
+  assert (report["tier"], report["mode"]) == ("model", "keys")
   # The users' TFRecords and label maps are not on this machine (see
   # test_static_check_real_user_checkpoints_from_the_index_alone).
-  assert report.verdict.decision == "fail"
-  assert [(f.code, f.severity) for f in report.findings if f.severity != "info"] == [
+  assert report["decision"] == "fail"
+  assert [tuple(p) for p in report["problems"]] == [
     ("input_path_missing", "error"),
     ("input_path_missing", "warning"),
     ("data_shard_missing", "warning"),
   ]
-  cov = {c.component: c.fraction for c in report.restore.coverage}
+  cov = report["coverage"]
   assert (cov["backbone"], cov["neck"], cov["box_head"], cov["class_head"]) == (1.0, 1.0, 0.0, 0.0)
-  assert report.fingerprint.num_classes(report.config["add_background_class"]) == classes
+  assert report["classes"] == classes

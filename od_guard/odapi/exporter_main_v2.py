@@ -169,6 +169,7 @@ def _export(fv) -> None:
 def run(fv: flags.FlagValues) -> int:
   """Runs the drop-in with parsed flags; returns the process exit code."""
   from od_guard import errors
+  from od_guard.odapi import compat as odapi_compat
   from od_guard.report import publish
 
   for name in REQUIRED:
@@ -179,6 +180,8 @@ def run(fv: flags.FlagValues) -> int:
       )
       return EXIT_BAD_INPUT
   try:
+    # Before anything imports TensorFlow (OD_GUARD_COMPAT=off turns it off).
+    odapi_compat.install()
     report, report_dir = preflight(fv)
   except errors.OdGuardError as e:
     print(f"od_guard: error: {type(e).__name__}: {e.format()}", file=sys.stderr, flush=True)

@@ -15,6 +15,8 @@ defaults, plus od_guard's:
   --guard_naming_rules         a TOML rules file (default: the odapi preset)
   --guard_consensus_timeout    seconds the workers of a multi-worker run wait
                                for each other's verdicts (default 300)
+  --guard_compat               auto | off: the compat layer that runs the OD API on
+                               current TensorFlow (default: OD_GUARD_COMPAT, else auto)
   --guard_ignore / --guard_select  finding codes (comma-separated) that never
                                decide the verdict / the only ones that may
 
@@ -211,6 +213,15 @@ def _define_guard_flags(fv: flags.FlagValues) -> None:
     flag_values=fv,
   )
 
+  flags.DEFINE_enum(
+    "guard_compat",
+    None,
+    ["auto", "off"],
+    "od_guard's compat layer for the OD API on current TensorFlow (od_guard.odapi.compat): "
+    "auto applies the shims this stack needs before TensorFlow is imported; off applies "
+    "none (default: OD_GUARD_COMPAT, else auto).",
+    flag_values=fv,
+  )
   flags.DEFINE_float(
     "guard_consensus_timeout",
     300.0,
@@ -633,6 +644,12 @@ def run(fv: flags.FlagValues) -> int:
         f"od_guard.model_main_tf2: --{name} is required (as for model_main_tf2).", file=sys.stderr
       )
       return EXIT_BAD_INPUT
+  from od_guard import errors
+
+  try:  # before anything imports TensorFlow: one schema for both tiers
+    odapi_compat.install(fv.guard_compat)
+  except errors.OdGuardError as e:
+    return _bad_input(e)
   static = static_report = static_error = None
   if fv.checkpoint_dir:
     code = _eval_static_first(fv)

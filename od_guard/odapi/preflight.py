@@ -195,13 +195,17 @@ def _model_tier(
     if not _model_tier_possible(static):
       return None
     # The model tier's modules load only when it runs: --static stays light.
+    from od_guard.odapi import compat as odapi_compat
     from od_guard.odapi import model as odapi_model
     from od_guard.restore import live_graph
     from od_guard.restore import strategies
 
     timer = static.timer
     with timer.phase("import"):
-      message = pipeline_config.odapi_message(config_path, static.context.message)  # its class
+      # The compat layer before the OD API's protos load: the builder's message
+      # class and od_guard's config reading then share one schema.
+      odapi_compat.install()
+      message = pipeline_config.odapi_message(config_path, static.context.message)
       tf, _ = odapi_model.import_odapi()
     built_under = strategy or tf.distribute.get_strategy()
     pending = [d for d in odapi_model.downloads(message.model) if not d.cached]
@@ -219,6 +223,7 @@ def _model_tier(
           None,
           strategy=strategies.describe(built_under),
           found=[*map(_download, pending), _build_failed(e, static, pending)],
+          shims=odapi_compat.active(),
         )
     if keep is not None:
       keep.model, keep.model_config, keep.strategy = model, message.model, built_under
@@ -232,11 +237,17 @@ def _model_tier(
         try:
           roots = odapi_model.restore_roots(model, ctype)
         except odapi_model.ModelBuildError:
-          return pipeline.Capture(None, strategy=described)  # checkpoint_type_unsupported
+          return pipeline.Capture(  # checkpoint_type_unsupported says why
+            None, strategy=described, shims=odapi_compat.active()
+          )
         hint = f'fine_tune_checkpoint_type "{ctype}" restores ' + ", ".join(f"'{k}'" for k in roots)
       graph = live_graph.capture(roots, model=whole)
     return pipeline.Capture(
-      graph, root_hint=hint, strategy=described, found=[_download(d) for d in pending]
+      graph,
+      root_hint=hint,
+      strategy=described,
+      found=[_download(d) for d in pending],
+      shims=odapi_compat.active(),
     )
 
   return capture

@@ -49,5 +49,24 @@ def describe() -> str:
       f"protobuf {config_schema.protobuf_description()}",
       f"object-detection {odapi or 'not installed'}",
       f"pipeline.config schema: {how}",
+      _compat_line(),
     ]
+  )
+
+
+def _compat_line() -> str:
+  """Which shims of the compat layer are active here (or would be, on install)."""
+  from od_guard.odapi import compat
+
+  try:
+    mode = compat.requested_mode()
+  except errors.UsageError as e:
+    return f"odapi compat: {e.what}"
+  active = compat.active()
+  if mode == compat.OFF:
+    return f"odapi compat ({compat.ENV}={mode}): off"
+  shims = active or compat.needed()
+  state = "active" if active else "needed"
+  return f"odapi compat ({compat.ENV}={mode}): " + (
+    f"{', '.join(shims)} ({state})" if shims else "nothing needed"
   )

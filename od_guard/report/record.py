@@ -40,6 +40,8 @@ class Report:
     verdict: pass / warn / fail and why.
     timings: seconds per phase ('read', 'static', 'import', 'build', 'match').
     strategy: the distribution strategy the model was built under.
+    shims: the in-process shims the model was built with (the OD API's
+      `od_guard.odapi.compat` on current TensorFlow); () when none.
     not_checked: what this run could not establish, in words.
     config_summary: `config` in one line, for the text report.
     stock_name: who `Finding.stock_outcome` describes (e.g. 'stock model_main_tf2').
@@ -54,6 +56,7 @@ class Report:
   verdict: policy_lib.Verdict
   timings: dict[str, float] = dataclasses.field(default_factory=dict)
   strategy: str = ""
+  shims: tuple[str, ...] = ()
   not_checked: tuple[str, ...] = ()
   config_summary: str = ""
   stock_name: str = "plain TF / Keras"
@@ -87,4 +90,5 @@ class Report:
       "not_checked": list(self.not_checked),
       "strategy": self.strategy,
       "timings": {k: round(v, 4) for k, v in self.timings.items()},
+      **({"shims": list(self.shims)} if self.shims else {}),
     }

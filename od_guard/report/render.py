@@ -88,6 +88,8 @@ def render_text(report: record.Report, *, verbose: bool = False) -> str:
     )
   if report.strategy:
     out.append(f"  strategy:    {report.strategy}")
+  if report.shims:
+    out.append(f"  shims:       {', '.join(report.shims)} (od_guard.odapi.compat)")
   if report.restore is not None:
     out.append("  coverage (parameter-weighted, whole model):")
     out.extend("  " + line for line in _coverage_lines(report.restore))
