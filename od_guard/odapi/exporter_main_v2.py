@@ -35,6 +35,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from od_guard.odapi import guard_flags
+
 EXIT_FAILED_PREFLIGHT = 1
 EXIT_BAD_INPUT = 2
 REQUIRED = ("pipeline_config_path", "trained_checkpoint_dir", "output_directory")
@@ -85,13 +87,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     "With --use_side_inputs: the side inputs' names, comma-separated.",
     flag_values=fv,
   )
-  flags.DEFINE_enum(
-    "guard_policy",
-    "default",
-    ["strict", "default", "lenient"],
-    "od_guard policy that turns the preflight's findings into a verdict.",
-    flag_values=fv,
-  )
+  guard_flags.define_policy(fv)
   flags.DEFINE_bool(
     "guard_only",
     False,

@@ -69,6 +69,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from od_guard.odapi import guard_flags
+
 EXIT_FAILED_PREFLIGHT = 1
 EXIT_BAD_INPUT = 2
 
@@ -153,13 +155,7 @@ def _define_stock_flags(fv: flags.FlagValues) -> None:
 
 def _define_guard_flags(fv: flags.FlagValues) -> None:
   """od_guard's own flags (`--guard_*`, --num_steps_per_iteration)."""
-  flags.DEFINE_enum(
-    "guard_policy",
-    "default",
-    ["strict", "default", "lenient"],
-    "od_guard policy that turns the preflight's findings into a verdict.",
-    flag_values=fv,
-  )
+  guard_flags.define_policy(fv)
   flags.DEFINE_float(
     "guard_min_backbone_coverage",
     None,
