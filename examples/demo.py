@@ -148,7 +148,7 @@ def main() -> int:
     "  FAIL, each with its checkpoint and config. renamed_scopes/train opens first: its\n"
     "  findings and fixes, the rename map, coverage per component and, in the variable\n"
     "  table, its missing variables beside the checkpoint's unused ones; 'Compare runs' sets\n"
-    '  it against good/train. (The README\'s "The TensorBoard dashboard" explains each view.)'
+    "  it against good/train. (docs/dashboard.md explains each view.)"
   )
   return 0 if ok else 1
 

@@ -8,7 +8,7 @@ The public API (everything else is importable, but may move between releases):
     guard = od_guard.keras.RestoreGuard("pretrained/ckpt-3")  # a Keras callback
     report = od_guard.keras.restore(model, "pretrained/ckpt-3")
 
-Layers (see the README's Layout): `checkpoint` (reading, no TF) -> `restore`
+Layers (see docs/design.md): `checkpoint` (reading, no TF) -> `restore`
 (matching, diagnosis, policy) -> `report` (record and renderings) ->
 `naming`, `odapi`, `keras` (integrations). Subpackages load on first use, so
 `od-guard inspect` and `od-guard check --static` start in milliseconds.

@@ -93,6 +93,26 @@ def keras3_available() -> bool:
   return int(keras.__version__.split(".")[0]) >= 3
 
 
+def keras_of(flavour: str):
+  """The Keras module of a flavour ('keras2': TF <= 2.15's tf.keras, 'tf_keras',
+  'keras3'), or skip where this environment lacks it."""
+  import tensorflow as tf
+
+  if flavour == "tf_keras":
+    import tf_keras
+
+    return tf_keras
+  if flavour == "keras3":
+    if not keras3_available():
+      pytest.skip("Keras 3 is the modern environment's")
+    import keras
+
+    return keras
+  if keras3_available():
+    pytest.skip("Keras 2 as tf.keras is TF <= 2.15's (the odapi environment's)")
+  return tf.keras
+
+
 def run_cli(
   *args: str,
   check_tf: bool = False,

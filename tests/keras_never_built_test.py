@@ -11,24 +11,12 @@ import pytest
 from od_guard.keras import guarded_restore
 from od_guard.restore import policy as policy_lib
 
-from conftest import keras3_available
+from conftest import keras_of
 
 
 @pytest.fixture(params=["keras2", "tf_keras", "keras3"])
 def keras(request, tf):
-  if request.param == "tf_keras":
-    import tf_keras
-
-    return tf_keras
-  if request.param == "keras3":
-    if not keras3_available():
-      pytest.skip("Keras 3 is the modern environment's")
-    import keras
-
-    return keras
-  if keras3_available():
-    pytest.skip("Keras 2 as tf.keras is TF <= 2.15's (the odapi environment's)")
-  return tf.keras
+  return keras_of(request.param)
 
 
 def _net(keras, skip: bool):

@@ -12,29 +12,13 @@ import pytest
 from od_guard.keras import guarded_restore
 from od_guard.restore import policy as policy_lib
 
-from conftest import keras3_available
-
-
-def _keras(flavour, tf):
-  if flavour == "tf_keras":
-    import tf_keras
-
-    return tf_keras
-  if flavour == "keras3":
-    if not keras3_available():
-      pytest.skip("Keras 3 is the modern environment's")
-    import keras
-
-    return keras
-  if keras3_available():
-    pytest.skip("Keras 2 as tf.keras is TF <= 2.15's (the odapi environment's)")
-  return tf.keras
+from conftest import keras_of
 
 
 @pytest.fixture(params=["keras2", "tf_keras"])
 def keras(request, tf):
   """The Keras 2 flavours, which have both optimizer generations."""
-  return _keras(request.param, tf)
+  return keras_of(request.param)
 
 
 def _net(keras):
@@ -72,7 +56,7 @@ def _compiled(keras, legacy: bool):
 def test_a_resume_with_lazily_created_slots_passes(flavour, tf, tmp_path):
   """Control: the checkpoint holds Adam's slots, the resumed model's optimizer
   creates them on its first step; the restore is asked for the optimizer."""
-  keras = _keras(flavour, tf)
+  keras = keras_of(flavour)
   source = _net(keras)
   source.compile(optimizer="adam", loss="mse")
   source.fit(*_data(), epochs=1, verbose=0)

@@ -14,42 +14,23 @@ from od_guard.keras import model_facts
 from od_guard.restore import keras_layout
 from od_guard.restore import policy as policy_lib
 
-from conftest import keras3_available
+from conftest import keras_of
 
 FLAVOURS = ["keras2", "tf_keras", "keras3"]
 LEGACY = ("keras2", "tf_keras")
 
 
-def _keras(flavour: str):
-  """The Keras module of a flavour, or skip where this environment lacks it."""
-  import tensorflow as tf
-
-  if flavour == "tf_keras":
-    import tf_keras
-
-    return tf_keras
-  if flavour == "keras3":
-    if not keras3_available():
-      pytest.skip("Keras 3 is the modern environment's")
-    import keras
-
-    return keras
-  if keras3_available():
-    pytest.skip("Keras 2 as tf.keras is TF <= 2.15's (the odapi environment's)")
-  return tf.keras
-
-
 @pytest.fixture(params=FLAVOURS)
 def flavoured(request):
   """(flavour name, Keras module)."""
-  return request.param, _keras(request.param)
+  return request.param, keras_of(request.param)
 
 
 @pytest.fixture(params=LEGACY)
 def legacy(request):
   """(flavour name, Keras module) of the Keras 2 flavours (HDF5 .h5 and
   TF-format save_weights)."""
-  return request.param, _keras(request.param)
+  return request.param, keras_of(request.param)
 
 
 def _mlp(keras, names=("features", "head"), classes=3):
@@ -216,7 +197,7 @@ def test_the_exclude_proposed_for_a_keras_weights_file_works(flavoured, tmp_path
 
 def test_a_keras_archive_loads_and_verifies_in_fit(tmp_path):
   """Was: an OSError from h5py opening the .keras zip, out of on_train_begin."""
-  keras = _keras("keras3")
+  keras = keras_of("keras3")
   saved = _trained(keras)
   path = str(tmp_path / "model.keras")
   saved.save(path)

@@ -4,7 +4,7 @@ Every length, offset, count and depth read from a file is checked against the
 file's size and against these limits before it is used, so that no file, however
 damaged or hostile, makes a reader allocate, loop or recurse without bound. A
 value beyond a limit raises `CorruptCheckpointError` naming the limit. The values
-are far above what TensorFlow, Keras and the OD API write (README, "Limits").
+are far above what TensorFlow, Keras and the OD API write (docs/guarantees.md, "Limits").
 """
 
 from __future__ import annotations
