@@ -311,7 +311,11 @@ def test_backbone_threshold_is_checked_and_can_be_lowered(odapi_world):
 def test_report_json_schema(odapi_world):
   d = preflight.check(odapi_world.write_config("json")).to_dict()
   assert d["schema"] == "od_guard.preflight/1"
-  assert set(d) == {
+  from od_guard.odapi import compat
+
+  # "shims": the compat layer's shims the model was built with, present when any.
+  assert d.get("shims", []) == list(compat.active())
+  assert set(d) - {"shims"} == {
     "schema",
     "tier",
     "verdict",
